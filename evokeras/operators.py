@@ -1,0 +1,511 @@
+"""Variation operators on genomes: pure functions with an explicit random source.
+
+Every function takes a genome (never changed), a ``numpy.random.Generator`` and a
+bound :class:`~evokeras.space.SearchSpace` (``task.space``), and returns new genomes
+that :func:`repair` has made valid and decodable for the space's task: structure
+valid, choices inside the space, spatial size never below ``min_spatial``, layer
+count and parameters within the limits.
+
+The operator set follows the usual neuro-evolution repertoire on a variable-length
+layer list (Miikkulainen et al. 2017, "Evolving Deep Neural Networks"; Real et al. 2017,
+"Large-Scale Evolution of Image Classifiers"): add/remove layer, change a
+hyperparameter or activation, add/remove a skip link, change training genes, and
+one-point crossover on the layer sequence with uniform crossover of training genes.
+For DEAP's in-place ``return ind,`` convention see :mod:`evokeras.toolbox`.
+
+Example:
+    >>> import numpy as np
+    >>> from evokeras.space import default_space
+    >>> space = default_space("image").replace(input_shape=(28, 28, 1), n_outputs=10)
+    >>> rng = np.random.default_rng(0)
+    >>> parent = random_genome(rng, space)
+    >>> child = mutate(parent, rng, space)
+    >>> space.check(child)  # every offspring is valid
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+
+from .genome import Genome, GenomeError, LayerGene, TrainingGenes
+from .space import SearchSpace
+
+__all__ = [
+    "MUTATIONS",
+    "add_layer",
+    "add_skip",
+    "change_activation",
+    "change_hyperparameter",
+    "change_training",
+    "crossover",
+    "mutate",
+    "random_genome",
+    "random_layer",
+    "remove_layer",
+    "remove_skip",
+    "repair",
+]
+
+Mutation = Callable[[Genome, np.random.Generator, SearchSpace], "Genome | None"]
+
+
+# -- helpers -----------------------------------------------------------------------------
+def _pick(rng: np.random.Generator, seq: Sequence[Any]) -> Any:
+    return seq[int(rng.integers(len(seq)))]
+
+
+def _weighted(rng: np.random.Generator, weights: dict[str, float]) -> str:
+    names = [k for k, w in weights.items() if w > 0]
+    p = np.array([weights[k] for k in names], dtype=float)
+    return names[int(rng.choice(len(names), p=p / p.sum()))]
+
+
+def _has_spatial_input(space: SearchSpace) -> bool:
+    input_shape, _ = space.bound()
+    return len(input_shape) > 1 and space.allows_spatial
+
+
+def _nearest(value: float, choices: Sequence[Any]) -> Any:
+    return min(choices, key=lambda c: (abs(c - value), c))
+
+
+def _remove(layers: Sequence[LayerGene], index: int) -> tuple[LayerGene, ...]:
+    """Remove gene ``index`` and renumber the skip links of the others."""
+    out = []
+    for i, layer in enumerate(layers):
+        if i == index:
+            continue
+        skips = tuple(j - (j > index) for j in layer.skips if j != index)
+        out.append(layer.replace(skips=skips) if skips != layer.skips else layer)
+    return tuple(out)
+
+
+def _insert(layers: Sequence[LayerGene], index: int, gene: LayerGene) -> tuple[LayerGene, ...]:
+    """Insert ``gene`` at ``index`` and renumber the skip links after it."""
+    shifted = [
+        layer.replace(skips=tuple(j + (j >= index) for j in layer.skips)) if layer.skips else layer
+        for layer in layers
+    ]
+    return tuple(shifted[:index]) + (gene,) + tuple(shifted[index:])
+
+
+def _first_dense(layers: Sequence[LayerGene]) -> int:
+    return next((i for i, layer in enumerate(layers) if layer.kind == "dense"), len(layers))
+
+
+def _last_spatial(layers: Sequence[LayerGene]) -> int:
+    return max((i for i, layer in enumerate(layers) if layer.is_spatial), default=-1)
+
+
+# -- random genes ------------------------------------------------------------------------
+def random_layer(rng: np.random.Generator, space: SearchSpace, *, spatial: bool) -> LayerGene:
+    """A random layer gene; ``spatial=False`` excludes conv and pool genes."""
+    weights = dict(space.layer_kinds)
+    if not spatial:
+        weights.pop("conv", None)
+        weights.pop("pool", None)
+    if not any(w > 0 for w in weights.values()):
+        weights = {"dense": 1.0}
+    kind = _weighted(rng, weights)
+    if kind == "dense":
+        return LayerGene("dense", units=_pick(rng, space.units), activation=_pick(rng, space.activations))
+    if kind == "conv":
+        return LayerGene(
+            "conv",
+            units=_pick(rng, space.filters),
+            kernel_size=_pick(rng, space.kernel_sizes),
+            strides=_pick(rng, space.strides),
+            activation=_pick(rng, space.activations),
+        )
+    if kind == "pool":
+        return LayerGene("pool", pool_type=_pick(rng, ("max", "avg")), pool_size=_pick(rng, space.pool_sizes))
+    if kind == "dropout":
+        return LayerGene("dropout", rate=round(float(rng.uniform(*space.dropout)), 2))
+    if kind == "activation":
+        return LayerGene("activation", activation=_pick(rng, space.activations))
+    return LayerGene("batchnorm")
+
+
+def _random_learning_rate(rng: np.random.Generator, space: SearchSpace) -> float:
+    lo, hi = space.learning_rate
+    return float(f"{math.exp(rng.uniform(math.log(lo), math.log(hi))):.3g}")
+
+
+def random_training(rng: np.random.Generator, space: SearchSpace) -> TrainingGenes:
+    """Random training genes from the space."""
+    return TrainingGenes(
+        optimizer=_pick(rng, space.optimizers),
+        learning_rate=_random_learning_rate(rng, space),
+        batch_size=_pick(rng, space.batch_sizes),
+    )
+
+
+def random_genome(rng: np.random.Generator, space: SearchSpace) -> Genome:
+    """A random valid genome with ``space.init_layers`` layers (before repair).
+
+    Spatial genes are drawn first while the input has spatial axes; once a dense gene
+    is drawn the rest are flat. Each gene from the third on gets a skip link with
+    probability 0.2.
+    """
+    lo, hi = space.init_layers
+    n = int(rng.integers(lo, hi + 1))
+    spatial = _has_spatial_input(space)
+    layers: list[LayerGene] = []
+    for i in range(n):
+        layer = random_layer(rng, space, spatial=spatial)
+        spatial = spatial and layer.kind != "dense"
+        if i >= 2 and space.max_skips > 0 and rng.random() < 0.2:
+            layer = layer.replace(skips=(int(rng.integers(0, i - 1)),), merge=_pick(rng, space.merges))
+        layers.append(layer)
+    genome = Genome(tuple(layers), reduce=_pick(rng, space.reductions), training=random_training(rng, space))
+    return repair(genome, space)
+
+
+# -- mutations -----------------------------------------------------------------------------
+def add_layer(genome: Genome, rng: np.random.Generator, space: SearchSpace) -> Genome | None:
+    """Insert a random gene at a random position where its kind is allowed."""
+    if len(genome.layers) >= space.max_layers:
+        return None
+    layers = genome.layers
+    n = len(layers)
+    pos = int(rng.integers(0, n + 1))
+    spatial = _has_spatial_input(space) and pos <= _first_dense(layers)
+    gene = random_layer(rng, space, spatial=spatial)
+    if gene.kind == "dense":
+        pos = max(pos, _last_spatial(layers) + 1)
+    return repair(genome.replace(layers=_insert(layers, pos, gene)), space)
+
+
+def remove_layer(genome: Genome, rng: np.random.Generator, space: SearchSpace) -> Genome | None:
+    """Remove a random gene (links to it are dropped, the others renumbered)."""
+    if len(genome.layers) <= max(space.min_layers, 1):
+        return None
+    index = int(rng.integers(len(genome.layers)))
+    return repair(genome.replace(layers=_remove(genome.layers, index)), space)
+
+
+def _step(rng: np.random.Generator, value: Any, choices: Sequence[Any]) -> Any:
+    """A neighbouring choice (70%) or any other choice (30%)."""
+    options = [c for c in choices if c != value]
+    if not options:
+        return value
+    ordered = sorted(choices)
+    if value in ordered and rng.random() < 0.7:
+        k = ordered.index(value)
+        near = [ordered[m] for m in (k - 1, k + 1) if 0 <= m < len(ordered)]
+        return _pick(rng, near)
+    return _pick(rng, options)
+
+
+def change_hyperparameter(genome: Genome, rng: np.random.Generator, space: SearchSpace) -> Genome | None:
+    """Change one hyperparameter of one gene (units, kernel, stride, pool, rate) or the reduction."""
+    options: list[tuple[int, str]] = [(-1, "reduce")] if len(space.reductions) > 1 else []
+    for i, layer in enumerate(genome.layers):
+        for name in ("units", "kernel_size", "strides", "pool_size", "pool_type", "rate"):
+            if getattr(layer, name) is not None:
+                options.append((i, name))
+    if not options:
+        return None
+    i, name = _pick(rng, options)
+    if name == "reduce":
+        return repair(genome.replace(reduce=_step(rng, genome.reduce, space.reductions)), space)
+    layer = genome.layers[i]
+    value = getattr(layer, name)
+    if name == "rate":
+        lo, hi = space.dropout
+        new: Any = round(float(np.clip(value + rng.normal(0.0, 0.1), lo, hi)), 2)
+    elif name == "pool_type":
+        new = "avg" if value == "max" else "max"
+    else:
+        choices = {
+            "units": space.filters if layer.kind == "conv" else space.units,
+            "kernel_size": space.kernel_sizes,
+            "strides": space.strides,
+            "pool_size": space.pool_sizes,
+        }[name]
+        new = _step(rng, value, choices)
+    layers = list(genome.layers)
+    layers[i] = layer.replace(**{name: new})
+    return repair(genome.replace(layers=tuple(layers)), space)
+
+
+def change_activation(genome: Genome, rng: np.random.Generator, space: SearchSpace) -> Genome | None:
+    """Give one gene that has an activation a different one."""
+    options = [i for i, layer in enumerate(genome.layers) if layer.activation is not None]
+    if not options or len(space.activations) < 2:
+        return None
+    i = _pick(rng, options)
+    layer = genome.layers[i]
+    new = _pick(rng, [a for a in space.activations if a != layer.activation])
+    layers = list(genome.layers)
+    layers[i] = layer.replace(activation=new)
+    return repair(genome.replace(layers=tuple(layers)), space)
+
+
+def _skip_candidates(genome: Genome, space: SearchSpace) -> list[tuple[int, int]]:
+    regions = genome.regions()
+    out = []
+    for i, layer in enumerate(genome.layers):
+        if len(layer.skips) >= space.max_skips:
+            continue
+        out += [(i, j) for j in range(i - 1) if j not in layer.skips and regions[j] == regions[i]]
+    return out
+
+
+def add_skip(genome: Genome, rng: np.random.Generator, space: SearchSpace) -> Genome | None:
+    """Link a gene to the output of an earlier gene of the same part (spatial or flat)."""
+    candidates = _skip_candidates(genome, space)
+    if not candidates:
+        return None
+    i, j = _pick(rng, candidates)
+    layer = genome.layers[i]
+    merge = layer.merge if layer.skips else _pick(rng, space.merges)
+    layers = list(genome.layers)
+    layers[i] = layer.replace(skips=tuple(sorted((*layer.skips, j))), merge=merge)
+    return repair(genome.replace(layers=tuple(layers)), space)
+
+
+def remove_skip(genome: Genome, rng: np.random.Generator, space: SearchSpace) -> Genome | None:
+    """Remove one skip link."""
+    options = [(i, j) for i, layer in enumerate(genome.layers) for j in layer.skips]
+    if not options:
+        return None
+    i, j = _pick(rng, options)
+    layers = list(genome.layers)
+    layers[i] = layers[i].replace(skips=tuple(s for s in layers[i].skips if s != j))
+    return repair(genome.replace(layers=tuple(layers)), space)
+
+
+def change_training(genome: Genome, rng: np.random.Generator, space: SearchSpace) -> Genome | None:
+    """Change the optimizer, the learning rate (log-normal step) or the batch size."""
+    t = genome.training
+    which = _pick(rng, ("optimizer", "learning_rate", "batch_size"))
+    if which == "optimizer":
+        t = TrainingGenes(_step(rng, t.optimizer, space.optimizers), t.learning_rate, t.batch_size)
+    elif which == "batch_size":
+        t = TrainingGenes(t.optimizer, t.learning_rate, _step(rng, t.batch_size, space.batch_sizes))
+    else:
+        lo, hi = space.learning_rate
+        lr = float(f"{float(np.clip(t.learning_rate * math.exp(rng.normal(0.0, 0.7)), lo, hi)):.3g}")
+        t = TrainingGenes(t.optimizer, lr, t.batch_size)
+    return repair(genome.replace(training=t), space)
+
+
+MUTATIONS: dict[str, Mutation] = {
+    "add_layer": add_layer,
+    "remove_layer": remove_layer,
+    "change_hyperparameter": change_hyperparameter,
+    "change_activation": change_activation,
+    "add_skip": add_skip,
+    "remove_skip": remove_skip,
+    "change_training": change_training,
+}
+
+DEFAULT_MUTATION_WEIGHTS: dict[str, float] = {
+    "add_layer": 2.0,
+    "remove_layer": 1.5,
+    "change_hyperparameter": 3.0,
+    "change_activation": 1.0,
+    "add_skip": 1.0,
+    "remove_skip": 0.5,
+    "change_training": 1.5,
+}
+
+
+def mutate(
+    genome: Genome,
+    rng: np.random.Generator,
+    space: SearchSpace,
+    *,
+    weights: dict[str, float] | None = None,
+) -> Genome:
+    """Apply one mutation, drawn by ``weights`` among those that change the genome.
+
+    Args:
+        genome: the parent (not changed).
+        rng: the random source.
+        space: a bound search space.
+        weights: relative weights of the :data:`MUTATIONS` by name
+            (default :data:`DEFAULT_MUTATION_WEIGHTS`).
+
+    Returns:
+        A valid child; the parent itself (repaired) only if no mutation applies.
+    """
+    weights = dict(DEFAULT_MUTATION_WEIGHTS if weights is None else weights)
+    unknown = set(weights) - set(MUTATIONS)
+    if unknown:
+        raise ValueError(f"mutate: unknown mutation {sorted(unknown)[0]!r} (known: {sorted(MUTATIONS)})")
+    parent = genome.as_genome()
+    while any(w > 0 for w in weights.values()):
+        name = _weighted(rng, weights)
+        child = MUTATIONS[name](parent, rng, space)
+        if child is not None and child != parent:
+            return child
+        weights[name] = 0.0
+    return repair(parent, space)
+
+
+def crossover(
+    a: Genome, b: Genome, rng: np.random.Generator, space: SearchSpace
+) -> tuple[Genome, Genome]:
+    """One-point crossover of the layer sequences, uniform crossover of training genes.
+
+    A cut ``i`` in ``a`` and ``j`` in ``b`` give ``a[:i] + b[j:]`` and ``b[:j] + a[i:]``;
+    when a head already holds a dense gene, the other cut is moved past the other
+    parent's last conv/pool gene so that no conv/pool follows a dense gene. Skip links
+    inside the tail keep pointing at the same genes; links into the dropped part are
+    removed. The reduction comes from either parent at random.
+    """
+    a, b = a.as_genome(), b.as_genome()
+    i = int(rng.integers(len(a.layers) + 1))
+    j_low = _last_spatial(b.layers) + 1 if _first_dense(a.layers) < i else 0
+    j = int(rng.integers(j_low, len(b.layers) + 1)) if j_low <= len(b.layers) else len(b.layers)
+    if _first_dense(b.layers) < j and _last_spatial(a.layers) >= i:
+        i = _last_spatial(a.layers) + 1
+
+    def splice(head: Genome, cut_h: int, tail: Genome, cut_t: int) -> tuple[LayerGene, ...]:
+        moved = tuple(
+            layer.replace(skips=tuple(s - cut_t + cut_h for s in layer.skips if s >= cut_t))
+            for layer in tail.layers[cut_t:]
+        )
+        return head.layers[:cut_h] + moved
+
+    ta, tb = a.training, b.training
+    swap = rng.random(3) < 0.5
+    fields = ("optimizer", "learning_rate", "batch_size")
+    ca = {f: getattr(tb if s else ta, f) for f, s in zip(fields, swap, strict=True)}
+    cb = {f: getattr(ta if s else tb, f) for f, s in zip(fields, swap, strict=True)}
+    reduce_a, reduce_b = (b.reduce, a.reduce) if rng.random() < 0.5 else (a.reduce, b.reduce)
+    child_a = Genome(splice(a, i, b, j), reduce=reduce_a, training=TrainingGenes(**ca))
+    child_b = Genome(splice(b, j, a, i), reduce=reduce_b, training=TrainingGenes(**cb))
+    return repair(child_a, space), repair(child_b, space)
+
+
+# -- repair ----------------------------------------------------------------------------------
+def repair(genome: Genome, space: SearchSpace) -> Genome:
+    """Make ``genome`` valid and decodable inside ``space`` (deterministic).
+
+    In order: drop genes of kinds the space or the input does not allow and conv/pool
+    genes after a dense gene; move every value to the nearest allowed choice; drop
+    skip links that are out of range, cross the spatial/flat border or exceed
+    ``max_skips``; drop conv/pool genes that would shrink the spatial size below
+    ``min_spatial``; trim to ``max_layers``; while over ``max_params``, switch a
+    flatten reduction to global average pooling, step the widest layer down to the
+    next smaller width, or remove it; pad to ``min_layers`` with the narrowest dense gene.
+
+    Raises:
+        GenomeError: if no genome of the space fits (e.g. the head alone exceeds
+            ``max_params``).
+    """
+    input_shape, _ = space.bound()
+    spatial_ok = _has_spatial_input(space)
+    layers = list(genome.as_genome().layers)
+
+    # Kinds.
+    i, seen_dense = 0, False
+    while i < len(layers):
+        layer = layers[i]
+        allowed = space.layer_kinds.get(layer.kind, 0) > 0 and not (layer.is_spatial and (seen_dense or not spatial_ok))
+        if not allowed:
+            layers = list(_remove(layers, i))
+            continue
+        seen_dense = seen_dense or layer.kind == "dense"
+        i += 1
+
+    # Values.
+    layers = [_clamp_layer(layer, space) for layer in layers]
+    t = genome.training
+    lo, hi = space.learning_rate
+    training = TrainingGenes(
+        optimizer=t.optimizer if t.optimizer in space.optimizers else space.optimizers[0],
+        learning_rate=float(min(max(t.learning_rate, lo), hi)),
+        batch_size=_nearest(t.batch_size, space.batch_sizes),
+    )
+    reduce = genome.reduce if genome.reduce in space.reductions else space.reductions[0]
+    out = Genome(tuple(layers), reduce=reduce, training=training)
+
+    out = _fix_skips(out, space)
+    out = _fix_spatial(out, space, input_shape)
+    while len(out.layers) > space.max_layers:
+        out = out.replace(layers=_remove(out.layers, len(out.layers) - 1))
+    out = _fix_params(out, space)
+    while len(out.layers) < space.min_layers:
+        units = min(space.units)
+        out = out.replace(layers=out.layers + (LayerGene("dense", units=units, activation=space.activations[0]),))
+        out = _fix_params(out, space)
+    return out
+
+
+def _clamp_layer(layer: LayerGene, space: SearchSpace) -> LayerGene:
+    changes: dict[str, Any] = {}
+    if layer.units is not None:
+        choices = space.filters if layer.kind == "conv" else space.units
+        changes["units"] = _nearest(layer.units, choices)
+    for name, choices in (("kernel_size", space.kernel_sizes), ("strides", space.strides),
+                          ("pool_size", space.pool_sizes)):
+        if getattr(layer, name) is not None:
+            changes[name] = _nearest(getattr(layer, name), choices)
+    if layer.activation is not None and layer.activation not in space.activations:
+        changes["activation"] = space.activations[0]
+    if layer.rate is not None:
+        changes["rate"] = float(min(max(layer.rate, space.dropout[0]), space.dropout[1]))
+    if layer.skips and layer.merge not in space.merges:
+        changes["merge"] = space.merges[0]
+    changed = {k: v for k, v in changes.items() if getattr(layer, k) != v}
+    return layer.replace(**changed) if changed else layer
+
+
+def _fix_skips(genome: Genome, space: SearchSpace) -> Genome:
+    regions = genome.regions()
+    layers = []
+    for i, layer in enumerate(genome.layers):
+        skips = tuple(sorted({j for j in layer.skips if 0 <= j <= i - 2 and regions[j] == regions[i]}))
+        skips = skips[-space.max_skips:] if space.max_skips else ()
+        layers.append(layer.replace(skips=skips) if skips != layer.skips else layer)
+    return genome.replace(layers=tuple(layers))
+
+
+def _fix_spatial(genome: Genome, space: SearchSpace, input_shape: tuple[int, ...]) -> Genome:
+    size = min(input_shape[:-1]) if len(input_shape) > 1 else None
+    i = 0
+    layers = genome.layers
+    while i < len(layers):
+        layer = layers[i]
+        if size is not None and layer.is_spatial:
+            step = layer.strides if layer.kind == "conv" else layer.pool_size
+            assert step is not None
+            new = math.ceil(size / step)
+            if new < space.min_spatial:
+                layers = _remove(layers, i)
+                continue
+            size = new
+        i += 1
+    return genome.replace(layers=layers)
+
+
+def _fix_params(genome: Genome, space: SearchSpace) -> Genome:
+    gap = next((r for r in ("global_avg", "global_max") if r in space.reductions), None)
+    spatial_input = len(space.bound()[0]) > 1
+    while (a := space.analyze(genome)).params > space.max_params:
+        if genome.reduce == "flatten" and gap and spatial_input:
+            genome = genome.replace(reduce=gap)
+            continue
+        if not genome.layers:
+            raise GenomeError(
+                f"genome: cannot fit under max_params={space.max_params} (the head alone has {a.params})"
+            )
+        widest = int(np.argmax(a.layer_params))
+        layer = genome.layers[widest]
+        choices = space.filters if layer.kind == "conv" else space.units
+        smaller = [c for c in sorted(choices) if layer.units is not None and c < layer.units]
+        if smaller:
+            layers = list(genome.layers)
+            layers[widest] = layer.replace(units=smaller[-1])
+            genome = genome.replace(layers=tuple(layers))
+        else:
+            genome = genome.replace(layers=_remove(genome.layers, widest))
+    return genome
