@@ -1,0 +1,7 @@
+"""Custom Keras layers used by decoded genomes (``keras.ops`` only, serialisable)."""
+
+from __future__ import annotations
+
+from ._resize import SpatialResize
+
+__all__ = ["SpatialResize"]
