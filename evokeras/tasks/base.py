@@ -21,6 +21,8 @@ class Task:
     family: str = "image"
     input_shape: tuple[int, ...] = ()
     n_outputs: int = 1
+    #: Metrics the evaluator measures for this task (each may be an objective).
+    measures: tuple[str, ...] = ("val_error", "val_loss", "exec_time", "params", "flops")
 
     def __init__(self, *, space: SearchSpace | None = None) -> None:
         from ..space import default_space

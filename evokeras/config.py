@@ -1,0 +1,147 @@
+"""The resolved configuration of a search, checked key by key.
+
+A study's budget preset (``smoke``/``default``/``full``) is a dictionary overlaid on
+:class:`SearchConfig` defaults; a user's overrides (``--config FILE.json``) are
+overlaid on that. Unknown keys and wrong types raise :class:`ConfigError` naming the
+key, before anything is written.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from .evaluate import Budget
+
+__all__ = ["ConfigError", "SearchConfig"]
+
+
+class ConfigError(ValueError):
+    """A configuration key is unknown or has a wrong value; the message names it."""
+
+
+def _check_type(key: str, value: Any, kind: str) -> None:
+    ok = {
+        "int": isinstance(value, int) and not isinstance(value, bool),
+        "num": isinstance(value, int | float) and not isinstance(value, bool),
+        "str": isinstance(value, str),
+        "bool": isinstance(value, bool),
+        "dict": isinstance(value, Mapping),
+        "optnum": value is None or (isinstance(value, int | float) and not isinstance(value, bool)),
+    }[kind]
+    if not ok:
+        raise ConfigError(f"config key {key!r}: expected {kind}, got {type(value).__name__} {value!r}")
+
+
+@dataclass(frozen=True)
+class SearchConfig:
+    """Everything that determines a search run.
+
+    Attributes:
+        study: the study name (for labels and the default run directory).
+        task: registered task name.
+        budget_name: ``smoke``, ``default``, ``full`` or ``custom``.
+        seed: the one seed all randomness derives from.
+        population: mu, the population kept by NSGA-II.
+        offspring: lambda, offspring per generation.
+        generations: generations after the initial one.
+        cxpb, mutpb: probabilities that an offspring comes from crossover / mutation
+            (else it is a copy of a parent).
+        wall_seconds: stop at the end of the generation that passes this (``None``: no limit).
+        objectives: ``{name: weight}``; weight < 0 minimises.
+        evaluation: :class:`~evokeras.evaluate.Budget` fields.
+        space: :class:`~evokeras.space.SearchSpace` options overriding the task default.
+        final_epochs: epochs of the final retraining of front members on train + validation.
+        final_train_samples: training examples of that retraining (``None``: all).
+    """
+
+    study: str = "custom"
+    task: str = "mnist"
+    budget_name: str = "custom"
+    seed: int = 0
+    population: int = 8
+    offspring: int = 8
+    generations: int = 3
+    cxpb: float = 0.3
+    mutpb: float = 0.6
+    wall_seconds: float | None = None
+    objectives: dict[str, float] = field(default_factory=lambda: {"val_error": -1.0, "exec_time": -1.0})
+    evaluation: dict[str, Any] = field(default_factory=dict)
+    space: dict[str, Any] = field(default_factory=dict)
+    final_epochs: int = 3
+    final_train_samples: int | None = None
+
+    _TYPES = {
+        "study": "str", "task": "str", "budget_name": "str", "seed": "int", "population": "int",
+        "offspring": "int", "generations": "int", "cxpb": "num", "mutpb": "num",
+        "wall_seconds": "optnum", "objectives": "dict", "evaluation": "dict", "space": "dict",
+        "final_epochs": "int", "final_train_samples": "optnum",
+    }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any], *, base: SearchConfig | None = None) -> SearchConfig:
+        """Overlay ``data`` on ``base`` (defaults if ``None``), checking every key."""
+        if not isinstance(data, Mapping):
+            raise ConfigError(f"config: expected a JSON object, got {type(data).__name__}")
+        values = dataclasses.asdict(base) if base is not None else {}
+        for key, value in data.items():
+            if key not in cls._TYPES:
+                raise ConfigError(f"unknown config key {key!r} (known: {sorted(cls._TYPES)})")
+            _check_type(key, value, cls._TYPES[key])
+            if key in ("evaluation", "space") and key in values:
+                value = {**values[key], **value}
+            values[key] = value
+        config = cls(**values)
+        config.check()
+        return config
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def budget(self) -> Budget:
+        try:
+            return Budget.from_dict(self.evaluation, where="config key 'evaluation'")
+        except ValueError as exc:
+            raise ConfigError(str(exc)) from exc
+
+    def search_space(self, task: Any) -> Any:
+        """The task's search space with this configuration's ``space`` overrides."""
+        from .space import SearchSpace
+
+        try:
+            return SearchSpace.from_dict(self.space, base=task.space)
+        except (TypeError, ValueError) as exc:
+            raise ConfigError(f"config key 'space': {exc}") from exc
+
+    def check(self) -> None:
+        """Raise :class:`ConfigError` naming the first invalid key."""
+        for key, kind in self._TYPES.items():
+            _check_type(key, getattr(self, key), kind)
+        if self.population < 2:
+            raise ConfigError(f"config key 'population': must be >= 2, got {self.population}")
+        if self.offspring < 1:
+            raise ConfigError(f"config key 'offspring': must be >= 1, got {self.offspring}")
+        if self.generations < 0:
+            raise ConfigError(f"config key 'generations': must be >= 0, got {self.generations}")
+        if not (0 <= self.cxpb and 0 <= self.mutpb and self.cxpb + self.mutpb <= 1):
+            raise ConfigError(f"config keys 'cxpb'/'mutpb': need cxpb, mutpb >= 0 and cxpb + mutpb <= 1, got {self.cxpb}, {self.mutpb}")
+        if not self.objectives or any(
+            not isinstance(w, int | float) or isinstance(w, bool) or w == 0 for w in self.objectives.values()
+        ):
+            raise ConfigError(f"config key 'objectives': expected {{name: non-zero weight}}, got {self.objectives!r}")
+        from .tasks import make_task
+
+        try:
+            task = make_task(self.task)
+        except ValueError as exc:
+            raise ConfigError(f"config key 'task': {exc}") from exc
+        self.search_space(task)
+        unknown = sorted(set(self.objectives) - set(task.measures))
+        if unknown:
+            raise ConfigError(
+                f"config key 'objectives': {unknown[0]!r} is not measured by task {self.task!r} "
+                f"(measured: {list(task.measures)})"
+            )
+        self.budget()

@@ -1,0 +1,50 @@
+"""The Pareto front of a run as a table (or JSON)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+__all__ = ["format_report", "read_front"]
+
+
+def read_front(run_dir: str | Path) -> dict[str, Any]:
+    """The front of a run: ``hall_of_fame.json`` if written, else the last checkpoint's front."""
+    from .store import RunStore
+
+    run_dir = Path(run_dir)
+    hof = run_dir / "hall_of_fame.json"
+    if hof.is_file():
+        return json.loads(hof.read_text())
+    with RunStore(run_dir / "run.db", create=False) as store:
+        state = store.latest_checkpoint() or {"front": []}
+        objectives = store.get_meta("objectives") or {}
+    members = []
+    for item in state["front"]:
+        from .genome import Genome
+
+        g = Genome.from_dict(item["genome"])
+        members.append({"key": g.key, "genome": item["genome"], "objectives": dict(zip(objectives, item["fitness"], strict=False))})
+    return {"objectives": objectives, "members": members, "final": False}
+
+
+def format_report(run_dir: str | Path) -> str:
+    """A plain-text table of the front, one member per row."""
+    data = read_front(run_dir)
+    names = list(data["objectives"])
+    cols = ["key", "layers", *names, "params", "test_accuracy", "test_exec_time"]
+    rows = []
+    for m in data["members"]:
+        metrics = m.get("metrics", {})
+        row = [m["key"], str(len(m["genome"]["layers"]))]
+        row += [f"{m['objectives'][n]:.4g}" for n in names]
+        row.append(str(metrics.get("params", "")))
+        row.append(f"{m['test_accuracy']:.4f}" if "test_accuracy" in m else "-")
+        row.append(f"{m['test_exec_time'] * 1e6:.2f} us" if "test_exec_time" in m else "-")
+        rows.append(row)
+    widths = [max(len(c), *(len(r[i]) for r in rows)) if rows else len(c) for i, c in enumerate(cols)]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(cols, widths, strict=True))]
+    lines += ["  ".join(v.ljust(w) for v, w in zip(r, widths, strict=True)) for r in rows]
+    title = "Pareto front" + ("" if data.get("final", True) else " (search not finished: no test figures yet)")
+    return title + f" of {Path(run_dir)}\n" + "\n".join(lines)

@@ -1,0 +1,336 @@
+"""The generational search: NSGA-II (mu + lambda) with a Pareto-front hall of fame.
+
+Each generation: vary the population into ``offspring`` children (crossover, mutation
+or copy, drawn from the run's one random source), evaluate the children whose key was
+never evaluated in this run (each result is committed to the run store as soon as it
+finishes), select the next population with ``deap.tools.selNSGA2`` from parents and
+children, update the ``deap.tools.ParetoFront``, record per-objective statistics in a
+``deap.tools.Logbook``, and commit a checkpoint (population, front, RNG state, as
+JSON). :meth:`Search.resume` continues from the last checkpoint; evaluations done
+after it are read back from the store, not redone.
+
+Example:
+    >>> from evokeras.config import SearchConfig
+    >>> cfg = SearchConfig.from_dict({"generations": 1, "population": 4, "offspring": 4})
+    >>> # Search(cfg, "runs/demo").run()   # trains real networks
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import shutil
+import time
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from deap import tools
+
+from .config import ConfigError, SearchConfig
+from .evaluate import EvalResult, Evaluator
+from .genome import Genome
+from .store import RunStore, StoreError
+from .tasks import Task, make_task
+from .toolbox import Individual, make_toolbox, to_individual
+
+__all__ = ["RunError", "Search", "SearchResult", "write_json_atomic"]
+
+log = logging.getLogger(__name__)
+
+EvaluateFn = Callable[[Genome], EvalResult]
+MapFn = Callable[[EvaluateFn, Sequence[Genome]], Iterable[EvalResult]]
+
+
+class RunError(RuntimeError):
+    """A run directory is missing, unreadable or already holds another run."""
+
+
+@dataclass
+class SearchResult:
+    """What a finished (or stopped) search returns."""
+
+    front: list[Individual]
+    logbook: tools.Logbook
+    generations_done: int
+    evaluations: int
+    wall_seconds: float
+    stopped_by: str
+
+
+def write_json_atomic(path: Path, data: Any) -> None:
+    """Write JSON to ``path`` via a temporary file and ``os.replace``."""
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(data, indent=2) + "\n")
+    os.replace(tmp, path)
+
+
+def _versions() -> dict[str, str]:
+    import importlib.metadata as md
+
+    out = {}
+    for pkg in ("evokeras", "keras", "tensorflow-cpu", "tensorflow", "jax", "deap", "numpy"):
+        try:
+            out[pkg] = md.version(pkg)
+        except md.PackageNotFoundError:
+            continue
+    out["keras_backend"] = os.environ.get("KERAS_BACKEND", "tensorflow")
+    return out
+
+
+def serial_map(fn: EvaluateFn, genomes: Sequence[Genome]) -> Iterator[EvalResult]:
+    """Evaluate one after another, yielding each result as soon as it is ready."""
+    for g in genomes:
+        yield fn(g)
+
+
+class Search:
+    """A search run bound to a run directory.
+
+    Args:
+        config: the resolved configuration.
+        out_dir: the run directory (created; must not already hold a run).
+        evaluate: ``genome -> EvalResult``; default an :class:`Evaluator` for the task.
+        map_fn: ``(evaluate, genomes) -> iterable of results`` in any order of
+            completion is *not* allowed: results must come in the order of ``genomes``.
+        progress: show a progress bar on stderr.
+    """
+
+    def __init__(
+        self,
+        config: SearchConfig,
+        out_dir: str | Path,
+        *,
+        evaluate: EvaluateFn | None = None,
+        map_fn: MapFn | None = None,
+        progress: bool = False,
+        _resuming: bool = False,
+    ) -> None:
+        config.check()
+        self.config = config
+        self.out_dir = Path(out_dir)
+        base_task = make_task(config.task)
+        self.task: Task = make_task(config.task, space=config.search_space(base_task))
+        self.evaluate = evaluate or Evaluator(self.task, config.budget(), config.objectives, seed=config.seed)
+        self.map_fn = map_fn or serial_map
+        self.progress = progress
+        self.toolbox = make_toolbox(self.task, objectives=config.objectives, seed=config.seed)
+        self.weights = tuple(float(w) for w in config.objectives.values())
+        if not _resuming:
+            self._create_run_dir()
+        self.store = RunStore(self.out_dir / "run.db", create=not _resuming)
+        if not _resuming:
+            self.store.set_meta("objectives", config.objectives)
+        self.fit_seconds = 0.0
+        self._best: dict[str, float] = {}
+        for _, result in self.store.evaluations():
+            self._note_best(result)
+
+    # -- run directory ---------------------------------------------------------------------
+    def _create_run_dir(self) -> None:
+        if (self.out_dir / "run.db").exists():
+            raise RunError(f"{self.out_dir} already holds a run: use `evokeras resume {self.out_dir}`")
+        self.out_dir.mkdir(parents=True, exist_ok=True)
+        write_json_atomic(
+            self.out_dir / "config.json", {"config": self.config.to_dict(), "versions": _versions()}
+        )
+
+    @classmethod
+    def resume(cls, out_dir: str | Path, **kwargs: Any) -> Search:
+        """Re-open the run in ``out_dir`` (written by an earlier :class:`Search`)."""
+        out_dir = Path(out_dir)
+        cfg_path = out_dir / "config.json"
+        if not (out_dir / "run.db").is_file() or not cfg_path.is_file():
+            raise RunError(f"{out_dir} is not a run directory (no run.db/config.json)")
+        try:
+            config = SearchConfig.from_dict(json.loads(cfg_path.read_text())["config"])
+        except (OSError, KeyError, json.JSONDecodeError, ConfigError) as exc:
+            raise RunError(f"cannot read {cfg_path}: {exc}") from exc
+        try:
+            return cls(config, out_dir, _resuming=True, **kwargs)
+        except StoreError as exc:
+            raise RunError(str(exc)) from exc
+
+    # -- evaluation ----------------------------------------------------------------------------
+    def _evaluate_all(self, individuals: list[Individual], gen: int, bar: Any) -> tuple[int, int]:
+        """Give every individual its fitness; returns (evaluated now, failed now)."""
+        results: dict[str, EvalResult] = {}
+        todo: list[Genome] = []
+        for ind in individuals:
+            if ind.key in results:
+                continue
+            cached = self.store.get_evaluation(ind.key)
+            if cached is not None:
+                results[ind.key] = cached
+            else:
+                results[ind.key] = None  # type: ignore[assignment]
+                todo.append(ind.as_genome())
+        if bar is not None:
+            bar.reset(total=len(todo))
+            bar.set_description(f"gen {gen}")
+        failed = 0
+        for genome, result in zip(todo, self.map_fn(self.evaluate, todo), strict=True):
+            if result.key != genome.key:
+                raise RuntimeError(f"map backend returned {result.key} for {genome.key}")
+            self.store.add_evaluation(result, gen)
+            results[result.key] = result
+            self.fit_seconds += result.times.get("fit", 0.0) + result.times.get("evaluate", 0.0)
+            failed += not result.ok
+            self._note_best(result)
+            if bar is not None:
+                bar.update(1)
+                bar.set_postfix_str(self._best_text())
+        for ind in individuals:
+            r = results[ind.key]
+            ind.fitness.values = r.objectives
+            object.__setattr__(ind, "status", r.status)
+        return len(todo), failed
+
+    def _note_best(self, result: EvalResult) -> None:
+        if not result.ok:
+            return
+        for name, w, v in zip(result.objective_names, self.weights, result.objectives, strict=True):
+            self._best[name] = v if name not in self._best else (max if w > 0 else min)(self._best[name], v)
+
+    def _best_text(self) -> str:
+        return " ".join(f"{k}={v:.4g}" for k, v in self._best.items())
+
+    # -- variation -----------------------------------------------------------------------------
+    def _vary(self, population: list[Individual]) -> list[Individual]:
+        """DEAP's varOr, drawing from the run's numpy generator instead of ``random``."""
+        rng, tb, cfg = self.toolbox.rng, self.toolbox, self.config
+        offspring = []
+        for _ in range(cfg.offspring):
+            r = rng.random()
+            if r < cfg.cxpb:
+                i, j = rng.choice(len(population), size=2, replace=False)
+                child, _ = tb.mate(population[int(i)], population[int(j)])
+            elif r < cfg.cxpb + cfg.mutpb:
+                (child,) = tb.mutate(population[int(rng.integers(len(population)))])
+            else:
+                child = to_individual(population[int(rng.integers(len(population)))], tb.fitness_class)
+            offspring.append(child)
+        return offspring
+
+    # -- statistics ------------------------------------------------------------------------------
+    def _record(self, gen: int, population: list[Individual], nevals: int, nfailed: int, elapsed: float) -> dict[str, Any]:
+        ok = [ind for ind in population if getattr(ind, "status", "ok") == "ok"]
+        record: dict[str, Any] = {"gen": gen, "nevals": nevals, "nfailed": nfailed, "elapsed": round(elapsed, 3)}
+        for i, name in enumerate(self.config.objectives):
+            values = np.array([ind.fitness.values[i] for ind in ok], dtype=float)
+            if values.size:
+                record[name] = {"min": float(values.min()), "avg": float(values.mean()),
+                                "max": float(values.max()), "std": float(values.std())}
+            else:
+                record[name] = {s: math.nan for s in ("min", "avg", "max", "std")}
+        return record
+
+    def _state(self, gen: int, population: list[Individual], front: tools.ParetoFront, elapsed: float) -> dict[str, Any]:
+        def dump(ind: Individual) -> dict[str, Any]:
+            return {"genome": ind.to_dict(), "fitness": list(ind.fitness.values), "status": getattr(ind, "status", "ok")}
+
+        return {
+            "gen": gen,
+            "population": [dump(i) for i in population],
+            "front": [dump(i) for i in front],
+            "rng": self.toolbox.rng.bit_generator.state,
+            "elapsed": elapsed,
+            "fit_seconds": self.fit_seconds,
+        }
+
+    def _load(self, items: list[dict[str, Any]]) -> list[Individual]:
+        out = []
+        for item in items:
+            ind = to_individual(Genome.from_dict(item["genome"]), self.toolbox.fitness_class)
+            ind.fitness.values = tuple(item["fitness"])
+            object.__setattr__(ind, "status", item.get("status", "ok"))
+            out.append(ind)
+        return out
+
+    @staticmethod
+    def _logbook(records: list[dict[str, Any]]) -> tools.Logbook:
+        book = tools.Logbook()
+        for r in records:
+            book.record(**r)
+        return book
+
+    # -- the loop ----------------------------------------------------------------------------------
+    def run(self) -> SearchResult:
+        """Run (or continue) the search until its generations or wall budget are spent."""
+        cfg = self.config
+        checkpoint = self.store.latest_checkpoint()
+        front = tools.ParetoFront()
+        if checkpoint is None:
+            gen, elapsed0 = -1, 0.0
+            population: list[Individual] = []
+        else:
+            gen, elapsed0 = int(checkpoint["gen"]), float(checkpoint["elapsed"])
+            self.fit_seconds = float(checkpoint.get("fit_seconds", 0.0))
+            population = self._load(checkpoint["population"])
+            front.update(self._load(checkpoint["front"]))
+            self.toolbox.rng.bit_generator.state = checkpoint["rng"]
+            log.info("resuming %s after generation %d", self.out_dir, gen)
+        start = time.perf_counter()
+        bar = _progress_bar() if self.progress else None
+        stopped_by = "generations"
+        try:
+            while gen < cfg.generations:
+                elapsed = elapsed0 + time.perf_counter() - start
+                if gen >= 0 and cfg.wall_seconds is not None and elapsed >= cfg.wall_seconds:
+                    stopped_by = "wall_seconds"
+                    break
+                gen += 1
+                if gen == 0:
+                    offspring = self.toolbox.population(cfg.population)
+                else:
+                    offspring = self._vary(population)
+                nevals, nfailed = self._evaluate_all(offspring, gen, bar)
+                population = offspring if gen == 0 else self.toolbox.select(population + offspring, cfg.population)
+                front.update([ind for ind in offspring if ind.status == "ok"])
+                elapsed = elapsed0 + time.perf_counter() - start
+                record = self._record(gen, population, nevals, nfailed, elapsed)
+                self.store.end_generation(gen, record, self._state(gen, population, front, elapsed))
+                log.info("generation %d: %d evaluated, %d failed, front %d", gen, nevals, nfailed, len(front))
+        finally:
+            if bar is not None:
+                bar.close()
+        records = self.store.generations()
+        write_logbook_csv(self.out_dir / "logbook.csv", records, list(cfg.objectives))
+        return SearchResult(
+            front=list(front),
+            logbook=self._logbook(records),
+            generations_done=gen,
+            evaluations=self.store.count_evaluations(),
+            wall_seconds=elapsed0 + time.perf_counter() - start,
+            stopped_by=stopped_by,
+        )
+
+
+def write_logbook_csv(path: Path, records: list[dict[str, Any]], objectives: list[str]) -> None:
+    """One row per generation and objective: gen, objective, min, avg, max, std, nevals, nfailed."""
+    lines = ["gen,objective,min,avg,max,std,nevals,nfailed,elapsed"]
+    for r in records:
+        for name in objectives:
+            s = r[name]
+            lines.append(
+                f"{r['gen']},{name},{s['min']!r},{s['avg']!r},{s['max']!r},{s['std']!r},"
+                f"{r['nevals']},{r['nfailed']},{r['elapsed']}"
+            )
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text("\n".join(lines) + "\n")
+    os.replace(tmp, path)
+
+
+def _progress_bar() -> Any:
+    from tqdm.auto import tqdm
+
+    return tqdm(total=0, unit="eval", dynamic_ncols=True, leave=False)
+
+
+def remove_run_dir(path: Path) -> None:
+    """Remove a run directory this process created (used when set-up fails)."""
+    shutil.rmtree(path, ignore_errors=True)

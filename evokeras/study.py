@@ -1,0 +1,86 @@
+"""Running a study from the command line: budgets, run directory, final models, plots.
+
+A study script defines its budget presets and calls :func:`run_study`::
+
+    BUDGETS = {"smoke": {...}, "default": {...}, "full": {...}}
+    if __name__ == "__main__":
+        raise SystemExit(run_study("mnist", BUDGETS))
+
+Exit status: 0 on success, 2 on bad input (unknown budget or config key, wrong type,
+missing data set, unreadable or occupied run directory) with one message on stderr;
+nothing is written in that case.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from .config import ConfigError, SearchConfig
+from .datasets import DatasetNotFoundError
+from .search import RunError, Search
+
+__all__ = ["finish", "run_study"]
+
+
+def _parser(name: str, budgets: Mapping[str, Any]) -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog=f"studies/{name}.py", description=f"evokeras study: {name}")
+    p.add_argument("--budget", default="smoke", help=f"one of {', '.join(budgets)} (default: smoke)")
+    p.add_argument("--out", type=Path, default=None, help="run directory (default: runs/<study>-<budget>-seed<N>)")
+    p.add_argument("--seed", type=int, default=0, help="the run's seed (default: 0)")
+    p.add_argument("--config", type=Path, default=None, help="JSON file of config keys overriding the budget")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("-v", "--verbose", action="store_true", help="log each generation")
+    return p
+
+
+def fail(message: str) -> int:
+    """Print one error line and return exit status 2."""
+    print(f"error: {message}", file=sys.stderr)
+    return 2
+
+
+def run_study(name: str, budgets: Mapping[str, Mapping[str, Any]], argv: Sequence[str] | None = None) -> int:
+    """Parse the command line, run the search, finalize and plot. Returns the exit status."""
+    args = _parser(name, budgets).parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(message)s")
+    if args.budget not in budgets:
+        return fail(f"unknown budget {args.budget!r} (known: {', '.join(budgets)})")
+    try:
+        overrides = json.loads(args.config.read_text()) if args.config else {}
+    except (OSError, json.JSONDecodeError) as exc:
+        return fail(f"cannot read config file {args.config}: {exc}")
+    try:
+        base = SearchConfig.from_dict({**budgets[args.budget], "study": name, "budget_name": args.budget, "seed": args.seed})
+        config = SearchConfig.from_dict(overrides, base=base)
+    except ConfigError as exc:
+        return fail(str(exc))
+    out = args.out or Path("runs") / f"{name}-{args.budget}-seed{args.seed}"
+    try:
+        from .tasks import make_task
+
+        make_task(config.task).data(train_size=1, val_limit=1, test_limit=1)
+        search = Search(config, out, progress=not args.no_progress)
+    except (DatasetNotFoundError, RunError) as exc:
+        return fail(str(exc))
+    return finish(search, progress=not args.no_progress)
+
+
+def finish(search: Search, *, progress: bool = True) -> int:
+    """Run (or continue) ``search``, then final models, plots and the report."""
+    from .final import finalize
+    from .plotting import save_plots
+    from .report import format_report
+
+    result = search.run()
+    finalize(search, result.front, progress=progress)
+    search.store.set_meta("finished", True)
+    save_plots(search.out_dir)
+    print(format_report(search.out_dir))
+    print(f"\nrun directory: {search.out_dir}  ({result.evaluations} evaluations, {result.wall_seconds:.0f} s search)")
+    return 0
