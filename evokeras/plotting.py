@@ -38,7 +38,7 @@ def _ok_points(store: RunStore) -> tuple[np.ndarray, np.ndarray, list[str], list
             points.append(r.objectives)
             keys.append(r.key)
             names = list(r.objective_names)
-    return np.array(gens, dtype=int), np.array(points, dtype=float).reshape(len(points), -1), names, keys
+    return np.array(gens, dtype=int), np.array(points, dtype=float).reshape(len(points), len(names)), names, keys
 
 
 def _weights(store: RunStore, names: list[str]) -> np.ndarray:

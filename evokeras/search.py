@@ -95,8 +95,9 @@ class Search:
         config: the resolved configuration.
         out_dir: the run directory (created; must not already hold a run).
         evaluate: ``genome -> EvalResult``; default an :class:`Evaluator` for the task.
-        map_fn: ``(evaluate, genomes) -> iterable of results`` in any order of
-            completion is *not* allowed: results must come in the order of ``genomes``.
+        map_fn: ``(evaluate, genomes) -> iterable of results``, yielded in any order
+            (each is committed as soon as it arrives); default :func:`serial_map`.
+            See :mod:`evokeras.parallel` for process and Dask backends.
         progress: show a progress bar on stderr.
     """
 
@@ -173,9 +174,11 @@ class Search:
             bar.reset(total=len(todo))
             bar.set_description(f"gen {gen}")
         failed = 0
-        for genome, result in zip(todo, self.map_fn(self.evaluate, todo), strict=True):
-            if result.key != genome.key:
-                raise RuntimeError(f"map backend returned {result.key} for {genome.key}")
+        pending = {g.key for g in todo}
+        for result in self.map_fn(self.evaluate, todo):
+            if result.key not in pending:
+                raise RuntimeError(f"map backend returned an unexpected or repeated result {result.key}")
+            pending.discard(result.key)
             self.store.add_evaluation(result, gen)
             results[result.key] = result
             self.fit_seconds += result.times.get("fit", 0.0) + result.times.get("evaluate", 0.0)
@@ -184,6 +187,8 @@ class Search:
             if bar is not None:
                 bar.update(1)
                 bar.set_postfix_str(self._best_text())
+        if pending:
+            raise RuntimeError(f"map backend returned no result for {sorted(pending)}")
         for ind in individuals:
             r = results[ind.key]
             ind.fitness.values = r.objectives
