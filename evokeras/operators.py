@@ -110,7 +110,11 @@ def random_layer(rng: np.random.Generator, space: SearchSpace, *, spatial: bool)
         weights.pop("pool", None)
     if not any(w > 0 for w in weights.values()):
         weights = {"dense": 1.0}
-    kind = _weighted(rng, weights)
+    return _random_of_kind(rng, space, _weighted(rng, weights))
+
+
+def _random_of_kind(rng: np.random.Generator, space: SearchSpace, kind: str) -> LayerGene:
+    """A gene of ``kind`` with its hyperparameters drawn from the space."""
     if kind == "dense":
         return LayerGene("dense", units=_pick(rng, space.units), activation=_pick(rng, space.activations))
     if kind == "conv":
@@ -147,17 +151,34 @@ def random_training(rng: np.random.Generator, space: SearchSpace) -> TrainingGen
 def random_genome(rng: np.random.Generator, space: SearchSpace) -> Genome:
     """A random valid genome with ``space.init_layers`` layers (before repair).
 
-    Spatial genes are drawn first while the input has spatial axes; once a dense gene
-    is drawn the rest are flat. Each gene from the third on gets a skip link with
+    On inputs with spatial axes the genome is a feature extractor followed by a
+    classifier part, as hand-designed networks are: the first gene is a conv gene, the
+    next genes of the spatial part are drawn from the kinds other than dense; then, with
+    probability 1/2 for each of up to two dense genes, a flat part opens with a dense
+    gene and continues with kinds other than conv/pool. All draws follow the space's
+    ``layer_kinds`` weights. Each gene from the third on gets a skip link with
     probability 0.2.
     """
     lo, hi = space.init_layers
     n = int(rng.integers(lo, hi + 1))
     spatial = _has_spatial_input(space)
+    kinds = dict(space.layer_kinds)
+    flat_kinds = {k: w for k, w in kinds.items() if k not in ("conv", "pool")}
+    n_flat = n
+    if spatial:
+        n_flat = int(sum(rng.random() < 0.5 for _ in range(2))) if n > 1 else 0
+        n_flat = min(n_flat if kinds.get("dense", 0) > 0 else 0, n - 1)
     layers: list[LayerGene] = []
     for i in range(n):
-        layer = random_layer(rng, space, spatial=spatial)
-        spatial = spatial and layer.kind != "dense"
+        in_spatial = i < n - n_flat
+        if in_spatial:
+            first = "conv" if kinds.get("conv", 0) > 0 else None
+            pool = {k: w for k, w in kinds.items() if k != "dense"}
+            layer = _random_of_kind(rng, space, first if i == 0 and first else _weighted(rng, pool))
+        elif i == n - n_flat and kinds.get("dense", 0) > 0:
+            layer = _random_of_kind(rng, space, "dense")
+        else:
+            layer = _random_of_kind(rng, space, _weighted(rng, flat_kinds))
         if i >= 2 and space.max_skips > 0 and rng.random() < 0.2:
             layer = layer.replace(skips=(int(rng.integers(0, i - 1)),), merge=_pick(rng, space.merges))
         layers.append(layer)
