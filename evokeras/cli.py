@@ -10,6 +10,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from .store import StoreError
 from .study import fail
 
 __all__ = ["main"]
@@ -53,7 +54,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         print(json.dumps(read_front(run_dir), indent=2) if args.json else format_report(run_dir))
         return 0
-    except (sqlite3.DatabaseError, OSError, json.JSONDecodeError, KeyError) as exc:
+    except (StoreError, sqlite3.DatabaseError, OSError, json.JSONDecodeError, KeyError) as exc:
         return fail(f"cannot read run directory {run_dir}: {exc}")
 
 

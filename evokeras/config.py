@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .evaluate import Budget
+from .parallel import BACKENDS
 
 __all__ = ["ConfigError", "SearchConfig"]
 
@@ -30,6 +31,7 @@ def _check_type(key: str, value: Any, kind: str) -> None:
         "bool": isinstance(value, bool),
         "dict": isinstance(value, Mapping),
         "optnum": value is None or (isinstance(value, int | float) and not isinstance(value, bool)),
+        "optstr": value is None or isinstance(value, str),
     }[kind]
     if not ok:
         raise ConfigError(f"config key {key!r}: expected {kind}, got {type(value).__name__} {value!r}")
@@ -55,6 +57,11 @@ class SearchConfig:
         space: :class:`~evokeras.space.SearchSpace` options overriding the task default.
         final_epochs: epochs of the final retraining of front members on train + validation.
         final_train_samples: training examples of that retraining (``None``: all).
+        workers: evaluations run at once (1: in this process).
+        backend: ``serial``, ``process`` or ``dask`` (``None``: ``process`` when
+            ``workers > 1``, else ``serial``); see :mod:`evokeras.parallel`.
+        scheduler: address of a running Dask scheduler (``tcp://HOST:PORT``); implies
+            ``dask``. ``None`` with ``dask`` starts a local cluster of ``workers``.
     """
 
     study: str = "custom"
@@ -72,12 +79,16 @@ class SearchConfig:
     space: dict[str, Any] = field(default_factory=dict)
     final_epochs: int = 3
     final_train_samples: int | None = None
+    workers: int = 1
+    backend: str | None = None
+    scheduler: str | None = None
 
     _TYPES = {
         "study": "str", "task": "str", "budget_name": "str", "seed": "int", "population": "int",
         "offspring": "int", "generations": "int", "cxpb": "num", "mutpb": "num",
         "wall_seconds": "optnum", "objectives": "dict", "evaluation": "dict", "space": "dict",
         "final_epochs": "int", "final_train_samples": "optnum",
+        "workers": "int", "backend": "optstr", "scheduler": "optstr",
     }
 
     @classmethod
@@ -127,6 +138,17 @@ class SearchConfig:
             raise ConfigError(f"config key 'generations': must be >= 0, got {self.generations}")
         if not (0 <= self.cxpb and 0 <= self.mutpb and self.cxpb + self.mutpb <= 1):
             raise ConfigError(f"config keys 'cxpb'/'mutpb': need cxpb, mutpb >= 0 and cxpb + mutpb <= 1, got {self.cxpb}, {self.mutpb}")
+        if self.workers < 1:
+            raise ConfigError(f"config key 'workers': must be >= 1, got {self.workers}")
+        if self.backend is not None and self.backend not in BACKENDS:
+            raise ConfigError(f"config key 'backend': expected one of {', '.join(BACKENDS)}, got {self.backend!r}")
+        if self.backend == "serial" and self.workers > 1:
+            raise ConfigError(f"config key 'backend': 'serial' runs one evaluation at a time, got workers={self.workers}")
+        if self.scheduler is not None:
+            if "://" not in self.scheduler:
+                raise ConfigError(f"config key 'scheduler': expected an address like tcp://HOST:PORT, got {self.scheduler!r}")
+            if self.backend not in (None, "dask"):
+                raise ConfigError(f"config key 'scheduler': a scheduler address needs backend 'dask', got {self.backend!r}")
         if not self.objectives or any(
             not isinstance(w, int | float) or isinstance(w, bool) or w == 0 for w in self.objectives.values()
         ):

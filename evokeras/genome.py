@@ -110,6 +110,8 @@ class LayerGene:
                 if getattr(self, name) is None:
                     object.__setattr__(self, name, value)
         object.__setattr__(self, "skips", tuple(self.skips))
+        if not self.skips:  # the merge of a gene without skip links is meaningless
+            object.__setattr__(self, "merge", "add")
 
     @property
     def is_spatial(self) -> bool:
@@ -213,7 +215,7 @@ class TrainingGenes:
             raise GenomeError(f"{where}.batch_size: expected an integer >= 1, got {self.batch_size!r}")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Genome:
     """An architecture (layer genes + reduction) and its training genes.
 
@@ -226,6 +228,18 @@ class Genome:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "layers", tuple(self.layers))
+
+    def _content(self) -> tuple[Any, ...]:
+        return (self.layers, self.reduce, self.training)
+
+    def __eq__(self, other: object) -> bool:
+        """Genomes (and individuals) are equal when their content is."""
+        if not isinstance(other, Genome):
+            return NotImplemented
+        return self._content() == other._content()
+
+    def __hash__(self) -> int:
+        return hash(self._content())
 
     # -- serialisation -------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:

@@ -449,11 +449,10 @@ def repair(genome: Genome, space: SearchSpace) -> Genome:
     reduce = genome.reduce if genome.reduce in space.reductions else space.reductions[0]
     out = Genome(tuple(layers), reduce=reduce, training=training)
 
-    out = _fix_skips(out, space)
     out = _fix_spatial(out, space, input_shape)
     while len(out.layers) > space.max_layers:
         out = out.replace(layers=_remove(out.layers, len(out.layers) - 1))
-    out = _fix_params(out, space)
+    out = _fix_params(_fix_skips(out, space), space)
     while len(out.layers) < space.min_layers:
         units = min(space.units)
         out = out.replace(layers=out.layers + (LayerGene("dense", units=units, activation=space.activations[0]),))
@@ -528,5 +527,5 @@ def _fix_params(genome: Genome, space: SearchSpace) -> Genome:
             layers[widest] = layer.replace(units=smaller[-1])
             genome = genome.replace(layers=tuple(layers))
         else:
-            genome = genome.replace(layers=_remove(genome.layers, widest))
+            genome = _fix_skips(genome.replace(layers=_remove(genome.layers, widest)), space)
     return genome

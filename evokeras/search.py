@@ -23,7 +23,7 @@ import math
 import os
 import shutil
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -34,6 +34,7 @@ from deap import tools
 from .config import ConfigError, SearchConfig
 from .evaluate import EvalResult, Evaluator
 from .genome import Genome
+from .parallel import Backend, make_backend, serial_map  # noqa: F401  (serial_map: re-exported)
 from .store import RunStore, StoreError
 from .tasks import Task, make_task
 from .toolbox import Individual, make_toolbox, to_individual
@@ -82,12 +83,6 @@ def _versions() -> dict[str, str]:
     return out
 
 
-def serial_map(fn: EvaluateFn, genomes: Sequence[Genome]) -> Iterator[EvalResult]:
-    """Evaluate one after another, yielding each result as soon as it is ready."""
-    for g in genomes:
-        yield fn(g)
-
-
 class Search:
     """A search run bound to a run directory.
 
@@ -96,8 +91,11 @@ class Search:
         out_dir: the run directory (created; must not already hold a run).
         evaluate: ``genome -> EvalResult``; default an :class:`Evaluator` for the task.
         map_fn: ``(evaluate, genomes) -> iterable of results``, yielded in any order
-            (each is committed as soon as it arrives); default :func:`serial_map`.
-            See :mod:`evokeras.parallel` for process and Dask backends.
+            (each is committed as soon as it arrives); default: the backend the
+            configuration asks for (keys ``workers``, ``backend``, ``scheduler``; see
+            :func:`evokeras.parallel.make_backend`), which the search also registers as
+            ``toolbox.map`` and closes at the end of :meth:`run`. A ``map_fn`` given
+            here is the caller's to close.
         progress: show a progress bar on stderr.
     """
 
@@ -117,9 +115,13 @@ class Search:
         base_task = make_task(config.task)
         self.task: Task = make_task(config.task, space=config.search_space(base_task))
         self.evaluate = evaluate or Evaluator(self.task, config.budget(), config.objectives, seed=config.seed)
-        self.map_fn = map_fn or serial_map
         self.progress = progress
         self.toolbox = make_toolbox(self.task, objectives=config.objectives, seed=config.seed)
+        self._backend: Backend | None = None
+        if map_fn is None:
+            self._backend = make_backend(config)
+            self.toolbox.register("map", self._backend.map)
+        self.map_fn: MapFn = map_fn or self._backend  # type: ignore[assignment]
         self.weights = tuple(float(w) for w in config.objectives.values())
         if not _resuming:
             self._create_run_dir()
@@ -157,8 +159,8 @@ class Search:
             raise RunError(str(exc)) from exc
 
     # -- evaluation ----------------------------------------------------------------------------
-    def _evaluate_all(self, individuals: list[Individual], gen: int, bar: Any) -> tuple[int, int]:
-        """Give every individual its fitness; returns (evaluated now, failed now)."""
+    def _evaluate_all(self, individuals: list[Individual], gen: int, bar: Any) -> None:
+        """Give every individual its fitness, evaluating the keys the run has not seen."""
         results: dict[str, EvalResult] = {}
         todo: list[Genome] = []
         for ind in individuals:
@@ -173,7 +175,6 @@ class Search:
         if bar is not None:
             bar.reset(total=len(todo))
             bar.set_description(f"gen {gen}")
-        failed = 0
         pending = {g.key for g in todo}
         for result in self.map_fn(self.evaluate, todo):
             if result.key not in pending:
@@ -182,7 +183,6 @@ class Search:
             self.store.add_evaluation(result, gen)
             results[result.key] = result
             self.fit_seconds += result.times.get("fit", 0.0) + result.times.get("evaluate", 0.0)
-            failed += not result.ok
             self._note_best(result)
             if bar is not None:
                 bar.update(1)
@@ -193,7 +193,6 @@ class Search:
             r = results[ind.key]
             ind.fitness.values = r.objectives
             object.__setattr__(ind, "status", r.status)
-        return len(todo), failed
 
     def _note_best(self, result: EvalResult) -> None:
         if not result.ok:
@@ -293,7 +292,9 @@ class Search:
                     offspring = self.toolbox.population(cfg.population)
                 else:
                     offspring = self._vary(population)
-                nevals, nfailed = self._evaluate_all(offspring, gen, bar)
+                self._evaluate_all(offspring, gen, bar)
+                nevals = self.store.count_evaluations(gen)
+                nfailed = self.store.count_evaluations(gen, failed=True)
                 population = offspring if gen == 0 else self.toolbox.select(population + offspring, cfg.population)
                 front.update([ind for ind in offspring if ind.status == "ok"])
                 elapsed = elapsed0 + time.perf_counter() - start
@@ -303,6 +304,8 @@ class Search:
         finally:
             if bar is not None:
                 bar.close()
+            if self._backend is not None:
+                self._backend.close()
         records = self.store.generations()
         write_logbook_csv(self.out_dir / "logbook.csv", records, list(cfg.objectives))
         return SearchResult(

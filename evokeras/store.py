@@ -134,8 +134,15 @@ class RunStore:
         for row in rows:
             yield int(row[0]), self._row_to_result(row[1:])
 
-    def count_evaluations(self) -> int:
-        return int(self._db.execute("SELECT COUNT(*) FROM evaluations").fetchone()[0])
+    def count_evaluations(self, generation: int | None = None, *, failed: bool = False) -> int:
+        """Evaluations recorded (in ``generation`` if given; only failed ones if ``failed``)."""
+        sql, args = "SELECT COUNT(*) FROM evaluations WHERE 1", []
+        if generation is not None:
+            sql += " AND generation = ?"
+            args.append(int(generation))
+        if failed:
+            sql += " AND status != 'ok'"
+        return int(self._db.execute(sql, args).fetchone()[0])
 
     # -- generations and checkpoints ---------------------------------------------------------
     def end_generation(self, gen: int, record: dict[str, Any], state: dict[str, Any]) -> None:

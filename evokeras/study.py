@@ -8,7 +8,13 @@ A study script defines its budget presets and calls :func:`run_study`::
 
 Exit status: 0 on success, 2 on bad input (unknown budget or config key, wrong type,
 missing data set, unreadable or occupied run directory) with one message on stderr;
-nothing is written in that case.
+nothing is written in that case. 3 when the evaluation backend is lost mid-run (the
+Dask scheduler went away): every evaluation finished so far is in the run store, and
+``evokeras resume DIR`` continues the run.
+
+Parallel evaluation: ``--workers N`` (process workers), ``--backend serial|process|dask``,
+``--scheduler tcp://HOST:PORT`` (an existing Dask cluster); they override the config keys
+``workers``, ``backend`` and ``scheduler``.
 """
 
 from __future__ import annotations
@@ -23,6 +29,7 @@ from typing import Any
 
 from .config import ConfigError, SearchConfig
 from .datasets import DatasetNotFoundError
+from .parallel import BACKENDS, BackendError
 from .search import RunError, Search
 
 __all__ = ["finish", "run_study"]
@@ -34,6 +41,11 @@ def _parser(name: str, budgets: Mapping[str, Any]) -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, default=None, help="run directory (default: runs/<study>-<budget>-seed<N>)")
     p.add_argument("--seed", type=int, default=0, help="the run's seed (default: 0)")
     p.add_argument("--config", type=Path, default=None, help="JSON file of config keys overriding the budget")
+    p.add_argument("--workers", type=int, default=None, help="evaluations at once (config key 'workers')")
+    p.add_argument("--backend", choices=BACKENDS, default=None,
+                   help="map backend (default: process when --workers > 1, else serial)")
+    p.add_argument("--scheduler", default=None, metavar="ADDR",
+                   help="address of a running Dask scheduler, tcp://HOST:PORT (implies --backend dask)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("-v", "--verbose", action="store_true", help="log each generation")
     return p
@@ -58,6 +70,11 @@ def run_study(name: str, budgets: Mapping[str, Mapping[str, Any]], argv: Sequenc
     try:
         base = SearchConfig.from_dict({**budgets[args.budget], "study": name, "budget_name": args.budget, "seed": args.seed})
         config = SearchConfig.from_dict(overrides, base=base)
+        flags = {k: getattr(args, k) for k in ("workers", "backend", "scheduler") if getattr(args, k) is not None}
+        if args.scheduler is not None and args.backend is None:
+            flags["backend"] = "dask"
+        if flags:
+            config = SearchConfig.from_dict(flags, base=config)
     except ConfigError as exc:
         return fail(str(exc))
     out = args.out or Path("runs") / f"{name}-{args.budget}-seed{args.seed}"
@@ -77,7 +94,12 @@ def finish(search: Search, *, progress: bool = True) -> int:
     from .plotting import save_plots
     from .report import format_report
 
-    result = search.run()
+    try:
+        result = search.run()
+    except BackendError as exc:
+        print(f"error: {exc}\nthe evaluations finished so far are saved in {search.out_dir}; "
+              f"continue later with: evokeras resume {search.out_dir}", file=sys.stderr)
+        return 3
     finalize(search, result.front, progress=progress)
     search.store.set_meta("finished", True)
     save_plots(search.out_dir)

@@ -28,14 +28,16 @@ __all__ = ["DEFAULT_OBJECTIVES", "Individual", "fitness_class", "make_toolbox", 
 
 # name -> +1 (maximise) or -1 (minimise)
 DEFAULT_OBJECTIVES: dict[str, float] = {"val_error": -1.0, "exec_time": -1.0}
-_FITNESS_NAME = re.compile(r"^Fitness((?:_[pm]\d+(?:p\d+)?)+)$")
+_FITNESS_NAME = re.compile(r"^Fitness((?:_[pm][0-9pen]+)+)$")
 _FITNESS_CACHE: dict[tuple[float, ...], type[base.Fitness]] = {}
 
 
 def _weight_token(w: float) -> str:
+    """``-1.0`` -> ``m1``, ``0.5`` -> ``p0p5``, ``1e-05`` -> ``p1en05``: reversible."""
     sign = "p" if w > 0 else "m"
-    text = f"{abs(w):g}".replace(".", "p")
-    return sign + text
+    a = abs(w)
+    text = str(int(a)) if a.is_integer() and a < 1e15 else repr(a)
+    return sign + text.replace(".", "p").replace("-", "n").replace("+", "")
 
 
 def fitness_class(weights: Sequence[float]) -> type[base.Fitness]:
@@ -56,7 +58,10 @@ def __getattr__(name: str) -> Any:
     if match is None:
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
     tokens = match.group(1).strip("_").split("_")
-    weights = [(1 if t[0] == "p" else -1) * float(t[1:].replace("p", ".")) for t in tokens]
+    try:
+        weights = [(1 if t[0] == "p" else -1) * float(t[1:].replace("p", ".").replace("n", "-")) for t in tokens]
+    except ValueError:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}") from None
     return fitness_class(weights)
 
 

@@ -27,9 +27,15 @@ class SpatialResize(keras.layers.Layer):
 
     def __init__(self, size: Sequence[int], interpolation: str = "bilinear", **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        size = tuple(int(s) for s in size)
-        if len(size) not in (1, 2) or any(s < 1 for s in size):
+        if isinstance(size, int):
+            size = (size,)
+        if (
+            not isinstance(size, Sequence)
+            or len(size) not in (1, 2)
+            or any(not isinstance(s, int) or isinstance(s, bool) or s < 1 for s in size)
+        ):
             raise ValueError(f"SpatialResize: `size` must be 1 or 2 positive integers, got {size!r}")
+        size = tuple(size)
         if interpolation not in ("bilinear", "nearest"):
             raise ValueError(
                 f"SpatialResize: `interpolation` must be 'bilinear' or 'nearest', got {interpolation!r}"

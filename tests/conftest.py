@@ -1,0 +1,110 @@
+"""Shared fixtures for the core tests (genome, space, operators, toolbox, decode, layers).
+
+Nothing here imports Keras at module level: tests that never build a model (and the
+``spawn`` worker of the toolbox tests) stay free of the backend import.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Iterator
+from typing import Any
+
+import numpy as np
+import pytest
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+from evokeras import SearchSpace, Task, default_space, make_task  # noqa: E402
+
+
+class VectorTask(Task):
+    """A 4-feature, 2-class vector task (dense-only genomes), for tests."""
+
+    name = "test_vector"
+    family = "vector"
+    input_shape = (4,)
+    n_outputs = 2
+
+    def head(self, x: Any) -> Any:
+        import keras
+
+        return keras.layers.Dense(self.n_outputs, activation="softmax", name="head")(x)
+
+    def loss(self) -> Any:
+        return "sparse_categorical_crossentropy"
+
+
+class SequenceTask(Task):
+    """A (16 steps, 3 channels) -> 3 classes sequence task (Conv1D genomes), for tests."""
+
+    name = "test_sequence"
+    family = "sequence"
+    input_shape = (16, 3)
+    n_outputs = 3
+
+    def head(self, x: Any) -> Any:
+        import keras
+
+        return keras.layers.Dense(self.n_outputs, activation="softmax", name="head")(x)
+
+    def loss(self) -> Any:
+        return "sparse_categorical_crossentropy"
+
+
+@pytest.fixture(scope="session")
+def mnist_task() -> Task:
+    return make_task("mnist")
+
+
+@pytest.fixture(scope="session")
+def image_space(mnist_task: Task) -> SearchSpace:
+    """The default image space bound to MNIST shapes: (28, 28, 1) -> 10."""
+    return mnist_task.space
+
+
+@pytest.fixture(scope="session")
+def vector_task() -> VectorTask:
+    return VectorTask()
+
+
+@pytest.fixture(scope="session")
+def vector_space() -> SearchSpace:
+    return default_space("vector").replace(input_shape=(4,), n_outputs=2)
+
+
+@pytest.fixture(scope="session")
+def sequence_task() -> SequenceTask:
+    return SequenceTask()
+
+
+@pytest.fixture
+def rng() -> np.random.Generator:
+    return np.random.default_rng(12345)
+
+
+@contextlib.contextmanager
+def lazy_weights() -> Iterator[None]:
+    """Build Keras models without drawing their initial weights.
+
+    Variables created inside a ``keras.StatelessScope(initialize_variables=False)``
+    keep their shapes but defer the initializer. That is all a shape or parameter
+    count check needs, and it avoids compiling one random kernel per weight shape
+    (about a second each on the JAX CPU backend). The deferred variables are dropped
+    on exit so that no later stateless scope initializes them.
+    """
+    import keras
+    from keras.src.backend.common import global_state
+
+    try:
+        with keras.StatelessScope(initialize_variables=False):
+            yield
+    finally:
+        global_state.set_global_attribute("uninitialized_variables", [])
+
+
+@pytest.fixture
+def lazy() -> Any:
+    """The :func:`lazy_weights` context manager, for tests that build many models."""
+    return lazy_weights
