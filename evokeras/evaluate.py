@@ -215,6 +215,11 @@ class Evaluator:
         self.objectives = dict(objectives or {"val_error": -1.0, "exec_time": -1.0})
         self.seed = int(seed)
         self._data: Any = None
+        unknown = [name for name in self.objectives if name not in self.task.measures]
+        if unknown:
+            raise ValueError(
+                f"objective {unknown[0]!r} is not measured for task {self.task.name!r} (measured: {list(self.task.measures)})"
+            )
 
     def __getstate__(self) -> dict[str, Any]:
         state = dict(self.__dict__)
@@ -305,9 +310,6 @@ class Evaluator:
             return self.failure(genome, status, f"{type(exc).__name__}: {exc}"[:2000], metrics=metrics, times=times)
         finally:
             keras.utils.clear_session(free_memory=True)
-        missing = [name for name in self.objectives if name not in metrics]
-        if missing:
-            raise KeyError(f"objective {missing[0]!r} is not measured by this evaluator (measured: {sorted(metrics)})")
         times["total"] = time.perf_counter() - start
         return EvalResult(
             key=genome.key,

@@ -21,7 +21,11 @@ Backends:
 * :class:`ProcessBackend` -- ``spawn``-ed worker processes, one model at a time per
   worker. Each worker's environment (Keras backend, thread counts, GPU placement) is
   set before Keras is imported there; a worker that dies is replaced and its task runs
-  again; a worker past the time limit is killed.
+  again; a worker past the time limit is killed. (A small pool of its own rather than
+  ``ProcessPoolExecutor``, which can tell neither which task killed a worker nor kill
+  one hung worker, and gives every worker the same environment.) As with any
+  ``spawn``, workers import the main script as a module: guard its entry point with
+  ``if __name__ == "__main__":`` and leave ``import keras`` out of its top level.
 * :class:`DaskBackend` -- Dask distributed: an embedded ``LocalCluster`` or an existing
   scheduler (``address="tcp://HOST:PORT"``). The scheduler re-runs the task of a worker
   that dies on another worker. If the scheduler goes away, :class:`SchedulerLost` is
@@ -34,9 +38,10 @@ for (keys ``workers``, ``backend``, ``scheduler``).
 Workers of an *external* Dask cluster must be able to import ``evokeras`` (and the
 evaluate function's module). The backend asks them for the client's Keras backend
 (a worker plugin sets ``KERAS_BACKEND`` before the first evaluation); thread counts
-are the cluster's own business: start them e.g. with
+are the cluster's own business, and so is GPU placement: start them e.g. with
 ``OMP_NUM_THREADS=1 TF_NUM_INTRAOP_THREADS=1 TF_NUM_INTEROP_THREADS=1 dask worker
-tcp://HOST:PORT --nthreads 1``.
+tcp://HOST:PORT --nthreads 1`` (plus ``CUDA_VISIBLE_DEVICES=N`` and the memory settings
+of :func:`gpu_worker_env` for a GPU worker).
 
 Example:
     >>> from evokeras.parallel import ProcessBackend
@@ -407,6 +412,7 @@ class _Worker:
         child.close()
         self.token: str | None = None
         self.ready = False  # it reached its task loop
+        self.ready_at = 0.0
         self.task: tuple[int, int, float] | None = None  # (task id, item index, start)
 
     def receive(self) -> tuple[Any, ...] | None:
@@ -414,7 +420,7 @@ class _Worker:
         while self.conn.poll():
             message = self.conn.recv()
             if message[0] == "ready":
-                self.ready = True
+                self.ready, self.ready_at = True, time.monotonic()
                 continue
             return message
         return None
@@ -449,7 +455,8 @@ class ProcessBackend(Backend):
 
     A worker that dies is replaced and its task runs again (at most ``max_attempts``
     times; then the candidate is recorded as ``failed``). A task running longer than
-    ``timeout`` seconds gets its worker killed and is recorded as ``timeout``.
+    ``timeout`` seconds (from when its worker was ready: a fresh worker's start-up is
+    not counted) gets its worker killed and is recorded as ``timeout``.
 
     Args:
         workers: worker processes (default: GPUs x ``workers_per_gpu``, else CPU cores).
@@ -563,13 +570,12 @@ class ProcessBackend(Backend):
                     continue
                 wait = None
                 if self.timeout is not None:
-                    first_deadline = min(w.task[2] for w in busy.values()) + self.timeout  # type: ignore[index]
-                    wait = max(0.0, first_deadline - time.monotonic())
+                    wait = max(0.0, min(self._deadline(w) for w in busy.values()) - time.monotonic())
                 handles: list[Any] = [w.conn for w in busy.values()] + [w.proc.sentinel for w in busy.values()]
                 mp_connection.wait(handles, timeout=wait)
                 now = time.monotonic()
                 for slot, w in list(busy.items()):
-                    task_id, i, started = w.task  # type: ignore[misc]
+                    task_id, i, _ = w.task  # type: ignore[misc]
                     try:
                         message = w.receive()
                     except (EOFError, OSError):
@@ -601,7 +607,14 @@ class ProcessBackend(Backend):
                         else:
                             log.warning("task %d: worker %d died (exit code %s); running it again", i, slot, code)
                             queue.appendleft(i)
-                    elif self.timeout is not None and now - started > self.timeout:
+                    elif self.timeout is not None and now > self._deadline(w) and not w.ready:
+                        del busy[slot]
+                        self._replace(w)
+                        startup_failures += 1
+                        if startup_failures >= 3:
+                            raise BackendError(f"worker processes do not start within {self._startup_limit():g} s")
+                        queue.appendleft(i)
+                    elif self.timeout is not None and now > self._deadline(w):
                         del busy[slot]
                         log.warning("task %d: worker %d passed the %g s limit; killing it", i, slot, self.timeout)
                         self._replace(w)
@@ -609,6 +622,17 @@ class ProcessBackend(Backend):
         finally:
             for w in busy.values():  # abandoned tasks: their results would be stale
                 self._replace(w)
+
+    def _startup_limit(self) -> float:
+        return max(120.0, self.timeout or 0.0)
+
+    def _deadline(self, w: _Worker) -> float:
+        """When ``w``'s task passes the time limit (counted from when the worker was
+        ready: a fresh worker's start-up has its own, longer limit)."""
+        started = w.task[2]  # type: ignore[index]
+        if not w.ready:
+            return started + self._startup_limit()
+        return max(started, w.ready_at) + self.timeout  # type: ignore[operator]
 
     def close(self) -> None:
         for slot, w in enumerate(self._pool):
@@ -721,13 +745,19 @@ class DaskBackend(Backend):
     restarted (through its nanny; a worker started with ``--no-nanny`` keeps the hung
     thread).
 
+    The embedded cluster's workers get their environment before Keras is imported
+    (:func:`worker_env`; with GPUs, each worker pinned to one by :func:`gpu_worker_env`).
+
     Args:
-        address: scheduler address (``tcp://HOST:PORT``); ``None`` starts a LocalCluster.
-        workers: worker processes of the LocalCluster.
-        threads_per_worker: threads of each LocalCluster worker (default cores // workers).
+        address: scheduler address (``tcp://HOST:PORT``); ``None`` starts a local cluster.
+        workers: worker processes of the local cluster (default: GPUs x
+            ``workers_per_gpu``, else CPU cores).
+        threads_per_worker: threads of each local worker (default cores // workers).
         timeout: hard wall limit in seconds per task (``None``: none).
         env: extra environment variables for the workers.
-        connect_timeout: seconds to wait for the scheduler (and a first worker).
+        connect_timeout: seconds to wait for the scheduler.
+        gpus: GPUs of the local cluster (default: :func:`detect_gpus`); 0 for CPU only.
+        workers_per_gpu: local workers sharing each GPU.
 
     Attributes:
         task_times: for the tasks of the last call: ``(submitted, received, started,
@@ -740,12 +770,18 @@ class DaskBackend(Backend):
         self,
         address: str | None = None,
         *,
-        workers: int = 2,
+        workers: int | None = None,
         threads_per_worker: int | None = None,
         timeout: float | None = None,
         env: Mapping[str, str] | None = None,
         connect_timeout: float = 60.0,
+        gpus: int | None = None,
+        workers_per_gpu: int = 2,
     ) -> None:
+        self.gpus = 0 if address is not None else detect_gpus() if gpus is None else int(gpus)
+        self.workers_per_gpu = int(workers_per_gpu)
+        if workers is None:
+            workers = self.gpus * self.workers_per_gpu if self.gpus else cpu_count()
         if workers < 1:
             raise ValueError(f"DaskBackend: workers must be >= 1, got {workers}")
         if timeout is not None and timeout <= 0:
@@ -763,7 +799,8 @@ class DaskBackend(Backend):
         self._token = ""
 
     def __repr__(self) -> str:
-        where = self.address or f"LocalCluster(workers={self.workers}, threads_per_worker={self.threads_per_worker})"
+        where = self.address or (f"local cluster: workers={self.workers}, threads_per_worker="
+                                 f"{self.threads_per_worker}, gpus={self.gpus}")
         return f"DaskBackend({where}, timeout={self.timeout})"
 
     @property
@@ -775,19 +812,11 @@ class DaskBackend(Backend):
 
     def _connect(self) -> None:
         try:
-            from distributed import Client, LocalCluster
+            from distributed import Client
         except ImportError as exc:  # pragma: no cover - a dependency
             raise BackendError("the Dask backend needs `pip install 'dask[distributed]'`") from exc
         if self.address is None:
-            env = worker_env(self.threads_per_worker, extra=self.env)
-            self._cluster = LocalCluster(
-                n_workers=self.workers,
-                threads_per_worker=self.threads_per_worker,
-                processes=True,
-                dashboard_address=":0",  # a free port (None still starts one on 8787)
-                env=env,
-                silence_logs=logging.WARNING,
-            )
+            self._cluster = self._local_cluster()
             self._client = Client(self._cluster, set_as_default=False)
             return
         try:
@@ -799,6 +828,32 @@ class DaskBackend(Backend):
         if backend:
             env["KERAS_BACKEND"] = backend
         self._client.register_plugin(_env_plugin_class()(env), name="evokeras-env")
+
+    def _local_cluster(self) -> Any:
+        from distributed import LocalCluster, Nanny, Scheduler, SpecCluster
+
+        backend = _keras_backend()
+        env = worker_env(self.threads_per_worker, backend=backend, extra=self.env)
+        if not self.gpus:
+            return LocalCluster(
+                n_workers=self.workers,
+                threads_per_worker=self.threads_per_worker,
+                processes=True,
+                host="127.0.0.1",
+                dashboard_address=":0",  # a free port (None still starts one on 8787)
+                env=env,
+                silence_logs=logging.WARNING,
+            )
+        # One environment per worker (its GPU): LocalCluster's workers all share one.
+        workers = {
+            i: {"cls": Nanny, "options": {
+                "nthreads": self.threads_per_worker, "host": "127.0.0.1",
+                "env": {**env, **gpu_worker_env(i, self.workers_per_gpu, self.gpus, backend), **self.env},
+            }}
+            for i in range(self.workers)
+        }
+        scheduler = {"cls": Scheduler, "options": {"host": "127.0.0.1", "dashboard_address": ":0"}}
+        return SpecCluster(workers=workers, scheduler=scheduler, silence_logs=logging.WARNING)
 
     def _lost(self) -> bool:
         return self._client is None or self._client.status not in ("running", "newly-created")

@@ -66,6 +66,12 @@ class RunStore:
             raise StoreError(f"no run store at {self.path}")
         try:
             self._db = sqlite3.connect(self.path, timeout=30.0, isolation_level=None)
+            if not create:
+                tables = {r[0] for r in self._db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+                missing = {"meta", "evaluations", "generations", "checkpoints"} - tables
+                if missing:
+                    self._db.close()
+                    raise StoreError(f"{self.path} is not an evokeras run store (no table {sorted(missing)[0]!r})")
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=NORMAL")
             self._db.executescript(_SCHEMA)

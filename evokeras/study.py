@@ -73,6 +73,8 @@ def run_study(name: str, budgets: Mapping[str, Mapping[str, Any]], argv: Sequenc
         flags = {k: getattr(args, k) for k in ("workers", "backend", "scheduler") if getattr(args, k) is not None}
         if args.scheduler is not None and args.backend is None:
             flags["backend"] = "dask"
+        if args.backend not in (None, "dask") and args.scheduler is None:
+            flags["scheduler"] = None  # --backend process|serial overrides a configured scheduler
         if flags:
             config = SearchConfig.from_dict(flags, base=config)
     except ConfigError as exc:
