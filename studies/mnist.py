@@ -40,7 +40,7 @@ BUDGETS = {
         "population": 16,
         "offspring": 16,
         "generations": 40,
-        "wall_seconds": 960,
+        "wall_seconds": 840,
         "objectives": {"val_error": -1.0, "exec_time": -1.0},
         "evaluation": {"epochs": 3, "train_samples": 12_000, "val_samples": 5000, "patience": 1,
                        "seconds": 45, "timeout": 180, "time_repeats": 5},
