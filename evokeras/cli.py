@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from .store import StoreError
-from .study import fail
+from .study import add_parallel_arguments, fail, parallel_overrides
 
 __all__ = ["main"]
 
@@ -21,6 +21,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     sub = p.add_subparsers(dest="command", required=True)
     r = sub.add_parser("resume", help="continue an interrupted run")
     r.add_argument("run_dir", type=Path)
+    add_parallel_arguments(r)
     r.add_argument("--no-progress", action="store_true")
     r.add_argument("-v", "--verbose", action="store_true")
     pl = sub.add_parser("plot", help="redraw a run's plots into DIR/plots")
@@ -36,12 +37,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         return fail(f"{run_dir} is not a run directory (no run.db)")
     try:
         if args.command == "resume":
+            from .config import ConfigError
             from .search import RunError, Search
             from .study import finish
 
             try:
-                search = Search.resume(run_dir, progress=not args.no_progress)
-            except RunError as exc:
+                search = Search.resume(run_dir, parallel=parallel_overrides(args), progress=not args.no_progress)
+            except (RunError, ConfigError) as exc:
                 return fail(str(exc))
             return finish(search, progress=not args.no_progress)
         if args.command == "plot":

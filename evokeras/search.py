@@ -143,8 +143,13 @@ class Search:
         )
 
     @classmethod
-    def resume(cls, out_dir: str | Path, **kwargs: Any) -> Search:
-        """Re-open the run in ``out_dir`` (written by an earlier :class:`Search`)."""
+    def resume(cls, out_dir: str | Path, *, parallel: dict[str, Any] | None = None, **kwargs: Any) -> Search:
+        """Re-open the run in ``out_dir`` (written by an earlier :class:`Search`).
+
+        ``parallel`` may change how it is evaluated (config keys ``workers``, ``backend``,
+        ``scheduler``); nothing else of the stored configuration can change, and the
+        backend does not change any result.
+        """
         out_dir = Path(out_dir)
         cfg_path = out_dir / "config.json"
         if not (out_dir / "run.db").is_file() or not cfg_path.is_file():
@@ -153,6 +158,11 @@ class Search:
             config = SearchConfig.from_dict(json.loads(cfg_path.read_text())["config"])
         except (OSError, KeyError, json.JSONDecodeError, ConfigError) as exc:
             raise RunError(f"cannot read {cfg_path}: {exc}") from exc
+        if parallel:
+            unknown = set(parallel) - {"workers", "backend", "scheduler"}
+            if unknown:
+                raise ConfigError(f"resume can change only workers/backend/scheduler, not {sorted(unknown)[0]!r}")
+            config = SearchConfig.from_dict(parallel, base=config)
         try:
             return cls(config, out_dir, _resuming=True, **kwargs)
         except StoreError as exc:

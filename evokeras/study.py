@@ -41,14 +41,29 @@ def _parser(name: str, budgets: Mapping[str, Any]) -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, default=None, help="run directory (default: runs/<study>-<budget>-seed<N>)")
     p.add_argument("--seed", type=int, default=0, help="the run's seed (default: 0)")
     p.add_argument("--config", type=Path, default=None, help="JSON file of config keys overriding the budget")
+    add_parallel_arguments(p)
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("-v", "--verbose", action="store_true", help="log each generation")
+    return p
+
+
+def add_parallel_arguments(p: argparse.ArgumentParser) -> None:
+    """``--workers``, ``--backend``, ``--scheduler`` (shared by studies and ``evokeras resume``)."""
     p.add_argument("--workers", type=int, default=None, help="evaluations at once (config key 'workers')")
     p.add_argument("--backend", choices=BACKENDS, default=None,
                    help="map backend (default: process when --workers > 1, else serial)")
     p.add_argument("--scheduler", default=None, metavar="ADDR",
                    help="address of a running Dask scheduler, tcp://HOST:PORT (implies --backend dask)")
-    p.add_argument("--no-progress", action="store_true", help="no progress bar")
-    p.add_argument("-v", "--verbose", action="store_true", help="log each generation")
-    return p
+
+
+def parallel_overrides(args: argparse.Namespace) -> dict[str, Any]:
+    """The config keys that the parallel flags set (empty when none was given)."""
+    flags = {k: getattr(args, k) for k in ("workers", "backend", "scheduler") if getattr(args, k) is not None}
+    if args.scheduler is not None and args.backend is None:
+        flags["backend"] = "dask"
+    if args.backend not in (None, "dask") and args.scheduler is None:
+        flags["scheduler"] = None  # --backend process|serial overrides a configured scheduler
+    return flags
 
 
 def fail(message: str) -> int:
@@ -70,11 +85,7 @@ def run_study(name: str, budgets: Mapping[str, Mapping[str, Any]], argv: Sequenc
     try:
         base = SearchConfig.from_dict({**budgets[args.budget], "study": name, "budget_name": args.budget, "seed": args.seed})
         config = SearchConfig.from_dict(overrides, base=base)
-        flags = {k: getattr(args, k) for k in ("workers", "backend", "scheduler") if getattr(args, k) is not None}
-        if args.scheduler is not None and args.backend is None:
-            flags["backend"] = "dask"
-        if args.backend not in (None, "dask") and args.scheduler is None:
-            flags["scheduler"] = None  # --backend process|serial overrides a configured scheduler
+        flags = parallel_overrides(args)
         if flags:
             config = SearchConfig.from_dict(flags, base=config)
     except ConfigError as exc:

@@ -21,6 +21,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _fakes import REPO_ROOT, TESTS_DIR, FakeCrash, KeyMod, fake_for, small_config  # noqa: E402
 
+from evokeras.config import ConfigError  # noqa: E402
 from evokeras.plotting import nondominated  # noqa: E402
 from evokeras.search import RunError, Search, SearchResult  # noqa: E402
 from evokeras.store import RunStore  # noqa: E402
@@ -339,3 +340,14 @@ def test_resume_after_hard_exit_matches_uninterrupted_run(tmp_path: Path, refere
     with RunStore(out / "run.db", create=False) as store:
         assert store.latest_checkpoint()["gen"] == 2
     _resume_and_compare(out, reference)
+
+
+def test_resume_may_change_only_how_evaluations_run(tmp_path: Path) -> None:
+    cfg = small_config()
+    Search(cfg, tmp_path / "run", evaluate=fake_for(cfg)).run()
+    resumed = Search.resume(tmp_path / "run", parallel={"workers": 2, "backend": "process"}, evaluate=fake_for(cfg))
+    assert (resumed.config.workers, resumed.config.backend) == (2, "process")
+    assert resumed.config.seed == cfg.seed
+    resumed.store.close()
+    with pytest.raises(ConfigError, match="'seed'"):
+        Search.resume(tmp_path / "run", parallel={"seed": 5}, evaluate=fake_for(cfg))
