@@ -44,11 +44,11 @@ def evokeras_figures(run_dir: Path, wall_seconds: float | None) -> tuple[dict, f
     from evokeras.store import RunStore
 
     hof = json.loads((run_dir / "hall_of_fame.json").read_text())
-    members = hof["members"]
+    members = [m for m in hof["members"] if m.get("status", "ok") == "ok"]
     best = max(members, key=lambda m: m["test_accuracy"])
     fast_pool = [m for m in members if m["test_accuracy"] >= 0.985]
     fast = min(fast_pool, key=lambda m: m["test_exec_time"]) if fast_pool else None
-    with RunStore(run_dir / "run.db", create=False) as store:
+    with RunStore(run_dir / "run.db", readonly=True) as store:
         state = store.latest_checkpoint()
         search_wall = float(state["elapsed"])
         inside = sum(r.times.get("fit", 0.0) + r.times.get("evaluate", 0.0) for _, r in store.evaluations())

@@ -35,17 +35,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     run_dir: Path = args.run_dir
     if not (run_dir / "run.db").is_file():
         return fail(f"{run_dir} is not a run directory (no run.db)")
-    try:
-        if args.command == "resume":
-            from .config import ConfigError
-            from .search import RunError, Search
-            from .study import finish
+    if args.command == "resume":
+        from .config import ConfigError
+        from .search import RunError, Search
+        from .study import finish
 
-            try:
-                search = Search.resume(run_dir, parallel=parallel_overrides(args), progress=not args.no_progress)
-            except (RunError, ConfigError) as exc:
-                return fail(str(exc))
-            return finish(search, progress=not args.no_progress)
+        try:
+            search = Search.resume(run_dir, parallel=parallel_overrides(args), progress=not args.no_progress)
+        except (RunError, ConfigError) as exc:
+            return fail(str(exc))
+        return finish(search, progress=not args.no_progress)
+    try:
         if args.command == "plot":
             from .plotting import save_plots
 

@@ -32,6 +32,7 @@ def _check_type(key: str, value: Any, kind: str) -> None:
         "dict": isinstance(value, Mapping),
         "optnum": value is None or (isinstance(value, int | float) and not isinstance(value, bool)),
         "optstr": value is None or isinstance(value, str),
+        "optint": value is None or (isinstance(value, int) and not isinstance(value, bool)),
     }[kind]
     if not ok:
         raise ConfigError(f"config key {key!r}: expected {kind}, got {type(value).__name__} {value!r}")
@@ -87,7 +88,7 @@ class SearchConfig:
         "study": "str", "task": "str", "budget_name": "str", "seed": "int", "population": "int",
         "offspring": "int", "generations": "int", "cxpb": "num", "mutpb": "num",
         "wall_seconds": "optnum", "objectives": "dict", "evaluation": "dict", "space": "dict",
-        "final_epochs": "int", "final_train_samples": "optnum",
+        "final_epochs": "int", "final_train_samples": "optint",
         "workers": "int", "backend": "optstr", "scheduler": "optstr",
     }
 
@@ -138,6 +139,12 @@ class SearchConfig:
             raise ConfigError(f"config key 'generations': must be >= 0, got {self.generations}")
         if not (0 <= self.cxpb and 0 <= self.mutpb and self.cxpb + self.mutpb <= 1):
             raise ConfigError(f"config keys 'cxpb'/'mutpb': need cxpb, mutpb >= 0 and cxpb + mutpb <= 1, got {self.cxpb}, {self.mutpb}")
+        if self.final_epochs < 1:
+            raise ConfigError(f"config key 'final_epochs': must be >= 1, got {self.final_epochs}")
+        if self.final_train_samples is not None and self.final_train_samples < 1:
+            raise ConfigError(f"config key 'final_train_samples': must be >= 1 or null, got {self.final_train_samples}")
+        if self.wall_seconds is not None and self.wall_seconds <= 0:
+            raise ConfigError(f"config key 'wall_seconds': must be > 0 or null, got {self.wall_seconds}")
         if self.workers < 1:
             raise ConfigError(f"config key 'workers': must be >= 1, got {self.workers}")
         if self.backend is not None and self.backend not in BACKENDS:

@@ -42,9 +42,6 @@ log = logging.getLogger(__name__)
 #: NSGA-II's crowding distance stays defined).
 WORST = 1e9
 
-STATUSES = ("ok", "failed", "nan", "oom", "timeout")
-
-
 class EvaluationTimeout(RuntimeError):
     """Raised inside training when an evaluation passes its hard time limit."""
 
@@ -234,7 +231,7 @@ class Evaluator:
         """The (cached) data split at this budget's sizes."""
         if self._data is None:
             b = self.budget
-            self._data = self.task.data(train_size=b.train_samples, val_limit=b.val_samples, test_limit=None)
+            self._data = self.task.data(train_size=b.train_samples, val_limit=b.val_samples, test_limit=0)
         return self._data
 
     def failure(self, genome: Genome, status: str, error: str, **extra: Any) -> EvalResult:
@@ -305,17 +302,20 @@ class Evaluator:
                 raise EvaluationTimeout(f"evaluation took longer than the {self.budget.timeout:g} s limit")
         except Exception as exc:  # recorded as a failed candidate with its reason
             status = _classify_error(exc)
-            log.info("candidate %s %s: %s", genome.key, status, exc)
+            log.warning("candidate %s %s: %s", genome.key, status, exc)
             times["total"] = time.perf_counter() - start
             return self.failure(genome, status, f"{type(exc).__name__}: {exc}"[:2000], metrics=metrics, times=times)
         finally:
             keras.utils.clear_session(free_memory=True)
         times["total"] = time.perf_counter() - start
+        objectives = tuple(float(metrics[name]) for name in self.objectives)
+        if not all(math.isfinite(v) for v in objectives):
+            return self.failure(genome, "nan", f"non-finite objectives {objectives}", metrics=metrics, times=times)
         return EvalResult(
             key=genome.key,
             genome=genome.to_dict(),
             status="ok",
-            objectives=tuple(float(metrics[name]) for name in self.objectives),
+            objectives=objectives,
             objective_names=self.objective_names,
             metrics=metrics,
             times=times,

@@ -12,9 +12,10 @@ from typing import Any
 
 import numpy as np
 
+from ._io import atomic_path, write_json_atomic
 from .evaluate import Evaluator, derive_seed
 from .genome import Genome
-from .search import Search, write_json_atomic
+from .search import Search
 
 __all__ = ["finalize"]
 
@@ -55,43 +56,55 @@ def finalize(search: Search, front: list[Any], *, progress: bool = False) -> lis
 
         iterator = tqdm(members, desc="final models", unit="model", leave=False)
     for ind in iterator:
-        genome = ind.as_genome() if isinstance(ind, Genome) else Genome.from_dict(ind["genome"])
+        genome = ind.as_genome()
         record = search.store.get_evaluation(genome.key)
-        keras.utils.clear_session(free_memory=True)
-        keras.utils.set_random_seed(derive_seed(cfg.seed + 1, genome.key))
-        from .decode import decode
-
-        model = decode(genome, task)
-        t0 = time.perf_counter()
-        model.fit(x, y, batch_size=genome.training.batch_size, epochs=cfg.final_epochs, verbose=0)
-        fit_seconds = time.perf_counter() - t0
-        scores = model.evaluate(data.x_test, data.y_test, batch_size=512, verbose=0, return_dict=True)
-        exec_time = timer.time_inference(model, data.x_test)
-        path = models_dir / f"{genome.key}.keras"
-        tmp = models_dir / f".{genome.key}.tmp.keras"
-        model.save(tmp)
-        tmp.replace(path)
-        entries.append(
-            {
-                "key": genome.key,
-                "genome": genome.to_dict(),
-                "objectives": dict(zip(cfg.objectives, ind.fitness.values, strict=True)),
-                "metrics": record.metrics if record is not None else {},
-                "test_accuracy": float(scores.get("accuracy", float("nan"))),
-                "test_loss": float(scores["loss"]),
-                "test_exec_time": exec_time,
-                "final_fit_seconds": fit_seconds,
-                "model": str(path.relative_to(search.out_dir)),
-            }
-        )
-        log.info("final model %s: test accuracy %.4f", genome.key, entries[-1]["test_accuracy"])
+        entry: dict[str, Any] = {
+            "key": genome.key,
+            "genome": genome.to_dict(),
+            "objectives": dict(zip(cfg.objectives, ind.fitness.values, strict=True)),
+            "metrics": record.metrics if record is not None else {},
+        }
+        try:
+            entry.update(_final_model(genome, task, cfg, x, y, data, timer, models_dir))
+            entry["model"] = str(Path(entry["model"]).relative_to(search.out_dir))
+            log.info("final model %s: test accuracy %.4f", genome.key, entry["test_accuracy"])
+        except Exception as exc:  # recorded in the entry; the other members go on
+            log.warning("final model %s failed: %s", genome.key, exc)
+            entry["status"] = "failed"
+            entry["error"] = f"{type(exc).__name__}: {exc}"[:2000]
+        entries.append(entry)
     keras.utils.clear_session(free_memory=True)
     write_json_atomic(search.out_dir / "hall_of_fame.json", {"objectives": cfg.objectives, "members": entries})
     return entries
 
 
-def read_hall_of_fame(run_dir: str | Path) -> dict[str, Any]:
-    """The parsed ``hall_of_fame.json`` of a run directory."""
-    import json
+def _final_model(genome: Genome, task: Any, cfg: Any, x: np.ndarray, y: np.ndarray, data: Any,
+                 timer: Evaluator, models_dir: Path) -> dict[str, Any]:
+    """Retrain ``genome`` on ``(x, y)``, score it on the test split, save it."""
+    import math
 
-    return json.loads((Path(run_dir) / "hall_of_fame.json").read_text())
+    import keras
+
+    from .decode import decode
+
+    keras.utils.clear_session(free_memory=True)
+    keras.utils.set_random_seed(derive_seed(cfg.seed + 1, genome.key))
+    model = decode(genome, task)
+    t0 = time.perf_counter()
+    model.fit(x, y, batch_size=genome.training.batch_size, epochs=cfg.final_epochs, verbose=0)
+    fit_seconds = time.perf_counter() - t0
+    scores = model.evaluate(data.x_test, data.y_test, batch_size=512, verbose=0, return_dict=True)
+    if not math.isfinite(scores["loss"]):
+        raise FloatingPointError("the retrained model's test loss is not finite")
+    exec_time = timer.time_inference(model, data.x_test)
+    path = models_dir / f"{genome.key}.keras"
+    with atomic_path(path) as tmp:
+        model.save(tmp)
+    return {
+        "status": "ok",
+        "test_accuracy": float(scores.get("accuracy", float("nan"))),
+        "test_loss": float(scores["loss"]),
+        "test_exec_time": exec_time,
+        "final_fit_seconds": fit_seconds,
+        "model": str(path),
+    }

@@ -837,7 +837,7 @@ class DaskBackend(Backend):
         if not self.gpus:
             return LocalCluster(
                 n_workers=self.workers,
-                threads_per_worker=self.threads_per_worker,
+                threads_per_worker=1,  # one evaluation at a time per worker; its threads come from env
                 processes=True,
                 host="127.0.0.1",
                 dashboard_address=":0",  # a free port (None still starts one on 8787)
@@ -847,7 +847,7 @@ class DaskBackend(Backend):
         # One environment per worker (its GPU): LocalCluster's workers all share one.
         workers = {
             i: {"cls": Nanny, "options": {
-                "nthreads": self.threads_per_worker, "host": "127.0.0.1",
+                "nthreads": 1, "host": "127.0.0.1",
                 "env": {**env, **gpu_worker_env(i, self.workers_per_gpu, self.gpus, backend), **self.env},
             }}
             for i in range(self.workers)

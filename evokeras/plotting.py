@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from ._io import atomic_path
 from .store import RunStore
 
 __all__ = ["hypervolume", "hypervolume_by_generation", "nondominated", "plot_hypervolume", "plot_pareto", "plot_stats", "save_plots"]
@@ -155,14 +156,12 @@ def save_plots(run_dir: str | Path) -> list[Path]:
     """Draw the run's figures into ``run_dir/plots`` and return their paths."""
     run_dir = Path(run_dir)
     out = run_dir / "plots"
-    out.mkdir(exist_ok=True)
     paths = []
-    with RunStore(run_dir / "run.db", create=False) as store:
+    with RunStore(run_dir / "run.db", readonly=True) as store:
+        out.mkdir(exist_ok=True)
         for name, fn in (("stats", plot_stats), ("pareto", plot_pareto), ("hypervolume", plot_hypervolume)):
             path = out / f"{name}.png"
-            fig = fn(store)
-            tmp = out / f".{name}.tmp.png"
-            fig.savefig(tmp, dpi=120)
-            tmp.replace(path)
+            with atomic_path(path) as tmp:
+                fn(store).savefig(tmp, dpi=120)
             paths.append(path)
     return paths

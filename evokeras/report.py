@@ -17,7 +17,7 @@ def read_front(run_dir: str | Path) -> dict[str, Any]:
     hof = run_dir / "hall_of_fame.json"
     if hof.is_file():
         return json.loads(hof.read_text())
-    with RunStore(run_dir / "run.db", create=False) as store:
+    with RunStore(run_dir / "run.db", readonly=True) as store:
         state = store.latest_checkpoint() or {"front": []}
         objectives = store.get_meta("objectives") or {}
     members = []

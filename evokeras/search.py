@@ -21,7 +21,6 @@ import json
 import logging
 import math
 import os
-import shutil
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -31,15 +30,16 @@ from typing import Any
 import numpy as np
 from deap import tools
 
+from ._io import write_json_atomic, write_text_atomic
 from .config import ConfigError, SearchConfig
 from .evaluate import EvalResult, Evaluator
 from .genome import Genome
-from .parallel import Backend, make_backend, serial_map  # noqa: F401  (serial_map: re-exported)
+from .parallel import Backend, make_backend
 from .store import RunStore, StoreError
 from .tasks import Task, make_task
 from .toolbox import Individual, make_toolbox, to_individual
 
-__all__ = ["RunError", "Search", "SearchResult", "write_json_atomic"]
+__all__ = ["RunError", "Search", "SearchResult"]
 
 log = logging.getLogger(__name__)
 
@@ -61,13 +61,6 @@ class SearchResult:
     evaluations: int
     wall_seconds: float
     stopped_by: str
-
-
-def write_json_atomic(path: Path, data: Any) -> None:
-    """Write JSON to ``path`` via a temporary file and ``os.replace``."""
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(data, indent=2) + "\n")
-    os.replace(tmp, path)
 
 
 def _versions() -> dict[str, str]:
@@ -123,24 +116,68 @@ class Search:
             self.toolbox.register("map", self._backend.map)
         self.map_fn: MapFn = map_fn or self._backend  # type: ignore[assignment]
         self.weights = tuple(float(w) for w in config.objectives.values())
-        if not _resuming:
-            self._create_run_dir()
-        self.store = RunStore(self.out_dir / "run.db", create=not _resuming)
-        if not _resuming:
-            self.store.set_meta("objectives", config.objectives)
+        self._lock = self._take_lock(create=not _resuming)
+        try:
+            self.store = RunStore(self.out_dir / "run.db", create=False) if _resuming else self._create_run_dir()
+        except BaseException:
+            self._release_lock()
+            raise
+        self._status: dict[str, str] = {}
         self.fit_seconds = 0.0
         self._best: dict[str, float] = {}
         for _, result in self.store.evaluations():
             self._note_best(result)
 
     # -- run directory ---------------------------------------------------------------------
-    def _create_run_dir(self) -> None:
-        if (self.out_dir / "run.db").exists():
+    def _take_lock(self, *, create: bool) -> Any:
+        """Hold ``DIR/.lock`` while this object lives: one process per run directory."""
+        import fcntl
+
+        if create and (self.out_dir / "run.db").exists():
             raise RunError(f"{self.out_dir} already holds a run: use `evokeras resume {self.out_dir}`")
-        self.out_dir.mkdir(parents=True, exist_ok=True)
-        write_json_atomic(
-            self.out_dir / "config.json", {"config": self.config.to_dict(), "versions": _versions()}
-        )
+        try:
+            self.out_dir.mkdir(parents=True, exist_ok=True)
+            handle = open(self.out_dir / ".lock", "w")  # noqa: SIM115 - held until close()
+        except OSError as exc:
+            raise RunError(f"cannot use {self.out_dir} as a run directory: {exc}") from exc
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.close()
+            raise RunError(f"{self.out_dir} is in use by another evokeras process") from None
+        return handle
+
+    def _release_lock(self) -> None:
+        if self._lock is not None:
+            self._lock.close()
+            self._lock = None
+
+    def _create_run_dir(self) -> RunStore:
+        """Create ``run.db`` and ``config.json``; on failure remove what was created."""
+        try:
+            store = RunStore(self.out_dir / "run.db")
+            store.set_meta("objectives", self.config.objectives)
+            write_json_atomic(
+                self.out_dir / "config.json", {"config": self.config.to_dict(), "versions": _versions()}
+            )
+        except (OSError, StoreError) as exc:
+            for name in ("run.db", "run.db-wal", "run.db-shm", "config.json"):
+                (self.out_dir / name).unlink(missing_ok=True)
+            raise RunError(f"cannot create a run in {self.out_dir}: {exc}") from exc
+        return store
+
+    def close(self) -> None:
+        """Close the backend (if this search made it), the run store and the lock."""
+        if self._backend is not None:
+            self._backend.close()
+        self.store.close()
+        self._release_lock()
+
+    def __enter__(self) -> Search:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
     @classmethod
     def resume(cls, out_dir: str | Path, *, parallel: dict[str, Any] | None = None, **kwargs: Any) -> Search:
@@ -165,7 +202,7 @@ class Search:
             config = SearchConfig.from_dict(parallel, base=config)
         try:
             return cls(config, out_dir, _resuming=True, **kwargs)
-        except StoreError as exc:
+        except (StoreError, ConfigError) as exc:
             raise RunError(str(exc)) from exc
 
     # -- evaluation ----------------------------------------------------------------------------
@@ -202,7 +239,7 @@ class Search:
         for ind in individuals:
             r = results[ind.key]
             ind.fitness.values = r.objectives
-            object.__setattr__(ind, "status", r.status)
+            self._status[ind.key] = r.status
 
     def _note_best(self, result: EvalResult) -> None:
         if not result.ok:
@@ -232,7 +269,7 @@ class Search:
 
     # -- statistics ------------------------------------------------------------------------------
     def _record(self, gen: int, population: list[Individual], nevals: int, nfailed: int, elapsed: float) -> dict[str, Any]:
-        ok = [ind for ind in population if getattr(ind, "status", "ok") == "ok"]
+        ok = [ind for ind in population if self._status.get(ind.key) == "ok"]
         record: dict[str, Any] = {"gen": gen, "nevals": nevals, "nfailed": nfailed, "elapsed": round(elapsed, 3)}
         for i, name in enumerate(self.config.objectives):
             values = np.array([ind.fitness.values[i] for ind in ok], dtype=float)
@@ -245,7 +282,7 @@ class Search:
 
     def _state(self, gen: int, population: list[Individual], front: tools.ParetoFront, elapsed: float) -> dict[str, Any]:
         def dump(ind: Individual) -> dict[str, Any]:
-            return {"genome": ind.to_dict(), "fitness": list(ind.fitness.values), "status": getattr(ind, "status", "ok")}
+            return {"genome": ind.to_dict(), "fitness": list(ind.fitness.values), "status": self._status.get(ind.key, "ok")}
 
         return {
             "gen": gen,
@@ -261,7 +298,7 @@ class Search:
         for item in items:
             ind = to_individual(Genome.from_dict(item["genome"]), self.toolbox.fitness_class)
             ind.fitness.values = tuple(item["fitness"])
-            object.__setattr__(ind, "status", item.get("status", "ok"))
+            self._status[ind.key] = item.get("status", "ok")
             out.append(ind)
         return out
 
@@ -306,10 +343,11 @@ class Search:
                 nevals = self.store.count_evaluations(gen)
                 nfailed = self.store.count_evaluations(gen, failed=True)
                 population = offspring if gen == 0 else self.toolbox.select(population + offspring, cfg.population)
-                front.update([ind for ind in offspring if ind.status == "ok"])
+                front.update([ind for ind in offspring if self._status[ind.key] == "ok"])
                 elapsed = elapsed0 + time.perf_counter() - start
                 record = self._record(gen, population, nevals, nfailed, elapsed)
                 self.store.end_generation(gen, record, self._state(gen, population, front, elapsed))
+                write_logbook_csv(self.out_dir / "logbook.csv", self.store.generations(), list(cfg.objectives))
                 log.info("generation %d: %d evaluated, %d failed, front %d", gen, nevals, nfailed, len(front))
         finally:
             if bar is not None:
@@ -317,7 +355,6 @@ class Search:
             if self._backend is not None:
                 self._backend.close()
         records = self.store.generations()
-        write_logbook_csv(self.out_dir / "logbook.csv", records, list(cfg.objectives))
         return SearchResult(
             front=list(front),
             logbook=self._logbook(records),
@@ -338,17 +375,10 @@ def write_logbook_csv(path: Path, records: list[dict[str, Any]], objectives: lis
                 f"{r['gen']},{name},{s['min']!r},{s['avg']!r},{s['max']!r},{s['std']!r},"
                 f"{r['nevals']},{r['nfailed']},{r['elapsed']}"
             )
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text("\n".join(lines) + "\n")
-    os.replace(tmp, path)
+    write_text_atomic(path, "\n".join(lines) + "\n")
 
 
 def _progress_bar() -> Any:
     from tqdm.auto import tqdm
 
     return tqdm(total=0, unit="eval", dynamic_ncols=True, leave=False)
-
-
-def remove_run_dir(path: Path) -> None:
-    """Remove a run directory this process created (used when set-up fails)."""
-    shutil.rmtree(path, ignore_errors=True)

@@ -58,20 +58,26 @@ class RunStore:
         path: the database file (``DIR/run.db``).
         create: create the file if missing; otherwise a missing file raises
             :class:`StoreError`.
+        readonly: open an existing store for reading only (``plot``, ``report``).
     """
 
-    def __init__(self, path: str | Path, *, create: bool = True) -> None:
+    def __init__(self, path: str | Path, *, create: bool = True, readonly: bool = False) -> None:
         self.path = Path(path)
-        if not create and not self.path.is_file():
+        if (not create or readonly) and not self.path.is_file():
             raise StoreError(f"no run store at {self.path}")
         try:
-            self._db = sqlite3.connect(self.path, timeout=30.0, isolation_level=None)
-            if not create:
+            if readonly:
+                self._db = sqlite3.connect(f"{self.path.resolve().as_uri()}?mode=ro", uri=True, timeout=30.0)
+            else:
+                self._db = sqlite3.connect(self.path, timeout=30.0, isolation_level=None)
+            if not create or readonly:
                 tables = {r[0] for r in self._db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
                 missing = {"meta", "evaluations", "generations", "checkpoints"} - tables
                 if missing:
                     self._db.close()
                     raise StoreError(f"{self.path} is not an evokeras run store (no table {sorted(missing)[0]!r})")
+            if readonly:
+                return
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=NORMAL")
             self._db.executescript(_SCHEMA)

@@ -94,7 +94,11 @@ def run_study(name: str, budgets: Mapping[str, Mapping[str, Any]], argv: Sequenc
     try:
         from .tasks import make_task
 
-        make_task(config.task).data(train_size=1, val_limit=1, test_limit=1)
+        budget = config.budget()
+        try:
+            make_task(config.task).data(train_size=budget.train_samples, val_limit=budget.val_samples, test_limit=1)
+        except (ValueError, TypeError) as exc:
+            return fail(f"config key 'evaluation': {exc}")
         search = Search(config, out, progress=not args.no_progress)
     except (DatasetNotFoundError, RunError) as exc:
         return fail(str(exc))
@@ -102,19 +106,31 @@ def run_study(name: str, budgets: Mapping[str, Mapping[str, Any]], argv: Sequenc
 
 
 def finish(search: Search, *, progress: bool = True) -> int:
-    """Run (or continue) ``search``, then final models, plots and the report."""
+    """Run (or continue) ``search``, then final models, plots and the report; close it.
+
+    A run that already finished only prints its report. Returns 3 when the evaluation
+    backend is lost (resume later), 1 when no candidate succeeded, else 0.
+    """
     from .final import finalize
     from .plotting import save_plots
     from .report import format_report
 
-    try:
-        result = search.run()
-    except BackendError as exc:
-        print(f"error: {exc}\nthe evaluations finished so far are saved in {search.out_dir}; "
-              f"continue later with: evokeras resume {search.out_dir}", file=sys.stderr)
-        return 3
-    finalize(search, result.front, progress=progress)
-    search.store.set_meta("finished", True)
+    with search:
+        if search.store.get_meta("finished") and (search.out_dir / "hall_of_fame.json").is_file():
+            print(format_report(search.out_dir))
+            return 0
+        try:
+            result = search.run()
+        except BackendError as exc:
+            print(f"error: {exc}\nthe evaluations finished so far are saved in {search.out_dir}; "
+                  f"continue later with: evokeras resume {search.out_dir}", file=sys.stderr)
+            return 3
+        if not result.front:
+            print(f"error: no candidate of {search.out_dir} succeeded (see `evokeras report {search.out_dir}` "
+                  "and the error column of run.db's evaluations)", file=sys.stderr)
+            return 1
+        finalize(search, result.front, progress=progress)
+        search.store.set_meta("finished", True)
     save_plots(search.out_dir)
     print(format_report(search.out_dir))
     print(f"\nrun directory: {search.out_dir}  ({result.evaluations} evaluations, {result.wall_seconds:.0f} s search)")

@@ -139,7 +139,7 @@ def fake_run(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("cli") / "fake-run"
     search = Search(cfg, out, evaluate=fake_for(cfg))
     search.run()
-    search.store.close()
+    search.close()
     return out
 
 
@@ -292,3 +292,38 @@ def test_smoke_report_and_plot(smoke_run) -> None:
     printed = [Path(line) for line in proc.stdout.split()]
     assert pareto in printed and (out / "plots" / "stats.png") in printed
     assert pareto.read_bytes()[:4] == b"\x89PNG"
+
+
+@pytest.mark.slow
+def test_resume_of_a_finished_run_only_reports(smoke_run) -> None:
+    out, _ = smoke_run
+    before = (out / "hall_of_fame.json").stat().st_mtime_ns
+    proc = evokeras("resume", str(out), "--no-progress")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "Pareto front" in proc.stdout
+    assert (out / "hall_of_fame.json").stat().st_mtime_ns == before
+
+
+def test_out_path_that_is_a_file(tmp_path: Path) -> None:
+    target = tmp_path / "a-file"
+    target.write_text("x")
+    line = _error_line(study("--budget", "smoke", "--out", str(target)))
+    assert str(target) in line
+    assert target.read_text() == "x"
+
+
+def test_sample_counts_beyond_the_data(tmp_path: Path) -> None:
+    cfg = tmp_path / "c.json"
+    cfg.write_text(json.dumps({"evaluation": {"train_samples": 60_000}}))
+    out = tmp_path / "run"
+    line = _error_line(study("--budget", "smoke", "--config", str(cfg), "--out", str(out)))
+    assert "'evaluation'" in line and "60000" in line
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("bad", [{"final_epochs": 0}, {"final_train_samples": 2.5}, {"wall_seconds": -1}])
+def test_bad_final_and_wall_keys(tmp_path: Path, bad: dict) -> None:
+    cfg = tmp_path / "c.json"
+    cfg.write_text(json.dumps(bad))
+    line = _error_line(study("--budget", "smoke", "--config", str(cfg), "--out", str(tmp_path / "run")))
+    assert repr(next(iter(bad))) in line

@@ -117,7 +117,7 @@ def serial_run(tmp_path_factory):
     cfg = small_config(**CONFIG)
     search = Search(cfg, tmp_path_factory.mktemp("serial") / "run", evaluate=fake_for(cfg))
     result = search.run()
-    search.store.close()
+    search.close()
     return result, store_keys(search.out_dir)
 
 
@@ -413,13 +413,13 @@ def test_search_with_workers_matches_serial_and_resumes(serial_run, tmp_path) ->
     with pytest.raises(FakeCrash):
         search.run()
     assert all(w is None for w in search.map_fn._pool)  # closed by run()
-    search.store.close()
+    search.close()
     assert len(store_keys(tmp_path / "run")) == 8
 
     resumed = Search.resume(tmp_path / "run", evaluate=fake_for(cfg))
     assert isinstance(resumed.map_fn, ProcessBackend)
     result = resumed.run()
-    resumed.store.close()
+    resumed.close()
     keys = store_keys(tmp_path / "run")
     assert len(keys) == len(set(keys)) and sorted(keys) == sorted(ref_keys)
     assert front_keys(result) == front_keys(ref)
@@ -460,7 +460,7 @@ def test_dask_cluster_worker_killed_mid_run(cluster, serial_run, tmp_path) -> No
         killer = KillAfter(backend, 4, lambda: Cluster.kill(cluster.workers[0]))
         search = Search(cfg, tmp_path / "run", evaluate=fake_for(cfg, delay=0.3), map_fn=killer)
         result = search.run()
-        search.store.close()
+        search.close()
         assert killer.seen == len(ref_keys) and cluster.workers[0].poll() is not None
         assert len(backend.client.scheduler_info()["workers"]) == 1
     keys = store_keys(tmp_path / "run")
@@ -476,12 +476,12 @@ def test_dask_scheduler_lost_then_resume(cluster, serial_run, tmp_path) -> None:
         search = Search(cfg, tmp_path / "run", evaluate=fake_for(cfg, delay=0.3), map_fn=killer)
         with pytest.raises(SchedulerLost, match="scheduler"):
             search.run()
-        search.store.close()
+        search.close()
     done = store_keys(tmp_path / "run")
     assert 3 <= len(done) < len(ref_keys)
     resumed = Search.resume(tmp_path / "run", evaluate=fake_for(cfg), map_fn=SerialBackend())
     result = resumed.run()
-    resumed.store.close()
+    resumed.close()
     keys = store_keys(tmp_path / "run")
     assert len(keys) == len(set(keys)) and sorted(keys) == sorted(ref_keys)
     assert front_keys(result) == front_keys(ref)

@@ -80,7 +80,7 @@ def run_dir(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("plots") / "run"
     search = Search(cfg, out, evaluate=fake_for(cfg))
     search.run()
-    search.store.close()
+    search.close()
     return out
 
 

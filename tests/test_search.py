@@ -56,7 +56,7 @@ def reference(tmp_path_factory) -> tuple[SearchResult, Search]:
     """An uninterrupted run: seed 0, 4 generations after the initial one."""
     result, search = _run(tmp_path_factory.mktemp("search"), "ref")
     yield result, search
-    search.store.close()
+    search.close()
 
 
 def test_runs_all_generations(reference) -> None:
@@ -136,7 +136,7 @@ def test_failed_candidates_are_recorded_and_never_in_the_front(tmp_path: Path) -
     for rec in records:
         for name in cfg.objectives:
             assert not rec[name]["max"] >= 1e9
-    search.store.close()
+    search.close()
 
 
 def test_same_seed_same_front_other_seed_other_front(tmp_path: Path, reference) -> None:
@@ -148,8 +148,8 @@ def test_same_seed_same_front_other_seed_other_front(tmp_path: Path, reference) 
     assert set(_store_rows(search.out_dir)) == set(_store_rows(ref_search.out_dir))
     assert _front_keys(other) != _front_keys(ref)
     assert set(_store_rows(other_search.out_dir)) != set(_store_rows(ref_search.out_dir))
-    search.store.close()
-    other_search.store.close()
+    search.close()
+    other_search.close()
 
 
 def test_wall_seconds_stops_early(tmp_path: Path) -> None:
@@ -158,7 +158,7 @@ def test_wall_seconds_stops_early(tmp_path: Path) -> None:
     assert result.generations_done == 0
     assert [r["gen"] for r in search.store.generations()] == [0]
     assert (search.out_dir / "logbook.csv").is_file()
-    search.store.close()
+    search.close()
 
 
 def test_existing_run_dir_raises_run_error(tmp_path: Path, reference) -> None:
@@ -181,7 +181,7 @@ def test_resume_of_a_non_run_dir_raises_run_error(tmp_path: Path) -> None:
 
 def test_resume_a_finished_run_does_nothing(tmp_path: Path) -> None:
     result, search = _run(tmp_path, "done", generations=1)
-    search.store.close()
+    search.close()
     cfg = small_config(generations=1)
     fake = fake_for(cfg)
     resumed = Search.resume(tmp_path / "done", evaluate=fake)
@@ -189,7 +189,7 @@ def test_resume_a_finished_run_does_nothing(tmp_path: Path) -> None:
     assert fake.calls == []
     assert again.generations_done == 1
     assert _front_keys(again) == _front_keys(result)
-    resumed.store.close()
+    resumed.close()
 
 
 # -- resume after a crash ---------------------------------------------------------------------
@@ -222,7 +222,7 @@ def test_resume_after_crash_matches_uninterrupted_run(tmp_path: Path, reference,
     assert (checkpoint and checkpoint["gen"]) == last_gen
     done = set(_store_rows(search.out_dir))
     assert len(done) == crash_after
-    search.store.close()
+    search.close()
 
     fresh = fake_for(cfg)
     resumed = Search.resume(tmp_path / "crash", evaluate=fresh)
@@ -235,7 +235,7 @@ def test_resume_after_crash_matches_uninterrupted_run(tmp_path: Path, reference,
 
     # the logbook of every generation (counts and statistics) is that of the uninterrupted run
     assert _strip(resumed.store.generations(), "elapsed") == _strip(ref_search.store.generations(), "elapsed")
-    resumed.store.close()
+    resumed.close()
 
 
 def _strip(records: list[dict], *keys: str) -> list[dict]:
@@ -249,13 +249,13 @@ def test_resume_keeps_the_evaluation_counts(tmp_path: Path, reference) -> None:
     search = Search(cfg, tmp_path / "crash", evaluate=fake_for(cfg, crash_after=counts[0] + counts[1] + 1))
     with pytest.raises(FakeCrash):
         search.run()
-    search.store.close()
+    search.close()
     resumed = Search.resume(tmp_path / "crash", evaluate=fake_for(cfg))
     resumed.run()
     records = resumed.store.generations()
     assert sum(r["nevals"] for r in records) == resumed.store.count_evaluations()
     assert _strip(records, "elapsed") == _strip(ref_search.store.generations(), "elapsed")
-    resumed.store.close()
+    resumed.close()
 
 
 _CHILD = """
@@ -301,7 +301,7 @@ def _resume_and_compare(out: Path, reference) -> None:
     assert fresh.calls, "nothing was left to do"
     assert _front_keys(result) == _front_keys(ref)
     assert _store_rows(out) == _store_rows(ref_search.out_dir)
-    resumed.store.close()
+    resumed.close()
 
 
 def test_resume_after_kill_9_matches_uninterrupted_run(tmp_path: Path, reference) -> None:
@@ -348,6 +348,17 @@ def test_resume_may_change_only_how_evaluations_run(tmp_path: Path) -> None:
     resumed = Search.resume(tmp_path / "run", parallel={"workers": 2, "backend": "process"}, evaluate=fake_for(cfg))
     assert (resumed.config.workers, resumed.config.backend) == (2, "process")
     assert resumed.config.seed == cfg.seed
-    resumed.store.close()
+    resumed.close()
     with pytest.raises(ConfigError, match="'seed'"):
         Search.resume(tmp_path / "run", parallel={"seed": 5}, evaluate=fake_for(cfg))
+
+
+def test_one_process_per_run_directory(tmp_path: Path) -> None:
+    cfg = small_config()
+    first = Search(cfg, tmp_path / "run", evaluate=fake_for(cfg))
+    try:
+        with pytest.raises(RunError, match="in use"):
+            Search.resume(tmp_path / "run", evaluate=fake_for(cfg))
+    finally:
+        first.close()
+    Search.resume(tmp_path / "run", evaluate=fake_for(cfg)).close()
