@@ -81,17 +81,24 @@ def run_evokeras(out: Path, seed: int) -> float:
     return time.perf_counter() - t0
 
 
-def run_kerastuner(kind: str, wall_seconds: float, seed: int) -> dict:
+def study_budgets() -> dict:
+    """``BUDGETS`` of ``studies/mnist.py``."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("mnist_study", ROOT / "studies" / "mnist.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.BUDGETS
+
+
+def run_kerastuner(kind: str, wall_seconds: float, seed: int, final_epochs: int | None = None) -> dict:
     import keras
     import keras_tuner as kt
     import numpy as np
 
-    sys.path.insert(0, str(ROOT / "studies"))
-    from mnist import BUDGETS  # the same evaluation budget as the evokeras candidates
-
     from evokeras.datasets import mnist_splits
 
-    budget = BUDGETS["default"]
+    budget = study_budgets()["default"]  # the same evaluation budget as the evokeras candidates
     ev = budget["evaluation"]
     d = mnist_splits()
     x_tr, y_tr = d.x_train[: ev["train_samples"]], d.y_train[: ev["train_samples"]]
@@ -112,8 +119,8 @@ def run_kerastuner(kind: str, wall_seconds: float, seed: int) -> dict:
         x = keras.layers.Dropout(hp.Float("dropout", 0.0, 0.5, step=0.1))(x)
         outputs = keras.layers.Dense(10, activation="softmax")(x)
         model = keras.Model(inputs, outputs)
-        model.compile(keras.optimizers.Adam(hp.Float("lr", 1e-4, 1e-2, sampling="log")),
-                      "sparse_categorical_crossentropy", ["accuracy"])
+        model.compile(optimizer=keras.optimizers.Adam(hp.Float("lr", 1e-4, 1e-2, sampling="log")),
+                      loss="sparse_categorical_crossentropy", metrics=["accuracy"])
         return model
 
     start = time.perf_counter()
@@ -144,7 +151,7 @@ def run_kerastuner(kind: str, wall_seconds: float, seed: int) -> dict:
     model.fit(
         np.concatenate([d.x_train, d.x_val]),
         np.concatenate([d.y_train, d.y_val]),
-        batch_size=128, epochs=budget["final_epochs"], verbose=0,
+        batch_size=128, epochs=final_epochs or budget["final_epochs"], verbose=0,
     )
     acc = float(model.evaluate(d.x_test, d.y_test, verbose=0, return_dict=True)["accuracy"])
     return {"best_test_accuracy": acc, "wall_seconds": time.perf_counter() - start, "trials": trials,
