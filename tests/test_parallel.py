@@ -247,15 +247,16 @@ def test_gpu_placement_reaches_the_workers() -> None:
 def test_finish_exits_3_when_the_scheduler_is_lost(tmp_path, capsys) -> None:
     from evokeras.study import finish
 
-    class Lost:
-        out_dir = tmp_path
+    def lost(fn, genomes):
+        raise SchedulerLost("lost the Dask scheduler tcp://127.0.0.1:1")
+        yield  # a generator, like the real backends
 
-        def run(self):
-            raise SchedulerLost("lost the Dask scheduler tcp://127.0.0.1:1")
-
-    assert finish(Lost()) == 3
+    cfg = small_config()
+    out = tmp_path / "run"
+    assert finish(Search(cfg, out, evaluate=fake_for(cfg), map_fn=lost)) == 3
     err = capsys.readouterr().err
-    assert "lost the Dask scheduler" in err and f"evokeras resume {tmp_path}" in err
+    assert "lost the Dask scheduler" in err and f"evokeras resume {out}" in err
+    Search.resume(out, evaluate=fake_for(cfg)).close()  # the run directory was released
 
 
 def test_detect_gpus_without_nvidia_smi(monkeypatch) -> None:
