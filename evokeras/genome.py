@@ -138,12 +138,7 @@ class LayerGene:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any], *, where: str = "layer") -> LayerGene:
-        if not isinstance(data, Mapping):
-            raise GenomeError(f"{where}: expected a mapping, got {type(data).__name__}")
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise GenomeError(f"{where}: unknown key {unknown[0]!r} (known: {sorted(known)})")
+        _check_keys(data, {f.name for f in dataclasses.fields(cls)}, where)
         if "kind" not in data:
             raise GenomeError(f"{where}: missing key 'kind'")
         kwargs = dict(data)
@@ -195,12 +190,7 @@ class TrainingGenes:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any], *, where: str = "training") -> TrainingGenes:
-        if not isinstance(data, Mapping):
-            raise GenomeError(f"{where}: expected a mapping, got {type(data).__name__}")
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise GenomeError(f"{where}: unknown key {unknown[0]!r} (known: {sorted(known)})")
+        _check_keys(data, {f.name for f in dataclasses.fields(cls)}, where)
         genes = cls(**data)
         genes.check(where=where)
         return genes
@@ -253,11 +243,7 @@ class Genome:
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Genome:
         """Build and validate a genome from :meth:`to_dict` output (or parsed JSON)."""
-        if not isinstance(data, Mapping):
-            raise GenomeError(f"genome: expected a mapping, got {type(data).__name__}")
-        unknown = sorted(set(data) - {"layers", "reduce", "training"})
-        if unknown:
-            raise GenomeError(f"genome: unknown key {unknown[0]!r} (known: layers, reduce, training)")
+        _check_keys(data, {"layers", "reduce", "training"}, "genome")
         layers_data = data.get("layers", [])
         if not isinstance(layers_data, Sequence) or isinstance(layers_data, str):
             raise GenomeError(f"genome.layers: expected a list, got {type(layers_data).__name__}")
@@ -339,6 +325,15 @@ class Genome:
 
     def __len__(self) -> int:
         return len(self.layers)
+
+
+def _check_keys(data: Any, known: set[str], where: str) -> None:
+    """Raise :class:`GenomeError` unless ``data`` is a mapping with only ``known`` keys."""
+    if not isinstance(data, Mapping):
+        raise GenomeError(f"{where}: expected a mapping, got {type(data).__name__}")
+    unknown = sorted(set(data) - known)
+    if unknown:
+        raise GenomeError(f"{where}: unknown key {unknown[0]!r} (known: {sorted(known)})")
 
 
 def _is_int(value: Any) -> bool:
