@@ -106,6 +106,20 @@ def serial_map(fn: Callable[[Any], Any], genomes: Iterable[Any]) -> Iterator[Any
         yield fn(g)
 
 
+def _pool_shape(
+    name: str, gpus: int, workers_per_gpu: int, workers: int | None, threads: int | None, timeout: float | None
+) -> tuple[int, int]:
+    """Checked ``(workers, threads per worker)``: by default a worker per core (or
+    ``workers_per_gpu`` per GPU), and threads so that workers x threads = cores."""
+    if workers is None:
+        workers = gpus * workers_per_gpu if gpus else cpu_count()
+    if workers < 1:
+        raise ValueError(f"{name}: workers must be >= 1, got {workers}")
+    if timeout is not None and timeout <= 0:
+        raise ValueError(f"{name}: timeout must be > 0, got {timeout}")
+    return int(workers), int(threads or max(1, cpu_count() // int(workers)))
+
+
 def cpu_count() -> int:
     """CPU cores this process may use (its affinity mask, else ``os.cpu_count()``)."""
     try:
@@ -483,16 +497,11 @@ class ProcessBackend(Backend):
     ) -> None:
         self.gpus = detect_gpus() if gpus is None else int(gpus)
         self.workers_per_gpu = int(workers_per_gpu)
-        if workers is None:
-            workers = self.gpus * self.workers_per_gpu if self.gpus else cpu_count()
-        if workers < 1:
-            raise ValueError(f"ProcessBackend: workers must be >= 1, got {workers}")
-        if timeout is not None and timeout <= 0:
-            raise ValueError(f"ProcessBackend: timeout must be > 0, got {timeout}")
+        self.workers, self.threads_per_worker = _pool_shape(
+            "ProcessBackend", self.gpus, self.workers_per_gpu, workers, threads_per_worker, timeout
+        )
         if max_attempts < 1:
             raise ValueError(f"ProcessBackend: max_attempts must be >= 1, got {max_attempts}")
-        self.workers = int(workers)
-        self.threads_per_worker = int(threads_per_worker or max(1, cpu_count() // self.workers))
         self.env = dict(env or {})
         self.timeout = timeout
         self.max_attempts = int(max_attempts)
@@ -780,15 +789,10 @@ class DaskBackend(Backend):
     ) -> None:
         self.gpus = 0 if address is not None else detect_gpus() if gpus is None else int(gpus)
         self.workers_per_gpu = int(workers_per_gpu)
-        if workers is None:
-            workers = self.gpus * self.workers_per_gpu if self.gpus else cpu_count()
-        if workers < 1:
-            raise ValueError(f"DaskBackend: workers must be >= 1, got {workers}")
-        if timeout is not None and timeout <= 0:
-            raise ValueError(f"DaskBackend: timeout must be > 0, got {timeout}")
+        self.workers, self.threads_per_worker = _pool_shape(
+            "DaskBackend", self.gpus, self.workers_per_gpu, workers, threads_per_worker, timeout
+        )
         self.address = address
-        self.workers = int(workers)
-        self.threads_per_worker = int(threads_per_worker or max(1, cpu_count() // self.workers))
         self.timeout = timeout
         self.env = dict(env or {})
         self.connect_timeout = float(connect_timeout)
