@@ -171,12 +171,18 @@ def _load_mnist_cached() -> dict[str, np.ndarray]:
                 f"MNIST store {path} lacks the arrays {missing}; found {sorted(present)}"
             )
         arrays = {key: np.asarray(group[key][...], dtype=np.uint8) for key in _ARRAY_KEYS}
-    _check_arrays("MNIST", arrays, path)
+    return _loaded("MNIST", arrays, path, start)
+
+
+def _loaded(name: str, arrays: dict[str, np.ndarray], source: Path, start: float) -> dict[str, np.ndarray]:
+    """Check freshly read arrays, log the load and return them read-only."""
+    _check_arrays(name, arrays, source)
     logger.info(
-        "Loaded MNIST (%d train, %d test) from %s in %.2f s",
+        "Loaded %s (%d train, %d test) from %s in %.2f s",
+        name,
         len(arrays["train_labels"]),
         len(arrays["test_labels"]),
-        path,
+        source,
         time.perf_counter() - start,
     )
     return _freeze(arrays)
@@ -243,15 +249,7 @@ def _load_fashion_cached(directory: str) -> dict[str, np.ndarray]:
         )
     start = time.perf_counter()
     arrays = {key: _read_idx_gz(file) for key, file in files.items()}
-    _check_arrays("Fashion-MNIST", arrays, root)
-    logger.info(
-        "Loaded Fashion-MNIST (%d train, %d test) from %s in %.2f s",
-        len(arrays["train_labels"]),
-        len(arrays["test_labels"]),
-        root,
-        time.perf_counter() - start,
-    )
-    return _freeze(arrays)
+    return _loaded("Fashion-MNIST", arrays, root, start)
 
 
 def load_fashion_mnist_arrays(path: str | os.PathLike[str] | None = None) -> dict[str, np.ndarray]:
