@@ -3,5 +3,6 @@
 from __future__ import annotations
 
 from ._resize import SpatialResize
+from .skipstep import SkipStepCell
 
-__all__ = ["SpatialResize"]
+__all__ = ["SkipStepCell", "SpatialResize"]
