@@ -2,8 +2,8 @@
 
 :class:`Evaluator` is a picklable callable ``genome -> EvalResult``. It never mutates
 the genome; the result is a record. Every evaluation starts from
-``keras.utils.clear_session()`` and a seed derived from the run seed and the genome
-key, so that on CPU the deterministic objectives (validation error, parameters,
+``keras.utils.clear_session(free_memory=True)`` (when its task builds Keras models)
+and a seed derived from the run seed and the genome key, so that on CPU the deterministic objectives (validation error, parameters,
 FLOPs) depend only on the genome and the seed.
 
 Objectives a task of the image family offers (all minimised):
@@ -34,7 +34,7 @@ import numpy as np
 from .genome import Genome
 from .tasks import Task, make_task
 
-__all__ = ["WORST", "Budget", "EvalResult", "EvaluationTimeout", "Evaluator"]
+__all__ = ["WORST", "Budget", "EvalResult", "EvaluationTimeout", "Evaluator", "NonFiniteError"]
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +44,10 @@ WORST = 1e9
 
 class EvaluationTimeout(RuntimeError):
     """Raised inside training when an evaluation passes its hard time limit."""
+
+
+class NonFiniteError(ArithmeticError):
+    """Raised by a task when a loss or score is NaN or infinite (status ``nan``)."""
 
 
 @dataclass(frozen=True)
@@ -61,6 +65,7 @@ class Budget:
         time_batch: batch size at which inference time is measured.
         time_repeats: timed calls (after one warm-up); the median is reported.
         deterministic: ask the backend for deterministic ops (TensorFlow) -- slower, exact.
+        episodes: episodes per evaluation of a reinforcement task (CartPole).
     """
 
     epochs: int = 3
@@ -72,6 +77,7 @@ class Budget:
     time_batch: int = 256
     time_repeats: int = 5
     deterministic: bool = True
+    episodes: int = 5
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -178,6 +184,8 @@ def _classify_error(exc: BaseException) -> str:
         return "oom"
     if isinstance(exc, EvaluationTimeout):
         return "timeout"
+    if isinstance(exc, NonFiniteError):
+        return "nan"
     return "failed"
 
 
@@ -256,57 +264,27 @@ class Evaluator:
             self.task.space.check(genome)
         except ValueError as exc:
             return self.failure(genome, "failed", f"invalid genome: {exc}")
-        keras.utils.clear_session(free_memory=True)
+        if self.task.builds_models:
+            keras.utils.clear_session(free_memory=True)
         _configure_backend(self.budget.deterministic)
         keras.utils.set_random_seed(derive_seed(self.seed, genome.key))
         metrics: dict[str, Any] = {}
-        data = self.data()  # a missing data set is the run's error, not the candidate's
+        if self.task.needs_data:
+            self.data()  # a missing data set is the run's error, not the candidate's
         try:
-            t0 = time.perf_counter()
-            from .decode import decode
-
-            model = decode(genome, self.task)
-            analysis = self.task.space.analyze(genome)
-            metrics.update(params=int(model.count_params()), flops=int(analysis.flops))
-            times["build"] = time.perf_counter() - t0
-            t0 = time.perf_counter()
-            history = model.fit(
-                data.x_train,
-                data.y_train,
-                batch_size=genome.training.batch_size,
-                epochs=self.budget.epochs,
-                validation_data=(data.x_val, data.y_val),
-                callbacks=self._callbacks(start),
-                verbose=0,
-            )
-            times["fit"] = time.perf_counter() - t0
-            losses = history.history.get("loss", [])
-            metrics["epochs"] = len(losses)
-            if not losses or not all(math.isfinite(v) for v in losses):
-                times["total"] = time.perf_counter() - start
-                return self.failure(genome, "nan", "training loss became NaN or infinite", metrics=metrics, times=times)
-            t0 = time.perf_counter()
-            scores = model.evaluate(data.x_val, data.y_val, batch_size=512, verbose=0, return_dict=True)
-            times["evaluate"] = time.perf_counter() - t0
-            if not math.isfinite(scores["loss"]):
-                times["total"] = time.perf_counter() - start
-                return self.failure(genome, "nan", "validation loss is NaN or infinite", metrics=metrics, times=times)
-            metrics["val_loss"] = float(scores["loss"])
-            metrics["val_accuracy"] = float(scores.get("accuracy", float("nan")))
-            metrics["val_error"] = 1.0 - metrics["val_accuracy"]
-            if "exec_time" in self.objectives or self.budget.time_repeats > 0:
-                t0 = time.perf_counter()
-                metrics["exec_time"] = self.time_inference(model, data.x_val)
-                times["timing"] = time.perf_counter() - t0
+            self.task.score(genome, self, metrics, times, start)
             if time.perf_counter() - start > self.budget.timeout:
                 raise EvaluationTimeout(f"evaluation took longer than the {self.budget.timeout:g} s limit")
         except Exception as exc:  # recorded as a failed candidate with its reason
             status = _classify_error(exc)
+            if status == "nan":
+                times["total"] = time.perf_counter() - start
+                return self.failure(genome, "nan", str(exc), metrics=metrics, times=times)
             log.warning("candidate %s %s: %s", genome.key, status, exc)
             times["total"] = time.perf_counter() - start
             return self.failure(genome, status, f"{type(exc).__name__}: {exc}"[:2000], metrics=metrics, times=times)
         finally:
-            keras.utils.clear_session(free_memory=True)
+            keras.utils.clear_session(free_memory=False)  # the next evaluation frees memory first
         times["total"] = time.perf_counter() - start
         objectives = tuple(float(metrics[name]) for name in self.objectives)
         if not all(math.isfinite(v) for v in objectives):
@@ -321,7 +299,8 @@ class Evaluator:
             times=times,
         )
 
-    def _callbacks(self, start: float) -> list[Any]:
+    def callbacks(self, start: float) -> list[Any]:
+        """Keras callbacks enforcing this budget for a ``fit`` that began at ``start``."""
         import keras
 
         budget = self.budget

@@ -18,6 +18,11 @@ dropout    ``rate``
 activation ``activation``
 ========== ================================================================
 
+Evolved weights (optional): tasks whose weights evolve with the architecture (CartPole)
+keep them in :attr:`Genome.weights`, a mapping of Keras layer name to its arrays
+encoded by :mod:`evokeras.weights`; genomes without weights (the usual case) have
+the same dictionary form and key as before this field existed.
+
 Skip connections: gene ``i`` reads the output of gene ``i - 1`` (or the stem for
 ``i == 0``) and, in addition, the outputs of the earlier genes listed in ``skips``
 (each ``j <= i - 2``). These inputs are merged by ``merge`` ("add" or "concat")
@@ -215,12 +220,15 @@ class Genome:
     layers: tuple[LayerGene, ...] = ()
     reduce: str = "flatten"
     training: TrainingGenes = field(default_factory=TrainingGenes)
+    weights: tuple[tuple[str, str], ...] = ()
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "layers", tuple(self.layers))
+        weights = self.weights.items() if isinstance(self.weights, Mapping) else self.weights
+        object.__setattr__(self, "weights", tuple(sorted((str(k), v) for k, v in weights)))
 
     def _content(self) -> tuple[Any, ...]:
-        return (self.layers, self.reduce, self.training)
+        return (self.layers, self.reduce, self.training, self.weights)
 
     def __eq__(self, other: object) -> bool:
         """Genomes (and individuals) are equal when their content is."""
@@ -234,16 +242,19 @@ class Genome:
     # -- serialisation -------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dictionary; :meth:`from_dict` inverts it exactly."""
-        return {
+        out: dict[str, Any] = {
             "layers": [layer.to_dict() for layer in self.layers],
             "reduce": self.reduce,
             "training": self.training.to_dict(),
         }
+        if self.weights:
+            out["weights"] = dict(self.weights)
+        return out
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Genome:
         """Build and validate a genome from :meth:`to_dict` output (or parsed JSON)."""
-        _check_keys(data, {"layers", "reduce", "training"}, "genome")
+        _check_keys(data, {"layers", "reduce", "training", "weights"}, "genome")
         layers_data = data.get("layers", [])
         if not isinstance(layers_data, Sequence) or isinstance(layers_data, str):
             raise GenomeError(f"genome.layers: expected a list, got {type(layers_data).__name__}")
@@ -251,7 +262,10 @@ class Genome:
             LayerGene.from_dict(item, where=f"layers[{i}]") for i, item in enumerate(layers_data)
         )
         training = TrainingGenes.from_dict(data.get("training", {}))
-        genome = cls(layers=layers, reduce=data.get("reduce", "flatten"), training=training)
+        weights = data.get("weights", {})
+        if not isinstance(weights, Mapping):
+            raise GenomeError(f"genome.weights: expected a mapping of layer name to encoded weights, got {type(weights).__name__}")
+        genome = cls(layers=layers, reduce=data.get("reduce", "flatten"), training=training, weights=weights)
         genome.validate()
         return genome
 
@@ -281,6 +295,9 @@ class Genome:
             raise GenomeError(f"genome.reduce: expected one of {REDUCTIONS}, got {self.reduce!r}")
         if not isinstance(self.training, TrainingGenes):
             raise GenomeError("genome.training: expected a TrainingGenes")
+        for name, blob in self.weights:
+            if not name.isidentifier() or not isinstance(blob, str):
+                raise GenomeError(f"genome.weights[{name!r}]: expected a layer name and an encoded string")
         self.training.check()
         regions = self.regions()
         seen_dense = False

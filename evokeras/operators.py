@@ -447,7 +447,7 @@ def repair(genome: Genome, space: SearchSpace) -> Genome:
         batch_size=_nearest(t.batch_size, space.batch_sizes),
     )
     reduce = genome.reduce if genome.reduce in space.reductions else space.reductions[0]
-    out = Genome(tuple(layers), reduce=reduce, training=training)
+    out = Genome(tuple(layers), reduce=reduce, training=training, weights=genome.weights)
 
     out = _fix_spatial(out, space, input_shape)
     while len(out.layers) > space.max_layers:

@@ -153,7 +153,16 @@ def plot_hypervolume(store: RunStore) -> Any:
 
 
 def save_plots(run_dir: str | Path) -> list[Path]:
-    """Draw the run's figures into ``run_dir/plots`` and return their paths."""
+    """Draw the run's figures into ``run_dir/plots`` and return their paths.
+
+    Besides ``stats``, ``pareto`` and ``hypervolume``, the run's task may add its own
+    (:meth:`evokeras.tasks.Task.save_plots`, e.g. an animation of the best CartPole
+    policy) once ``hall_of_fame.json`` exists.
+    """
+    import json
+
+    import matplotlib.pyplot as plt
+
     run_dir = Path(run_dir)
     out = run_dir / "plots"
     paths = []
@@ -161,7 +170,18 @@ def save_plots(run_dir: str | Path) -> list[Path]:
         out.mkdir(exist_ok=True)
         for name, fn in (("stats", plot_stats), ("pareto", plot_pareto), ("hypervolume", plot_hypervolume)):
             path = out / f"{name}.png"
+            fig = fn(store)
             with atomic_path(path) as tmp:
-                fn(store).savefig(tmp, dpi=120)
+                fig.savefig(tmp, dpi=120)
+            plt.close(fig)
             paths.append(path)
+    try:
+        task_name = json.loads((run_dir / "config.json").read_text())["config"]["task"]
+    except (OSError, KeyError, ValueError):
+        task_name = None
+    hof = run_dir / "hall_of_fame.json"
+    if task_name and hof.is_file():
+        from .tasks import make_task
+
+        paths += make_task(task_name).save_plots(out, json.loads(hof.read_text()))
     return paths

@@ -33,15 +33,25 @@ def format_report(run_dir: str | Path) -> str:
     """A plain-text table of the front, one member per row."""
     data = read_front(run_dir)
     names = list(data["objectives"])
-    cols = ["key", "layers", *names, "params", "test_accuracy", "test_exec_time"]
+    tests = sorted({k for m in data["members"] for k in m if k.startswith("test_") and k != "test_loss"})
+    if not tests:
+        tests = ["test_accuracy", "test_exec_time"]
+    extra = [] if "params" in names else ["params"]
+    cols = ["key", "layers", *names, *extra, *tests]
     rows = []
     for m in data["members"]:
         metrics = m.get("metrics", {})
         row = [m["key"], str(len(m["genome"]["layers"]))]
         row += [f"{m['objectives'][n]:.4g}" for n in names]
-        row.append(str(metrics.get("params", "")))
-        row.append(f"{m['test_accuracy']:.4f}" if "test_accuracy" in m else "-")
-        row.append(f"{m['test_exec_time'] * 1e6:.2f} us" if "test_exec_time" in m else "-")
+        row += [str(metrics.get("params", ""))] * len(extra)
+        for k in tests:
+            value = m.get(k)
+            if isinstance(value, bool):
+                row.append("yes" if value else "no")
+            elif not isinstance(value, int | float):
+                row.append("-")
+            else:
+                row.append(f"{value * 1e6:.2f} us" if k.endswith("exec_time") else f"{value:.4g}")
         rows.append(row)
     widths = [max(len(c), *(len(r[i]) for r in rows)) if rows else len(c) for i, c in enumerate(cols)]
     lines = ["  ".join(c.ljust(w) for c, w in zip(cols, widths, strict=True))]

@@ -250,6 +250,18 @@ class Search:
     def _best_text(self) -> str:
         return " ".join(f"{k}={v:.4g}" for k, v in self._best.items())
 
+    def _select(self, pool: list[Individual], k: int) -> list[Individual]:
+        """NSGA-II survivors, one copy per genome key while enough distinct genomes exist
+        (copies would otherwise crowd out the rest of the population)."""
+        seen: set[str] = set()
+        unique, copies = [], []
+        for ind in pool:
+            (copies if ind.key in seen else unique).append(ind)
+            seen.add(ind.key)
+        if len(unique) >= k:
+            return self.toolbox.select(unique, k)
+        return unique + self.toolbox.select(copies, k - len(unique))
+
     # -- variation -----------------------------------------------------------------------------
     def _vary(self, population: list[Individual]) -> list[Individual]:
         """DEAP's varOr, drawing from the run's numpy generator instead of ``random``."""
@@ -309,6 +321,32 @@ class Search:
             book.record(**r)
         return book
 
+    # -- early stop on a verified solution ---------------------------------------------------
+    def _solved(self, front: tools.ParetoFront) -> bool:
+        """Whether a front member is verified to solve the task (tasks with ``verify``).
+
+        Members whose search metrics make them candidates (``task.is_candidate``) are
+        verified once each (``task.verify`` on episodes the search never used); the
+        outcomes are kept in the run store's meta ``verified`` (so a resumed run neither
+        repeats nor forgets them) and the first solved key in ``solved``.
+        """
+        verify = getattr(self.task, "verify", None)
+        if verify is None:
+            return False
+        done: dict[str, Any] = self.store.get_meta("verified") or {}
+        for ind in sorted(front, key=lambda i: i.key):
+            if ind.key not in done:
+                record = self.store.get_evaluation(ind.key)
+                if record is None or not record.ok or not self.task.is_candidate(record.metrics):
+                    continue
+                done[ind.key] = verify(ind.as_genome(), self.config.seed)
+                self.store.set_meta("verified", done)
+                log.info("verified %s: %s", ind.key, done[ind.key])
+            if done[ind.key]["solved"]:
+                self.store.set_meta("solved", ind.key)
+                return True
+        return False
+
     # -- the loop ----------------------------------------------------------------------------------
     def run(self) -> SearchResult:
         """Run (or continue) the search until its generations or wall budget are spent."""
@@ -330,6 +368,9 @@ class Search:
         stopped_by = "generations"
         try:
             while gen < cfg.generations:
+                if gen >= 0 and self._solved(front):
+                    stopped_by = "solved"
+                    break
                 elapsed = elapsed0 + time.perf_counter() - start
                 if gen >= 0 and cfg.wall_seconds is not None and elapsed >= cfg.wall_seconds:
                     stopped_by = "wall_seconds"
@@ -342,13 +383,15 @@ class Search:
                 self._evaluate_all(offspring, gen, bar)
                 nevals = self.store.count_evaluations(gen)
                 nfailed = self.store.count_evaluations(gen, failed=True)
-                population = offspring if gen == 0 else self.toolbox.select(population + offspring, cfg.population)
+                population = offspring if gen == 0 else self._select(population + offspring, cfg.population)
                 front.update([ind for ind in offspring if self._status[ind.key] == "ok"])
                 elapsed = elapsed0 + time.perf_counter() - start
                 record = self._record(gen, population, nevals, nfailed, elapsed)
                 self.store.end_generation(gen, record, self._state(gen, population, front, elapsed))
                 write_logbook_csv(self.out_dir / "logbook.csv", self.store.generations(), list(cfg.objectives))
                 log.info("generation %d: %d evaluated, %d failed, front %d", gen, nevals, nfailed, len(front))
+            if stopped_by == "generations" and self._solved(front):
+                stopped_by = "solved"
         finally:
             if bar is not None:
                 bar.close()

@@ -13,6 +13,7 @@ convention by returning *new* individuals (DEAP's algorithms use the returned ob
 from __future__ import annotations
 
 import copy
+import dataclasses
 import re
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
@@ -21,7 +22,6 @@ import numpy as np
 from deap import base, tools
 
 from .genome import Genome
-from .operators import crossover, mutate, random_genome
 from .tasks import Task, make_task
 
 __all__ = ["DEFAULT_OBJECTIVES", "Individual", "fitness_class", "make_toolbox", "to_individual"]
@@ -84,7 +84,7 @@ class Individual(Genome):
 
 def to_individual(genome: Genome, fitness_cls: type[base.Fitness]) -> Individual:
     """Wrap ``genome`` as an :class:`Individual` with an invalid (empty) fitness."""
-    ind = Individual(layers=genome.layers, reduce=genome.reduce, training=genome.training)
+    ind = Individual(**{f.name: getattr(genome, f.name) for f in dataclasses.fields(Genome)})
     ind.fitness = fitness_cls()
     return ind
 
@@ -153,17 +153,17 @@ def make_toolbox(
     rng = np.random.default_rng(seed)
 
     def individual() -> Individual:
-        return to_individual(random_genome(rng, space), fitness_cls)
+        return to_individual(task.random_genome(rng, space), fitness_cls)
 
     def population(n: int) -> list[Individual]:
         return [individual() for _ in range(n)]
 
     def mate(a: Individual, b: Individual) -> tuple[Individual, Individual]:
-        ca, cb = crossover(a, b, rng, space)
+        ca, cb = task.crossover(a, b, rng, space)
         return to_individual(ca, fitness_cls), to_individual(cb, fitness_cls)
 
     def mutate_(ind: Individual) -> tuple[Individual]:
-        return (to_individual(mutate(ind, rng, space, weights=mutation_weights), fitness_cls),)
+        return (to_individual(task.mutate(ind, rng, space, weights=mutation_weights), fitness_cls),)
 
     def clone(ind: Individual) -> Individual:
         return copy.deepcopy(ind)

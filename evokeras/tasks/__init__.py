@@ -13,9 +13,10 @@ from collections.abc import Callable
 from typing import Any
 
 from .base import Task
+from .cartpole import CartPole
 from .image import ImageClassification
 
-__all__ = ["Task", "ImageClassification", "make_task", "register_task", "registered_tasks"]
+__all__ = ["CartPole", "ImageClassification", "Task", "make_task", "register_task", "registered_tasks"]
 
 _REGISTRY: dict[str, Callable[..., Task]] = {}
 
@@ -44,3 +45,4 @@ def make_task(task: str | Task, **kwargs: Any) -> Task:
 
 register_task("mnist", lambda **kw: ImageClassification("mnist", **kw))
 register_task("fashion_mnist", lambda **kw: ImageClassification("fashion_mnist", **kw))
+register_task("cartpole", CartPole)

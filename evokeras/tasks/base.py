@@ -2,9 +2,17 @@
 
 from __future__ import annotations
 
-from typing import Any
+import math
+import time
+from typing import TYPE_CHECKING, Any
 
 from ..space import SearchSpace
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from ..evaluate import Evaluator
+    from ..genome import Genome
 
 __all__ = ["Task"]
 
@@ -23,6 +31,10 @@ class Task:
     n_outputs: int = 1
     #: Metrics the evaluator measures for this task (each may be an objective).
     measures: tuple[str, ...] = ("val_error", "val_loss", "exec_time", "params", "flops")
+    #: Whether :meth:`score` reads :meth:`data` (the evaluator loads it up front).
+    needs_data: bool = True
+    #: Whether :meth:`score` builds Keras models (the evaluator frees Keras memory first).
+    builds_models: bool = True
 
     def __init__(self, *, space: SearchSpace | None = None) -> None:
         from ..space import default_space
@@ -43,6 +55,110 @@ class Task:
         raise NotImplementedError
 
     def metrics(self) -> list[Any]:
+        return []
+
+    # -- variation (the toolbox's individual/mutate/mate call these) ---------------------
+    def random_genome(self, rng: np.random.Generator, space: SearchSpace) -> Genome:
+        """A random genome (:func:`evokeras.operators.random_genome`)."""
+        from ..operators import random_genome
+
+        return random_genome(rng, space)
+
+    def mutate(self, genome: Genome, rng: np.random.Generator, space: SearchSpace, **kwargs: Any) -> Genome:
+        """A mutated child (:func:`evokeras.operators.mutate`)."""
+        from ..operators import mutate
+
+        return mutate(genome, rng, space, **kwargs)
+
+    def crossover(self, a: Genome, b: Genome, rng: np.random.Generator, space: SearchSpace) -> tuple[Genome, Genome]:
+        """Two children (:func:`evokeras.operators.crossover`)."""
+        from ..operators import crossover
+
+        return crossover(a, b, rng, space)
+
+    # -- evaluation --------------------------------------------------------------------
+    def score(
+        self, genome: Genome, ev: Evaluator, metrics: dict[str, Any], times: dict[str, float], start: float
+    ) -> None:
+        """Train and score one candidate, filling ``metrics`` and ``times`` in place.
+
+        The default trains the decoded model with ``fit`` on the evaluator's data under
+        its budget (early stopping on validation loss), scores the validation split with
+        :meth:`val_metrics` and times inference. Raise to fail the candidate
+        (:class:`~evokeras.evaluate.NonFiniteError` for a NaN loss).
+        """
+        from ..decode import decode
+        from ..evaluate import NonFiniteError
+
+        data = ev.data()
+        t0 = time.perf_counter()
+        model = decode(genome, self)
+        metrics.update(params=int(model.count_params()), flops=int(self.space.analyze(genome).flops))
+        times["build"] = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        history = model.fit(
+            data.x_train,
+            data.y_train,
+            batch_size=genome.training.batch_size,
+            epochs=ev.budget.epochs,
+            validation_data=(data.x_val, data.y_val),
+            callbacks=ev.callbacks(start),
+            verbose=0,
+        )
+        times["fit"] = time.perf_counter() - t0
+        losses = history.history.get("loss", [])
+        metrics["epochs"] = len(losses)
+        if not losses or not all(math.isfinite(v) for v in losses):
+            raise NonFiniteError("training loss became NaN or infinite")
+        t0 = time.perf_counter()
+        scores = model.evaluate(data.x_val, data.y_val, batch_size=512, verbose=0, return_dict=True)
+        times["evaluate"] = time.perf_counter() - t0
+        if not math.isfinite(scores["loss"]):
+            raise NonFiniteError("validation loss is NaN or infinite")
+        metrics.update(self.val_metrics(scores))
+        if "exec_time" in ev.objectives or ev.budget.time_repeats > 0:
+            t0 = time.perf_counter()
+            metrics["exec_time"] = ev.time_inference(model, data.x_val)
+            times["timing"] = time.perf_counter() - t0
+
+    def val_metrics(self, scores: dict[str, float]) -> dict[str, float]:
+        """Metrics from ``model.evaluate``'s validation scores (loss, accuracy -> error)."""
+        accuracy = float(scores.get("accuracy", float("nan")))
+        return {"val_loss": float(scores["loss"]), "val_accuracy": accuracy, "val_error": 1.0 - accuracy}
+
+    def final_model(self, genome: Genome, cfg: Any, timer: Evaluator, path: Any) -> dict[str, Any]:
+        """Finish a front member: retrain it on train + validation (``cfg.final_epochs``,
+        ``cfg.final_train_samples``), score it once on the test split, save it to ``path``.
+
+        Returns the figures for the hall of fame (``test_*`` keys, ``status``).
+        """
+        import numpy as np
+
+        from .._io import atomic_path
+        from ..decode import decode
+
+        if getattr(self, "_final_cache", None) is None:
+            data = self.data(train_size=None, val_limit=None, test_limit=None)
+            x = np.concatenate([data.x_train, data.x_val])
+            y = np.concatenate([data.y_train, data.y_val])
+            n = cfg.final_train_samples
+            self._final_cache = (x[:n], y[:n], data) if n is not None else (x, y, data)
+        x, y, data = self._final_cache
+        model = decode(genome, self)
+        t0 = time.perf_counter()
+        model.fit(x, y, batch_size=genome.training.batch_size, epochs=cfg.final_epochs, verbose=0)
+        fit_seconds = time.perf_counter() - t0
+        scores = model.evaluate(data.x_test, data.y_test, batch_size=512, verbose=0, return_dict=True)
+        if not math.isfinite(scores["loss"]):
+            raise FloatingPointError("the retrained model's test loss is not finite")
+        exec_time = timer.time_inference(model, data.x_test)
+        with atomic_path(path) as tmp:
+            model.save(tmp)
+        test = {"test_" + k.removeprefix("val_"): v for k, v in self.val_metrics(scores).items()}
+        return {"status": "ok", **test, "test_exec_time": exec_time, "final_fit_seconds": fit_seconds}
+
+    def save_plots(self, out_dir: Any, hall_of_fame: dict[str, Any]) -> list[Any]:
+        """Task-specific figures of a finished run into ``out_dir``; returns their paths."""
         return []
 
     # -- data ------------------------------------------------------------------------

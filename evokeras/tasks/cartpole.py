@@ -1,0 +1,270 @@
+"""CartPole-v1: evolve policy networks -- architecture and weights together.
+
+The individual is a policy network, observation (4 numbers) -> action logits (2);
+the action is the arg-max. Its weights are not trained: they live in the genome
+(:mod:`evokeras.weights`) and evolve with the architecture -- a child inherits its
+parent's weights wherever the layer shapes allow, architecture mutations keep what
+they can, and a Gaussian weight mutation perturbs them.
+
+Fitness is the mean return of ``Budget.episodes`` real episodes of gymnasium's
+``CartPole-v1``, run at once in gymnasium's vectorised CartPole
+(``gymnasium.make_vec(..., vectorization_mode="vector_entry_point")``); the policy's
+forward pass is one NumPy call for all episodes per step (never one call per
+environment). The NumPy forward pass computes what the decoded Keras model computes
+(a test checks it); the Keras model is what is saved and timed.
+
+Seeds: a candidate's episodes are seeded from the run seed and its key, in
+``[0, 2**30)``. "Solved" follows gymnasium: a mean return >= 475 over 100 consecutive
+episodes; :meth:`CartPole.verify` runs those 100 episodes from a seed in
+``[2**30, 2**31)``, a range the search never uses, so the verified policy has never
+seen them. A search on this task stops once a front member is verified solved.
+
+Objectives: ``return`` (maximised), ``params``/``flops``/``exec_time`` (minimised).
+"""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from .. import weights as W
+from ..genome import Genome
+from ..space import SearchSpace
+from .base import Task
+
+if TYPE_CHECKING:
+    from ..evaluate import Evaluator
+
+__all__ = ["CartPole", "rollout"]
+
+#: Seeds of search episodes are below this; verification seeds are at or above it.
+VERIFY_SEED_BASE = 2**30
+
+
+def rollout(policy: Any, episodes: int, seed: int, *, env_id: str = "CartPole-v1") -> tuple[np.ndarray, int]:
+    """Run ``episodes`` episodes at once; ``policy(obs[n, 4]) -> logits[n, 2]``.
+
+    Returns the return of each episode and the number of environment steps taken.
+    """
+    import gymnasium as gym
+
+    env = gym.make_vec(env_id, num_envs=int(episodes), vectorization_mode="vector_entry_point")
+    try:
+        obs, _ = env.reset(seed=int(seed))
+        done = np.zeros(episodes, dtype=bool)
+        returns = np.zeros(episodes, dtype=np.float64)
+        steps = 0
+        while not done.all():
+            actions = np.argmax(policy(obs), axis=-1).astype(np.int64)
+            obs, reward, terminated, truncated, _ = env.step(actions)
+            returns += np.where(done, 0.0, reward)
+            steps += int((~done).sum())
+            done |= np.asarray(terminated) | np.asarray(truncated)
+    finally:
+        env.close()
+    return returns, steps
+
+
+class CartPole(Task):
+    """Balance the pole of gymnasium's ``CartPole-v1`` with an evolved policy network.
+
+    Args:
+        space: a search space to use instead of the CartPole default (dense and
+            activation genes with NumPy-evaluable activations, 0-4 layers).
+        sigma: standard deviation of the Gaussian weight mutation.
+        arch_rate: probability that a mutation also changes the architecture.
+    """
+
+    name = "cartpole"
+    family = "vector"
+    input_shape = (4,)
+    n_outputs = 2
+    measures = ("return", "params", "flops", "exec_time")
+    objective_directions = {"return": 1.0}
+    default_objectives = {"return": 1.0, "params": -1.0}
+    needs_data = False
+    builds_models = False  # rollouts run the NumPy forward pass; only timing builds one
+    env_id = "CartPole-v1"
+    threshold = 475.0
+    verify_episodes = 100
+
+    def __init__(self, *, space: SearchSpace | None = None, sigma: float = 0.2, arch_rate: float = 0.3) -> None:
+        if space is None:
+            space = SearchSpace(
+                layer_kinds={"dense": 3.0, "activation": 0.5},
+                units=(2, 4, 8, 16, 32),
+                activations=("relu", "tanh", "elu", "sigmoid", "swish", "linear"),
+                reductions=("flatten",),
+                min_layers=0,
+                max_layers=4,
+                init_layers=(0, 1),
+                max_params=5_000,
+            )
+        super().__init__(space=space)
+        self.sigma = float(sigma)
+        self.arch_rate = float(arch_rate)
+
+    # -- model -----------------------------------------------------------------------
+    def head(self, x: Any) -> Any:
+        import keras
+
+        return keras.layers.Dense(self.n_outputs, name="head")(x)
+
+    def loss(self) -> Any:
+        return None
+
+    def data(self, **limits: int | None) -> None:
+        return None
+
+    # -- variation (weights travel with the architecture) ------------------------------
+    def random_genome(self, rng: np.random.Generator, space: SearchSpace) -> Genome:
+        from ..operators import random_genome
+
+        return W.init_weights(random_genome(rng, space), rng, *self._dims)
+
+    def mutate(self, genome: Genome, rng: np.random.Generator, space: SearchSpace, **kwargs: Any) -> Genome:
+        """Architecture mutation with probability ``arch_rate`` (weights inherited), then
+        a Gaussian perturbation of a random fraction of the weights."""
+        from ..operators import mutate
+
+        child = genome
+        if rng.random() < self.arch_rate:
+            child = W.inherit(mutate(genome, rng, space, **kwargs), genome, rng, *self._dims)
+        fraction = float(rng.choice((0.1, 0.5, 1.0)))
+        return W.perturb(child, rng, *self._dims, sigma=self.sigma, fraction=fraction)
+
+    def crossover(self, a: Genome, b: Genome, rng: np.random.Generator, space: SearchSpace) -> tuple[Genome, Genome]:
+        """Same architecture: swap whole layers' weights at random. Otherwise a cut-point
+        crossover of the architectures, each child inheriting the weights of the parent
+        that gave its head."""
+        from ..operators import crossover
+
+        if a.layers == b.layers:
+            wa, wb = dict(a.weights), dict(b.weights)
+            ca, cb = {}, {}
+            for name in sorted(wa):
+                first, second = (wb, wa) if rng.random() < 0.5 else (wa, wb)
+                ca[name], cb[name] = first[name], second.get(name, first[name])
+            return a.replace(weights=ca), a.replace(weights=cb)
+        ca, cb = crossover(a, b, rng, space)
+        return W.inherit(ca, a, rng, *self._dims), W.inherit(cb, b, rng, *self._dims)
+
+    @property
+    def _dims(self) -> tuple[int, int]:
+        return int(self.input_shape[0]), int(self.n_outputs)
+
+    # -- evaluation ------------------------------------------------------------------
+    def policy(self, genome: Genome) -> Any:
+        """The NumPy policy ``obs[n, 4] -> logits[n, 2]`` of ``genome``."""
+        params = W.params_of(genome, *self._dims)
+        return lambda obs: W.forward(genome, obs, *self._dims, params=params)
+
+    def episode_seed(self, seed: int, key: str) -> int:
+        from ..evaluate import derive_seed
+
+        return derive_seed(seed, key) % VERIFY_SEED_BASE
+
+    def score(
+        self, genome: Genome, ev: Evaluator, metrics: dict[str, Any], times: dict[str, float], start: float
+    ) -> None:
+        """Mean return over ``ev.budget.episodes`` episodes; size, FLOPs, and (when an
+        objective) the Keras model's inference time."""
+        analysis = self.space.analyze(genome)
+        metrics.update(params=int(analysis.params), flops=int(analysis.flops))
+        t0 = time.perf_counter()
+        returns, steps = rollout(self.policy(genome), ev.budget.episodes, self.episode_seed(ev.seed, genome.key))
+        times["fit"] = time.perf_counter() - t0
+        metrics.update(
+            {"return": float(returns.mean()), "return_min": float(returns.min()),
+             "episodes": int(len(returns)), "steps": steps}
+        )
+        if "exec_time" in ev.objectives:
+            t0 = time.perf_counter()
+            metrics["exec_time"] = ev.time_inference(self.keras_policy(genome), self._probe())
+            times["timing"] = time.perf_counter() - t0
+
+    def keras_policy(self, genome: Genome) -> Any:
+        """The decoded Keras policy network carrying the genome's weights."""
+        from ..decode import decode
+
+        model = decode(genome, self, compile=False)
+        W.set_model_weights(model, genome, *self._dims)
+        return model
+
+    def _probe(self) -> np.ndarray:
+        return np.random.default_rng(0).normal(0.0, 0.5, size=(256, self.input_shape[0])).astype(np.float32)
+
+    def is_candidate(self, metrics: dict[str, Any]) -> bool:
+        """Whether a search result is worth verifying (its search return reaches the threshold)."""
+        return float(metrics.get("return", -np.inf)) >= self.threshold
+
+    def verify(self, genome: Genome, seed: int) -> dict[str, Any]:
+        """gymnasium's criterion on unseen seeds: mean return over 100 consecutive episodes."""
+        from ..evaluate import derive_seed
+
+        vseed = VERIFY_SEED_BASE + derive_seed(seed, "verify:" + genome.key) % VERIFY_SEED_BASE
+        returns, steps = rollout(self.policy(genome), self.verify_episodes, vseed)
+        mean = float(returns.mean())
+        return {"mean_return": mean, "solved": mean >= self.threshold, "episodes": int(len(returns)),
+                "steps": steps, "seed": vseed}
+
+    def final_model(self, genome: Genome, cfg: Any, timer: Evaluator, path: Any) -> dict[str, Any]:
+        """Verify the member on 100 unseen episodes (its test) and save its Keras model."""
+        from .._io import atomic_path
+
+        check = self.verify(genome, cfg.seed)
+        model = self.keras_policy(genome)
+        exec_time = timer.time_inference(model, self._probe())
+        with atomic_path(path) as tmp:
+            model.save(tmp)
+        return {"status": "ok", "test_return": check["mean_return"], "test_solved": check["solved"],
+                "test_exec_time": exec_time}
+
+    # -- figures ---------------------------------------------------------------------
+    def save_plots(self, out_dir: Any, hall_of_fame: dict[str, Any]) -> list[Any]:
+        """``policy.gif``: the best front member (highest test return, then fewest
+        parameters) balancing the pole, rendered by gymnasium (``rgb_array``)."""
+        from pathlib import Path
+
+        members = [m for m in hall_of_fame.get("members", []) if m.get("status") == "ok"]
+        if not members:
+            return []
+        best = max(members, key=lambda m: (m.get("test_return", -1.0), -m.get("metrics", {}).get("params", 0)))
+        path = Path(out_dir) / "policy.gif"
+        self.animate(Genome.from_dict(best["genome"]), path)
+        return [path]
+
+    def animate(self, genome: Genome, path: Any, *, seed: int = VERIFY_SEED_BASE, max_steps: int = 500,
+                every: int = 2, width: int = 300) -> int:
+        """Write a GIF of one episode of ``genome``'s policy; returns the steps it lasted."""
+        import os
+
+        import gymnasium as gym
+        from PIL import Image
+
+        from .._io import atomic_path
+
+        os.environ.setdefault("SDL_VIDEODRIVER", "dummy")  # off-screen rendering, no display
+        os.environ.setdefault("SDL_AUDIODRIVER", "dummy")
+        policy = self.policy(genome)
+        env = gym.make(self.env_id, render_mode="rgb_array")
+        frames, steps = [], 0
+        try:
+            obs, _ = env.reset(seed=int(seed))
+            done = False
+            while not done and steps < max_steps:
+                if steps % every == 0:
+                    image = Image.fromarray(env.render())
+                    frames.append(image.resize((width, width * image.height // image.width)))
+                action = int(np.argmax(policy(obs[None, :])[0]))
+                obs, _, terminated, truncated, _ = env.step(action)
+                done = terminated or truncated
+                steps += 1
+        finally:
+            env.close()
+        with atomic_path(path) as tmp:
+            frames[0].save(tmp, format="GIF", save_all=True, append_images=frames[1:],
+                           duration=int(1000 * every / 50), loop=0, optimize=True)
+        return steps
