@@ -1,7 +1,9 @@
 """Genome -> Keras functional model. The only module of the core that builds Keras layers.
 
 Layer names are stable (``g{index}_{kind}``, merges ``g{index}_merge``, projections
-``g{index}_proj{j}``), so weights can be matched between related models.
+``g{index}_proj{j}``), so weights can be matched between related models. A recurrent
+gene is ``keras.layers.RNN(SkipStepCell(cell), return_sequences=True)``; tasks with
+``sequence_output`` keep the time axis to the head (no reduction anywhere).
 """
 
 from __future__ import annotations
@@ -88,6 +90,10 @@ def _apply(layer: LayerGene, x: Any, name: str) -> Any:
         return keras.layers.BatchNormalization(name=name)(x)
     if kind == "dropout":
         return keras.layers.Dropout(layer.rate, name=name)(x)
+    if kind == "recurrent":
+        from .layers import SkipStepCell
+
+        return keras.layers.RNN(SkipStepCell(layer.cell), return_sequences=True, name=name)(x)
     return keras.layers.Activation(layer.activation, name=name)(x)
 
 
@@ -103,7 +109,8 @@ def decode(genome: Genome, task: str | Task, *, compile: bool = True, name: str 
         name: the model name (default ``"evokeras_<key>"``).
 
     Returns:
-        A ``keras.Model``; ``count_params()`` equals ``task.space.analyze(genome).params``.
+        A ``keras.Model``; ``count_params()`` equals ``task.space.analyze(genome).params``
+        (the stem's parameters included).
 
     Example:
         >>> from evokeras import Genome, LayerGene, decode
@@ -117,16 +124,18 @@ def decode(genome: Genome, task: str | Task, *, compile: bool = True, name: str 
     genome.validate()
     inputs = keras.Input(shape=task.input_shape, name="inputs")
     x0 = task.stem(inputs)
+    per_step = bool(getattr(task, "sequence_output", False))
     outputs: list[Any] = []
     for i, layer in enumerate(genome.layers):
         x = outputs[i - 1] if i else x0
-        if layer.kind == "dense":
+        if layer.kind == "dense" and not per_step:
             x = _reduce(x, genome.reduce, name=f"g{i}_reduce")
         if layer.skips:
             x = _merge(x, [(j, outputs[j]) for j in layer.skips], layer.merge, i)
         outputs.append(_apply(layer, x, name=f"g{i}_{layer.kind}"))
     x = outputs[-1] if outputs else x0
-    x = _reduce(x, genome.reduce, name="reduce")
+    if not per_step:
+        x = _reduce(x, genome.reduce, name="reduce")
     model = keras.Model(inputs, task.head(x), name=name or f"evokeras_{genome.key}")
     if compile:
         model.compile(optimizer=build_optimizer(genome), loss=task.loss(), metrics=task.metrics())

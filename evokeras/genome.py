@@ -2,7 +2,8 @@
 
 A :class:`Genome` is a variable-length sequence of :class:`LayerGene` plus a
 :class:`TrainingGenes` record and the way spatial features are reduced before the
-first dense layer. It never imports Keras: decoding lives in :mod:`evokeras.decode`.
+first dense layer (tasks that predict every time step, ``Task.sequence_output``, never
+reduce). It never imports Keras: decoding lives in :mod:`evokeras.decode`.
 
 Layer kinds:
 
@@ -16,7 +17,16 @@ pool       ``pool_type`` (max/avg), ``pool_size`` (strides = pool size, "same")
 batchnorm  --
 dropout    ``rate``
 activation ``activation``
+recurrent  ``cell`` (a :class:`~evokeras.cell.CellGenome`): a skip-step recurrent
+           layer, ``keras.layers.RNN(SkipStepCell(cell), return_sequences=True)``
+           on sequence inputs ``(T, C) -> (T, cell.units)``; the default is a
+           1-node lstm cell of 32 units with the recurrent link ``(0, 1, 0)``
 ========== ================================================================
+
+Conv, pool and recurrent genes need spatial (or time) axes: they are the *spatial*
+kinds and cannot follow a dense gene. A ``cell`` appears in a gene's dictionary form
+(as :meth:`CellGenome.to_dict`) only for recurrent genes, so genomes without recurrent
+genes have the same dictionary form and key as before the kind existed.
 
 Evolved weights (optional): tasks whose weights evolve with the architecture (CartPole)
 keep them in :attr:`Genome.weights`, a mapping of Keras layer name to its arrays
@@ -45,7 +55,10 @@ import hashlib
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .cell import CellGenome
 
 __all__ = [
     "ACTIVATIONS",
@@ -55,10 +68,11 @@ __all__ = [
     "GenomeError",
     "LayerGene",
     "TrainingGenes",
+    "default_cell",
 ]
 
-LAYER_KINDS = ("dense", "conv", "pool", "batchnorm", "dropout", "activation")
-SPATIAL_KINDS = frozenset({"conv", "pool"})
+LAYER_KINDS = ("dense", "conv", "pool", "batchnorm", "dropout", "activation", "recurrent")
+SPATIAL_KINDS = frozenset({"conv", "pool", "recurrent"})
 NEUTRAL_KINDS = frozenset({"batchnorm", "dropout", "activation"})
 ACTIVATIONS = ("relu", "elu", "gelu", "swish", "tanh", "sigmoid", "linear")
 POOL_TYPES = ("max", "avg")
@@ -74,6 +88,7 @@ _KIND_FIELDS: dict[str, tuple[str, ...]] = {
     "batchnorm": (),
     "dropout": ("rate",),
     "activation": ("activation",),
+    "recurrent": ("cell",),
 }
 _KIND_DEFAULTS: dict[str, dict[str, Any]] = {
     "dense": {"units": 64, "activation": "relu"},
@@ -82,8 +97,18 @@ _KIND_DEFAULTS: dict[str, dict[str, Any]] = {
     "batchnorm": {},
     "dropout": {"rate": 0.25},
     "activation": {"activation": "relu"},
+    "recurrent": {},  # the default cell is filled in by LayerGene.__post_init__
 }
-_OPTIONAL_FIELDS = ("units", "kernel_size", "strides", "activation", "pool_type", "pool_size", "rate")
+_OPTIONAL_FIELDS = (
+    "units", "kernel_size", "strides", "activation", "pool_type", "pool_size", "rate", "cell",
+)
+
+
+def default_cell() -> CellGenome:
+    """The cell of ``LayerGene("recurrent")``: one lstm node, 32 units, link ``(0, 1, 0)``."""
+    from .cell import CellGenome  # cell.py imports this module: import it lazily
+
+    return CellGenome(32, ("lstm",), rec_links=((0, 1, 0),))
 
 
 class GenomeError(ValueError):
@@ -95,7 +120,8 @@ class LayerGene:
     """One layer of a genome. Fields a kind does not use are ``None``.
 
     Missing fields a kind uses are filled with defaults, so ``LayerGene("dense")``
-    is a 64-unit ReLU layer.
+    is a 64-unit ReLU layer and ``LayerGene("recurrent")`` a 32-unit one-node lstm
+    cell. ``cell`` (recurrent genes only) is a :class:`~evokeras.cell.CellGenome`.
     """
 
     kind: str
@@ -108,12 +134,15 @@ class LayerGene:
     rate: float | None = None
     skips: tuple[int, ...] = ()
     merge: str = "add"
+    cell: CellGenome | None = None
 
     def __post_init__(self) -> None:
         if self.kind in _KIND_DEFAULTS:
             for name, value in _KIND_DEFAULTS[self.kind].items():
                 if getattr(self, name) is None:
                     object.__setattr__(self, name, value)
+        if self.kind == "recurrent" and self.cell is None:
+            object.__setattr__(self, "cell", default_cell())
         object.__setattr__(self, "skips", tuple(self.skips))
         if not self.skips:  # the merge of a gene without skip links is meaningless
             object.__setattr__(self, "merge", "add")
@@ -135,7 +164,7 @@ class LayerGene:
         for name in _OPTIONAL_FIELDS:
             value = getattr(self, name)
             if value is not None:
-                out[name] = value
+                out[name] = value.to_dict() if name == "cell" else value
         if self.skips:
             out["skips"] = list(self.skips)
             out["merge"] = self.merge
@@ -148,6 +177,13 @@ class LayerGene:
             raise GenomeError(f"{where}: missing key 'kind'")
         kwargs = dict(data)
         kwargs["skips"] = tuple(kwargs.get("skips", ()))
+        if isinstance(kwargs.get("cell"), Mapping):
+            from .cell import CellGenome
+
+            try:
+                kwargs["cell"] = CellGenome.from_dict(kwargs["cell"])
+            except GenomeError as exc:  # "cell.units: ..." -> "layers[0].cell.units: ..."
+                raise GenomeError(f"{where}.{exc}") from None
         gene = cls(**kwargs)
         gene.check(where=where)
         return gene
@@ -174,6 +210,8 @@ class LayerGene:
                 not isinstance(value, int | float) or isinstance(value, bool) or not 0.0 <= value < 1.0
             ):
                 raise GenomeError(f"{where}.rate: expected a number in [0, 1), got {value!r}")
+            elif name == "cell":
+                _check_cell(value, f"{where}.cell")
         if self.merge not in MERGES:
             raise GenomeError(f"{where}.merge: expected one of {MERGES}, got {self.merge!r}")
         if any(not _is_int(j) for j in self.skips):
@@ -286,10 +324,11 @@ class Genome:
     def validate(self) -> Genome:
         """Check the genome's structure; raise one :class:`GenomeError` naming the problem.
 
-        Checks every field's type and value, that skips point to earlier genes
-        (``j <= i - 2``) of the same region, and that no conv/pool gene follows a
-        dense gene. Ranges and limits of a search space are checked by
-        :meth:`evokeras.space.SearchSpace.check`. Returns ``self`` for chaining.
+        Checks every field's type and value (a recurrent gene's cell included), that
+        skips point to earlier genes (``j <= i - 2``) of the same region, and that no
+        conv/pool/recurrent gene follows a dense gene. Ranges and limits of a search space
+        are checked by :meth:`evokeras.space.SearchSpace.check`. Returns ``self`` for
+        chaining.
         """
         if self.reduce not in REDUCTIONS:
             raise GenomeError(f"genome.reduce: expected one of {REDUCTIONS}, got {self.reduce!r}")
@@ -342,6 +381,19 @@ class Genome:
 
     def __len__(self) -> int:
         return len(self.layers)
+
+
+def _check_cell(cell: Any, where: str) -> None:
+    """Raise :class:`GenomeError` (naming ``where``, e.g. ``layers[2].cell.units``) unless
+    ``cell`` is a valid :class:`~evokeras.cell.CellGenome`."""
+    from .cell import CellGenome
+
+    if not isinstance(cell, CellGenome):
+        raise GenomeError(f"{where}: expected a CellGenome, got {type(cell).__name__}")
+    try:
+        cell.validate()
+    except GenomeError as exc:  # the cell's messages start with "cell"
+        raise GenomeError(f"{where}{str(exc).removeprefix('cell')}") from None
 
 
 def _check_keys(data: Any, known: set[str], where: str) -> None:

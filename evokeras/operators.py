@@ -9,8 +9,10 @@ count and parameters within the limits.
 The operator set follows the usual neuro-evolution repertoire on a variable-length
 layer list (Miikkulainen et al. 2017, "Evolving Deep Neural Networks"; Real et al. 2017,
 "Large-Scale Evolution of Image Classifiers"): add/remove layer, change a
-hyperparameter or activation, add/remove a skip link, change training genes, and
-one-point crossover on the layer sequence with uniform crossover of training genes.
+hyperparameter or activation, add/remove a skip link, change training genes, mutate
+the skip-step cell of a recurrent gene (:func:`evokeras.cell.mutate_cell`), and
+one-point crossover on the layer sequence with uniform crossover of training genes
+(recurrent genes move with their cells).
 For DEAP's in-place ``return ind,`` convention see :mod:`evokeras.toolbox`.
 
 Example:
@@ -31,7 +33,8 @@ from typing import Any
 
 import numpy as np
 
-from .genome import Genome, GenomeError, LayerGene, TrainingGenes
+from .cell import mutate_cell, random_cell, repair_cell
+from .genome import SPATIAL_KINDS, Genome, GenomeError, LayerGene, TrainingGenes
 from .space import SearchSpace
 
 __all__ = [
@@ -39,6 +42,7 @@ __all__ = [
     "add_layer",
     "add_skip",
     "change_activation",
+    "change_cell",
     "change_hyperparameter",
     "change_training",
     "crossover",
@@ -64,9 +68,22 @@ def _weighted(rng: np.random.Generator, weights: dict[str, float]) -> str:
     return names[int(rng.choice(len(names), p=p / p.sum()))]
 
 
-def _has_spatial_input(space: SearchSpace) -> bool:
+def _spatial_ok(space: SearchSpace) -> frozenset[str]:
+    """The spatial kinds the space draws that its input can take: conv and pool on any
+    input with spatial axes, recurrent only on ``(T, C)`` sequences."""
     input_shape, _ = space.bound()
-    return len(input_shape) > 1 and space.allows_spatial
+    if len(input_shape) <= 1:
+        return frozenset()
+    kinds = ("conv", "pool", "recurrent") if len(input_shape) == 2 else ("conv", "pool")
+    return frozenset(k for k in kinds if space.layer_kinds.get(k, 0) > 0)
+
+
+def _has_spatial_input(space: SearchSpace) -> bool:
+    return bool(_spatial_ok(space))
+
+
+def _recurrent_ok(space: SearchSpace) -> bool:
+    return space.input_shape is not None and len(space.input_shape) == 2
 
 
 def _nearest(value: float, choices: Sequence[Any]) -> Any:
@@ -103,11 +120,14 @@ def _last_spatial(layers: Sequence[LayerGene]) -> int:
 
 # -- random genes ------------------------------------------------------------------------
 def random_layer(rng: np.random.Generator, space: SearchSpace, *, spatial: bool) -> LayerGene:
-    """A random layer gene; ``spatial=False`` excludes conv and pool genes."""
+    """A random layer gene; ``spatial=False`` excludes conv, pool and recurrent genes
+    (recurrent genes are drawn on ``(T, C)`` inputs only)."""
     weights = dict(space.layer_kinds)
     if not spatial:
-        weights.pop("conv", None)
-        weights.pop("pool", None)
+        for kind in SPATIAL_KINDS:
+            weights.pop(kind, None)
+    elif not _recurrent_ok(space):
+        weights.pop("recurrent", None)
     if not any(w > 0 for w in weights.values()):
         weights = {"dense": 1.0}
     return _random_of_kind(rng, space, _weighted(rng, weights))
@@ -131,6 +151,8 @@ def _random_of_kind(rng: np.random.Generator, space: SearchSpace, kind: str) -> 
         return LayerGene("dropout", rate=round(float(rng.uniform(*space.dropout)), 2))
     if kind == "activation":
         return LayerGene("activation", activation=_pick(rng, space.activations))
+    if kind == "recurrent":
+        return LayerGene("recurrent", cell=random_cell(rng, space.cell_limits()))
     return LayerGene("batchnorm")
 
 
@@ -152,7 +174,8 @@ def random_genome(rng: np.random.Generator, space: SearchSpace) -> Genome:
     """A random valid genome with ``space.init_layers`` layers (before repair).
 
     On inputs with spatial axes the genome is a feature extractor followed by a
-    classifier part, as hand-designed networks are: the first gene is a conv gene, the
+    classifier part, as hand-designed networks are: the first gene is a conv gene (a
+    recurrent gene if the space draws no conv genes), the
     next genes of the spatial part are drawn from the kinds other than dense; then, with
     probability 1/2 for each of up to two dense genes, a flat part opens with a dense
     gene and continues with kinds other than conv/pool. All draws follow the space's
@@ -163,7 +186,9 @@ def random_genome(rng: np.random.Generator, space: SearchSpace) -> Genome:
     n = int(rng.integers(lo, hi + 1))
     spatial = _has_spatial_input(space)
     kinds = dict(space.layer_kinds)
-    flat_kinds = {k: w for k, w in kinds.items() if k not in ("conv", "pool")}
+    if not _recurrent_ok(space):
+        kinds.pop("recurrent", None)
+    flat_kinds = {k: w for k, w in kinds.items() if k not in SPATIAL_KINDS}
     n_flat = n
     if spatial:
         n_flat = int(sum(rng.random() < 0.5 for _ in range(2))) if n > 1 else 0
@@ -172,7 +197,7 @@ def random_genome(rng: np.random.Generator, space: SearchSpace) -> Genome:
     for i in range(n):
         in_spatial = i < n - n_flat
         if in_spatial:
-            first = "conv" if kinds.get("conv", 0) > 0 else None
+            first = next((k for k in ("conv", "recurrent") if kinds.get(k, 0) > 0), None)
             pool = {k: w for k, w in kinds.items() if k != "dense"}
             layer = _random_of_kind(rng, space, first if i == 0 and first else _weighted(rng, pool))
         elif i == n - n_flat and kinds.get("dense", 0) > 0:
@@ -223,8 +248,13 @@ def _step(rng: np.random.Generator, value: Any, choices: Sequence[Any]) -> Any:
 
 
 def change_hyperparameter(genome: Genome, rng: np.random.Generator, space: SearchSpace) -> Genome | None:
-    """Change one hyperparameter of one gene (units, kernel, stride, pool, rate) or the reduction."""
-    options: list[tuple[int, str]] = [(-1, "reduce")] if len(space.reductions) > 1 else []
+    """Change one hyperparameter of one gene (units, kernel, stride, pool, rate) or the reduction.
+
+    Recurrent genes are left to :func:`change_cell`; the reduction is left alone when the
+    task keeps the time axis (``space.sequence_output``: nothing is reduced).
+    """
+    reducible = len(space.reductions) > 1 and not space.sequence_output
+    options: list[tuple[int, str]] = [(-1, "reduce")] if reducible else []
     for i, layer in enumerate(genome.layers):
         for name in ("units", "kernel_size", "strides", "pool_size", "pool_type", "rate"):
             if getattr(layer, name) is not None:
@@ -264,6 +294,22 @@ def change_activation(genome: Genome, rng: np.random.Generator, space: SearchSpa
     new = _pick(rng, [a for a in space.activations if a != layer.activation])
     layers = list(genome.layers)
     layers[i] = layer.replace(activation=new)
+    return repair(genome.replace(layers=tuple(layers)), space)
+
+
+def change_cell(genome: Genome, rng: np.random.Generator, space: SearchSpace) -> Genome | None:
+    """Mutate the skip-step cell of one recurrent gene (:func:`evokeras.cell.mutate_cell`
+    within ``space.cell_limits()``); ``None`` without recurrent genes."""
+    options = [i for i, layer in enumerate(genome.layers) if layer.kind == "recurrent"]
+    if not options:
+        return None
+    i = _pick(rng, options)
+    layer = genome.layers[i]
+    cell = mutate_cell(layer.cell, rng, space.cell_limits())
+    if cell == layer.cell:
+        return None
+    layers = list(genome.layers)
+    layers[i] = layer.replace(cell=cell)
     return repair(genome.replace(layers=tuple(layers)), space)
 
 
@@ -324,6 +370,7 @@ MUTATIONS: dict[str, Mutation] = {
     "add_skip": add_skip,
     "remove_skip": remove_skip,
     "change_training": change_training,
+    "change_cell": change_cell,
 }
 
 DEFAULT_MUTATION_WEIGHTS: dict[str, float] = {
@@ -334,6 +381,7 @@ DEFAULT_MUTATION_WEIGHTS: dict[str, float] = {
     "add_skip": 1.0,
     "remove_skip": 0.5,
     "change_training": 1.5,
+    "change_cell": 2.0,
 }
 
 
@@ -410,27 +458,33 @@ def crossover(
 def repair(genome: Genome, space: SearchSpace) -> Genome:
     """Make ``genome`` valid and decodable inside ``space`` (deterministic).
 
-    In order: drop genes of kinds the space or the input does not allow and conv/pool
-    genes after a dense gene; move every value to the nearest allowed choice; drop
-    skip links that are out of range, cross the spatial/flat border or exceed
-    ``max_skips``; drop conv/pool genes that would shrink the spatial size below
-    ``min_spatial``; trim to ``max_layers``; while over ``max_params``, switch a
-    flatten reduction to global average pooling, step the widest layer down to the
-    next smaller width, or remove it; pad to ``min_layers`` with the narrowest dense gene.
+    In order: drop genes of kinds the space or the input does not allow (recurrent
+    genes need a ``(T, C)`` input) and conv/pool/recurrent genes after a dense gene;
+    move every value to the nearest allowed choice (cells by
+    :func:`evokeras.cell.repair_cell` within ``space.cell_limits()``); drop conv/pool
+    genes that would shrink the spatial size below ``min_spatial`` (or, with
+    ``sequence_output``, change the time length); trim to ``max_layers``; drop skip
+    links that are out of range, cross the spatial/flat border or exceed
+    ``max_skips``; while over ``max_params`` (stem included), switch a flatten
+    reduction to global average pooling (not with ``sequence_output``), step the
+    widest layer down to the next smaller width (a recurrent gene: the next smaller
+    ``cell_units``), or remove it; pad to ``min_layers`` with the narrowest dense gene.
 
     Raises:
         GenomeError: if no genome of the space fits (e.g. the head alone exceeds
             ``max_params``).
     """
     input_shape, _ = space.bound()
-    spatial_ok = _has_spatial_input(space)
+    spatial_ok = _spatial_ok(space)
     layers = list(genome.as_genome().layers)
 
     # Kinds.
     i, seen_dense = 0, False
     while i < len(layers):
         layer = layers[i]
-        allowed = space.layer_kinds.get(layer.kind, 0) > 0 and not (layer.is_spatial and (seen_dense or not spatial_ok))
+        allowed = space.layer_kinds.get(layer.kind, 0) > 0 and not (
+            layer.is_spatial and (seen_dense or layer.kind not in spatial_ok)
+        )
         if not allowed:
             layers = list(_remove(layers, i))
             continue
@@ -475,6 +529,10 @@ def _clamp_layer(layer: LayerGene, space: SearchSpace) -> LayerGene:
         changes["rate"] = float(min(max(layer.rate, space.dropout[0]), space.dropout[1]))
     if layer.skips and layer.merge not in space.merges:
         changes["merge"] = space.merges[0]
+    if layer.kind == "recurrent":
+        changes["cell"] = repair_cell(layer.cell, space.cell_limits())
+    elif layer.cell is not None:
+        changes["cell"] = None
     changed = {k: v for k, v in changes.items() if getattr(layer, k) != v}
     return layer.replace(**changed) if changed else layer
 
@@ -490,19 +548,19 @@ def _fix_skips(genome: Genome, space: SearchSpace) -> Genome:
 
 
 def _fix_spatial(genome: Genome, space: SearchSpace, input_shape: tuple[int, ...]) -> Genome:
-    size = min(input_shape[:-1]) if len(input_shape) > 1 else None
+    spatial = tuple(input_shape[:-1])
     i = 0
     layers = genome.layers
     while i < len(layers):
         layer = layers[i]
-        if size is not None and layer.is_spatial:
+        if spatial and layer.kind in ("conv", "pool"):  # recurrent genes keep the length
             step = layer.strides if layer.kind == "conv" else layer.pool_size
             assert step is not None
-            new = math.ceil(size / step)
-            if new < space.min_spatial:
+            new = tuple(math.ceil(s / step) for s in spatial)
+            if min(new) < space.min_spatial or (space.sequence_output and new != spatial):
                 layers = _remove(layers, i)
                 continue
-            size = new
+            spatial = new
         i += 1
     return genome.replace(layers=layers)
 
@@ -511,7 +569,7 @@ def _fix_params(genome: Genome, space: SearchSpace) -> Genome:
     gap = next((r for r in ("global_avg", "global_max") if r in space.reductions), None)
     spatial_input = len(space.bound()[0]) > 1
     while (a := space.analyze(genome)).params > space.max_params:
-        if genome.reduce == "flatten" and gap and spatial_input:
+        if genome.reduce == "flatten" and gap and spatial_input and not space.sequence_output:
             genome = genome.replace(reduce=gap)
             continue
         if not genome.layers:
@@ -520,11 +578,17 @@ def _fix_params(genome: Genome, space: SearchSpace) -> Genome:
             )
         widest = int(np.argmax(a.layer_params))
         layer = genome.layers[widest]
-        choices = space.filters if layer.kind == "conv" else space.units
-        smaller = [c for c in sorted(choices) if layer.units is not None and c < layer.units]
+        if layer.kind == "recurrent":
+            smaller = [c for c in sorted(space.cell_units) if c < layer.cell.units]
+        else:
+            choices = space.filters if layer.kind == "conv" else space.units
+            smaller = [c for c in sorted(choices) if layer.units is not None and c < layer.units]
         if smaller:
             layers = list(genome.layers)
-            layers[widest] = layer.replace(units=smaller[-1])
+            if layer.kind == "recurrent":
+                layers[widest] = layer.replace(cell=layer.cell.replace(units=smaller[-1]))
+            else:
+                layers[widest] = layer.replace(units=smaller[-1])
             genome = genome.replace(layers=tuple(layers))
         else:
             genome = _fix_skips(genome.replace(layers=_remove(genome.layers, widest)), space)

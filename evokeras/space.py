@@ -16,7 +16,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from .analysis import Analysis, analyze
-from .genome import ACTIVATIONS, OPTIMIZERS, Genome, GenomeError
+from .cell import NODE_TYPES, CellLimits
+from .genome import ACTIVATIONS, LAYER_KINDS, OPTIMIZERS, Genome, GenomeError
 
 __all__ = ["FAMILIES", "SearchSpace", "SpaceError", "default_space"]
 
@@ -32,7 +33,8 @@ class SearchSpace:
     """Ranges, choices and limits for genomes of one task family.
 
     Attributes:
-        layer_kinds: relative weights of the layer kinds drawn by init and ``add layer``.
+        layer_kinds: relative weights of the layer kinds drawn by init and ``add layer``
+            ("recurrent" genes need a ``(T, C)`` input; weight 0 in the family defaults).
         units: choices of dense units.
         filters: choices of conv filters.
         kernel_sizes, strides, pool_sizes: choices for conv/pool genes.
@@ -48,14 +50,23 @@ class SearchSpace:
         init_layers: ``(low, high)`` number of layers of a random genome.
         max_params: the largest parameter count allowed (head included).
         min_spatial: the smallest spatial size allowed after conv/pool genes.
-        input_shape: the task's input shape without the batch axis, channels last
-            (set by the task; operators and :meth:`check` need it).
+        input_shape: what the first gene reads, without the batch axis, channels last:
+            the task's ``stem_shape`` (set by the task; operators and :meth:`check` need it).
         n_outputs: units of the task's output head (set by the task).
+        sequence_output: the task keeps the time axis to the head (set by the task):
+            nothing is reduced, dense genes and the head act per time step, and genes
+            that change the time length are not allowed.
+        stem_params: parameters of the task's stem, counted in ``max_params`` (set by
+            the task).
+        cell_units: choices of a recurrent gene's cell width.
+        cell_max_nodes, cell_max_lag, cell_max_links: limits of a recurrent gene's cell.
+        cell_node_types: the cell node types allowed.
     """
 
     layer_kinds: Mapping[str, float] = dataclasses.field(
         default_factory=lambda: {
             "conv": 3.0, "pool": 1.5, "dense": 1.5, "batchnorm": 1.0, "dropout": 1.0, "activation": 0.5,
+            "recurrent": 0.0,
         }
     )
     units: tuple[int, ...] = (16, 32, 64, 128, 256)
@@ -78,6 +89,13 @@ class SearchSpace:
     min_spatial: int = 1
     input_shape: tuple[int, ...] | None = None
     n_outputs: int | None = None
+    sequence_output: bool = False
+    stem_params: int = 0
+    cell_units: tuple[int, ...] = (8, 16, 32, 64)
+    cell_max_nodes: int = 4
+    cell_max_lag: int = 8
+    cell_max_links: int = 8
+    cell_node_types: tuple[str, ...] = ("tanh", "gru", "lstm")
 
     def __post_init__(self) -> None:
         self._check_options()
@@ -105,19 +123,31 @@ class SearchSpace:
 
     @property
     def allows_spatial(self) -> bool:
-        return any(self.layer_kinds.get(k, 0) > 0 for k in ("conv", "pool"))
+        """Whether a kind that needs spatial (or time) axes has a positive weight."""
+        return any(self.layer_kinds.get(k, 0) > 0 for k in ("conv", "pool", "recurrent"))
+
+    def cell_limits(self) -> CellLimits:
+        """The bounds of a recurrent gene's cell (for :mod:`evokeras.cell`'s operators)."""
+        return CellLimits(
+            max_nodes=self.cell_max_nodes,
+            max_lag=self.cell_max_lag,
+            max_links=self.cell_max_links,
+            units=self.cell_units,
+            node_types=self.cell_node_types,
+        )
 
     # -- checks --------------------------------------------------------------------
     def _check_options(self) -> None:
         kinds = dict(self.layer_kinds)
         for kind, weight in kinds.items():
-            if kind not in ("dense", "conv", "pool", "batchnorm", "dropout", "activation"):
+            if kind not in LAYER_KINDS:
                 raise SpaceError(f"search space option 'layer_kinds': unknown layer kind {kind!r}")
             if not isinstance(weight, int | float) or weight < 0:
                 raise SpaceError(f"search space option 'layer_kinds[{kind!r}]': expected a weight >= 0, got {weight!r}")
         if not any(w > 0 for w in kinds.values()):
             raise SpaceError("search space option 'layer_kinds': at least one kind needs a positive weight")
-        for name in ("units", "filters", "kernel_sizes", "strides", "pool_sizes", "batch_sizes"):
+        for name in ("units", "filters", "kernel_sizes", "strides", "pool_sizes", "batch_sizes",
+                     "cell_units"):
             values = getattr(self, name)
             if not isinstance(values, tuple) or not values or any(
                 not isinstance(v, int) or isinstance(v, bool) or v < 1 for v in values
@@ -125,7 +155,7 @@ class SearchSpace:
                 raise SpaceError(f"search space option {name!r}: expected a non-empty tuple of integers >= 1, got {values!r}")
         for name, allowed in (("activations", ACTIVATIONS), ("optimizers", OPTIMIZERS),
                               ("reductions", ("flatten", "global_avg", "global_max")),
-                              ("merges", ("add", "concat"))):
+                              ("merges", ("add", "concat")), ("cell_node_types", NODE_TYPES)):
             values = getattr(self, name)
             if not isinstance(values, tuple) or not values or any(v not in allowed for v in values):
                 raise SpaceError(f"search space option {name!r}: expected a non-empty tuple from {allowed}, got {values!r}")
@@ -135,10 +165,19 @@ class SearchSpace:
                     or not all(isinstance(v, int | float) for v in pair)
                     or not lo_min <= pair[0] <= pair[1] < hi_max):
                 raise SpaceError(f"search space option {name!r}: expected (low, high) with {lo_min} <= low <= high < {hi_max}, got {pair!r}")
-        for name in ("min_layers", "max_layers", "max_params", "min_spatial", "max_skips"):
+        for name, low in (("min_layers", 0), ("max_layers", 0), ("max_params", 0),
+                          ("min_spatial", 0), ("max_skips", 0), ("stem_params", 0),
+                          ("cell_max_nodes", 1), ("cell_max_lag", 1), ("cell_max_links", 0)):
             value = getattr(self, name)
-            if not isinstance(value, int) or isinstance(value, bool) or value < 0:
-                raise SpaceError(f"search space option {name!r}: expected an integer >= 0, got {value!r}")
+            if not isinstance(value, int) or isinstance(value, bool) or value < low:
+                raise SpaceError(
+                    f"search space option {name!r}: expected an integer >= {low}, got {value!r}"
+                )
+        if not isinstance(self.sequence_output, bool):
+            raise SpaceError(
+                "search space option 'sequence_output': expected a bool, "
+                f"got {self.sequence_output!r}"
+            )
         if self.input_shape is not None and (
             not isinstance(self.input_shape, tuple) or not self.input_shape
             or any(not isinstance(v, int) or v < 1 for v in self.input_shape)
@@ -164,13 +203,18 @@ class SearchSpace:
     def analyze(self, genome: Genome) -> Analysis:
         """:func:`evokeras.analysis.analyze` for this space's task shapes."""
         input_shape, n_outputs = self.bound()
-        return analyze(genome, input_shape, n_outputs)
+        return analyze(
+            genome, input_shape, n_outputs,
+            sequence_output=self.sequence_output, stem_params=self.stem_params,
+        )
 
     def check(self, genome: Genome) -> None:
         """Raise :class:`GenomeError` if ``genome`` is invalid or outside this space.
 
-        Checks structure (:meth:`Genome.validate`), gene choices and ranges, the layer
-        count, spatial sizes and the parameter cap for the given task shapes.
+        Checks structure (:meth:`Genome.validate`), gene choices and ranges (a
+        recurrent gene's cell against :meth:`cell_limits`), the layer count, spatial
+        sizes, the time length (kept with ``sequence_output``) and the parameter cap
+        (stem included) for the given task shapes.
         """
         genome.validate()
         if not self.min_layers <= len(genome.layers) <= self.max_layers:
@@ -204,6 +248,11 @@ class SearchSpace:
                 raise GenomeError(f"{where}.activation: {layer.activation!r} not in {self.activations}")
             if layer.rate is not None and not self.dropout[0] <= layer.rate <= self.dropout[1]:
                 raise GenomeError(f"{where}.rate: {layer.rate} outside {self.dropout}")
+            if layer.kind == "recurrent":
+                try:
+                    self.cell_limits().check(layer.cell)
+                except GenomeError as exc:  # "cell.units: ..." -> "layers[2].cell.units: ..."
+                    raise GenomeError(f"{where}.{exc}") from None
             if len(layer.skips) > self.max_skips:
                 raise GenomeError(f"{where}.skips: {len(layer.skips)} links, the space allows {self.max_skips}")
             if layer.skips and layer.merge not in self.merges:
@@ -211,6 +260,13 @@ class SearchSpace:
         a = self.analyze(genome)
         if a.min_spatial is not None and a.min_spatial < self.min_spatial:
             raise GenomeError(f"genome: spatial size {a.min_spatial} below the minimum {self.min_spatial}")
+        if self.sequence_output and a.shapes:
+            steps, last = tuple(self.bound()[0][:-1]), a.shapes[-1].spatial
+            if last != steps:
+                raise GenomeError(
+                    f"genome: the output has {last} steps, the task predicts all {steps} "
+                    "(sequence_output: no strided conv or pooling)"
+                )
         if a.params > self.max_params:
             raise GenomeError(f"genome: {a.params} parameters exceed max_params={self.max_params}")
 
@@ -219,7 +275,8 @@ def default_space(family: str) -> SearchSpace:
     """The default search space of a task family: ``"image"``, ``"sequence"`` or ``"vector"``.
 
     Images and sequences allow conv/pool genes (Conv2D or Conv1D); vectors allow
-    only dense, batch-norm, dropout and activation genes.
+    only dense, batch-norm, dropout and activation genes. No family default draws
+    recurrent genes (weight 0): a sequence task opts in with ``layer_kinds``.
     """
     if family == "image":
         return SearchSpace()
@@ -227,7 +284,9 @@ def default_space(family: str) -> SearchSpace:
         return SearchSpace(kernel_sizes=(2, 3, 5, 7), filters=(16, 32, 64, 128), max_params=1_000_000)
     if family == "vector":
         return SearchSpace(
-            layer_kinds={"dense": 3.0, "batchnorm": 0.5, "dropout": 0.5, "activation": 0.5},
+            layer_kinds={
+                "dense": 3.0, "batchnorm": 0.5, "dropout": 0.5, "activation": 0.5, "recurrent": 0.0,
+            },
             units=(4, 8, 16, 32, 64),
             reductions=("flatten",),
             max_layers=6,

@@ -53,6 +53,51 @@ class SequenceTask(Task):
         return "sparse_categorical_crossentropy"
 
 
+class LanguageTask(Task):
+    """Next-token prediction on 12 int tokens of a 50-token vocabulary, for tests.
+
+    The stem embeds the tokens into 8 channels (stem shape (12, 8), 400 parameters);
+    the model keeps the time axis (``sequence_output``) and the head gives 50 logits
+    per step. The space draws recurrent, dropout and dense genes.
+    """
+
+    name = "test_language"
+    family = "sequence"
+    input_shape = (12,)
+    n_outputs = 50
+    sequence_output = True
+    stem_params = 50 * 8
+
+    def __init__(self, *, space: SearchSpace | None = None) -> None:
+        base = default_space("sequence").replace(
+            layer_kinds={"recurrent": 2.0, "dropout": 0.5, "dense": 1.0},
+            cell_units=(4, 8, 16),
+            max_layers=5,
+            init_layers=(1, 4),
+            max_params=20_000,
+        )
+        super().__init__(space=space if space is not None else base)
+
+    @property
+    def stem_shape(self) -> tuple[int, ...]:
+        return (12, 8)
+
+    def stem(self, inputs: Any) -> Any:
+        import keras
+
+        return keras.layers.Embedding(50, 8, name="stem_embedding")(inputs)
+
+    def head(self, x: Any) -> Any:
+        import keras
+
+        return keras.layers.Dense(self.n_outputs, name="head")(x)
+
+    def loss(self) -> Any:
+        import keras
+
+        return keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+
+
 @pytest.fixture(scope="session")
 def mnist_task() -> Task:
     return make_task("mnist")
@@ -77,6 +122,11 @@ def vector_space() -> SearchSpace:
 @pytest.fixture(scope="session")
 def sequence_task() -> SequenceTask:
     return SequenceTask()
+
+
+@pytest.fixture(scope="session")
+def language_task() -> LanguageTask:
+    return LanguageTask()
 
 
 @pytest.fixture

@@ -192,7 +192,12 @@ CALLS: dict[str, Call] = {
     "mutate": lambda rng, s: ops.mutate(PARENT, rng, s),
     "crossover": lambda rng, s: ops.crossover(PARENT, OTHER, rng, s),
     "random_genome": lambda rng, s: ops.random_genome(rng, s),
-    **{name: (lambda rng, s, f=f: f(PARENT, rng, s)) for name, f in ops.MUTATIONS.items()},
+    # change_cell needs a recurrent gene (image genomes have none): see test_recurrent_genes.py
+    **{
+        name: (lambda rng, s, f=f: f(PARENT, rng, s))
+        for name, f in ops.MUTATIONS.items()
+        if name != "change_cell"
+    },
 }
 
 
@@ -344,6 +349,7 @@ def test_mutations_return_none_when_they_do_not_apply(image_space: SearchSpace) 
     assert ops.add_layer(full, rng, image_space) is None
     no_skips = image_space.replace(max_skips=0)
     assert ops.add_skip(PARENT, rng, no_skips) is None
+    assert ops.change_cell(PARENT, rng, image_space) is None  # no recurrent gene
 
 
 def test_mutate_only_uses_the_weighted_mutations(image_space: SearchSpace) -> None:

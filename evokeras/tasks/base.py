@@ -23,6 +23,9 @@ class Task:
 
     Subclasses set :attr:`name`, :attr:`family`, :attr:`input_shape`, :attr:`n_outputs`
     and override :meth:`head` (and :meth:`stem`, :meth:`loss`, :meth:`data` as needed).
+    A task whose stem changes the shape (an Embedding of token ids) also sets
+    :attr:`stem_params` and overrides :attr:`stem_shape`; one that predicts every time
+    step (a language model) sets :attr:`sequence_output`.
     """
 
     name: str = "task"
@@ -35,12 +38,30 @@ class Task:
     needs_data: bool = True
     #: Whether :meth:`score` builds Keras models (the evaluator frees Keras memory first).
     builds_models: bool = True
+    #: Tokens per sample: ``exec_time`` is reported per token (language models: the window).
+    tokens_per_sample: int = 1
+    #: Whether the model keeps the time axis to the head: nothing is reduced, dense
+    #: genes and :meth:`head` act on every time step (e.g. next-token prediction).
+    sequence_output: bool = False
+    #: Parameters of :meth:`stem` (e.g. an Embedding's table), counted by the space.
+    stem_params: int = 0
 
     def __init__(self, *, space: SearchSpace | None = None) -> None:
         from ..space import default_space
 
         base = space if space is not None else default_space(self.family)
-        self.space = base.replace(input_shape=tuple(self.input_shape), n_outputs=int(self.n_outputs))
+        self.space = base.replace(
+            input_shape=tuple(self.stem_shape),
+            n_outputs=int(self.n_outputs),
+            sequence_output=bool(self.sequence_output),
+            stem_params=int(self.stem_params),
+        )
+
+    @property
+    def stem_shape(self) -> tuple[int, ...]:
+        """The shape :meth:`stem` outputs (what the first gene reads), without the batch
+        axis: :attr:`input_shape` by default, e.g. ``(T, embedding)`` after an Embedding."""
+        return tuple(self.input_shape)
 
     # -- model pieces (Keras) -------------------------------------------------------
     def stem(self, inputs: Any) -> Any:
@@ -48,7 +69,8 @@ class Task:
         return inputs
 
     def head(self, x: Any) -> Any:
-        """Map the last (flat) features to the task's output."""
+        """Map the last features (flat, or per time step with :attr:`sequence_output`)
+        to the task's output."""
         raise NotImplementedError
 
     def loss(self) -> Any:
@@ -118,7 +140,7 @@ class Task:
         metrics.update(self.val_metrics(scores))
         if "exec_time" in ev.objectives or ev.budget.time_repeats > 0:
             t0 = time.perf_counter()
-            metrics["exec_time"] = ev.time_inference(model, data.x_val)
+            metrics["exec_time"] = ev.time_inference(model, data.x_val) / self.tokens_per_sample
             times["timing"] = time.perf_counter() - t0
 
     def val_metrics(self, scores: dict[str, float]) -> dict[str, float]:
@@ -151,7 +173,7 @@ class Task:
         scores = model.evaluate(data.x_test, data.y_test, batch_size=512, verbose=0, return_dict=True)
         if not math.isfinite(scores["loss"]):
             raise FloatingPointError("the retrained model's test loss is not finite")
-        exec_time = timer.time_inference(model, data.x_test)
+        exec_time = timer.time_inference(model, data.x_test) / self.tokens_per_sample
         with atomic_path(path) as tmp:
             model.save(tmp)
         test = {"test_" + k.removeprefix("val_"): v for k, v in self.val_metrics(scores).items()}
