@@ -15,8 +15,9 @@ from typing import Any
 from .base import Task
 from .cartpole import CartPole
 from .image import ImageClassification
+from .language import LanguageModel
 
-__all__ = ["CartPole", "ImageClassification", "Task", "make_task", "register_task", "registered_tasks"]
+__all__ = ["CartPole", "ImageClassification", "LanguageModel", "Task", "make_task", "register_task", "registered_tasks"]
 
 _REGISTRY: dict[str, Callable[..., Task]] = {}
 
@@ -46,3 +47,5 @@ def make_task(task: str | Task, **kwargs: Any) -> Task:
 register_task("mnist", lambda **kw: ImageClassification("mnist", **kw))
 register_task("fashion_mnist", lambda **kw: ImageClassification("fashion_mnist", **kw))
 register_task("cartpole", CartPole)
+register_task("bible_chars", lambda **kw: LanguageModel("bible_chars", **kw))
+register_task("brown_words", lambda **kw: LanguageModel("brown_words", **kw))
