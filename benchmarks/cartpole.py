@@ -49,7 +49,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _common  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "studies"))
 NEAT_CONFIG = Path(__file__).resolve().parent / "neat_cartpole.cfg"
 EPISODES = 5  # per candidate, both sides
 
@@ -62,16 +61,24 @@ def _per_call_seconds(fn: Any, repeats: int = 2000) -> float:
     return (time.perf_counter() - t0) / repeats
 
 
-def run_evokeras(seed: int, max_generations: int) -> dict[str, Any]:
-    from cartpole import BUDGETS
+def study_budgets() -> dict[str, Any]:
+    """``BUDGETS`` of ``studies/cartpole.py`` (loaded by path: this file has the same name)."""
+    import importlib.util
 
+    spec = importlib.util.spec_from_file_location("cartpole_study", ROOT / "studies" / "cartpole.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.BUDGETS
+
+
+def run_evokeras(seed: int, max_generations: int) -> dict[str, Any]:
     from evokeras.config import SearchConfig
     from evokeras.genome import Genome
     from evokeras.search import Search
 
     overrides = {"study": "cartpole-bench", "budget_name": "default", "seed": seed,
                  "generations": max_generations, "wall_seconds": None}
-    config = SearchConfig.from_dict({**BUDGETS["default"], **overrides})
+    config = SearchConfig.from_dict({**study_budgets()["default"], **overrides})
     with tempfile.TemporaryDirectory() as tmp, Search(config, Path(tmp) / "run") as search:
         t0 = time.perf_counter()
         result = search.run()

@@ -33,6 +33,7 @@ def _check_type(key: str, value: Any, kind: str) -> None:
         "optnum": value is None or (isinstance(value, int | float) and not isinstance(value, bool)),
         "optstr": value is None or isinstance(value, str),
         "optint": value is None or (isinstance(value, int) and not isinstance(value, bool)),
+        "optdict": value is None or isinstance(value, Mapping),
     }[kind]
     if not ok:
         raise ConfigError(f"config key {key!r}: expected {kind}, got {type(value).__name__} {value!r}")
@@ -63,6 +64,14 @@ class SearchConfig:
             ``workers > 1``, else ``serial``); see :mod:`evokeras.parallel`.
         scheduler: address of a running Dask scheduler (``tcp://HOST:PORT``); implies
             ``dask``. ``None`` with ``dask`` starts a local cluster of ``workers``.
+        inherit_weights: a child starts from its parent's trained weights where layers
+            are unchanged (same position, same shapes); weights are cached in
+            ``DIR/weights/<key>.npz`` (see :meth:`evokeras.evaluate.Evaluator.inherit`).
+        multi_fidelity: ``None`` (off) or ``{"eta": 3, "fraction": 0.25}``: successive
+            halving inside each generation after the first -- every new offspring is
+            first trained with ``fraction`` of the budget, the best ``1/eta`` of them
+            (NSGA-II ranking among these comparable low-fidelity figures) with the full
+            budget; the others take no part in selection (status ``pruned``).
     """
 
     study: str = "custom"
@@ -83,6 +92,8 @@ class SearchConfig:
     workers: int = 1
     backend: str | None = None
     scheduler: str | None = None
+    inherit_weights: bool = False
+    multi_fidelity: dict[str, Any] | None = None
 
     _TYPES = {
         "study": "str", "task": "str", "budget_name": "str", "seed": "int", "population": "int",
@@ -90,6 +101,7 @@ class SearchConfig:
         "wall_seconds": "optnum", "objectives": "dict", "evaluation": "dict", "space": "dict",
         "final_epochs": "int", "final_train_samples": "optint",
         "workers": "int", "backend": "optstr", "scheduler": "optstr",
+        "inherit_weights": "bool", "multi_fidelity": "optdict",
     }
 
     @classmethod
@@ -156,6 +168,16 @@ class SearchConfig:
                 raise ConfigError(f"config key 'scheduler': expected an address like tcp://HOST:PORT, got {self.scheduler!r}")
             if self.backend not in (None, "dask"):
                 raise ConfigError(f"config key 'scheduler': a scheduler address needs backend 'dask', got {self.backend!r}")
+        if self.multi_fidelity is not None:
+            mf = dict(self.multi_fidelity)
+            unknown = sorted(set(mf) - {"eta", "fraction"})
+            if unknown:
+                raise ConfigError(f"config key 'multi_fidelity': unknown key {unknown[0]!r} (known: eta, fraction)")
+            eta, fraction = mf.get("eta", 3), mf.get("fraction", 0.25)
+            if not isinstance(eta, int) or isinstance(eta, bool) or eta < 2:
+                raise ConfigError(f"config key 'multi_fidelity.eta': expected an integer >= 2, got {eta!r}")
+            if not isinstance(fraction, int | float) or isinstance(fraction, bool) or not 0 < fraction < 1:
+                raise ConfigError(f"config key 'multi_fidelity.fraction': expected a number in (0, 1), got {fraction!r}")
         if not self.objectives or any(
             not isinstance(w, int | float) or isinstance(w, bool) or w == 0 for w in self.objectives.values()
         ):

@@ -27,6 +27,7 @@ import math
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -66,6 +67,8 @@ class Budget:
         time_repeats: timed calls (after one warm-up); the median is reported.
         deterministic: ask the backend for deterministic ops (TensorFlow) -- slower, exact.
         episodes: episodes per evaluation of a reinforcement task (CartPole).
+        fast: train with :func:`evokeras.fasttrain.fit_fast` (data on the device, many
+            batches per compiled call) instead of ``model.fit`` where the task allows it.
     """
 
     epochs: int = 3
@@ -78,9 +81,17 @@ class Budget:
     time_repeats: int = 5
     deterministic: bool = True
     episodes: int = 5
+    fast: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
+
+    def scaled(self, fraction: float) -> Budget:
+        """A lower-fidelity budget: ``fraction`` of the training samples (of the epochs
+        when all samples are used), at least one of each."""
+        if self.train_samples is not None:
+            return dataclasses.replace(self, train_samples=max(1, int(round(self.train_samples * fraction))))
+        return dataclasses.replace(self, epochs=max(1, int(round(self.epochs * fraction))))
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any], *, where: str = "budget") -> Budget:
@@ -88,7 +99,7 @@ class Budget:
         for key, value in data.items():
             if key not in fields:
                 raise ValueError(f"{where}: unknown key {key!r} (known: {sorted(fields)})")
-            if key == "deterministic":
+            if key in ("deterministic", "fast"):
                 ok = isinstance(value, bool)
             elif key in ("train_samples", "val_samples"):
                 ok = value is None or (isinstance(value, int) and not isinstance(value, bool) and value > 0)
@@ -197,6 +208,11 @@ class Evaluator:
         budget: the evaluation budget.
         objectives: objective names with weights (``{"val_error": -1, "exec_time": -1}``).
         seed: the run seed (mixed with each genome key).
+        weight_dir: where trained weights are cached by genome key; when given, a genome
+            that carries a ``parent`` key starts from that parent's trained weights where
+            layers match (:meth:`inherit`).
+        fidelity: the fraction of the full budget this evaluator trains with (recorded
+            in every result's ``metrics["fidelity"]``; see :meth:`at_fidelity`).
 
     Example:
         >>> ev = Evaluator("mnist", Budget(epochs=1, train_samples=512, val_samples=256),
@@ -214,12 +230,17 @@ class Evaluator:
         objectives: Mapping[str, float] | None = None,
         *,
         seed: int = 0,
+        weight_dir: str | Path | None = None,
+        fidelity: float = 1.0,
     ) -> None:
         self.task = make_task(task)
         self.budget = budget or Budget()
         self.objectives = dict(objectives or {"val_error": -1.0, "exec_time": -1.0})
         self.seed = int(seed)
+        self.weight_dir = Path(weight_dir) if weight_dir is not None else None
+        self.fidelity = float(fidelity)
         self._data: Any = None
+        self._parent: str | None = None
         unknown = [name for name in self.objectives if name not in self.task.measures]
         if unknown:
             raise ValueError(
@@ -230,6 +251,55 @@ class Evaluator:
         state = dict(self.__dict__)
         state["_data"] = None
         return state
+
+    def at_fidelity(self, fraction: float) -> Evaluator:
+        """This evaluator with the budget scaled by ``fraction`` (:meth:`Budget.scaled`);
+        its results record ``metrics["fidelity"] = fraction``."""
+        return Evaluator(self.task, self.budget.scaled(fraction), self.objectives, seed=self.seed,
+                         weight_dir=self.weight_dir, fidelity=fraction)
+
+    # -- weight inheritance --------------------------------------------------------------
+    def inherit(self, model: Any, metrics: dict[str, Any]) -> None:
+        """Start ``model``'s layers from the trained weights of the genome's parent where
+        the layer (same name: same position and kind) has weights of the same shapes.
+
+        Active when the evaluator has a ``weight_dir`` (config key ``inherit_weights``)
+        and the genome came with a ``parent`` key whose weights are cached there; records
+        ``metrics["parent"]`` and ``metrics["inherited_layers"]``.
+        """
+        if self.weight_dir is None:
+            return
+        metrics["inherited_layers"] = 0
+        if self._parent is None:
+            return
+        path = self.weight_dir / f"{self._parent}.npz"
+        if not path.is_file():
+            return
+        metrics["parent"] = self._parent
+        with np.load(path) as stored:
+            arrays: dict[str, list[np.ndarray]] = {}
+            for name in stored.files:
+                layer, _, index = name.rpartition("/")
+                arrays.setdefault(layer, []).append((int(index), stored[name]))
+        count = 0
+        for layer in model.layers:
+            old = [a for _, a in sorted(arrays.get(layer.name, []), key=lambda t: t[0])]
+            current = layer.get_weights()
+            if current and len(old) == len(current) and all(a.shape == b.shape for a, b in zip(old, current, strict=True)):
+                layer.set_weights(old)
+                count += 1
+        metrics["inherited_layers"] = count
+
+    def save_weights(self, model: Any, key: str) -> None:
+        """Cache ``model``'s trained weights as ``weight_dir/<key>.npz`` (layer/index arrays)."""
+        if self.weight_dir is None:
+            return
+        from ._io import atomic_path
+
+        self.weight_dir.mkdir(parents=True, exist_ok=True)
+        arrays = {f"{layer.name}/{i}": w for layer in model.layers for i, w in enumerate(layer.get_weights())}
+        with atomic_path(self.weight_dir / f"{key}.npz") as tmp, open(tmp, "wb") as f:
+            np.savez(f, **arrays)
 
     @property
     def objective_names(self) -> tuple[str, ...]:
@@ -259,6 +329,7 @@ class Evaluator:
 
         start = time.perf_counter()
         times: dict[str, float] = {}
+        self._parent = getattr(genome, "parent", None)
         genome = genome.as_genome()
         try:
             self.task.space.check(genome)
@@ -268,7 +339,7 @@ class Evaluator:
             keras.utils.clear_session(free_memory=True)
         _configure_backend(self.budget.deterministic)
         keras.utils.set_random_seed(derive_seed(self.seed, genome.key))
-        metrics: dict[str, Any] = {}
+        metrics: dict[str, Any] = {"fidelity": self.fidelity}
         if self.task.needs_data:
             self.data()  # a missing data set is the run's error, not the candidate's
         try:

@@ -468,7 +468,7 @@ def repair(genome: Genome, space: SearchSpace) -> Genome:
     ``max_skips``; while over ``max_params`` (stem included), switch a flatten
     reduction to global average pooling (not with ``sequence_output``), step the
     widest layer down to the next smaller width (a recurrent gene: the next smaller
-    ``cell_units``), or remove it; pad to ``min_layers`` with the narrowest dense gene.
+    ``cell_units``), or remove it; pad to ``min_layers`` (:func:`_filler`).
 
     Raises:
         GenomeError: if no genome of the space fits (e.g. the head alone exceeds
@@ -508,10 +508,25 @@ def repair(genome: Genome, space: SearchSpace) -> Genome:
         out = out.replace(layers=_remove(out.layers, len(out.layers) - 1))
     out = _fix_params(_fix_skips(out, space), space)
     while len(out.layers) < space.min_layers:
-        units = min(space.units)
-        out = out.replace(layers=out.layers + (LayerGene("dense", units=units, activation=space.activations[0]),))
+        out = out.replace(layers=out.layers + (_filler(space, input_shape),))
         out = _fix_params(out, space)
     return out
+
+
+def _filler(space: SearchSpace, input_shape: tuple[int, ...]) -> LayerGene:
+    """The gene :func:`repair` pads with: the narrowest dense gene if the space allows
+    dense genes, else the smallest one-node recurrent gene on ``(T, C)`` inputs, else
+    the first allowed neutral kind with its values moved into the space."""
+    if space.layer_kinds.get("dense", 0) > 0:
+        return LayerGene("dense", units=min(space.units), activation=space.activations[0])
+    if space.layer_kinds.get("recurrent", 0) > 0 and len(input_shape) == 2:
+        from .cell import CellGenome, NodeGene, repair_cell
+
+        limits = space.cell_limits()
+        cell = CellGenome(min(limits.units), (NodeGene(limits.node_types[0]),), rec_links=((0, 1, 0),))
+        return LayerGene("recurrent", cell=repair_cell(cell, limits))
+    kind = next(k for k in ("activation", "dropout", "batchnorm") if space.layer_kinds.get(k, 0) > 0)
+    return _clamp_layer(LayerGene(kind), space)
 
 
 def _clamp_layer(layer: LayerGene, space: SearchSpace) -> LayerGene:

@@ -17,12 +17,13 @@ Example:
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import math
 import os
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -32,7 +33,7 @@ from deap import tools
 
 from ._io import write_json_atomic, write_text_atomic
 from .config import ConfigError, SearchConfig
-from .evaluate import EvalResult, Evaluator
+from .evaluate import EvalResult, Evaluator, worst_values
 from .genome import Genome
 from .parallel import Backend, make_backend
 from .store import RunStore, StoreError
@@ -107,7 +108,10 @@ class Search:
         self.out_dir = Path(out_dir)
         base_task = make_task(config.task)
         self.task: Task = make_task(config.task, space=config.search_space(base_task))
-        self.evaluate = evaluate or Evaluator(self.task, config.budget(), config.objectives, seed=config.seed)
+        weight_dir = self.out_dir / "weights" if config.inherit_weights else None
+        self.evaluate = evaluate or Evaluator(
+            self.task, config.budget(), config.objectives, seed=config.seed, weight_dir=weight_dir
+        )
         self.progress = progress
         self.toolbox = make_toolbox(self.task, objectives=config.objectives, seed=config.seed)
         self._backend: Backend | None = None
@@ -207,9 +211,10 @@ class Search:
 
     # -- evaluation ----------------------------------------------------------------------------
     def _evaluate_all(self, individuals: list[Individual], gen: int, bar: Any) -> None:
-        """Give every individual its fitness, evaluating the keys the run has not seen."""
+        """Give every individual its fitness, evaluating the keys the run has not seen
+        (after successive halving when ``multi_fidelity`` is on)."""
         results: dict[str, EvalResult] = {}
-        todo: list[Genome] = []
+        todo: list[Individual] = []
         for ind in individuals:
             if ind.key in results:
                 continue
@@ -218,28 +223,79 @@ class Search:
                 results[ind.key] = cached
             else:
                 results[ind.key] = None  # type: ignore[assignment]
-                todo.append(ind.as_genome())
-        if bar is not None:
-            bar.reset(total=len(todo))
-            bar.set_description(f"gen {gen}")
-        pending = {g.key for g in todo}
-        for result in self.map_fn(self.evaluate, todo):
-            if result.key not in pending:
-                raise RuntimeError(f"map backend returned an unexpected or repeated result {result.key}")
-            pending.discard(result.key)
-            self.store.add_evaluation(result, gen)
+                todo.append(ind)
+        mf = self.config.multi_fidelity
+        if mf is not None and gen > 0:
+            todo, pruned = self._halve(todo, gen, bar, int(mf.get("eta", 3)), float(mf.get("fraction", 0.25)))
+            results.update(pruned)
+        for result in self._map(self.evaluate, todo, gen, bar):
             results[result.key] = result
-            self.fit_seconds += result.times.get("fit", 0.0) + result.times.get("evaluate", 0.0)
-            self._note_best(result)
-            if bar is not None:
-                bar.update(1)
-                bar.set_postfix_str(self._best_text())
-        if pending:
-            raise RuntimeError(f"map backend returned no result for {sorted(pending)}")
         for ind in individuals:
             r = results[ind.key]
             ind.fitness.values = r.objectives
             self._status[ind.key] = r.status
+
+    def _map(self, evaluate: EvaluateFn, todo: list[Individual], gen: int, bar: Any,
+             suffix: str = "") -> Iterator[EvalResult]:
+        """Evaluate ``todo`` on the backend, committing each result as it arrives (under
+        ``key + suffix``), and yield the results."""
+        if bar is not None:
+            bar.reset(total=len(todo))
+            bar.set_description(f"gen {gen}" + (f" {suffix}" if suffix else ""))
+        pending = {g.key for g in todo}
+        for result in self.map_fn(evaluate, todo):
+            if result.key not in pending:
+                raise RuntimeError(f"map backend returned an unexpected or repeated result {result.key}")
+            pending.discard(result.key)
+            self.store.add_evaluation(dataclasses.replace(result, key=result.key + suffix) if suffix else result, gen)
+            self.fit_seconds += result.times.get("fit", 0.0) + result.times.get("evaluate", 0.0)
+            if not suffix:
+                self._note_best(result)
+            if bar is not None:
+                bar.update(1)
+                bar.set_postfix_str(self._best_text())
+            yield result
+        if pending:
+            raise RuntimeError(f"map backend returned no result for {sorted(pending)}")
+
+    def _halve(self, todo: list[Individual], gen: int, bar: Any, eta: int,
+               fraction: float) -> tuple[list[Individual], dict[str, EvalResult]]:
+        """Successive halving: evaluate ``todo`` at ``fraction`` of the budget (kept in the
+        store as ``<key>@<fraction>``), keep the best ``ceil(n / eta)`` by NSGA-II on those
+        comparable figures for the full evaluation; the rest are ``pruned``."""
+        if len(todo) < 2:
+            return todo, {}
+        at_fidelity = getattr(self.evaluate, "at_fidelity", None)
+        if at_fidelity is None:
+            raise ConfigError("config key 'multi_fidelity' needs the built-in Evaluator (a custom evaluate was given)")
+        suffix = f"@{fraction:g}"
+        low: dict[str, EvalResult] = {}
+        need = []
+        for ind in todo:
+            cached = self.store.get_evaluation(ind.key + suffix)
+            if cached is not None:
+                low[ind.key] = cached
+            else:
+                need.append(ind)
+        for result in self._map(at_fidelity(fraction), need, gen, bar, suffix):
+            low[result.key] = result
+        ranked = []
+        for ind in todo:
+            if low[ind.key].ok:
+                probe = to_individual(ind, self.toolbox.fitness_class)
+                probe.fitness.values = low[ind.key].objectives
+                ranked.append(probe)
+        n_keep = min(len(ranked), math.ceil(len(todo) / eta))
+        keep = {ind.key for ind in self.toolbox.select(ranked, n_keep)} if n_keep else set()
+        pruned = {}
+        for ind in todo:
+            if ind.key not in keep:
+                r = low[ind.key]
+                reason = r.error if not r.ok else f"pruned by successive halving at fidelity {fraction:g}"
+                pruned[ind.key] = dataclasses.replace(
+                    r, status=r.status if not r.ok else "pruned", error=reason,
+                    objectives=worst_values(self.weights))
+        return [ind for ind in todo if ind.key in keep], pruned
 
     def _note_best(self, result: EvalResult) -> None:
         if not result.ok:

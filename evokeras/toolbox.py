@@ -66,31 +66,36 @@ def __getattr__(name: str) -> Any:
 
 
 class Individual(Genome):
-    """A :class:`Genome` with a DEAP ``fitness`` attribute (compared and hashed as a genome)."""
+    """A :class:`Genome` with a DEAP ``fitness`` attribute (compared and hashed as a genome)
+    and the key of the ``parent`` it was varied from (``None`` for a random individual;
+    weight inheritance reads it)."""
 
     fitness: base.Fitness
+    parent: str | None
 
     def __deepcopy__(self, memo: dict[int, Any]) -> Individual:
-        new = to_individual(self, type(self.fitness))
+        new = to_individual(self, type(self.fitness), parent=self.parent)
         new.fitness = copy.deepcopy(self.fitness, memo)
         return new
 
     def __reduce__(self) -> tuple[Any, ...]:
-        return (_rebuild_individual, (self.as_genome(), type(self.fitness), self.fitness.values))
+        return (_rebuild_individual, (self.as_genome(), type(self.fitness), self.fitness.values, self.parent))
 
     def __repr__(self) -> str:
         return f"Individual(key={self.key}, layers={len(self.layers)}, fitness={self.fitness.values})"
 
 
-def to_individual(genome: Genome, fitness_cls: type[base.Fitness]) -> Individual:
+def to_individual(genome: Genome, fitness_cls: type[base.Fitness], *, parent: str | None = None) -> Individual:
     """Wrap ``genome`` as an :class:`Individual` with an invalid (empty) fitness."""
     ind = Individual(**{f.name: getattr(genome, f.name) for f in dataclasses.fields(Genome)})
     ind.fitness = fitness_cls()
+    ind.parent = parent
     return ind
 
 
-def _rebuild_individual(genome: Genome, fitness_cls: type[base.Fitness], values: tuple[float, ...]) -> Individual:
-    ind = to_individual(genome, fitness_cls)
+def _rebuild_individual(genome: Genome, fitness_cls: type[base.Fitness], values: tuple[float, ...],
+                        parent: str | None = None) -> Individual:
+    ind = to_individual(genome, fitness_cls, parent=parent)
     if values:
         ind.fitness.values = values
     return ind
@@ -160,10 +165,11 @@ def make_toolbox(
 
     def mate(a: Individual, b: Individual) -> tuple[Individual, Individual]:
         ca, cb = task.crossover(a, b, rng, space)
-        return to_individual(ca, fitness_cls), to_individual(cb, fitness_cls)
+        return to_individual(ca, fitness_cls, parent=a.key), to_individual(cb, fitness_cls, parent=b.key)
 
     def mutate_(ind: Individual) -> tuple[Individual]:
-        return (to_individual(task.mutate(ind, rng, space, weights=mutation_weights), fitness_cls),)
+        child = task.mutate(ind, rng, space, weights=mutation_weights)
+        return (to_individual(child, fitness_cls, parent=ind.key),)
 
     def clone(ind: Individual) -> Individual:
         return copy.deepcopy(ind)

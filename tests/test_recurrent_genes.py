@@ -587,3 +587,14 @@ def test_existing_conv1d_genome_decodes_as_before(sequence_task: Task, lazy: Any
     assert (
         model.count_params() == sequence_task.space.analyze(OLD).params == 160 + 32 * 32 + 32 + 99
     )
+
+
+def test_repair_pads_with_an_allowed_kind(language_task) -> None:
+    from evokeras.operators import repair
+
+    space = language_task.space.replace(layer_kinds={"recurrent": 1.0, "dropout": 1.0}, min_layers=1)
+    padded = repair(Genome(()), space)
+    assert [layer.kind for layer in padded.layers] == ["recurrent"]
+    space.check(padded)
+    neutral = language_task.space.replace(layer_kinds={"dropout": 1.0}, min_layers=2)
+    assert [layer.kind for layer in repair(Genome(()), neutral).layers] == ["dropout", "dropout"]

@@ -40,6 +40,9 @@ class Task:
     builds_models: bool = True
     #: Tokens per sample: ``exec_time`` is reported per token (language models: the window).
     tokens_per_sample: int = 1
+    #: Whether :func:`evokeras.fasttrain.fit_fast` can train this task's models (one
+    #: per-sample loss, accuracy as its metric); ``Budget.fast`` applies only then.
+    fast_trainable: bool = False
     #: Whether the model keeps the time axis to the head: nothing is reduced, dense
     #: genes and :meth:`head` act on every time step (e.g. next-token prediction).
     sequence_output: bool = False
@@ -105,8 +108,11 @@ class Task:
         """Train and score one candidate, filling ``metrics`` and ``times`` in place.
 
         The default trains the decoded model with ``fit`` on the evaluator's data under
-        its budget (early stopping on validation loss), scores the validation split with
-        :meth:`val_metrics` and times inference. Raise to fail the candidate
+        its budget (early stopping on validation loss) -- or with
+        :func:`evokeras.fasttrain.fit_fast` when ``Budget.fast`` is set and the task is
+        :attr:`fast_trainable` (``metrics["train_path"]`` says which) -- starting from
+        the parent's weights where the evaluator inherits them, scores the validation
+        split with :meth:`val_metrics` and times inference. Raise to fail the candidate
         (:class:`~evokeras.evaluate.NonFiniteError` for a NaN loss).
         """
         from ..decode import decode
@@ -116,28 +122,53 @@ class Task:
         t0 = time.perf_counter()
         model = decode(genome, self)
         metrics.update(params=int(model.count_params()), flops=int(self.space.analyze(genome).flops))
+        ev.inherit(model, metrics)
         times["build"] = time.perf_counter() - t0
         t0 = time.perf_counter()
-        history = model.fit(
-            data.x_train,
-            data.y_train,
-            batch_size=genome.training.batch_size,
-            epochs=ev.budget.epochs,
-            validation_data=(data.x_val, data.y_val),
-            callbacks=ev.callbacks(start),
-            verbose=0,
-        )
+        budget = ev.budget
+        if budget.fast and self.fast_trainable:
+            from ..evaluate import derive_seed
+            from ..fasttrain import evaluate_fast, fit_fast
+
+            hist = fit_fast(
+                model, data.x_train, data.y_train, data.x_val, data.y_val,
+                batch_size=genome.training.batch_size, epochs=budget.epochs,
+                patience=budget.patience if budget.epochs > 1 else 0,
+                seconds=budget.seconds, timeout=budget.timeout, start=start,
+                seed=derive_seed(ev.seed, genome.key),
+            )
+            losses = list(hist.loss) if not hist.nan else [math.nan]
+            metrics["train_path"] = "fast"
+        else:
+            history = model.fit(
+                data.x_train,
+                data.y_train,
+                batch_size=genome.training.batch_size,
+                epochs=budget.epochs,
+                validation_data=(data.x_val, data.y_val),
+                callbacks=ev.callbacks(start),
+                verbose=0,
+            )
+            losses = history.history.get("loss", [])
+            metrics["train_path"] = "stock"
         times["fit"] = time.perf_counter() - t0
-        losses = history.history.get("loss", [])
         metrics["epochs"] = len(losses)
         if not losses or not all(math.isfinite(v) for v in losses):
             raise NonFiniteError("training loss became NaN or infinite")
         t0 = time.perf_counter()
-        scores = model.evaluate(data.x_val, data.y_val, batch_size=512, verbose=0, return_dict=True)
+        if metrics["train_path"] == "fast":  # the validation pass ran inside the last epoch
+            if hist.best_epoch is not None:
+                scores = {"loss": hist.final_val_loss, "accuracy": hist.final_val_accuracy}
+            else:
+                loss, accuracy = evaluate_fast(model, data.x_val, data.y_val)
+                scores = {"loss": loss, "accuracy": accuracy}
+        else:
+            scores = model.evaluate(data.x_val, data.y_val, batch_size=512, verbose=0, return_dict=True)
         times["evaluate"] = time.perf_counter() - t0
         if not math.isfinite(scores["loss"]):
             raise NonFiniteError("validation loss is NaN or infinite")
         metrics.update(self.val_metrics(scores))
+        ev.save_weights(model, genome.key)
         if "exec_time" in ev.objectives or ev.budget.time_repeats > 0:
             t0 = time.perf_counter()
             metrics["exec_time"] = ev.time_inference(model, data.x_val) / self.tokens_per_sample

@@ -28,6 +28,7 @@ class ImageClassification(Task):
     family = "image"
     input_shape = (28, 28, 1)
     n_outputs = 10
+    fast_trainable = True
 
     _LOADERS: dict[str, Callable[..., datasets.Split]] = {
         "mnist": datasets.mnist_splits,

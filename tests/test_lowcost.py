@@ -1,0 +1,106 @@
+"""Low-cost search levers: weight inheritance and multi-fidelity (successive halving)."""
+
+from __future__ import annotations
+
+import pickle
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from evokeras.config import ConfigError, SearchConfig
+from evokeras.decode import decode
+from evokeras.evaluate import Budget, Evaluator
+from evokeras.genome import Genome, LayerGene, TrainingGenes
+from evokeras.search import Search
+from evokeras.toolbox import make_toolbox, to_individual
+
+TINY = {"epochs": 1, "train_samples": 256, "val_samples": 128, "patience": 0, "time_repeats": 1}
+
+
+def test_budget_scaled() -> None:
+    b = Budget(epochs=4, train_samples=1000)
+    assert b.scaled(0.25).train_samples == 250 and b.scaled(0.25).epochs == 4
+    assert Budget(epochs=4, train_samples=None).scaled(0.25).epochs == 1
+    assert Budget(train_samples=3).scaled(0.01).train_samples == 1
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [({"eta": 1}, "eta"), ({"fraction": 1.5}, "fraction"), ({"speed": 2}, "speed"), ([1], "multi_fidelity")],
+)
+def test_multi_fidelity_config_errors(value: object, message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        SearchConfig.from_dict({"multi_fidelity": value})
+    with pytest.raises(ConfigError, match="inherit_weights"):
+        SearchConfig.from_dict({"inherit_weights": "yes"})
+
+
+def test_individuals_carry_their_parent() -> None:
+    tb = make_toolbox("mnist", seed=0)
+    parent = tb.individual()
+    (child,) = tb.mutate(parent)
+    assert child.parent == parent.key and parent.parent is None
+    again = pickle.loads(pickle.dumps(child))
+    assert again.parent == parent.key and again == child
+    a, b = tb.mate(parent, child)
+    assert (a.parent, b.parent) == (parent.key, child.key)
+
+
+def _genomes() -> tuple[Genome, Genome]:
+    layers = (LayerGene("conv", units=8, kernel_size=3), LayerGene("pool"), LayerGene("dense", units=16))
+    parent = Genome(layers, training=TrainingGenes(learning_rate=1e-3))
+    child = Genome(layers[:2] + (LayerGene("dense", units=32),), training=TrainingGenes(learning_rate=2e-3))
+    return parent, child
+
+
+def test_child_starts_from_parent_weights(tmp_path: Path) -> None:
+    parent, child = _genomes()
+    ev = Evaluator("mnist", Budget(**TINY), {"val_error": -1.0, "flops": -1.0}, seed=0, weight_dir=tmp_path)
+    r_parent = ev(parent)
+    assert r_parent.ok and (tmp_path / f"{parent.key}.npz").is_file()
+    assert r_parent.metrics["inherited_layers"] == 0 and r_parent.metrics["fidelity"] == 1.0
+    # the unchanged conv layer (same name, same shapes) comes from the parent; the wider
+    # dense layer and the head (new input width) do not
+    model = decode(child, "mnist")
+    ev._parent, metrics = parent.key, {}
+    ev.inherit(model, metrics)
+    assert metrics == {"inherited_layers": 1, "parent": parent.key}
+    with np.load(tmp_path / f"{parent.key}.npz") as stored:
+        np.testing.assert_array_equal(model.get_layer("g0_conv").get_weights()[0], stored["g0_conv/0"])
+    ind = to_individual(child, make_toolbox("mnist").fitness_class, parent=parent.key)
+    r_child = ev(ind)
+    assert r_child.ok and r_child.metrics["inherited_layers"] == 1 and r_child.metrics["parent"] == parent.key
+    off = Evaluator("mnist", Budget(**TINY), {"val_error": -1.0, "flops": -1.0}, seed=0)(ind)
+    assert "inherited_layers" not in off.metrics
+
+
+def test_successive_halving_search(tmp_path: Path) -> None:
+    cfg = SearchConfig.from_dict({
+        "task": "mnist", "population": 3, "offspring": 4, "generations": 1, "seed": 3,
+        "objectives": {"val_error": -1.0, "flops": -1.0}, "evaluation": {**TINY, "train_samples": 128},
+        "space": {"max_layers": 3, "init_layers": [2, 3], "max_params": 20_000},
+        "inherit_weights": True, "multi_fidelity": {"eta": 3, "fraction": 0.25},
+    })
+    with Search(cfg, tmp_path / "run") as search:
+        result = search.run()
+        rows = [r for g, r in search.store.evaluations() if g == 1]
+    low = [r for r in rows if r.key.endswith("@0.25")]
+    full = [r for r in rows if "@" not in r.key]
+    assert low and all(r.metrics["fidelity"] == 0.25 for r in low)
+    assert all(r.metrics["fidelity"] == 1.0 for r in full)
+    assert len(full) == -(-len(low) // 3)  # ceil(n / eta) promoted to the full budget
+    promoted = {r.key for r in full}
+    assert promoted <= {r.key.removesuffix("@0.25") for r in low}
+    assert all(ind.key not in {r.key.removesuffix("@0.25") for r in low} - promoted for ind in result.front)
+    assert (tmp_path / "run" / "weights").is_dir()
+
+
+def test_fast_path_in_the_evaluator() -> None:
+    parent, _ = _genomes()
+    objectives = {"val_error": -1.0, "flops": -1.0}
+    stock = Evaluator("mnist", Budget(**TINY), objectives, seed=0)(parent)
+    fast = Evaluator("mnist", Budget(**TINY, fast=True), objectives, seed=0)(parent)
+    assert stock.metrics["train_path"] == "stock" and fast.metrics["train_path"] == "fast"
+    assert fast.ok and 0.0 <= fast.metrics["val_error"] < 0.9
+    assert fast.metrics["params"] == stock.metrics["params"]
