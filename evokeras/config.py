@@ -71,7 +71,8 @@ class SearchConfig:
             halving inside each generation after the first -- every new offspring is
             first trained with ``fraction`` of the budget, the best ``1/eta`` of them
             (NSGA-II ranking among these comparable low-fidelity figures) with the full
-            budget; the others take no part in selection (status ``pruned``).
+            budget; the others are recorded with status ``pruned`` and the worst values,
+            so they rank behind every fully evaluated individual and never enter the front.
     """
 
     study: str = "custom"
@@ -188,11 +189,25 @@ class SearchConfig:
             task = make_task(self.task)
         except ValueError as exc:
             raise ConfigError(f"config key 'task': {exc}") from exc
-        self.search_space(task)
+        space = self.search_space(task)
+        try:
+            task = make_task(self.task, space=space)
+        except ValueError as exc:  # the task rejects the space (e.g. CartPole: no conv genes)
+            raise ConfigError(f"config key 'space': {exc}") from exc
         unknown = sorted(set(self.objectives) - set(task.measures))
         if unknown:
             raise ConfigError(
                 f"config key 'objectives': {unknown[0]!r} is not measured by task {self.task!r} "
                 f"(measured: {list(task.measures)})"
             )
-        self.budget()
+        budget = self.budget()
+        if self.inherit_weights and not task.supports_inheritance:
+            raise ConfigError(f"config key 'inherit_weights': task {self.task!r} does not train from inherited weights")
+        if self.inherit_weights and self.scheduler is not None:
+            raise ConfigError("config key 'inherit_weights': needs workers that share the run directory's disk, "
+                              "not an external Dask scheduler")
+        if self.multi_fidelity is not None:
+            fraction = float(self.multi_fidelity.get("fraction", 0.25))
+            if task.scaled_budget(budget, fraction) == budget:
+                raise ConfigError(f"config key 'multi_fidelity.fraction': {fraction:g} of this evaluation budget "
+                                  "is the full budget (nothing to save)")

@@ -140,6 +140,12 @@ class EvalResult:
     def ok(self) -> bool:
         return self.status == "ok"
 
+    @property
+    def full(self) -> bool:
+        """Whether this is a full-fidelity evaluation (multi-fidelity also stores
+        ``<key>@<fraction>`` records, which only rank each other)."""
+        return float(self.metrics.get("fidelity", 1.0)) == 1.0
+
     def to_dict(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)
         d["objectives"] = list(self.objectives)
@@ -240,7 +246,6 @@ class Evaluator:
         self.weight_dir = Path(weight_dir) if weight_dir is not None else None
         self.fidelity = float(fidelity)
         self._data: Any = None
-        self._parent: str | None = None
         unknown = [name for name in self.objectives if name not in self.task.measures]
         if unknown:
             raise ValueError(
@@ -255,27 +260,29 @@ class Evaluator:
     def at_fidelity(self, fraction: float) -> Evaluator:
         """This evaluator with the budget scaled by ``fraction`` (:meth:`Budget.scaled`);
         its results record ``metrics["fidelity"] = fraction``."""
-        return Evaluator(self.task, self.budget.scaled(fraction), self.objectives, seed=self.seed,
-                         weight_dir=self.weight_dir, fidelity=fraction)
+        return Evaluator(self.task, self.task.scaled_budget(self.budget, fraction), self.objectives,
+                         seed=self.seed, weight_dir=self.weight_dir, fidelity=fraction)
 
     # -- weight inheritance --------------------------------------------------------------
-    def inherit(self, model: Any, metrics: dict[str, Any]) -> None:
+    def inherit(self, model: Any, metrics: dict[str, Any], parent: str | None) -> None:
         """Start ``model``'s layers from the trained weights of the genome's parent where
         the layer (same name: same position and kind) has weights of the same shapes.
 
         Active when the evaluator has a ``weight_dir`` (config key ``inherit_weights``)
-        and the genome came with a ``parent`` key whose weights are cached there; records
-        ``metrics["parent"]`` and ``metrics["inherited_layers"]``.
+        and the genome came with a ``parent`` key; records ``metrics["parent"]``,
+        ``metrics["inherited_layers"]`` and, when the parent's weights are not in the
+        cache, ``metrics["parent_weights"] = "missing"``.
         """
         if self.weight_dir is None:
             return
         metrics["inherited_layers"] = 0
-        if self._parent is None:
+        if parent is None:
             return
-        path = self.weight_dir / f"{self._parent}.npz"
+        metrics["parent"] = parent
+        path = self.weight_dir / f"{parent}.npz"
         if not path.is_file():
+            metrics["parent_weights"] = "missing"
             return
-        metrics["parent"] = self._parent
         with np.load(path) as stored:
             arrays: dict[str, list[np.ndarray]] = {}
             for name in stored.files:
@@ -329,13 +336,13 @@ class Evaluator:
 
         start = time.perf_counter()
         times: dict[str, float] = {}
-        self._parent = getattr(genome, "parent", None)
+        parent = getattr(genome, "parent", None)
         genome = genome.as_genome()
         try:
             self.task.space.check(genome)
         except ValueError as exc:
             return self.failure(genome, "failed", f"invalid genome: {exc}")
-        if self.task.builds_models:
+        if self.task.builds_models or "exec_time" in self.objectives:
             keras.utils.clear_session(free_memory=True)
         _configure_backend(self.budget.deterministic)
         keras.utils.set_random_seed(derive_seed(self.seed, genome.key))
@@ -343,7 +350,7 @@ class Evaluator:
         if self.task.needs_data:
             self.data()  # a missing data set is the run's error, not the candidate's
         try:
-            self.task.score(genome, self, metrics, times, start)
+            self.task.score(genome, self, metrics, times, start, parent=parent)
             if time.perf_counter() - start > self.budget.timeout:
                 raise EvaluationTimeout(f"evaluation took longer than the {self.budget.timeout:g} s limit")
         except Exception as exc:  # recorded as a failed candidate with its reason

@@ -31,10 +31,11 @@ def _figure(*args: Any, **kwargs: Any) -> Any:
 
 
 def _ok_points(store: RunStore) -> tuple[np.ndarray, np.ndarray, list[str], list[str]]:
-    """(generations, objective matrix, objective names, keys) of successful evaluations."""
+    """(generations, objective matrix, objective names, keys) of successful full-fidelity
+    evaluations."""
     gens, points, keys, names = [], [], [], []
     for gen, r in store.evaluations():
-        if r.ok:
+        if r.ok and r.full:
             gens.append(gen)
             points.append(r.objectives)
             keys.append(r.key)

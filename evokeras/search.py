@@ -108,7 +108,7 @@ class Search:
         self.out_dir = Path(out_dir)
         base_task = make_task(config.task)
         self.task: Task = make_task(config.task, space=config.search_space(base_task))
-        weight_dir = self.out_dir / "weights" if config.inherit_weights else None
+        weight_dir = self.out_dir.resolve() / "weights" if config.inherit_weights else None
         self.evaluate = evaluate or Evaluator(
             self.task, config.budget(), config.objectives, seed=config.seed, weight_dir=weight_dir
         )
@@ -119,6 +119,9 @@ class Search:
             self._backend = make_backend(config)
             self.toolbox.register("map", self._backend.map)
         self.map_fn: MapFn = map_fn or self._backend  # type: ignore[assignment]
+        self._low_evaluators: dict[float, EvaluateFn] = {}
+        if config.multi_fidelity is not None and not hasattr(self.evaluate, "at_fidelity"):
+            raise ConfigError("config key 'multi_fidelity' needs the built-in Evaluator (a custom evaluate was given)")
         self.weights = tuple(float(w) for w in config.objectives.values())
         self._lock = self._take_lock(create=not _resuming)
         try:
@@ -262,12 +265,13 @@ class Search:
                fraction: float) -> tuple[list[Individual], dict[str, EvalResult]]:
         """Successive halving: evaluate ``todo`` at ``fraction`` of the budget (kept in the
         store as ``<key>@<fraction>``), keep the best ``ceil(n / eta)`` by NSGA-II on those
-        comparable figures for the full evaluation; the rest are ``pruned``."""
+        comparable figures for the full evaluation; the rest are recorded under their key
+        with status ``pruned`` and the worst values (ranked behind every fully evaluated
+        individual, never in the front)."""
         if len(todo) < 2:
             return todo, {}
-        at_fidelity = getattr(self.evaluate, "at_fidelity", None)
-        if at_fidelity is None:
-            raise ConfigError("config key 'multi_fidelity' needs the built-in Evaluator (a custom evaluate was given)")
+        if fraction not in self._low_evaluators:  # one per run: workers keep its data loaded
+            self._low_evaluators[fraction] = self.evaluate.at_fidelity(fraction)  # type: ignore[attr-defined]
         suffix = f"@{fraction:g}"
         low: dict[str, EvalResult] = {}
         need = []
@@ -277,7 +281,7 @@ class Search:
                 low[ind.key] = cached
             else:
                 need.append(ind)
-        for result in self._map(at_fidelity(fraction), need, gen, bar, suffix):
+        for result in self._map(self._low_evaluators[fraction], need, gen, bar, suffix):
             low[result.key] = result
         ranked = []
         for ind in todo:
@@ -291,14 +295,15 @@ class Search:
         for ind in todo:
             if ind.key not in keep:
                 r = low[ind.key]
-                reason = r.error if not r.ok else f"pruned by successive halving at fidelity {fraction:g}"
+                reason = (f"pruned: its fidelity-{fraction:g} evaluation ended {r.status}: {r.error}" if not r.ok
+                          else f"pruned by successive halving at fidelity {fraction:g}")
                 pruned[ind.key] = dataclasses.replace(
-                    r, status=r.status if not r.ok else "pruned", error=reason,
-                    objectives=worst_values(self.weights))
+                    r, key=ind.key, status="pruned", error=reason, objectives=worst_values(self.weights))
+                self.store.add_evaluation(pruned[ind.key], gen)
         return [ind for ind in todo if ind.key in keep], pruned
 
     def _note_best(self, result: EvalResult) -> None:
-        if not result.ok:
+        if not (result.ok and result.full):
             return
         for name, w, v in zip(result.objective_names, self.weights, result.objectives, strict=True):
             self._best[name] = v if name not in self._best else (max if w > 0 else min)(self._best[name], v)
@@ -377,6 +382,17 @@ class Search:
             book.record(**r)
         return book
 
+    def _drop_weights(self, population: list[Individual]) -> None:
+        """Keep cached weights (``inherit_weights``) only of the population: the parents of
+        the next generation."""
+        weight_dir = getattr(self.evaluate, "weight_dir", None)
+        if weight_dir is None or not Path(weight_dir).is_dir():
+            return
+        keep = {ind.key for ind in population}
+        for path in Path(weight_dir).glob("*.npz"):
+            if path.stem not in keep:
+                path.unlink(missing_ok=True)
+
     # -- early stop on a verified solution ---------------------------------------------------
     def _solved(self, front: tools.ParetoFront) -> bool:
         """Whether a front member is verified to solve the task (tasks with ``verify``).
@@ -445,6 +461,7 @@ class Search:
                 record = self._record(gen, population, nevals, nfailed, elapsed)
                 self.store.end_generation(gen, record, self._state(gen, population, front, elapsed))
                 write_logbook_csv(self.out_dir / "logbook.csv", self.store.generations(), list(cfg.objectives))
+                self._drop_weights(population)
                 log.info("generation %d: %d evaluated, %d failed, front %d", gen, nevals, nfailed, len(front))
             if stopped_by == "generations" and self._solved(front):
                 stopped_by = "solved"

@@ -147,13 +147,16 @@ class RunStore:
             yield int(row[0]), self._row_to_result(row[1:])
 
     def count_evaluations(self, generation: int | None = None, *, failed: bool = False) -> int:
-        """Evaluations recorded (in ``generation`` if given; only failed ones if ``failed``)."""
-        sql, args = "SELECT COUNT(*) FROM evaluations WHERE 1", []
+        """Evaluations run (in ``generation`` if given; only failed ones if ``failed``).
+
+        Records of candidates ``pruned`` by successive halving are not runs (their
+        low-fidelity run is recorded as ``<key>@<fraction>``) and are not counted."""
+        sql, args = "SELECT COUNT(*) FROM evaluations WHERE status != 'pruned'", []
         if generation is not None:
             sql += " AND generation = ?"
             args.append(int(generation))
         if failed:
-            sql += " AND status != 'ok'"
+            sql += " AND status != 'ok'"  # 'pruned' is excluded above
         return int(self._db.execute(sql, args).fetchone()[0])
 
     # -- generations and checkpoints ---------------------------------------------------------

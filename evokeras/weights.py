@@ -37,6 +37,7 @@ from .analysis import analyze
 from .genome import Genome, GenomeError
 
 __all__ = [
+    "ACTIVATIONS",
     "FORWARD_KINDS",
     "decode_weights",
     "encode_weights",
@@ -53,6 +54,7 @@ __all__ = [
 #: Layer kinds :func:`forward` evaluates (dropout is the identity at inference).
 FORWARD_KINDS = frozenset({"dense", "activation", "dropout"})
 
+
 Params = dict[str, list[np.ndarray]]
 
 
@@ -60,7 +62,7 @@ def _sigmoid(x: np.ndarray) -> np.ndarray:
     return 1.0 / (1.0 + np.exp(-x))
 
 
-_ACTIVATIONS = {
+_NP_ACTIVATIONS = {
     "linear": lambda x: x,
     "relu": lambda x: np.maximum(x, 0.0),
     "tanh": np.tanh,
@@ -68,6 +70,10 @@ _ACTIVATIONS = {
     "elu": lambda x: np.where(x > 0, x, np.expm1(np.minimum(x, 0.0))),
     "swish": lambda x: x * _sigmoid(x),
 }
+
+
+#: Activations :func:`forward` evaluates.
+ACTIVATIONS = tuple(_NP_ACTIVATIONS)
 
 
 def layout(genome: Genome, input_dim: int, n_outputs: int) -> list[tuple[str, list[tuple[int, ...]]]]:
@@ -81,8 +87,8 @@ def layout(genome: Genome, input_dim: int, n_outputs: int) -> list[tuple[str, li
     for i, layer in enumerate(genome.layers):
         if layer.kind not in FORWARD_KINDS:
             raise GenomeError(f"layers[{i}].kind: {layer.kind!r} has no evolved-weights form (allowed: {sorted(FORWARD_KINDS)})")
-        if layer.activation is not None and layer.activation not in _ACTIVATIONS:
-            raise GenomeError(f"layers[{i}].activation: {layer.activation!r} has no NumPy form (allowed: {sorted(_ACTIVATIONS)})")
+        if layer.activation is not None and layer.activation not in _NP_ACTIVATIONS:
+            raise GenomeError(f"layers[{i}].activation: {layer.activation!r} has no NumPy form (allowed: {sorted(_NP_ACTIVATIONS)})")
         width = widths[i - 1] if i else input_dim
         if layer.skips and layer.merge == "add":
             for j in layer.skips:
@@ -205,9 +211,9 @@ def forward(genome: Genome, x: np.ndarray, input_dim: int, n_outputs: int, param
                 h = np.concatenate([h] + [outputs[j] for j in layer.skips], axis=-1)
         if layer.kind == "dense":
             kernel, bias = params[f"g{i}_dense"]
-            h = _ACTIVATIONS[layer.activation](h @ kernel + bias)
+            h = _NP_ACTIVATIONS[layer.activation](h @ kernel + bias)
         elif layer.kind == "activation":
-            h = _ACTIVATIONS[layer.activation](h)
+            h = _NP_ACTIVATIONS[layer.activation](h)
         outputs.append(h)
     h = outputs[-1] if outputs else h
     kernel, bias = params["head"]

@@ -138,7 +138,7 @@ def test_verify_uses_unseen_seeds(task: CartPole, rng: np.random.Generator) -> N
 
 
 def _config(**kw: object) -> SearchConfig:
-    base = {"task": "cartpole", "population": 8, "offspring": 8, "generations": 30, "seed": 2,
+    base = {"task": "cartpole", "population": 8, "offspring": 8, "generations": 30, "seed": 3,
             "objectives": {"return": 1.0, "params": -1.0}, "evaluation": {"episodes": 3}}
     return SearchConfig.from_dict({**base, **kw})
 
@@ -177,3 +177,29 @@ def test_cartpole_study_smoke(tmp_path: Path) -> None:
     genome = Genome.from_dict(hof["members"][0]["genome"])
     x = np.random.default_rng(0).normal(size=(5, 4)).astype(np.float32)
     np.testing.assert_allclose(model.predict_on_batch(x), W.forward(genome, x, 4, 2), rtol=1e-5, atol=1e-5)
+
+
+def test_final_test_uses_its_own_seeds(task: CartPole, rng: np.random.Generator) -> None:
+    from evokeras.tasks.cartpole import TEST_SEED_BASE
+
+    g = _skip_genome(rng)
+    v, t = task.verify(g, seed=0), task.test(g, seed=0)
+    assert VERIFY_SEED_BASE <= v["seed"] < TEST_SEED_BASE <= t["seed"] < 2**31
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [({"space": {"activations": ["gelu"]}}, "gelu"),
+     ({"space": {"layer_kinds": {"dense": 1.0, "conv": 1.0}}}, "conv"),
+     ({"inherit_weights": True}, "inherit_weights")],
+)
+def test_cartpole_config_errors(override: dict, message: str) -> None:
+    from evokeras.config import ConfigError
+
+    with pytest.raises(ConfigError, match=message):
+        _config(**override)
+
+
+def test_cartpole_multi_fidelity_scales_episodes() -> None:
+    cfg = _config(multi_fidelity={"eta": 2, "fraction": 0.5}, evaluation={"episodes": 4})
+    assert CartPole().scaled_budget(cfg.budget(), 0.5).episodes == 2

@@ -63,8 +63,8 @@ def test_child_starts_from_parent_weights(tmp_path: Path) -> None:
     # the unchanged conv layer (same name, same shapes) comes from the parent; the wider
     # dense layer and the head (new input width) do not
     model = decode(child, "mnist")
-    ev._parent, metrics = parent.key, {}
-    ev.inherit(model, metrics)
+    metrics: dict = {}
+    ev.inherit(model, metrics, parent.key)
     assert metrics == {"inherited_layers": 1, "parent": parent.key}
     with np.load(tmp_path / f"{parent.key}.npz") as stored:
         np.testing.assert_array_equal(model.get_layer("g0_conv").get_weights()[0], stored["g0_conv/0"])
@@ -85,15 +85,23 @@ def test_successive_halving_search(tmp_path: Path) -> None:
     with Search(cfg, tmp_path / "run") as search:
         result = search.run()
         rows = [r for g, r in search.store.evaluations() if g == 1]
+        runs = search.store.count_evaluations(1)
+        from evokeras.plotting import _ok_points
+
+        _, points, _, plotted = _ok_points(search.store)
+        population = {ind.key for ind in search._load(search.store.latest_checkpoint()["population"])}
     low = [r for r in rows if r.key.endswith("@0.25")]
-    full = [r for r in rows if "@" not in r.key]
+    pruned = [r for r in rows if r.status == "pruned"]
+    full = [r for r in rows if "@" not in r.key and r.status != "pruned"]
     assert low and all(r.metrics["fidelity"] == 0.25 for r in low)
     assert all(r.metrics["fidelity"] == 1.0 for r in full)
     assert len(full) == -(-len(low) // 3)  # ceil(n / eta) promoted to the full budget
-    promoted = {r.key for r in full}
-    assert promoted <= {r.key.removesuffix("@0.25") for r in low}
-    assert all(ind.key not in {r.key.removesuffix("@0.25") for r in low} - promoted for ind in result.front)
-    assert (tmp_path / "run" / "weights").is_dir()
+    assert len(full) + len(pruned) == len(low) and runs == len(low) + len(full)
+    assert {r.key for r in full} | {r.key for r in pruned} == {r.key.removesuffix("@0.25") for r in low}
+    assert not {r.key for r in pruned} & {ind.key for ind in result.front}
+    assert not any("@" in k for k in plotted) and not {r.key for r in pruned} & set(plotted)
+    cached = {p.stem for p in (tmp_path / "run" / "weights").glob("*.npz")}
+    assert cached <= population and cached  # only the parents of the next generation
 
 
 def test_fast_path_in_the_evaluator() -> None:

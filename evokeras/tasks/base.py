@@ -43,6 +43,9 @@ class Task:
     #: Whether :func:`evokeras.fasttrain.fit_fast` can train this task's models (one
     #: per-sample loss, accuracy as its metric); ``Budget.fast`` applies only then.
     fast_trainable: bool = False
+    #: Whether :meth:`score` starts children from their parent's trained weights when
+    #: the evaluator caches weights (config key ``inherit_weights``).
+    supports_inheritance: bool = True
     #: Whether the model keeps the time axis to the head: nothing is reduced, dense
     #: genes and :meth:`head` act on every time step (e.g. next-token prediction).
     sequence_output: bool = False
@@ -103,7 +106,8 @@ class Task:
 
     # -- evaluation --------------------------------------------------------------------
     def score(
-        self, genome: Genome, ev: Evaluator, metrics: dict[str, Any], times: dict[str, float], start: float
+        self, genome: Genome, ev: Evaluator, metrics: dict[str, Any], times: dict[str, float], start: float,
+        *, parent: str | None = None,
     ) -> None:
         """Train and score one candidate, filling ``metrics`` and ``times`` in place.
 
@@ -122,7 +126,7 @@ class Task:
         t0 = time.perf_counter()
         model = decode(genome, self)
         metrics.update(params=int(model.count_params()), flops=int(self.space.analyze(genome).flops))
-        ev.inherit(model, metrics)
+        ev.inherit(model, metrics, parent)
         times["build"] = time.perf_counter() - t0
         t0 = time.perf_counter()
         budget = ev.budget
@@ -174,6 +178,10 @@ class Task:
             metrics["exec_time"] = ev.time_inference(model, data.x_val) / self.tokens_per_sample
             times["timing"] = time.perf_counter() - t0
 
+    def scaled_budget(self, budget: Any, fraction: float) -> Any:
+        """The budget of a ``fraction``-fidelity evaluation (multi-fidelity search)."""
+        return budget.scaled(fraction)
+
     def val_metrics(self, scores: dict[str, float]) -> dict[str, float]:
         """Metrics from ``model.evaluate``'s validation scores (loss, accuracy -> error)."""
         accuracy = float(scores.get("accuracy", float("nan")))
@@ -190,13 +198,14 @@ class Task:
         from .._io import atomic_path
         from ..decode import decode
 
-        if getattr(self, "_final_cache", None) is None:
+        n = cfg.final_train_samples
+        cache = getattr(self, "_final_cache", None)
+        if cache is None or cache[0] != n:
             data = self.data(train_size=None, val_limit=None, test_limit=None)
             x = np.concatenate([data.x_train, data.x_val])
             y = np.concatenate([data.y_train, data.y_val])
-            n = cfg.final_train_samples
-            self._final_cache = (x[:n], y[:n], data) if n is not None else (x, y, data)
-        x, y, data = self._final_cache
+            self._final_cache = cache = (n, x[:n], y[:n], data)
+        _, x, y, data = cache
         model = decode(genome, self)
         t0 = time.perf_counter()
         model.fit(x, y, batch_size=genome.training.batch_size, epochs=cfg.final_epochs, verbose=0)

@@ -16,8 +16,11 @@ environment). The NumPy forward pass computes what the decoded Keras model compu
 Seeds: a candidate's episodes are seeded from the run seed and its key, in
 ``[0, 2**30)``. "Solved" follows gymnasium: a mean return >= 475 over 100 consecutive
 episodes; :meth:`CartPole.verify` runs those 100 episodes from a seed in
-``[2**30, 2**31)``, a range the search never uses, so the verified policy has never
-seen them. A search on this task stops once a front member is verified solved.
+``[2**30, 3 * 2**29)``, a range the search never uses, so the verified policy has never
+seen them. A search on this task stops once a front member is verified solved. The
+final test of each front member (:meth:`CartPole.final_model`) is another 100 episodes
+from a third range, ``[3 * 2**29, 2**31)``: the episodes that stopped the search are not
+the ones that score it.
 
 Objectives: ``return`` (maximised), ``params``/``flops``/``exec_time`` (minimised).
 """
@@ -41,6 +44,8 @@ __all__ = ["CartPole", "rollout"]
 
 #: Seeds of search episodes are below this; verification seeds are at or above it.
 VERIFY_SEED_BASE = 2**30
+#: Seeds of the final test episodes are at or above this (and below 2**31).
+TEST_SEED_BASE = 3 * 2**29
 
 
 def rollout(policy: Any, episodes: int, seed: int, *, env_id: str = "CartPole-v1") -> tuple[np.ndarray, int]:
@@ -86,6 +91,7 @@ class CartPole(Task):
     default_objectives = {"return": 1.0, "params": -1.0}
     needs_data = False
     builds_models = False  # rollouts run the NumPy forward pass; only timing builds one
+    supports_inheritance = False  # the weights already travel in the genome
     env_id = "CartPole-v1"
     threshold = 475.0
     verify_episodes = 100
@@ -102,6 +108,16 @@ class CartPole(Task):
                 init_layers=(0, 1),
                 max_params=5_000,
             )
+        from ..space import SpaceError
+
+        bad = sorted(k for k, w in space.layer_kinds.items() if w > 0 and k not in W.FORWARD_KINDS)
+        if bad:
+            raise SpaceError(f"search space option 'layer_kinds': {bad[0]!r} has no evolved-weights form "
+                             f"(CartPole allows {sorted(W.FORWARD_KINDS)})")
+        bad = sorted(set(space.activations) - set(W.ACTIVATIONS))
+        if bad:
+            raise SpaceError(f"search space option 'activations': {bad[0]!r} has no NumPy form "
+                             f"(CartPole allows {sorted(W.ACTIVATIONS)})")
         super().__init__(space=space)
         self.sigma = float(sigma)
         self.arch_rate = float(arch_rate)
@@ -161,13 +177,20 @@ class CartPole(Task):
         params = W.params_of(genome, *self._dims)
         return lambda obs: W.forward(genome, obs, *self._dims, params=params)
 
+    def scaled_budget(self, budget: Any, fraction: float) -> Any:
+        """A lower fidelity is fewer episodes."""
+        import dataclasses
+
+        return dataclasses.replace(budget, episodes=max(1, int(round(budget.episodes * fraction))))
+
     def episode_seed(self, seed: int, key: str) -> int:
         from ..evaluate import derive_seed
 
         return derive_seed(seed, key) % VERIFY_SEED_BASE
 
     def score(
-        self, genome: Genome, ev: Evaluator, metrics: dict[str, Any], times: dict[str, float], start: float
+        self, genome: Genome, ev: Evaluator, metrics: dict[str, Any], times: dict[str, float], start: float,
+        *, parent: str | None = None,
     ) -> None:
         """Mean return over ``ev.budget.episodes`` episodes; size, FLOPs, and (when an
         objective) the Keras model's inference time."""
@@ -204,17 +227,27 @@ class CartPole(Task):
         """gymnasium's criterion on unseen seeds: mean return over 100 consecutive episodes."""
         from ..evaluate import derive_seed
 
-        vseed = VERIFY_SEED_BASE + derive_seed(seed, "verify:" + genome.key) % VERIFY_SEED_BASE
+        vseed = VERIFY_SEED_BASE + derive_seed(seed, "verify:" + genome.key) % (TEST_SEED_BASE - VERIFY_SEED_BASE)
+        return self._hundred(genome, vseed)
+
+    def test(self, genome: Genome, seed: int) -> dict[str, Any]:
+        """The final test: 100 more episodes from a seed range neither search nor
+        verification uses."""
+        from ..evaluate import derive_seed
+
+        return self._hundred(genome, TEST_SEED_BASE + derive_seed(seed, "test:" + genome.key) % (2**31 - TEST_SEED_BASE))
+
+    def _hundred(self, genome: Genome, vseed: int) -> dict[str, Any]:
         returns, steps = rollout(self.policy(genome), self.verify_episodes, vseed)
         mean = float(returns.mean())
         return {"mean_return": mean, "solved": mean >= self.threshold, "episodes": int(len(returns)),
                 "steps": steps, "seed": vseed}
 
     def final_model(self, genome: Genome, cfg: Any, timer: Evaluator, path: Any) -> dict[str, Any]:
-        """Verify the member on 100 unseen episodes (its test) and save its Keras model."""
+        """Test the member on 100 episodes of the test seed range and save its Keras model."""
         from .._io import atomic_path
 
-        check = self.verify(genome, cfg.seed)
+        check = self.test(genome, cfg.seed)
         model = self.keras_policy(genome)
         exec_time = timer.time_inference(model, self._probe())
         with atomic_path(path) as tmp:
@@ -236,7 +269,7 @@ class CartPole(Task):
         self.animate(Genome.from_dict(best["genome"]), path)
         return [path]
 
-    def animate(self, genome: Genome, path: Any, *, seed: int = VERIFY_SEED_BASE, max_steps: int = 500,
+    def animate(self, genome: Genome, path: Any, *, seed: int = TEST_SEED_BASE, max_steps: int = 500,
                 every: int = 2, width: int = 300) -> int:
         """Write a GIF of one episode of ``genome``'s policy; returns the steps it lasted."""
         import os
