@@ -53,6 +53,17 @@ def machine_info() -> dict[str, Any]:
     return info
 
 
+def study_budgets(name: str) -> dict[str, Any]:
+    """``BUDGETS`` of ``studies/<name>.py``, loaded by path (a benchmark may share its name)."""
+    import importlib.util
+
+    path = Path(__file__).resolve().parents[1] / "studies" / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(f"{name}_study", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.BUDGETS
+
+
 def write_result(name: str, data: dict[str, Any]) -> Path:
     """Write ``data`` to ``benchmarks/results/<name>.json`` atomically; return the path."""
     RESULTS_DIR.mkdir(parents=True, exist_ok=True)

@@ -13,10 +13,12 @@ Side by side in one run on the same machine, for each seed:
   gymnasium ``CartPole-v1``, run one genome at a time as NEAT-Python's examples do.
 
 "Solved" is the same for both: gymnasium's criterion, mean return >= 475 over 100
-consecutive episodes on seeds the search never used (:meth:`CartPole.verify`), checked
-for every candidate whose search fitness reaches 475. Counted to the first solved
-policy: episodes run (search + verification episodes) and wall seconds (the search
-loop; imports and start-up excluded on both sides). Also reported: the solved policy's
+consecutive episodes on seeds the search never used (:meth:`CartPole.verify`). evokeras
+checks the Pareto-front members whose search fitness reaches 475, at the end of each
+generation (so a solving generation is counted whole); NEAT-Python checks every genome
+whose fitness reaches 475 as soon as it is evaluated (its search stops mid-generation).
+Counted to the first solved policy: episodes run (search + verification episodes) and
+wall seconds (the search loop; imports and start-up excluded on both sides). Also reported: the solved policy's
 inference time per observation, as each runs in its rollouts (evokeras: the NumPy
 forward pass of the decoded network; NEAT: ``FeedForwardNetwork.activate``) and, for
 evokeras, the Keras model's ``predict_on_batch`` time per sample at batch 256.
@@ -48,7 +50,6 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _common  # noqa: E402
 
-ROOT = Path(__file__).resolve().parents[1]
 NEAT_CONFIG = Path(__file__).resolve().parent / "neat_cartpole.cfg"
 EPISODES = 5  # per candidate, both sides
 
@@ -61,15 +62,6 @@ def _per_call_seconds(fn: Any, repeats: int = 2000) -> float:
     return (time.perf_counter() - t0) / repeats
 
 
-def study_budgets() -> dict[str, Any]:
-    """``BUDGETS`` of ``studies/cartpole.py`` (loaded by path: this file has the same name)."""
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location("cartpole_study", ROOT / "studies" / "cartpole.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.BUDGETS
-
 
 def run_evokeras(seed: int, max_generations: int) -> dict[str, Any]:
     from evokeras.config import SearchConfig
@@ -78,7 +70,7 @@ def run_evokeras(seed: int, max_generations: int) -> dict[str, Any]:
 
     overrides = {"study": "cartpole-bench", "budget_name": "default", "seed": seed,
                  "generations": max_generations, "wall_seconds": None}
-    config = SearchConfig.from_dict({**study_budgets()["default"], **overrides})
+    config = SearchConfig.from_dict({**_common.study_budgets("cartpole")["default"], **overrides})
     with tempfile.TemporaryDirectory() as tmp, Search(config, Path(tmp) / "run") as search:
         t0 = time.perf_counter()
         result = search.run()
@@ -117,7 +109,7 @@ def run_neat(seed: int, max_generations: int) -> dict[str, Any]:
 
     import neat
 
-    from evokeras.tasks.cartpole import CartPole, rollout
+    from evokeras.tasks.cartpole import TEST_SEED_BASE, VERIFY_SEED_BASE, CartPole, rollout
 
     task = CartPole()
     random.seed(seed)
@@ -125,7 +117,6 @@ def run_neat(seed: int, max_generations: int) -> dict[str, Any]:
                          neat.DefaultStagnation, str(NEAT_CONFIG))
     population = neat.Population(config)
     counts = {"episodes": 0, "verifications": 0, "generations": 0, "evaluations": 0}
-    verify_base = 2**30
     rng = np.random.default_rng(seed)
 
     def policy_of(net: Any) -> Any:
@@ -138,12 +129,12 @@ def run_neat(seed: int, max_generations: int) -> dict[str, Any]:
         counts["generations"] += 1
         for _, genome in genomes:
             net = neat.nn.FeedForwardNetwork.create(genome, cfg)
-            returns, _ = rollout(policy_of(net), EPISODES, int(rng.integers(0, verify_base)))
+            returns, _ = rollout(policy_of(net), EPISODES, int(rng.integers(0, VERIFY_SEED_BASE)))
             counts["episodes"] += EPISODES
             counts["evaluations"] += 1
             genome.fitness = float(returns.mean())
             if genome.fitness >= task.threshold:
-                vseed = verify_base + int(rng.integers(0, verify_base))
+                vseed = int(rng.integers(VERIFY_SEED_BASE, TEST_SEED_BASE))
                 check, _ = rollout(policy_of(net), task.verify_episodes, vseed)
                 counts["episodes"] += task.verify_episodes
                 counts["verifications"] += 1

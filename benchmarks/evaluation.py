@@ -40,17 +40,6 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _common  # noqa: E402
 
-ROOT = Path(__file__).resolve().parents[1]
-
-
-def study_budgets() -> dict[str, Any]:
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location("mnist_study", ROOT / "studies" / "mnist.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.BUDGETS
-
 
 def evals_per_minute(budget_name: str, n: int, seed: int) -> dict[str, Any]:
     from evokeras.config import SearchConfig
@@ -58,7 +47,7 @@ def evals_per_minute(budget_name: str, n: int, seed: int) -> dict[str, Any]:
     from evokeras.tasks import make_task
     from evokeras.toolbox import make_toolbox
 
-    cfg = SearchConfig.from_dict({**study_budgets()[budget_name], "seed": seed})
+    cfg = SearchConfig.from_dict({**_common.study_budgets("mnist")[budget_name], "seed": seed})
     task = make_task(cfg.task, space=cfg.search_space(make_task(cfg.task)))
     genomes = [ind.as_genome() for ind in make_toolbox(task, seed=seed).population(n + 1)]
     out: dict[str, Any] = {"n_genomes": n}
@@ -88,7 +77,7 @@ def study_run(levers: bool, wall_seconds: float, seed: int, out_dir: Path) -> di
     from evokeras.search import Search
 
     extra = {"inherit_weights": True, "multi_fidelity": {"eta": 3, "fraction": 0.25}} if levers else {}
-    cfg = SearchConfig.from_dict({**study_budgets()["default"], "seed": seed, "wall_seconds": wall_seconds,
+    cfg = SearchConfig.from_dict({**_common.study_budgets("mnist")["default"], "seed": seed, "wall_seconds": wall_seconds,
                                   "generations": 1000, **extra})
     start = time.time()
     with Search(cfg, out_dir) as search:

@@ -6,8 +6,11 @@ among the front; the test split plays no part in the choice) and a standard LSTM
 language model -- the same embedding stem and softmax head around one
 ``keras.layers.LSTM`` whose width is chosen so that the whole model has the parameter
 count closest to the evolved model's. Both are trained from scratch with the same
-budget: the same training windows, epochs, batch size, optimizer and learning rate (the
-evolved genome's training genes), the same seed; then scored once on the test split.
+budget: the same training windows, epochs, batch size and optimizer, the same seed; the
+evolved model with its evolved learning rate (chosen by the search on validation data),
+the LSTM with the best of three learning rates (1e-3, 3e-3, 1e-2) chosen on the same
+validation windows -- so that the baseline is tuned too. Both are then scored once on
+the test split.
 
 Reported per level: test bits per character (char) / test perplexity (word), inference
 milliseconds per character, parameters, training seconds; and the search's wall time of
@@ -26,6 +29,7 @@ Usage::
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import math
 import os
@@ -38,6 +42,9 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _common  # noqa: E402
+
+VAL_WINDOWS = 200  # validation windows for choosing the LSTM's learning rate
+LSTM_LEARNING_RATES = (1e-3, 3e-3, 1e-2)
 
 
 def lstm_units_for(task: Any, params: int) -> int:
@@ -68,12 +75,14 @@ def train_and_test(task: Any, model: Any, genome: Any, data: Any, epochs: int, s
     t0 = time.perf_counter()
     model.fit(data.x_train, data.y_train, batch_size=genome.training.batch_size, epochs=epochs, verbose=0)
     fit_seconds = time.perf_counter() - t0
+    val_loss = float(model.evaluate(data.x_val, data.y_val, batch_size=64, verbose=0))
     loss = float(model.evaluate(data.x_test, data.y_test, batch_size=64, verbose=0))
     figures = task.val_metrics({"loss": loss})
     per_token = timer.time_inference(model, data.x_test) / task.seq_len
     keras.utils.clear_session(free_memory=True)
-    return {"test_loss": loss, "test_metric": figures[task.metric], "ms_per_token": 1e3 * per_token,
-            "params": int(model.count_params()), "fit_seconds": fit_seconds}
+    return {"val_loss": val_loss, "test_loss": loss, "test_metric": figures[task.metric],
+            "ms_per_token": 1e3 * per_token, "params": int(model.count_params()), "fit_seconds": fit_seconds,
+            "learning_rate": float(genome.training.learning_rate)}
 
 
 def search_wall_seconds(run_dir: Path) -> float | None:
@@ -99,7 +108,7 @@ def compare(run_dir: Path, *, train_windows: int, epochs: int, seed: int) -> dic
     members = [m for m in hof["members"] if m.get("status") == "ok"]
     best = min(members, key=lambda m: m["metrics"][metric])
     genome = Genome.from_dict(best["genome"])
-    data = task.data(train_size=train_windows, val_limit=0, test_limit=None)
+    data = task.data(train_size=train_windows, val_limit=VAL_WINDOWS, test_limit=None)
     budget = Budget(time_batch=int(config["evaluation"].get("time_batch", 16)), time_repeats=5)
     timer = Evaluator(task, budget, {metric: -1.0}, seed=seed)
 
@@ -107,9 +116,15 @@ def compare(run_dir: Path, *, train_windows: int, epochs: int, seed: int) -> dic
     keras.utils.set_random_seed(seed)
     evolved = train_and_test(task, decode(genome, task, compile=False), genome, data, epochs, seed, timer)
     units = lstm_units_for(task, evolved["params"])
-    keras.utils.set_random_seed(seed)
-    lstm = train_and_test(task, lstm_model(task, units), genome, data, epochs, seed, timer)
+    trials = []
+    for lr in LSTM_LEARNING_RATES:
+        keras.utils.set_random_seed(seed)
+        tuned = genome.replace(training=dataclasses.replace(genome.training, learning_rate=lr))
+        trials.append(train_and_test(task, lstm_model(task, units), tuned, data, epochs, seed, timer))
+        print(f"  lstm({units}) lr {lr:g}: val loss {trials[-1]['val_loss']:.4f}", flush=True)
+    lstm = min(trials, key=lambda r: r["val_loss"])
     return {"key": best["key"], "genome": best["genome"], "evolved": evolved, "lstm": lstm, "lstm_units": units,
+            "lstm_trials": trials,
             "train_windows": len(data.x_train), "test_windows": len(data.x_test), "epochs": epochs,
             "search_wall_seconds": search_wall_seconds(run_dir)}
 

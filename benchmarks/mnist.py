@@ -35,7 +35,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import machine_info, write_result  # noqa: E402
+from _common import machine_info, study_budgets, write_result  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -81,15 +81,6 @@ def run_evokeras(out: Path, seed: int) -> float:
     return time.perf_counter() - t0
 
 
-def study_budgets() -> dict:
-    """``BUDGETS`` of ``studies/mnist.py``."""
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location("mnist_study", ROOT / "studies" / "mnist.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.BUDGETS
-
 
 def run_kerastuner(kind: str, wall_seconds: float, seed: int, final_epochs: int | None = None) -> dict:
     import keras
@@ -98,7 +89,7 @@ def run_kerastuner(kind: str, wall_seconds: float, seed: int, final_epochs: int 
 
     from evokeras.datasets import mnist_splits
 
-    budget = study_budgets()["default"]  # the same evaluation budget as the evokeras candidates
+    budget = study_budgets("mnist")["default"]  # the same evaluation budget as the evokeras candidates
     ev = budget["evaluation"]
     d = mnist_splits()
     x_tr, y_tr = d.x_train[: ev["train_samples"]], d.y_train[: ev["train_samples"]]
