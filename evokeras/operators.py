@@ -427,7 +427,9 @@ def crossover(
     when a head already holds a dense gene, the other cut is moved past the other
     parent's last conv/pool gene so that no conv/pool follows a dense gene. Skip links
     inside the tail keep pointing at the same genes; links into the dropped part are
-    removed. The reduction comes from either parent at random.
+    removed. The reduction comes from either parent at random. When the cut gives back
+    the two parents (short genomes), the cells of recurrent genes at the same index are
+    crossed instead (:func:`evokeras.cell.crossover_cells`).
     """
     a, b = a.as_genome(), b.as_genome()
     i = int(rng.integers(len(a.layers) + 1))
@@ -449,9 +451,27 @@ def crossover(
     ca = {f: getattr(tb if s else ta, f) for f, s in zip(fields, swap, strict=True)}
     cb = {f: getattr(ta if s else tb, f) for f, s in zip(fields, swap, strict=True)}
     reduce_a, reduce_b = (b.reduce, a.reduce) if rng.random() < 0.5 else (a.reduce, b.reduce)
-    child_a = Genome(splice(a, i, b, j), reduce=reduce_a, training=TrainingGenes(**ca))
-    child_b = Genome(splice(b, j, a, i), reduce=reduce_b, training=TrainingGenes(**cb))
+    layers_a, layers_b = splice(a, i, b, j), splice(b, j, a, i)
+    if {layers_a, layers_b} <= {a.layers, b.layers}:  # the cut gave back the parents
+        layers_a, layers_b = _cross_cells(a.layers, b.layers, rng, space)
+    child_a = Genome(layers_a, reduce=reduce_a, training=TrainingGenes(**ca))
+    child_b = Genome(layers_b, reduce=reduce_b, training=TrainingGenes(**cb))
     return repair(child_a, space), repair(child_b, space)
+
+
+def _cross_cells(
+    a: tuple[LayerGene, ...], b: tuple[LayerGene, ...], rng: np.random.Generator, space: SearchSpace
+) -> tuple[tuple[LayerGene, ...], tuple[LayerGene, ...]]:
+    """Cross the cells of the recurrent genes at the same index of both parents
+    (:func:`evokeras.cell.crossover_cells`); other genes stay with their parent."""
+    la, lb = list(a), list(b)
+    for k in range(min(len(la), len(lb))):
+        if la[k].kind == lb[k].kind == "recurrent":
+            from .cell import crossover_cells
+
+            ca, cb = crossover_cells(la[k].cell, lb[k].cell, rng, space.cell_limits())
+            la[k], lb[k] = la[k].replace(cell=ca), lb[k].replace(cell=cb)
+    return tuple(la), tuple(lb)
 
 
 # -- repair ----------------------------------------------------------------------------------

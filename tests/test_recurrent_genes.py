@@ -451,9 +451,12 @@ def test_crossover_moves_genes_with_their_cells(language_task: Task) -> None:
     )
     space.check(other)
     cells = {LM.layers[0].cell, LM.layers[2].cell, RICH_CELL}
+    kinds = {tuple(layer.kind for layer in g.layers) for g in (LM, other)}
     for _ in range(20):
         for child in ops.crossover(LM, other, rng, space):
             _assert_in_space(child, space)
+            if tuple(layer.kind for layer in child.layers) in kinds:
+                continue  # possibly a parent's genes with crossed cells (cut gave back the parents)
             assert {layer.cell for layer in child.layers if layer.kind == "recurrent"} <= cells
 
 
@@ -598,3 +601,17 @@ def test_repair_pads_with_an_allowed_kind(language_task) -> None:
     space.check(padded)
     neutral = language_task.space.replace(layer_kinds={"dropout": 1.0}, min_layers=2)
     assert [layer.kind for layer in repair(Genome(()), neutral).layers] == ["dropout", "dropout"]
+
+
+def test_crossover_of_short_recurrent_genomes_crosses_cells(language_task) -> None:
+    space = language_task.space
+    rng = np.random.default_rng(0)
+    a = ops.repair(Genome((LayerGene("recurrent", cell=CellGenome(8, ("lstm", "tanh"), rec_links=((1, 2, 0),))),)), space)
+    b = ops.repair(Genome((LayerGene("recurrent", cell=CellGenome(8, ("gru",), rec_links=((0, 3, 0),))),)), space)
+    new = set()
+    for _ in range(20):
+        for child in ops.crossover(a, b, rng, space):
+            space.check(child)
+            if child.layers not in (a.layers, b.layers):
+                new.add(child.key)
+    assert new  # cut points alone could only give back the parents (or an empty genome)
