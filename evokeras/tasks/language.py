@@ -153,7 +153,8 @@ class LanguageModel(Task):
 
     # -- figures ---------------------------------------------------------------------
     def save_plots(self, out_dir: Any, hall_of_fame: dict[str, Any]) -> list[Any]:
-        """``cell.png``: the evolved cell(s) of the best front member (lowest test figure)."""
+        """``cell.png``: the evolved cell(s) of the best front member (lowest validation
+        figure, the search's own criterion; the test figure is shown too)."""
         from pathlib import Path
 
         import matplotlib
@@ -167,13 +168,15 @@ class LanguageModel(Task):
         members = [m for m in hall_of_fame.get("members", []) if m.get("status") == "ok" and test_key in m]
         if not members:
             return []
-        best = min(members, key=lambda m: m[test_key])
+        best = min(members, key=lambda m: m["metrics"][self.metric])
         genome = Genome.from_dict(best["genome"])
         cells = [(i, layer.cell) for i, layer in enumerate(genome.layers) if layer.kind == "recurrent"]
         paths = []
         for n, (i, cell) in enumerate(cells):
             path = Path(out_dir) / ("cell.png" if n == 0 else f"cell_{n}.png")
-            fig = draw_cell(cell, title=f"{self.name}: best member {best['key']}, gene {i} ({test_key} {best[test_key]:.3f})")
+            title = (f"{self.name}: member {best['key']}, gene {i}\n"
+                     f"{self.metric} {best['metrics'][self.metric]:.3f}, {test_key} {best[test_key]:.3f}")
+            fig = draw_cell(cell, title=title)
             with atomic_path(path) as tmp:
                 fig.savefig(tmp, dpi=120)
             paths.append(path)
