@@ -3,7 +3,8 @@
 Layer names are stable (``g{index}_{kind}``, merges ``g{index}_merge``, projections
 ``g{index}_proj{j}``), so weights can be matched between related models. A recurrent
 gene is ``keras.layers.RNN(SkipStepCell(cell), return_sequences=True)``; tasks with
-``sequence_output`` keep the time axis to the head (no reduction anywhere).
+``sequence_output`` keep the time axis to the head (no reduction anywhere), and their
+Conv1D genes use "causal" padding so that no output step sees a later input.
 """
 
 from __future__ import annotations
@@ -63,7 +64,7 @@ def _merge(x: Any, others: list[tuple[int, Any]], how: str, index: int) -> Any:
     return layer(name=f"g{index}_merge")(parts)
 
 
-def _apply(layer: LayerGene, x: Any, name: str) -> Any:
+def _apply(layer: LayerGene, x: Any, name: str, causal: bool = False) -> Any:
     import keras
 
     kind = layer.kind
@@ -76,7 +77,7 @@ def _apply(layer: LayerGene, x: Any, name: str) -> Any:
             layer.units,
             layer.kernel_size,
             strides=layer.strides,
-            padding="same",
+            padding="causal" if causal and spatial_rank == 1 else "same",
             activation=layer.activation,
             name=name,
         )(x)
@@ -132,7 +133,7 @@ def decode(genome: Genome, task: str | Task, *, compile: bool = True, name: str 
             x = _reduce(x, genome.reduce, name=f"g{i}_reduce")
         if layer.skips:
             x = _merge(x, [(j, outputs[j]) for j in layer.skips], layer.merge, i)
-        outputs.append(_apply(layer, x, name=f"g{i}_{layer.kind}"))
+        outputs.append(_apply(layer, x, name=f"g{i}_{layer.kind}", causal=bool(task.sequence_output)))
     x = outputs[-1] if outputs else x0
     if not per_step:
         x = _reduce(x, genome.reduce, name="reduce")

@@ -12,7 +12,8 @@ kind       fields used
 ========== ================================================================
 dense      ``units``, ``activation``
 conv       ``units`` (filters), ``kernel_size``, ``strides``, ``activation``
-           (Conv1D on sequence inputs, Conv2D on image inputs; "same" padding)
+           (Conv1D on sequence inputs, Conv2D on image inputs; "same" padding,
+           "causal" for tasks that predict every time step)
 pool       ``pool_type`` (max/avg), ``pool_size`` (strides = pool size, "same")
 batchnorm  --
 dropout    ``rate``

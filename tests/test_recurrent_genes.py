@@ -615,3 +615,15 @@ def test_crossover_of_short_recurrent_genomes_crosses_cells(language_task) -> No
             if child.layers not in (a.layers, b.layers):
                 new.add(child.key)
     assert new  # cut points alone could only give back the parents (or an empty genome)
+
+
+def test_conv_genes_are_causal_when_every_step_is_predicted(language_task) -> None:
+    g = Genome((LayerGene("conv", units=8, kernel_size=5), LayerGene("recurrent")))
+    model = decode(g, language_task, compile=False)
+    assert model.count_params() == language_task.space.analyze(g).params
+    x = np.random.default_rng(0).integers(0, 50, size=(2, 12))
+    y = x.copy()
+    y[:, 8:] = (y[:, 8:] + 7) % 50  # change only the later tokens
+    a, b = model.predict_on_batch(x), model.predict_on_batch(y)
+    np.testing.assert_allclose(a[:, :8], b[:, :8], atol=1e-6)
+    assert not np.allclose(a[:, 8:], b[:, 8:])
