@@ -70,6 +70,9 @@ from typing import Any
 
 import numpy as np
 
+from ._draw import first_change
+from ._draw import nearest as _nearest
+from ._draw import pick as _pick
 from .genome import GenomeError, _check_keys, _is_int
 
 __all__ = [
@@ -369,20 +372,6 @@ class CellLimits:
 
 
 # -- helpers -------------------------------------------------------------------------------
-def _pick(rng: np.random.Generator, seq: Sequence[Any]) -> Any:
-    return seq[int(rng.integers(len(seq)))]
-
-
-def _weighted(rng: np.random.Generator, weights: Mapping[str, float]) -> str:
-    names = [k for k, w in weights.items() if w > 0]
-    p = np.array([weights[k] for k in names], dtype=float)
-    return names[int(rng.choice(len(names), p=p / p.sum()))]
-
-
-def _nearest(value: int, choices: Sequence[int]) -> int:
-    return min(choices, key=lambda c: (abs(c - value), c))
-
-
 def _step(rng: np.random.Generator, value: int, choices: Sequence[int]) -> int | None:
     """A neighbouring choice (70%) or any other choice (30%); ``None`` if there is none."""
     options = [c for c in choices if c != value]
@@ -615,20 +604,10 @@ def mutate_cell(
     Returns:
         A valid child; the parent itself (repaired) only if no mutation applies.
     """
-    weights = dict(DEFAULT_CELL_MUTATION_WEIGHTS if weights is None else weights)
-    unknown = set(weights) - set(CELL_MUTATIONS)
-    if unknown:
-        raise ValueError(
-            f"mutate_cell: unknown mutation {sorted(unknown)[0]!r} (known: {sorted(CELL_MUTATIONS)})"
-        )
     parent = repair_cell(cell, limits)
-    while any(w > 0 for w in weights.values()):
-        name = _weighted(rng, weights)
-        child = CELL_MUTATIONS[name](parent, rng, limits)
-        if child is not None and child != parent:
-            return child
-        weights[name] = 0.0
-    return parent
+    table = DEFAULT_CELL_MUTATION_WEIGHTS if weights is None else weights
+    child = first_change(parent, CELL_MUTATIONS, table, rng, limits, who="mutate_cell")
+    return parent if child is None else child
 
 
 def crossover_cells(

@@ -33,6 +33,10 @@ from typing import Any
 
 import numpy as np
 
+from ._draw import first_change
+from ._draw import nearest as _nearest
+from ._draw import pick as _pick
+from ._draw import weighted as _weighted
 from .cell import mutate_cell, random_cell, repair_cell
 from .genome import SPATIAL_KINDS, Genome, GenomeError, LayerGene, TrainingGenes
 from .space import SearchSpace
@@ -58,16 +62,6 @@ Mutation = Callable[[Genome, np.random.Generator, SearchSpace], "Genome | None"]
 
 
 # -- helpers -----------------------------------------------------------------------------
-def _pick(rng: np.random.Generator, seq: Sequence[Any]) -> Any:
-    return seq[int(rng.integers(len(seq)))]
-
-
-def _weighted(rng: np.random.Generator, weights: dict[str, float]) -> str:
-    names = [k for k, w in weights.items() if w > 0]
-    p = np.array([weights[k] for k in names], dtype=float)
-    return names[int(rng.choice(len(names), p=p / p.sum()))]
-
-
 def _spatial_ok(space: SearchSpace) -> frozenset[str]:
     """The spatial kinds the space draws that its input can take: conv and pool on any
     input with spatial axes, recurrent only on ``(T, C)`` sequences."""
@@ -84,10 +78,6 @@ def _has_spatial_input(space: SearchSpace) -> bool:
 
 def _recurrent_ok(space: SearchSpace) -> bool:
     return space.input_shape is not None and len(space.input_shape) == 2
-
-
-def _nearest(value: float, choices: Sequence[Any]) -> Any:
-    return min(choices, key=lambda c: (abs(c - value), c))
 
 
 def _remove(layers: Sequence[LayerGene], index: int) -> tuple[LayerGene, ...]:
@@ -404,18 +394,10 @@ def mutate(
     Returns:
         A valid child; the parent itself (repaired) only if no mutation applies.
     """
-    weights = dict(DEFAULT_MUTATION_WEIGHTS if weights is None else weights)
-    unknown = set(weights) - set(MUTATIONS)
-    if unknown:
-        raise ValueError(f"mutate: unknown mutation {sorted(unknown)[0]!r} (known: {sorted(MUTATIONS)})")
     parent = genome.as_genome()
-    while any(w > 0 for w in weights.values()):
-        name = _weighted(rng, weights)
-        child = MUTATIONS[name](parent, rng, space)
-        if child is not None and child != parent:
-            return child
-        weights[name] = 0.0
-    return repair(parent, space)
+    table = DEFAULT_MUTATION_WEIGHTS if weights is None else weights
+    child = first_change(parent, MUTATIONS, table, rng, space, who="mutate")
+    return repair(parent, space) if child is None else child
 
 
 def crossover(
