@@ -62,8 +62,6 @@ Example:
 from __future__ import annotations
 
 import dataclasses
-import hashlib
-import json
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -73,7 +71,7 @@ import numpy as np
 from ._draw import first_change
 from ._draw import nearest as _nearest
 from ._draw import pick as _pick
-from .genome import GenomeError, _check_keys, _is_int
+from .genome import GenomeError, _check_keys, _is_int, _Keyed
 
 __all__ = [
     "CELL_MUTATIONS",
@@ -141,7 +139,7 @@ def _as_links(links: Any) -> tuple[Any, ...]:
 
 
 @dataclass(frozen=True)
-class CellGenome:
+class CellGenome(_Keyed):
     """A skip-step recurrent cell (see the module docstring for its semantics).
 
     Immutable; equal content means equal cells and equal hashes. Node types may be
@@ -200,19 +198,6 @@ class CellGenome:
             links[name] = tuple(tuple(item) for item in items)
         cell = cls(data["units"], parsed, links["ff_links"], links["rec_links"])
         return cell.validate()
-
-    def to_json(self) -> str:
-        """Canonical JSON (sorted keys, no spaces): the basis of :attr:`key`."""
-        return json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"))
-
-    @classmethod
-    def from_json(cls, text: str) -> CellGenome:
-        return cls.from_dict(json.loads(text))
-
-    @property
-    def key(self) -> str:
-        """A stable 16-hex-digit content hash."""
-        return hashlib.sha256(self.to_json().encode()).hexdigest()[:16]
 
     # -- structure -------------------------------------------------------------------
     def validate(self) -> CellGenome:

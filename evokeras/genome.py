@@ -249,8 +249,26 @@ class TrainingGenes:
             raise GenomeError(f"{where}.batch_size: expected an integer >= 1, got {self.batch_size!r}")
 
 
+class _Keyed:
+    """Canonical JSON and a content key for records with ``to_dict``/``from_dict``
+    (genomes and evolved cells)."""
+
+    def to_json(self) -> str:
+        """Canonical JSON (sorted keys, no spaces): the basis of :attr:`key`."""
+        return json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"))  # type: ignore[attr-defined]
+
+    @classmethod
+    def from_json(cls, text: str) -> Any:
+        return cls.from_dict(json.loads(text))  # type: ignore[attr-defined]
+
+    @property
+    def key(self) -> str:
+        """A stable 16-hex-digit content hash: equal contents, equal keys, across runs."""
+        return hashlib.sha256(self.to_json().encode()).hexdigest()[:16]
+
+
 @dataclass(frozen=True, eq=False)
-class Genome:
+class Genome(_Keyed):
     """An architecture (layer genes + reduction) and its training genes.
 
     Genomes are immutable and hashable; equal genomes have equal :attr:`key`.
@@ -307,19 +325,6 @@ class Genome:
         genome = cls(layers=layers, reduce=data.get("reduce", "flatten"), training=training, weights=weights)
         genome.validate()
         return genome
-
-    def to_json(self) -> str:
-        """Canonical JSON (sorted keys, no spaces): the basis of :attr:`key`."""
-        return json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"))
-
-    @classmethod
-    def from_json(cls, text: str) -> Genome:
-        return cls.from_dict(json.loads(text))
-
-    @property
-    def key(self) -> str:
-        """A stable 16-hex-digit content hash: equal genomes, equal keys, across runs."""
-        return hashlib.sha256(self.to_json().encode()).hexdigest()[:16]
 
     # -- structure -----------------------------------------------------------------
     def validate(self) -> Genome:
