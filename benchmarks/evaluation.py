@@ -44,11 +44,10 @@ import _common  # noqa: E402
 def evals_per_minute(budget_name: str, n: int, seed: int) -> dict[str, Any]:
     from evokeras.config import SearchConfig
     from evokeras.evaluate import Evaluator
-    from evokeras.tasks import make_task
     from evokeras.toolbox import make_toolbox
 
     cfg = SearchConfig.from_dict({**_common.study_budgets("mnist")[budget_name], "seed": seed})
-    task = make_task(cfg.task, space=cfg.search_space(make_task(cfg.task)))
+    task = cfg.make_task()
     genomes = [ind.as_genome() for ind in make_toolbox(task, seed=seed).population(n + 1)]
     out: dict[str, Any] = {"n_genomes": n}
     for path in ("stock", "fast"):

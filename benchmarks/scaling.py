@@ -57,11 +57,10 @@ def smoke_setup(n_genomes: int, seed: int) -> tuple[Any, list[Any], list[Any]]:
 
     from evokeras.config import SearchConfig
     from evokeras.evaluate import Evaluator
-    from evokeras.tasks import make_task
     from evokeras.toolbox import make_toolbox
 
     config = SearchConfig.from_dict({**BUDGETS["smoke"], "seed": seed})
-    task = make_task(config.task, space=config.search_space(make_task(config.task)))
+    task = config.make_task()
     evaluator = Evaluator(task, config.budget(), config.objectives, seed=seed)
     tb = make_toolbox(task, objectives=config.objectives, seed=seed)
     genomes = [ind.as_genome() for ind in tb.population(n_genomes)]

@@ -67,6 +67,8 @@ class SearchConfig:
         inherit_weights: a child starts from its parent's trained weights where layers
             are unchanged (same position, same shapes); weights are cached in
             ``DIR/weights/<key>.npz`` (see :meth:`evokeras.evaluate.Evaluator.inherit`).
+        task_options: keyword arguments of the task's constructor (e.g. the base model
+            and target task of ``"specialize"``; see :func:`evokeras.specialize`).
         multi_fidelity: ``None`` (off) or ``{"eta": 3, "fraction": 0.25}``: successive
             halving inside each generation after the first -- every new offspring is
             first trained with ``fraction`` of the budget, the best ``1/eta`` of them
@@ -95,6 +97,7 @@ class SearchConfig:
     scheduler: str | None = None
     inherit_weights: bool = False
     multi_fidelity: dict[str, Any] | None = None
+    task_options: dict[str, Any] = field(default_factory=dict)
 
     _TYPES = {
         "study": "str", "task": "str", "budget_name": "str", "seed": "int", "population": "int",
@@ -102,7 +105,7 @@ class SearchConfig:
         "wall_seconds": "optnum", "objectives": "dict", "evaluation": "dict", "space": "dict",
         "final_epochs": "int", "final_train_samples": "optint",
         "workers": "int", "backend": "optstr", "scheduler": "optstr",
-        "inherit_weights": "bool", "multi_fidelity": "optdict",
+        "inherit_weights": "bool", "multi_fidelity": "optdict", "task_options": "dict",
     }
 
     @classmethod
@@ -133,11 +136,24 @@ class SearchConfig:
 
     def search_space(self, task: Any) -> Any:
         """The task's search space with this configuration's ``space`` overrides."""
-        from .space import SearchSpace
+        try:
+            return type(task.space).from_dict(self.space, base=task.space)
+        except (TypeError, ValueError) as exc:
+            raise ConfigError(f"config key 'space': {exc}") from exc
+
+    def make_task(self) -> Any:
+        """The configured task (``task`` with ``task_options``) on its configured search space."""
+        from .tasks import make_task
 
         try:
-            return SearchSpace.from_dict(self.space, base=task.space)
-        except (TypeError, ValueError) as exc:
+            task = make_task(self.task, **self.task_options)
+        except (TypeError, ValueError, OSError) as exc:
+            key = "task_options" if self.task_options else "task"
+            raise ConfigError(f"config key {key!r}: {exc}") from exc
+        space = self.search_space(task)
+        try:
+            return make_task(self.task, **self.task_options, space=space)
+        except ValueError as exc:  # the task rejects the space (e.g. CartPole: no conv genes)
             raise ConfigError(f"config key 'space': {exc}") from exc
 
     def check(self) -> None:
@@ -183,17 +199,7 @@ class SearchConfig:
             not isinstance(w, int | float) or isinstance(w, bool) or w == 0 for w in self.objectives.values()
         ):
             raise ConfigError(f"config key 'objectives': expected {{name: non-zero weight}}, got {self.objectives!r}")
-        from .tasks import make_task
-
-        try:
-            task = make_task(self.task)
-        except ValueError as exc:
-            raise ConfigError(f"config key 'task': {exc}") from exc
-        space = self.search_space(task)
-        try:
-            task = make_task(self.task, space=space)
-        except ValueError as exc:  # the task rejects the space (e.g. CartPole: no conv genes)
-            raise ConfigError(f"config key 'space': {exc}") from exc
+        task = self.make_task()
         unknown = sorted(set(self.objectives) - set(task.measures))
         if unknown:
             raise ConfigError(

@@ -35,7 +35,7 @@ import numpy as np
 from .genome import Genome
 from .tasks import Task, make_task
 
-__all__ = ["WORST", "Budget", "EvalResult", "EvaluationTimeout", "Evaluator", "NonFiniteError"]
+__all__ = ["WORST", "Budget", "EvalResult", "EvaluationTimeout", "Evaluator", "NonFiniteError", "time_inference"]
 
 log = logging.getLogger(__name__)
 
@@ -399,15 +399,22 @@ class Evaluator:
         return callbacks
 
     def time_inference(self, model: Any, x: np.ndarray) -> float:
-        """Median seconds per sample of ``model.predict_on_batch`` at ``time_batch``."""
-        batch = x[: self.budget.time_batch]
-        if len(batch) < self.budget.time_batch:
-            reps = -(-self.budget.time_batch // max(len(batch), 1))
-            batch = np.concatenate([batch] * reps)[: self.budget.time_batch]
-        model.predict_on_batch(batch)  # warm-up (and compilation)
-        samples = []
-        for _ in range(max(self.budget.time_repeats, 1)):
-            t0 = time.perf_counter()
-            model.predict_on_batch(batch)
-            samples.append(time.perf_counter() - t0)
-        return float(np.median(samples)) / len(batch)
+        """Median seconds per sample of ``model.predict_on_batch`` at ``time_batch``
+        (:func:`time_inference`)."""
+        return time_inference(model, x, self.budget.time_batch, self.budget.time_repeats)
+
+
+def time_inference(model: Any, x: np.ndarray, batch_size: int = 256, repeats: int = 5) -> float:
+    """Median seconds per sample of ``model.predict_on_batch`` on ``batch_size`` samples
+    of ``x`` (repeated to fill the batch), over ``repeats`` timed calls after a warm-up."""
+    batch = x[:batch_size]
+    if len(batch) < batch_size:
+        reps = -(-batch_size // max(len(batch), 1))
+        batch = np.concatenate([batch] * reps)[:batch_size]
+    model.predict_on_batch(batch)  # warm-up (and compilation)
+    samples = []
+    for _ in range(max(repeats, 1)):
+        t0 = time.perf_counter()
+        model.predict_on_batch(batch)
+        samples.append(time.perf_counter() - t0)
+    return float(np.median(samples)) / len(batch)

@@ -249,6 +249,11 @@ class TrainingGenes:
             raise GenomeError(f"{where}.batch_size: expected an integer >= 1, got {self.batch_size!r}")
 
 
+def key_of(data: Mapping[str, Any]) -> str:
+    """The content key of a genome (or edit program) from its dictionary form."""
+    return hashlib.sha256(json.dumps(data, sort_keys=True, separators=(",", ":")).encode()).hexdigest()[:16]
+
+
 class _Keyed:
     """Canonical JSON and a content key for records with ``to_dict``/``from_dict``
     (genomes and evolved cells)."""
@@ -257,6 +262,7 @@ class _Keyed:
         """Canonical JSON (sorted keys, no spaces): the basis of :attr:`key`."""
         return json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"))  # type: ignore[attr-defined]
 
+
     @classmethod
     def from_json(cls, text: str) -> Any:
         return cls.from_dict(json.loads(text))  # type: ignore[attr-defined]
@@ -264,7 +270,7 @@ class _Keyed:
     @property
     def key(self) -> str:
         """A stable 16-hex-digit content hash: equal contents, equal keys, across runs."""
-        return hashlib.sha256(self.to_json().encode()).hexdigest()[:16]
+        return key_of(self.to_dict())  # type: ignore[attr-defined]
 
 
 @dataclass(frozen=True, eq=False)

@@ -177,12 +177,13 @@ def save_plots(run_dir: str | Path) -> list[Path]:
             plt.close(fig)
             paths.append(path)
     try:
-        task_name = json.loads((run_dir / "config.json").read_text())["config"]["task"]
+        config = json.loads((run_dir / "config.json").read_text())["config"]
+        task_name, options = config["task"], config.get("task_options") or {}
     except (OSError, KeyError, ValueError):
-        task_name = None
+        task_name, options = None, {}
     hof = run_dir / "hall_of_fame.json"
     if task_name and hof.is_file():
         from .tasks import make_task
 
-        paths += make_task(task_name).save_plots(out, json.loads(hof.read_text()))
+        paths += make_task(task_name, **options).save_plots(out, json.loads(hof.read_text()))
     return paths

@@ -11,6 +11,7 @@ __all__ = ["format_report", "read_front"]
 
 def read_front(run_dir: str | Path) -> dict[str, Any]:
     """The front of a run: ``hall_of_fame.json`` if written, else the last checkpoint's front."""
+    from .genome import key_of
     from .store import RunStore
 
     run_dir = Path(run_dir)
@@ -22,10 +23,7 @@ def read_front(run_dir: str | Path) -> dict[str, Any]:
         objectives = store.get_meta("objectives") or {}
     members = []
     for item in state["front"]:
-        from .genome import Genome
-
-        g = Genome.from_dict(item["genome"])
-        members.append({"key": g.key, "genome": item["genome"], "objectives": dict(zip(objectives, item["fitness"], strict=False))})
+        members.append({"key": key_of(item["genome"]), "genome": item["genome"], "objectives": dict(zip(objectives, item["fitness"], strict=False))})
     return {"objectives": objectives, "members": members, "final": False}
 
 
@@ -37,11 +35,13 @@ def format_report(run_dir: str | Path) -> str:
     if not tests:
         tests = ["test_accuracy", "test_exec_time"]
     extra = [] if "params" in names else ["params"]
-    cols = ["key", "layers", *names, *extra, *tests]
+    size = "layers" if all("layers" in m["genome"] for m in data["members"]) else "size"
+    cols = ["key", size, *names, *extra, *tests]
     rows = []
     for m in data["members"]:
         metrics = m.get("metrics", {})
-        row = [m["key"], str(len(m["genome"]["layers"]))]
+        g = m["genome"]
+        row = [m["key"], str(len(g["layers"]) if "layers" in g else len(g.get("squeeze", {})) + len(g.get("drop", [])) + 1)]
         row += [f"{m['objectives'][n]:.4g}" for n in names]
         row += [str(metrics.get("params", ""))] * len(extra)
         for k in tests:

@@ -37,7 +37,7 @@ from .evaluate import EvalResult, Evaluator, worst_values
 from .genome import Genome
 from .parallel import Backend, make_backend
 from .store import RunStore, StoreError
-from .tasks import Task, make_task
+from .tasks import Task
 from .toolbox import Individual, make_toolbox, to_individual
 
 __all__ = ["RunError", "Search", "SearchResult"]
@@ -106,8 +106,7 @@ class Search:
         config.check()
         self.config = config
         self.out_dir = Path(out_dir)
-        base_task = make_task(config.task)
-        self.task: Task = make_task(config.task, space=config.search_space(base_task))
+        self.task: Task = config.make_task()
         weight_dir = self.out_dir.resolve() / "weights" if config.inherit_weights else None
         self.evaluate = evaluate or Evaluator(
             self.task, config.budget(), config.objectives, seed=config.seed, weight_dir=weight_dir
@@ -369,7 +368,7 @@ class Search:
     def _load(self, items: list[dict[str, Any]]) -> list[Individual]:
         out = []
         for item in items:
-            ind = to_individual(Genome.from_dict(item["genome"]), self.toolbox.fitness_class)
+            ind = to_individual(self.task.genome_from_dict(item["genome"]), self.toolbox.fitness_class)
             ind.fitness.values = tuple(item["fitness"])
             self._status[ind.key] = item.get("status", "ok")
             out.append(ind)

@@ -92,11 +92,9 @@ def run_study(name: str, budgets: Mapping[str, Mapping[str, Any]], argv: Sequenc
         return fail(str(exc))
     out = args.out or Path("runs") / f"{name}-{args.budget}-seed{args.seed}"
     try:
-        from .tasks import make_task
-
         budget = config.budget()
         try:
-            make_task(config.task).data(train_size=budget.train_samples, val_limit=budget.val_samples, test_limit=1)
+            config.make_task().data(train_size=budget.train_samples, val_limit=budget.val_samples, test_limit=1)
         except (ValueError, TypeError) as exc:
             return fail(f"config key 'evaluation': {exc}")
         search = Search(config, out, progress=not args.no_progress)

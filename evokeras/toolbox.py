@@ -6,7 +6,8 @@ first use by the module's ``__getattr__``, so they pickle by name and unpickle i
 fresh ``spawn`` process, and no ``creator.create`` writes globals at run time.
 
 Individuals are :class:`Individual` objects: immutable :class:`~evokeras.genome.Genome`
-instances carrying a DEAP ``fitness``. The DEAP adapters follow DEAP's ``return ind,``
+instances carrying a DEAP ``fitness`` (:class:`EditIndividual`: edit programs of a
+specialization task, :class:`~evokeras.edits.EditProgram`). The DEAP adapters follow DEAP's ``return ind,``
 convention by returning *new* individuals (DEAP's algorithms use the returned objects).
 """
 
@@ -21,10 +22,11 @@ from typing import Any
 import numpy as np
 from deap import base, tools
 
+from .edits import EditProgram
 from .genome import Genome
 from .tasks import Task, make_task
 
-__all__ = ["DEFAULT_OBJECTIVES", "Individual", "fitness_class", "make_toolbox", "to_individual"]
+__all__ = ["DEFAULT_OBJECTIVES", "EditIndividual", "Individual", "fitness_class", "make_toolbox", "to_individual"]
 
 # name -> +1 (maximise) or -1 (minimise)
 DEFAULT_OBJECTIVES: dict[str, float] = {"val_error": -1.0, "exec_time": -1.0}
@@ -65,36 +67,52 @@ def __getattr__(name: str) -> Any:
     return fitness_class(weights)
 
 
-class Individual(Genome):
-    """A :class:`Genome` with a DEAP ``fitness`` attribute (compared and hashed as a genome)
-    and the key of the ``parent`` it was varied from (``None`` for a random individual;
-    weight inheritance reads it)."""
+class _Fit:
+    """What every individual adds to its genome: a DEAP ``fitness`` and the key of the
+    ``parent`` it was varied from (``None`` for a random individual; weight inheritance
+    reads it). Individuals compare and hash as their genome."""
 
     fitness: base.Fitness
     parent: str | None
 
-    def __deepcopy__(self, memo: dict[int, Any]) -> Individual:
+    def __deepcopy__(self, memo: dict[int, Any]) -> Any:
         new = to_individual(self, type(self.fitness), parent=self.parent)
         new.fitness = copy.deepcopy(self.fitness, memo)
         return new
 
     def __reduce__(self) -> tuple[Any, ...]:
-        return (_rebuild_individual, (self.as_genome(), type(self.fitness), self.fitness.values, self.parent))
+        return (_rebuild_individual, (self.as_genome(), type(self.fitness), self.fitness.values, self.parent))  # type: ignore[attr-defined]
 
     def __repr__(self) -> str:
-        return f"Individual(key={self.key}, layers={len(self.layers)}, fitness={self.fitness.values})"
+        return f"{type(self).__name__}(key={self.key}, size={len(self)}, fitness={self.fitness.values})"  # type: ignore[attr-defined]
 
 
-def to_individual(genome: Genome, fitness_cls: type[base.Fitness], *, parent: str | None = None) -> Individual:
-    """Wrap ``genome`` as an :class:`Individual` with an invalid (empty) fitness."""
-    ind = Individual(**{f.name: getattr(genome, f.name) for f in dataclasses.fields(Genome)})
+class Individual(_Fit, Genome):
+    """A :class:`Genome` with a DEAP ``fitness`` and its ``parent`` key."""
+
+
+class EditIndividual(_Fit, EditProgram):
+    """An :class:`~evokeras.edits.EditProgram` (specialization) with a DEAP ``fitness``
+    and its ``parent`` key."""
+
+
+#: individual class of each genome type (module attributes: they pickle by name)
+INDIVIDUAL_CLASSES: dict[type, type] = {Genome: Individual, EditProgram: EditIndividual}
+
+
+def to_individual(genome: Any, fitness_cls: type[base.Fitness], *, parent: str | None = None) -> Any:
+    """Wrap ``genome`` (a :class:`Genome` or :class:`~evokeras.edits.EditProgram`) as an
+    individual with an invalid (empty) fitness."""
+    plain = genome.as_genome()
+    cls = INDIVIDUAL_CLASSES[type(plain)]
+    ind = cls(**{f.name: getattr(plain, f.name) for f in dataclasses.fields(plain)})
     ind.fitness = fitness_cls()
     ind.parent = parent
     return ind
 
 
-def _rebuild_individual(genome: Genome, fitness_cls: type[base.Fitness], values: tuple[float, ...],
-                        parent: str | None = None) -> Individual:
+def _rebuild_individual(genome: Any, fitness_cls: type[base.Fitness], values: tuple[float, ...],
+                        parent: str | None = None) -> Any:
     ind = to_individual(genome, fitness_cls, parent=parent)
     if values:
         ind.fitness.values = values

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
+from ._laststep import LastStep
 from ._resize import SpatialResize
 from .skipstep import SkipStepCell
 
-__all__ = ["SkipStepCell", "SpatialResize"]
+__all__ = ["LastStep", "SkipStepCell", "SpatialResize"]

@@ -16,8 +16,20 @@ from .base import Task
 from .cartpole import CartPole
 from .image import ImageClassification
 from .language import LanguageModel
+from .objects import ObjectRecognition
+from .textclass import TextClassification
 
-__all__ = ["CartPole", "ImageClassification", "LanguageModel", "Task", "make_task", "register_task", "registered_tasks"]
+__all__ = [
+    "CartPole",
+    "ImageClassification",
+    "LanguageModel",
+    "ObjectRecognition",
+    "Task",
+    "TextClassification",
+    "make_task",
+    "register_task",
+    "registered_tasks",
+]
 
 _REGISTRY: dict[str, Callable[..., Task]] = {}
 
@@ -49,3 +61,14 @@ register_task("fashion_mnist", lambda **kw: ImageClassification("fashion_mnist",
 register_task("cartpole", CartPole)
 register_task("bible_chars", lambda **kw: LanguageModel("bible_chars", **kw))
 register_task("brown_words", lambda **kw: LanguageModel("brown_words", **kw))
+register_task("objects", ObjectRecognition)
+register_task("brown_genre", TextClassification)
+
+
+def _specialization(**kwargs: Any) -> Task:
+    from .specialize import Specialization
+
+    return Specialization(**kwargs)
+
+
+register_task("specialize", _specialization)

@@ -86,6 +86,12 @@ class Task:
         return []
 
     # -- variation (the toolbox's individual/mutate/mate call these) ---------------------
+    def genome_from_dict(self, data: Any) -> Any:
+        """The genome of this task's individuals from its dictionary form (checkpoints)."""
+        from ..genome import Genome
+
+        return Genome.from_dict(data)
+
     def random_genome(self, rng: np.random.Generator, space: SearchSpace) -> Genome:
         """A random genome (:func:`evokeras.operators.random_genome`)."""
         from ..operators import random_genome

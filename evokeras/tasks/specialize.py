@@ -1,0 +1,254 @@
+"""Specialization: evolve edit programs that turn a trained base network into a model
+for a target task (see :mod:`evokeras.edits` and :mod:`evokeras.surgery`).
+
+The individuals are :class:`~evokeras.edits.EditProgram` objects. Evaluating one
+(:meth:`Specialization.score`): apply it to the base (drops, squeezes, cut, pool),
+compute the cut features of the training examples (``Budget.train_samples``), fit the
+new softmax head on them (ridge in closed form, or L2 softmax regression), fine-tune
+when the program asks for it (under the budget's time limits), then measure the
+validation error and the inference time per sample of the whole model, its parameters
+and FLOPs. A front member's final model is made the same way with the head fitted on
+train + validation (``final_train_samples``) and is scored once on the test split.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..edits import EditProgram, EditSpace, crossover_programs, mutate_program, random_program
+from .base import Task
+
+__all__ = ["Specialization", "fit_head", "predict"]
+
+_BASES: dict[tuple[str, float], Any] = {}
+
+
+def _load_base(path: str) -> Any:
+    """The base model at ``path``, loaded once per process (and file version)."""
+    import keras
+
+    key = (path, os.path.getmtime(path))
+    if key not in _BASES:
+        _BASES.clear()
+        _BASES[key] = keras.saving.load_model(path, compile=False)
+    return _BASES[key]
+
+
+def predict(model: Any, x: np.ndarray, batch_size: int = 256) -> np.ndarray:
+    """``model``'s outputs for ``x``, batch by batch (``predict_on_batch``: no input pipeline)."""
+    return np.concatenate([np.asarray(model.predict_on_batch(x[i:i + batch_size]))
+                           for i in range(0, len(x), batch_size)])
+
+
+def fit_head(features: np.ndarray, y: np.ndarray, n_classes: int, method: str, alpha: float,
+             *, steps: int = 200) -> tuple[np.ndarray, np.ndarray]:
+    """Weights ``(W, b)`` of a softmax head on ``features`` for integer labels ``y``.
+
+    Features are standardised (statistics of ``features``, folded into ``W`` and ``b``).
+    ``ridge``: least squares onto one-hot targets with penalty ``alpha`` (per sample),
+    in closed form (primal or dual, whichever system is smaller); the logits are scaled
+    so that the training cross-entropy is smallest. ``logistic``: multinomial logistic
+    regression with L2 penalty ``alpha``, ``steps`` of Nesterov-accelerated gradient
+    descent with the step size of the loss's Lipschitz bound, from the ridge solution.
+    """
+    f = np.asarray(features, dtype=np.float64).reshape(len(features), -1)
+    n, d = f.shape
+    mean = f.mean(axis=0)
+    std = f.std(axis=0)
+    std[std < 1e-8] = 1.0
+    z = (f - mean) / std
+    onehot = np.eye(n_classes)[np.asarray(y, dtype=np.int64)]
+    target = onehot - onehot.mean(axis=0)
+    if d <= n:
+        w = np.linalg.solve(z.T @ z / n + alpha * np.eye(d), z.T @ target / n)
+    else:
+        w = z.T @ np.linalg.solve(z @ z.T / n + alpha * np.eye(n), target / n)
+    b = onehot.mean(axis=0)
+    logits = z @ w + b
+
+    def xent(scale: float) -> float:
+        s = scale * logits
+        s = s - s.max(axis=1, keepdims=True)
+        return float(-(s[np.arange(n), y] - np.log(np.exp(s).sum(axis=1))).mean())
+
+    scale = min((2.0 ** k for k in range(-2, 9)), key=xent)
+    w, b = w * scale, b * scale
+    if method == "logistic":
+        lipschitz = 0.5 * float(np.linalg.norm(z, 2) ** 2) / n + alpha
+        step = 1.0 / lipschitz
+        wv, bv, wp, bp = w.copy(), b.copy(), w.copy(), b.copy()
+        for t in range(1, steps + 1):
+            s = z @ wv + bv
+            s -= s.max(axis=1, keepdims=True)
+            p = np.exp(s)
+            p /= p.sum(axis=1, keepdims=True)
+            g = (p - onehot) / n
+            wn = wv - step * (z.T @ g + alpha * wv)
+            bn = bv - step * g.sum(axis=0)
+            momentum = (t - 1) / (t + 2)
+            wv, bv = wn + momentum * (wn - wp), bn + momentum * (bn - bp)
+            wp, bp = wn, bn
+        w, b = wp, bp
+    w_raw = w / std[:, None]
+    b_raw = b - mean @ w_raw
+    return w_raw.astype(np.float32), b_raw.astype(np.float32)
+
+
+class Specialization(Task):
+    """Specialize a trained base network to a classification task.
+
+    Args:
+        base: path of the trained base model (``.keras``); its input must accept the
+            target task's inputs. Read with :func:`evokeras.surgery.structure`.
+        target: the target task's registered name (its data, loss, labels).
+        target_options: keyword arguments of the target task.
+        finetune_batch: batch size of fine-tuning.
+        space: an :class:`~evokeras.edits.EditSpace` instead of the default one.
+    """
+
+    family = "specialize"
+    supports_inheritance = False
+    fast_trainable = False
+
+    def __init__(self, base: str | os.PathLike[str], target: str = "objects", *,
+                 target_options: dict[str, Any] | None = None, finetune_batch: int = 64,
+                 space: EditSpace | None = None) -> None:
+        from ..surgery import structure
+        from . import make_task
+
+        path = Path(base)
+        if not path.is_file():
+            raise ValueError(f"base: no model file at {path}")
+        self.base_path = str(path.resolve())
+        self.target_name = str(target)
+        self.target_options = dict(target_options or {})
+        self.target = make_task(self.target_name, **self.target_options)
+        self.finetune_batch = int(finetune_batch)
+        self.name = f"specialize:{self.target_name}"
+        self.input_shape = tuple(self.target.input_shape)
+        self.n_outputs = int(self.target.n_outputs)
+        self.measures = ("val_error", "val_loss", "val_accuracy", "exec_time", "params", "flops")
+        model = self.base_model()
+        wanted = tuple(model.inputs[0].shape[1:])
+        if len(wanted) != len(self.input_shape) or any(w is not None and w != s for w, s in zip(wanted, self.input_shape, strict=False)):
+            raise ValueError(f"base: the model at {path} reads inputs of shape {wanted}, "
+                             f"task {self.target_name!r} gives {self.input_shape}")
+        if space is not None and not isinstance(space, EditSpace):
+            raise ValueError(f"space: a specialization needs an EditSpace, got {type(space).__name__}")
+        self.space = space if space is not None else EditSpace(structure(model))
+
+    def base_model(self) -> Any:
+        """The trained base model (loaded once per process)."""
+        return _load_base(self.base_path)
+
+    # -- the task's pieces come from the target ----------------------------------------
+    def loss(self) -> Any:
+        return self.target.loss()
+
+    def metrics(self) -> list[Any]:
+        return ["accuracy"]
+
+    def data(self, **limits: int | None) -> Any:
+        return self.target.data(**limits)
+
+    # -- variation -------------------------------------------------------------------
+    def genome_from_dict(self, data: Any) -> EditProgram:
+        return EditProgram.from_dict(data)
+
+    def random_genome(self, rng: np.random.Generator, space: Any) -> EditProgram:
+        return random_program(rng, space)
+
+    def mutate(self, genome: Any, rng: np.random.Generator, space: Any, **kwargs: Any) -> EditProgram:
+        return mutate_program(genome, rng, space, **kwargs)
+
+    def crossover(self, a: Any, b: Any, rng: np.random.Generator, space: Any) -> tuple[EditProgram, EditProgram]:
+        return crossover_programs(a, b, rng, space)
+
+    def scaled_budget(self, budget: Any, fraction: float) -> Any:
+        return budget.scaled(fraction)
+
+    # -- building a specialized model -------------------------------------------------------
+    def build(self, program: EditProgram, x: np.ndarray, y: np.ndarray, *, callbacks: list[Any] | None = None,
+              times: dict[str, float] | None = None) -> Any:
+        """The specialized model ``program`` makes, its head fitted (and the model
+        fine-tuned) on ``(x, y)``; compiled with the target's loss and accuracy."""
+        import keras
+
+        from ..surgery import apply_program
+
+        times = {} if times is None else times
+        t0 = time.perf_counter()
+        body = apply_program(self.base_model(), program)
+        times["build"] = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        features = predict(body, x)
+        if not np.all(np.isfinite(features)):
+            from ..evaluate import NonFiniteError
+
+            raise NonFiniteError("the cut features are not finite")
+        w, b = fit_head(features, y, self.n_outputs, program.head, program.alpha)
+        head = keras.layers.Dense(self.n_outputs, activation="softmax", name="specialized_head")
+        model = keras.Model(body.input, head(body.output), name="specialized")
+        head.set_weights([w, b])
+        times["head"] = time.perf_counter() - t0
+        optimizer = keras.optimizers.Adam(program.learning_rate)
+        model.compile(optimizer=optimizer, loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+        if program.finetune:
+            t0 = time.perf_counter()
+            history = model.fit(x, y, batch_size=self.finetune_batch, epochs=program.finetune, verbose=0,
+                                callbacks=callbacks or [])
+            times["fit"] = time.perf_counter() - t0
+            losses = history.history.get("loss", [])
+            if not losses or not all(math.isfinite(v) for v in losses):
+                from ..evaluate import NonFiniteError
+
+                raise NonFiniteError("fine-tuning loss became NaN or infinite")
+        return model
+
+    def score(self, genome: Any, ev: Any, metrics: dict[str, Any], times: dict[str, float], start: float,
+              *, parent: str | None = None) -> None:
+        from ..surgery import count_flops
+
+        data = ev.data()
+        callbacks = [c for c in ev.callbacks(start) if type(c).__name__ != "EarlyStopping"]
+        model = self.build(genome, data.x_train, data.y_train, callbacks=callbacks, times=times)
+        metrics.update(params=int(model.count_params()), flops=count_flops(model),
+                       base_params=int(self.base_model().count_params()), steps=genome.steps())
+        t0 = time.perf_counter()
+        scores = model.evaluate(data.x_val, data.y_val, batch_size=512, verbose=0, return_dict=True)
+        times["evaluate"] = time.perf_counter() - t0
+        metrics.update(self.val_metrics(scores))
+        if "exec_time" in ev.objectives or ev.budget.time_repeats > 0:
+            t0 = time.perf_counter()
+            metrics["exec_time"] = ev.time_inference(model, data.x_val) / self.target.tokens_per_sample
+            times["timing"] = time.perf_counter() - t0
+
+    def final_model(self, genome: Any, cfg: Any, timer: Any, path: Any) -> dict[str, Any]:
+        """Build the member's model with its head fitted (and fine-tuned) on train +
+        validation (``cfg.final_train_samples``), score it once on the test split, save it."""
+        from .._io import atomic_path
+        from ..surgery import count_flops
+
+        n = cfg.final_train_samples
+        data = self.data(train_size=None, val_limit=None, test_limit=None)
+        x = np.concatenate([data.x_train, data.x_val])[:n]
+        y = np.concatenate([data.y_train, data.y_val])[:n]
+        t0 = time.perf_counter()
+        model = self.build(genome, x, y)
+        fit_seconds = time.perf_counter() - t0
+        scores = model.evaluate(data.x_test, data.y_test, batch_size=512, verbose=0, return_dict=True)
+        exec_time = timer.time_inference(model, data.x_test) / self.target.tokens_per_sample
+        with atomic_path(path) as tmp:
+            model.save(tmp)
+        test = {"test_" + k.removeprefix("val_"): v for k, v in self.val_metrics(scores).items()}
+        return {"status": "ok", **test, "test_exec_time": exec_time, "final_fit_seconds": fit_seconds,
+                "params": int(model.count_params()), "flops": count_flops(model)}
+
+    def __repr__(self) -> str:
+        return f"Specialization(base={self.base_path!r}, target={self.target_name!r})"
