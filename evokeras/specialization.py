@@ -168,33 +168,43 @@ def ratios(chosen: Mapping[str, Any], baseline: Mapping[str, Any]) -> dict[str, 
 # Study driver                                                                 #
 # --------------------------------------------------------------------------- #
 def plot_candidates(run_dir: Path, baseline: Mapping[str, Any], chosen: Mapping[str, Any] | None, title: str) -> Any:
-    """Validation error vs inference time of every successful candidate of a
-    specialization run, its front, the chosen model and the baseline."""
+    """Two panels: the validation error (search budget) vs inference time of every
+    successful candidate of a specialization run, with its Pareto front; and the test
+    error vs inference time of the front's final models, the chosen one and the baseline."""
     from .plotting import _figure, nondominated
+    from .report import read_front
     from .store import RunStore
 
     with RunStore(run_dir / "run.db", readonly=True) as store:
         rows = [r for _, r in store.evaluations() if r.ok and r.full and "exec_time" in r.metrics]
-    fig = _figure(figsize=(6.4, 4.6))
-    ax = fig.add_subplot(1, 1, 1)
+    members = [m for m in read_front(run_dir).get("members", []) if m.get("status") == "ok" and "test_error" in m]
+    fig = _figure(figsize=(11, 4.4))
+    ax, bx = fig.add_subplot(1, 2, 1), fig.add_subplot(1, 2, 2)
     if rows:
         pts = np.array([[r.metrics["exec_time"], r.metrics["val_error"]] for r in rows], dtype=float)
         ax.scatter(pts[:, 0] * 1e6, pts[:, 1], s=14, color="0.6", label=f"candidates ({len(rows)})")
         front = pts[nondominated(pts)]
         front = front[np.argsort(front[:, 0])]
         ax.plot(front[:, 0] * 1e6, front[:, 1], "o-", color="tab:blue", label="Pareto front")
-    ax.scatter([baseline["exec_time"] * 1e6], [baseline["val_error"]], marker="*", s=180, color="tab:red",
-               label=f"baseline (full network, {baseline['params']:,} params)", zorder=5)
+    ax.set_title("search: every candidate (search budget)", fontsize=10)
+    ax.set_ylabel("validation error")
+    if members:
+        pts = np.array([[m["test_exec_time"], m["test_error"]] for m in members], dtype=float)
+        bx.scatter(pts[:, 0] * 1e6, pts[:, 1], s=30, color="tab:blue", label="front members' final models")
+    bx.scatter([baseline["exec_time"] * 1e6], [baseline["test_error"]], marker="*", s=180, color="tab:red",
+               label=f"baseline: full network trained from scratch ({baseline['params']:,} params)", zorder=5)
     if chosen is not None:
-        ax.scatter([chosen["metrics"]["exec_time"] * 1e6], [chosen["metrics"]["val_error"]], marker="D", s=70,
+        bx.scatter([chosen["test_exec_time"] * 1e6], [chosen["test_error"]], marker="D", s=70,
                    facecolors="none", edgecolors="tab:green", linewidths=2,
                    label=f"chosen ({chosen['params']:,} params)", zorder=6)
-    ax.set_xscale("log")
-    ax.set_xlabel("inference time per sample (us, log scale)")
-    ax.set_ylabel("validation error")
-    ax.set_title(title)
-    ax.grid(True, alpha=0.3)
-    ax.legend(fontsize=8)
+    bx.set_title("final models (head fitted on train + validation)", fontsize=10)
+    bx.set_ylabel("test error")
+    for a in (ax, bx):
+        a.set_xscale("log")
+        a.set_xlabel("inference time per sample (us, log scale)")
+        a.grid(True, alpha=0.3)
+        a.legend(fontsize=8)
+    fig.suptitle(title)
     fig.tight_layout()
     return fig
 

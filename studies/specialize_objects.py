@@ -61,9 +61,10 @@ BUDGETS = {
     "default": {
         "base": {"train_samples": 20000, "val_samples": 5000, "epochs": 4},
         "baseline": {"train_samples": 20000, "val_samples": 5000, "epochs": 12},
-        "search": {"population": 12, "offspring": 12, "generations": 6, "wall_seconds": 900,
+        "search": {"population": 12, "offspring": 12, "generations": 10, "wall_seconds": 1500,
                    "objectives": {"val_error": -1.0, "exec_time": -1.0},
-                   "evaluation": EVALUATION, "final_train_samples": 20000},
+                   "evaluation": EVALUATION, "space": {"finetune": [0, 1, 2, 4, 8]},
+                   "final_train_samples": 20000},
     },
     "full": {
         "base": {"train_samples": None, "val_samples": None, "epochs": 10},

@@ -33,6 +33,8 @@ def _load_base(path: str) -> Any:
     """The base model at ``path``, loaded once per process (and file version)."""
     import keras
 
+    from .. import layers  # noqa: F401 - registers evokeras' layers for loading
+
     key = (path, os.path.getmtime(path))
     if key not in _BASES:
         _BASES.clear()
