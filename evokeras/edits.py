@@ -207,9 +207,25 @@ class EditProgram(_Keyed):
     learning_rate: float = 1e-3
 
     def __post_init__(self) -> None:
+        for name in ("cut", "pool", "head", "freeze"):
+            if not isinstance(getattr(self, name), str):
+                raise GenomeError(f"edit program: {name} must be a string, got {getattr(self, name)!r}")
+        for name, kind in (("alpha", float), ("learning_rate", float), ("finetune", int)):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int | float) or (kind is int and value != int(value)):
+                raise GenomeError(f"edit program: {name} must be {'an integer' if kind is int else 'a number'}, got {value!r}")
+            object.__setattr__(self, name, kind(value))
         squeeze = self.squeeze.items() if isinstance(self.squeeze, Mapping) else self.squeeze
-        object.__setattr__(self, "squeeze", tuple(sorted((str(k), float(v)) for k, v in squeeze)))
-        object.__setattr__(self, "drop", tuple(sorted(str(d) for d in self.drop)))
+        try:
+            pairs = [(k, v) for k, v in squeeze]
+        except (TypeError, ValueError):
+            raise GenomeError(f"edit program: squeeze must map layer names to keep fractions, got {self.squeeze!r}") from None
+        if any(not isinstance(k, str) or isinstance(v, bool) or not isinstance(v, int | float) for k, v in pairs):
+            raise GenomeError(f"edit program: squeeze must map layer names to keep fractions, got {self.squeeze!r}")
+        object.__setattr__(self, "squeeze", tuple(sorted((k, float(v)) for k, v in pairs)))
+        if isinstance(self.drop, str) or any(not isinstance(d, str) for d in self.drop):
+            raise GenomeError(f"edit program: drop must be a list of unit names, got {self.drop!r}")
+        object.__setattr__(self, "drop", tuple(sorted(self.drop)))
 
     def _content(self) -> tuple[Any, ...]:
         return tuple(getattr(self, f.name) for f in dataclasses.fields(EditProgram))

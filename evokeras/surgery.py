@@ -246,7 +246,8 @@ def _apply_layer(layer: Any, x: Any, kept: np.ndarray | None, keep: float | None
     y = new(x)
     if weights:
         new.set_weights(weights)
-    new.trainable = trainable
+    # batch norm stays in inference mode (its trained statistics) also when fine-tuning
+    new.trainable = trainable and cls != "BatchNormalization"
     return y, out_kept
 
 
@@ -258,7 +259,9 @@ def apply_program(model: Any, program: EditProgram) -> Any:
     """The body ``program`` makes of ``model``: a new functional Keras model from the
     base's input to the pooled features at the cut (a vector per sample), built from
     fresh copies of the base's layers with its trained weights (sliced where squeezed).
-    Layers of units up to ``program.freeze`` are not trainable."""
+    Layers of units up to ``program.freeze`` are not trainable; batch normalization layers
+    never are (fine-tuning keeps them in inference mode, with the base's statistics, as
+    the head was fitted on those features)."""
     import keras
 
     from .layers import LastStep

@@ -195,16 +195,21 @@ class Specialization(Task):
 
             raise NonFiniteError("the cut features are not finite")
         w, b = fit_head(features, y, self.n_outputs, program.head, program.alpha)
-        head = keras.layers.Dense(self.n_outputs, activation="softmax", name="specialized_head")
-        model = keras.Model(body.input, head(body.output), name="specialized")
+        head = keras.layers.Dense(self.n_outputs, name="specialized_head")
+        logits = head(body.output)
+        model = keras.Model(body.input, keras.layers.Activation("softmax", name="specialized_softmax")(logits),
+                            name="specialized")
         head.set_weights([w, b])
         times["head"] = time.perf_counter() - t0
-        optimizer = keras.optimizers.Adam(program.learning_rate)
-        model.compile(optimizer=optimizer, loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+        model.compile(loss="sparse_categorical_crossentropy", metrics=["accuracy"])
         if program.finetune:
+            # fine-tune on the logits (a numerically stable loss on every backend)
+            trainer = keras.Model(body.input, logits)
+            trainer.compile(optimizer=keras.optimizers.Adam(program.learning_rate),
+                            loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
             t0 = time.perf_counter()
-            history = model.fit(x, y, batch_size=self.finetune_batch, epochs=program.finetune, verbose=0,
-                                callbacks=callbacks or [])
+            history = trainer.fit(x, y, batch_size=self.finetune_batch, epochs=program.finetune, verbose=0,
+                                  callbacks=callbacks or [])
             times["fit"] = time.perf_counter() - t0
             losses = history.history.get("loss", [])
             if not losses or not all(math.isfinite(v) for v in losses):
