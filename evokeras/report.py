@@ -27,6 +27,12 @@ def read_front(run_dir: str | Path) -> dict[str, Any]:
     return {"objectives": objectives, "members": members, "final": False}
 
 
+def _program_steps(program: dict[str, Any]) -> int:
+    """Steps of an edit program's dictionary (``len(EditProgram)``: drops, squeezes, cut,
+    head fit, fine-tuning)."""
+    return len(program.get("drop", [])) + len(program.get("squeeze", {})) + 2 + (1 if program.get("finetune") else 0)
+
+
 def format_report(run_dir: str | Path) -> str:
     """A plain-text table of the front, one member per row."""
     data = read_front(run_dir)
@@ -41,7 +47,7 @@ def format_report(run_dir: str | Path) -> str:
     for m in data["members"]:
         metrics = m.get("metrics", {})
         g = m["genome"]
-        row = [m["key"], str(len(g["layers"]) if "layers" in g else len(g.get("squeeze", {})) + len(g.get("drop", [])) + 1)]
+        row = [m["key"], str(len(g["layers"]) if "layers" in g else _program_steps(g))]
         row += [f"{m['objectives'][n]:.4g}" for n in names]
         row += [str(metrics.get("params", ""))] * len(extra)
         for k in tests:
