@@ -61,7 +61,7 @@ BUDGETS = {
     "default": {
         "base": {"train_samples": 12000, "val_samples": 1000, "epochs": 3},
         "baseline": {"train_samples": None, "val_samples": None, "epochs": 10},
-        "search": {"population": 10, "offspring": 10, "generations": 5, "wall_seconds": 600,
+        "search": {"population": 10, "offspring": 10, "generations": 8, "wall_seconds": 900,
                    "objectives": {"val_error": -1.0, "exec_time": -1.0},
                    "evaluation": {"train_samples": 3000, "val_samples": None, "seconds": 60, "timeout": 240,
                                   "time_repeats": 5},
