@@ -29,9 +29,14 @@ import numpy as np
 
 from ._io import atomic_path, write_json_atomic
 
-__all__ = ["choose", "run_specialization_study", "specialize", "specialization_config", "train_model"]
+__all__ = ["SpecializationError", "choose", "run_specialization_study", "specialize", "specialization_config", "train_model"]
 
 log = logging.getLogger(__name__)
+
+
+class SpecializationError(RuntimeError):
+    """A specialization search ended without a finished front (no candidate succeeded,
+    or its evaluation backend was lost: the run directory can be resumed)."""
 
 
 def specialization_config(base_path: str | Path, task: str, config: Mapping[str, Any] | None = None,
@@ -72,6 +77,7 @@ def specialize(base_model: Any, task: str, out: str | Path, *, config: Mapping[s
     Raises:
         evokeras.config.ConfigError: a bad configuration key (nothing is written).
         evokeras.search.RunError: ``out`` cannot hold the run.
+        SpecializationError: the search ended without a front.
     """
     from .report import read_front
     from .search import Search
@@ -99,7 +105,8 @@ def specialize(base_model: Any, task: str, out: str | Path, *, config: Mapping[s
             raise
     code = finish(search, progress=progress)
     if code != 0:
-        raise RuntimeError(f"specialization in {out} ended with status {code}")
+        raise SpecializationError(f"specialization in {out} ended with status {code} (resume it with "
+                                  f"`evokeras resume {out}` if its evaluation backend was lost)")
     return read_front(out)
 
 
@@ -275,6 +282,9 @@ def run_specialization_study(
                          progress=not args.no_progress)
     except (ConfigError, DatasetNotFoundError, RunError) as exc:
         return fail(str(exc))
+    except SpecializationError as exc:  # the search ended without a front (its reason is printed)
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
     baseline = json.loads((out / "baseline.json").read_text())
     base = json.loads((out / "base.json").read_text())
     chosen = choose(hof["members"], baseline)
