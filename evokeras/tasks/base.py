@@ -199,26 +199,35 @@ class Task:
 
         Returns the figures for the hall of fame (``test_*`` keys, ``status``).
         """
-        import numpy as np
-
-        from .._io import atomic_path
         from ..decode import decode
 
-        n = cfg.final_train_samples
+        x, y, data = self.final_data(cfg.final_train_samples)
+        model = decode(genome, self)
+        t0 = time.perf_counter()
+        model.fit(x, y, batch_size=genome.training.batch_size, epochs=cfg.final_epochs, verbose=0)
+        return self.finish_model(model, data, timer, path, fit_seconds=time.perf_counter() - t0)
+
+    def final_data(self, n: int | None) -> tuple[Any, Any, Any]:
+        """``(x, y, split)``: the first ``n`` examples of train + validation (all when
+        ``None``) for a final model, and the split (its test part scores it); cached."""
+        import numpy as np
+
         cache = getattr(self, "_final_cache", None)
         if cache is None or cache[0] != n:
             data = self.data(train_size=None, val_limit=None, test_limit=None)
             x = np.concatenate([data.x_train, data.x_val])
             y = np.concatenate([data.y_train, data.y_val])
             self._final_cache = cache = (n, x[:n], y[:n], data)
-        _, x, y, data = cache
-        model = decode(genome, self)
-        t0 = time.perf_counter()
-        model.fit(x, y, batch_size=genome.training.batch_size, epochs=cfg.final_epochs, verbose=0)
-        fit_seconds = time.perf_counter() - t0
+        return cache[1], cache[2], cache[3]
+
+    def finish_model(self, model: Any, data: Any, timer: Evaluator, path: Any, *, fit_seconds: float) -> dict[str, Any]:
+        """Score a final ``model`` once on the test split of ``data``, time it, save it to
+        ``path``; the hall-of-fame figures (``test_*``, ``status``, ``final_fit_seconds``)."""
+        from .._io import atomic_path
+
         scores = model.evaluate(data.x_test, data.y_test, batch_size=512, verbose=0, return_dict=True)
         if not math.isfinite(scores["loss"]):
-            raise FloatingPointError("the retrained model's test loss is not finite")
+            raise FloatingPointError("the final model's test loss is not finite")
         exec_time = timer.time_inference(model, data.x_test) / self.tokens_per_sample
         with atomic_path(path) as tmp:
             model.save(tmp)

@@ -135,6 +135,7 @@ class Specialization(Task):
         self.name = f"specialize:{self.target_name}"
         self.input_shape = tuple(self.target.input_shape)
         self.n_outputs = int(self.target.n_outputs)
+        self.tokens_per_sample = int(self.target.tokens_per_sample)
         self.measures = ("val_error", "val_loss", "val_accuracy", "exec_time", "params", "flops")
         model = self.base_model()
         wanted = tuple(model.inputs[0].shape[1:])
@@ -233,29 +234,19 @@ class Specialization(Task):
         metrics.update(self.val_metrics(scores))
         if "exec_time" in ev.objectives or ev.budget.time_repeats > 0:
             t0 = time.perf_counter()
-            metrics["exec_time"] = ev.time_inference(model, data.x_val) / self.target.tokens_per_sample
+            metrics["exec_time"] = ev.time_inference(model, data.x_val) / self.tokens_per_sample
             times["timing"] = time.perf_counter() - t0
 
     def final_model(self, genome: Any, cfg: Any, timer: Any, path: Any) -> dict[str, Any]:
         """Build the member's model with its head fitted (and fine-tuned) on train +
         validation (``cfg.final_train_samples``), score it once on the test split, save it."""
-        from .._io import atomic_path
         from ..surgery import count_flops
 
-        n = cfg.final_train_samples
-        data = self.data(train_size=None, val_limit=None, test_limit=None)
-        x = np.concatenate([data.x_train, data.x_val])[:n]
-        y = np.concatenate([data.y_train, data.y_val])[:n]
+        x, y, data = self.final_data(cfg.final_train_samples)
         t0 = time.perf_counter()
         model = self.build(genome, x, y)
-        fit_seconds = time.perf_counter() - t0
-        scores = model.evaluate(data.x_test, data.y_test, batch_size=512, verbose=0, return_dict=True)
-        exec_time = timer.time_inference(model, data.x_test) / self.target.tokens_per_sample
-        with atomic_path(path) as tmp:
-            model.save(tmp)
-        test = {"test_" + k.removeprefix("val_"): v for k, v in self.val_metrics(scores).items()}
-        return {"status": "ok", **test, "test_exec_time": exec_time, "final_fit_seconds": fit_seconds,
-                "params": int(model.count_params()), "flops": count_flops(model)}
+        out = self.finish_model(model, data, timer, path, fit_seconds=time.perf_counter() - t0)
+        return {**out, "params": int(model.count_params()), "flops": count_flops(model)}
 
     def __repr__(self) -> str:
         return f"Specialization(base={self.base_path!r}, target={self.target_name!r})"
