@@ -173,14 +173,12 @@ class Specialization(Task):
     def crossover(self, a: Any, b: Any, rng: np.random.Generator, space: Any) -> tuple[EditProgram, EditProgram]:
         return crossover_programs(a, b, rng, space)
 
-    def scaled_budget(self, budget: Any, fraction: float) -> Any:
-        return budget.scaled(fraction)
-
     # -- building a specialized model -------------------------------------------------------
     def build(self, program: EditProgram, x: np.ndarray, y: np.ndarray, *, callbacks: list[Any] | None = None,
               times: dict[str, float] | None = None) -> Any:
         """The specialized model ``program`` makes, its head fitted (and the model
-        fine-tuned) on ``(x, y)``; compiled with the target's loss and accuracy."""
+        fine-tuned) on ``(x, y)``, integer class labels; compiled with sparse
+        cross-entropy and accuracy (softmax outputs)."""
         import keras
 
         from ..surgery import apply_program
