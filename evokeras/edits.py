@@ -408,7 +408,7 @@ def repair_program(program: EditProgram, space: EditSpace) -> EditProgram:
     head = program.head if program.head in space.heads else space.heads[0]
     alpha = float(_draw.nearest(program.alpha, space.alphas))
     finetune = int(_draw.nearest(program.finetune, space.finetune))
-    kept = [u.name for u in base.chain(program.replace(squeeze=squeeze))]
+    kept = [u.name for u in base.chain(program)]
     freeze = program.freeze if finetune and program.freeze in kept else ""
     lr = float(_draw.nearest(program.learning_rate, space.learning_rates)) if finetune else space.learning_rates[0]
     return program.replace(squeeze=squeeze, pool=pool, head=head, alpha=alpha, finetune=finetune,
