@@ -14,7 +14,7 @@ if TYPE_CHECKING:
     from ..evaluate import Evaluator
     from ..genome import Genome
 
-__all__ = ["Task"]
+__all__ = ["Classification", "Task"]
 
 
 class Task:
@@ -245,3 +245,19 @@ class Task:
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(name={self.name!r}, input_shape={self.input_shape}, n_outputs={self.n_outputs})"
+
+
+class Classification(Task):
+    """A task whose model ends in a softmax over :attr:`n_outputs` classes (a Dense layer
+    named ``"head"``), trained with sparse cross-entropy on integer labels; accuracy."""
+
+    def head(self, x: Any) -> Any:
+        import keras
+
+        return keras.layers.Dense(self.n_outputs, activation="softmax", name="head")(x)
+
+    def loss(self) -> Any:
+        return "sparse_categorical_crossentropy"
+
+    def metrics(self) -> list[Any]:
+        return ["accuracy"]

@@ -8,16 +8,15 @@ validation only; the test split is read once, for the final report.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
 
 from .. import datasets
 from ..space import SearchSpace
-from .base import Task
+from .base import Classification
 
 __all__ = ["ImageClassification"]
 
 
-class ImageClassification(Task):
+class ImageClassification(Classification):
     """Classify 28x28 grey images into 10 classes (softmax head, sparse cross-entropy).
 
     Args:
@@ -40,17 +39,6 @@ class ImageClassification(Task):
             raise ValueError(f"ImageClassification: unknown data set {name!r} (known: {sorted(self._LOADERS)})")
         self.name = name
         super().__init__(space=space)
-
-    def head(self, x: Any) -> Any:
-        import keras
-
-        return keras.layers.Dense(self.n_outputs, activation="softmax", name="head")(x)
-
-    def loss(self) -> Any:
-        return "sparse_categorical_crossentropy"
-
-    def metrics(self) -> list[Any]:
-        return ["accuracy"]
 
     def data(self, **limits: int | None) -> datasets.Split:
         """The fixed split; ``train_size``, ``val_limit``, ``test_limit`` take prefixes."""

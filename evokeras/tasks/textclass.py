@@ -17,7 +17,7 @@ from typing import Any
 
 from .. import datasets
 from ..space import SearchSpace
-from .base import Task
+from .base import Classification
 
 __all__ = ["TextClassification"]
 
@@ -26,7 +26,7 @@ _VOCAB_SIZE = 10_000
 _N_GENRES = 15
 
 
-class TextClassification(Task):
+class TextClassification(Classification):
     """Classify windows of Brown-corpus token ids into the corpus's 15 genres.
 
     Args:
@@ -84,17 +84,6 @@ class TextClassification(Task):
         import keras
 
         return keras.layers.Embedding(self.vocab, self.embedding, name="stem_embedding")(inputs)
-
-    def head(self, x: Any) -> Any:
-        import keras
-
-        return keras.layers.Dense(self.n_outputs, activation="softmax", name="head")(x)
-
-    def loss(self) -> Any:
-        return "sparse_categorical_crossentropy"
-
-    def metrics(self) -> list[Any]:
-        return ["accuracy"]
 
     # -- data ------------------------------------------------------------------------
     def data(self, **limits: int | None) -> datasets.Split:
