@@ -19,6 +19,8 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from evokeras.config import SearchConfig
 from evokeras.evaluate import EvalResult, worst_values
 from evokeras.genome import Genome
@@ -161,3 +163,20 @@ def fake_for(config: SearchConfig, **kwargs: Any) -> FakeEvaluator:
     base = make_task(config.task)
     task = make_task(config.task, space=config.search_space(base))
     return FakeEvaluator(task.space, config.objectives, **kwargs)
+
+
+def _brown_installed() -> bool:
+    from evokeras.datasets import DatasetNotFoundError, find_brown
+
+    try:
+        find_brown()
+    except DatasetNotFoundError:
+        return False
+    return True
+
+
+#: Skip a test when the Brown corpus is not installed.
+needs_brown = pytest.mark.skipif(
+    not _brown_installed(),
+    reason="Brown corpus absent (scripts/install_brown.sh installs it into ~/nltk_data)",
+)

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -17,8 +18,10 @@ from evokeras.datasets import (
     brown_genre,
     brown_genre_names,
     brown_words,
-    find_brown,
 )
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _fakes import needs_brown  # noqa: E402
 
 GENRES = (
     "adventure",
@@ -38,19 +41,6 @@ GENRES = (
     "science_fiction",
 )
 
-
-def _installed_brown() -> Path | None:
-    try:
-        return find_brown()
-    except DatasetNotFoundError:
-        return None
-
-
-BROWN = _installed_brown()
-needs_brown = pytest.mark.skipif(
-    BROWN is None,
-    reason="Brown corpus absent (scripts/install_brown.sh installs it into ~/nltk_data)",
-)
 
 
 @pytest.fixture(scope="module")

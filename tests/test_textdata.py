@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import collections
+import sys
 import zipfile
 from pathlib import Path
 
@@ -22,6 +23,9 @@ from evokeras.datasets import (
     brown_words,
     find_brown,
 )
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _fakes import needs_brown  # noqa: E402
 
 BIBLE_CHARS = 4_137_451
 BIBLE_SYMBOLS = "\n !'(),-.:;?ABCDEFGHIJKLMNOPQRSTUVWYZ[]abcdefghijklmnopqrstuvwxyz"
@@ -43,19 +47,6 @@ BROWN_GENRE_FILES = {
     "science_fiction": 6,
 }
 
-
-def _installed_brown() -> Path | None:
-    try:
-        return find_brown()
-    except DatasetNotFoundError:
-        return None
-
-
-BROWN = _installed_brown()
-needs_brown = pytest.mark.skipif(
-    BROWN is None,
-    reason="Brown corpus absent (scripts/install_brown.sh installs it into ~/nltk_data)",
-)
 
 
 @pytest.fixture(scope="module")
