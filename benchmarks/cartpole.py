@@ -3,7 +3,7 @@
 Side by side in one run on the same machine, for each seed:
 
 * **evokeras** -- the ``default`` budget of ``studies/cartpole.py`` (a real
-  :class:`~evokeras.search.Search` in a temporary run directory): policy networks whose
+  :class:`~evokeras.engine.search.Search` in a temporary run directory): policy networks whose
   architecture and weights evolve, fitness the mean return of 5 episodes, stopping once a
   front member is verified solved.
 * **NEAT-Python** -- its usual feed-forward single-pole configuration
@@ -64,9 +64,9 @@ def _per_call_seconds(fn: Any, repeats: int = 2000) -> float:
 
 
 def run_evokeras(seed: int, max_generations: int) -> dict[str, Any]:
-    from evokeras.config import SearchConfig
-    from evokeras.genome import Genome
-    from evokeras.search import Search
+    from evokeras.engine.config import SearchConfig
+    from evokeras.engine.search import Search
+    from evokeras.genomes.network import Genome
 
     overrides = {"study": "cartpole-bench", "budget_name": "default", "seed": seed,
                  "generations": max_generations, "wall_seconds": None}

@@ -3,9 +3,9 @@
 Two measurements, side by side in one run on this machine (CPU):
 
 1. **Candidate evaluations per minute, stock ``model.fit`` vs the fast path**
-   (:func:`evokeras.fasttrain.fit_fast`, ``Budget.fast``): the same ``--n-genomes``
+   (:func:`evokeras.training.fast.fit_fast`, ``Budget.fast``): the same ``--n-genomes``
    genomes drawn (seeded) from the MNIST ``smoke`` and ``default`` search spaces of
-   ``studies/mnist.py``, each evaluated by the real :class:`~evokeras.evaluate.Evaluator`
+   ``studies/mnist.py``, each evaluated by the real :class:`~evokeras.training.evaluator.Evaluator`
    at that budget, once per path (one warm-up evaluation per path is not timed).
 2. **Time to target**: the MNIST ``default`` study twice, with weight inheritance and
    multi-fidelity (``{"eta": 3, "fraction": 0.25}``) off and on, same seed, same wall
@@ -42,12 +42,12 @@ import _common  # noqa: E402
 
 
 def evals_per_minute(budget_name: str, n: int, seed: int) -> dict[str, Any]:
-    from evokeras.config import SearchConfig
-    from evokeras.evaluate import Evaluator
-    from evokeras.toolbox import make_toolbox
+    from evokeras.engine.config import SearchConfig
+    from evokeras.engine.toolbox import make_toolbox
+    from evokeras.training.evaluator import Evaluator
 
     cfg = SearchConfig.from_dict({**_common.study_budgets("mnist")[budget_name], "seed": seed})
-    task = cfg.make_task()
+    task = cfg.build_task()
     genomes = [ind.as_genome() for ind in make_toolbox(task, seed=seed).population(n + 1)]
     out: dict[str, Any] = {"n_genomes": n}
     for path in ("stock", "fast"):
@@ -72,8 +72,8 @@ def evals_per_minute(budget_name: str, n: int, seed: int) -> dict[str, Any]:
 
 
 def study_run(levers: bool, wall_seconds: float, seed: int, out_dir: Path) -> dict[str, Any]:
-    from evokeras.config import SearchConfig
-    from evokeras.search import Search
+    from evokeras.engine.config import SearchConfig
+    from evokeras.engine.search import Search
 
     extra = {"inherit_weights": True, "multi_fidelity": {"eta": 3, "fraction": 0.25}} if levers else {}
     cfg = SearchConfig.from_dict({**_common.study_budgets("mnist")["default"], "seed": seed, "wall_seconds": wall_seconds,

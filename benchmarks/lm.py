@@ -69,7 +69,7 @@ def lstm_model(task: Any, units: int) -> Any:
 def train_and_test(task: Any, model: Any, genome: Any, data: Any, epochs: int, seed: int, timer: Any) -> dict[str, Any]:
     import keras
 
-    from evokeras.decode import build_optimizer
+    from evokeras.build.decode import build_optimizer
 
     model.compile(optimizer=build_optimizer(genome), loss=task.loss())
     t0 = time.perf_counter()
@@ -86,7 +86,7 @@ def train_and_test(task: Any, model: Any, genome: Any, data: Any, epochs: int, s
 
 
 def search_wall_seconds(run_dir: Path) -> float | None:
-    from evokeras.store import RunStore
+    from evokeras.engine.store import RunStore
 
     with RunStore(run_dir / "run.db", readonly=True) as store:
         gens = store.generations()
@@ -96,10 +96,11 @@ def search_wall_seconds(run_dir: Path) -> float | None:
 def compare(run_dir: Path, *, train_windows: int, epochs: int, seed: int) -> dict[str, Any]:
     import keras
 
-    from evokeras.decode import decode
-    from evokeras.evaluate import Budget, Evaluator
-    from evokeras.genome import Genome
+    from evokeras.build.decode import decode
+    from evokeras.genomes.network import Genome
     from evokeras.tasks import make_task
+    from evokeras.training.evaluator import Evaluator
+    from evokeras.training.records import Budget
 
     config = json.loads((run_dir / "config.json").read_text())["config"]
     hof = json.loads((run_dir / "hall_of_fame.json").read_text())

@@ -41,7 +41,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def evokeras_figures(run_dir: Path, wall_seconds: float | None) -> tuple[dict, float]:
-    from evokeras.store import RunStore
+    from evokeras.engine.store import RunStore
 
     hof = json.loads((run_dir / "hall_of_fame.json").read_text())
     members = [m for m in hof["members"] if m.get("status", "ok") == "ok"]
@@ -87,7 +87,7 @@ def run_kerastuner(kind: str, wall_seconds: float, seed: int, final_epochs: int 
     import keras_tuner as kt
     import numpy as np
 
-    from evokeras.datasets import mnist_splits
+    from evokeras.data import mnist_splits
 
     budget = study_budgets("mnist")["default"]  # the same evaluation budget as the evokeras candidates
     ev = budget["evaluation"]
@@ -152,8 +152,10 @@ def run_kerastuner(kind: str, wall_seconds: float, seed: int, final_epochs: int 
 def rss_growth_mb(n: int = 200, warmup: int = 10, seed: int = 0) -> dict:
     import numpy as np
 
-    from evokeras.evaluate import Budget, Evaluator
-    from evokeras.operators import random_genome
+    from evokeras.tasks import make_task
+    from evokeras.training.evaluator import Evaluator
+    from evokeras.training.records import Budget
+    from evokeras.variation.network import random_genome
 
     def rss_mb() -> float:
         with open("/proc/self/status") as f:
@@ -162,7 +164,7 @@ def rss_growth_mb(n: int = 200, warmup: int = 10, seed: int = 0) -> dict:
                     return int(line.split()[1]) / 1024
         return float("nan")
 
-    ev = Evaluator("mnist", Budget(epochs=1, train_samples=512, val_samples=256, patience=0, time_repeats=1),
+    ev = Evaluator(make_task("mnist"), Budget(epochs=1, train_samples=512, val_samples=256, patience=0, time_repeats=1),
                    {"val_error": -1.0, "exec_time": -1.0}, seed=seed)
     rng = np.random.default_rng(seed)
     space = ev.task.space.replace(max_params=50_000)

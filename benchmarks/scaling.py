@@ -1,12 +1,12 @@
 """Scaling benchmark: evaluations per minute of the smoke MNIST search, serial vs workers.
 
 The same fixed list of genomes (drawn with ``--seed`` from the smoke budget's search
-space, ``studies/mnist.py``) is evaluated by the real :class:`~evokeras.evaluate.Evaluator`
+space, ``studies/mnist.py``) is evaluated by the real :class:`~evokeras.training.evaluator.Evaluator`
 at the smoke budget, side by side in one run:
 
 * ``serial`` -- in this process (the backend's default threads: all cores);
-* ``process2`` -- :class:`~evokeras.parallel.ProcessBackend` with 2 workers;
-* ``dask2`` -- :class:`~evokeras.parallel.DaskBackend`, an embedded LocalCluster of 2
+* ``process2`` -- :class:`~evokeras.engine.parallel.ProcessBackend` with 2 workers;
+* ``dask2`` -- :class:`~evokeras.engine.parallel.DaskBackend`, an embedded LocalCluster of 2
   workers;
 
 with threads per worker = cores // 2, so that workers x threads = cores. Each backend
@@ -55,12 +55,12 @@ def smoke_setup(n_genomes: int, seed: int) -> tuple[Any, list[Any], list[Any]]:
     """The smoke budget's evaluator, ``n_genomes`` genomes to time, and 2 warm-up genomes."""
     from mnist import BUDGETS
 
-    from evokeras.config import SearchConfig
-    from evokeras.evaluate import Evaluator
-    from evokeras.toolbox import make_toolbox
+    from evokeras.engine.config import SearchConfig
+    from evokeras.engine.toolbox import make_toolbox
+    from evokeras.training.evaluator import Evaluator
 
     config = SearchConfig.from_dict({**BUDGETS["smoke"], "seed": seed})
-    task = config.make_task()
+    task = config.build_task()
     evaluator = Evaluator(task, config.budget(), config.objectives, seed=seed)
     tb = make_toolbox(task, objectives=config.objectives, seed=seed)
     genomes = [ind.as_genome() for ind in tb.population(n_genomes)]
@@ -137,7 +137,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.results_dir is not None:
         _common.RESULTS_DIR = args.results_dir
 
-    from evokeras.parallel import (
+    from evokeras.engine.parallel import (
         DaskBackend,
         ProcessBackend,
         SerialBackend,

@@ -3,7 +3,7 @@
 For each of the three specialization studies (object recognition from a position
 network; ResNet from Fashion-MNIST to MNIST; LSTM language model to Brown genres), read
 the finished ``default`` study directory, take its chosen specialized model
-(:func:`evokeras.specialization.choose`: among the final front members >= 8x faster and
+(:func:`evokeras.app.specialization.choose`: among the final front members >= 8x faster and
 >= 17x smaller than the baseline, the lowest *validation* error, else the lowest
 validation error overall -- test errors play no part) and the baseline (the base's
 full architecture trained from scratch on the new task with a larger budget), and
@@ -11,7 +11,7 @@ report:
 
 * ``speedup`` -- baseline / specialized inference time per sample, both re-timed here
   in one process, alternating, on the test inputs (median of ``--rounds`` rounds of
-  :func:`evokeras.evaluate.time_inference` at the study's batch size);
+  :func:`evokeras.training.evaluator.time_inference` at the study's batch size);
 * ``size_ratio`` -- baseline / specialized parameters;
 * ``relative_error_reduction`` -- (baseline - specialized) / baseline test error (each
   model scored once on the same test split by its study);
@@ -50,10 +50,11 @@ def measure(study_dir: Path, rounds: int) -> dict[str, Any]:
     import keras
     import numpy as np
 
-    import evokeras.layers  # noqa: F401 - registers LastStep for loading
-    from evokeras.evaluate import Budget, time_inference
-    from evokeras.specialization import ratios
+    import evokeras.build.layers  # noqa: F401 - registers LastStep for loading
+    from evokeras.app.specialization import ratios
     from evokeras.tasks import make_task
+    from evokeras.training.records import Budget
+    from evokeras.training.stock import time_inference
 
     summary = json.loads((study_dir / "summary.json").read_text())
     chosen = summary["chosen"]

@@ -20,7 +20,7 @@ Usage::
 
 from __future__ import annotations
 
-from evokeras.study import run_study
+from evokeras.app.study import run_study
 
 BUDGETS = {
     "smoke": {

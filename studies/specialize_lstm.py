@@ -1,13 +1,13 @@
 """Specialization study: an LSTM language model becomes a genre classifier.
 
-The **base** is a word-level LSTM language model (:func:`evokeras.zoo.lstm_model`: a
+The **base** is a word-level LSTM language model (:func:`evokeras.build.zoo.lstm_model`: a
 64-wide embedding of the 10,000-word Brown vocabulary, two stacked 128-unit LSTMs, a
 softmax over the vocabulary at every step) trained to predict the next word of real
 Brown-corpus text (windows of 35 words, split by document). The search evolves edit
 programs of it -- squeezing the embedding and LSTM units (the gates' and recurrent
 weights kept consistent), dropping the second LSTM, cutting after any layer with the
 last step or the mean over steps as features, a new head, short fine-tuning -- that
-classify the *genre* (15 classes) of a 100-word window (:func:`evokeras.datasets.brown_genre`).
+classify the *genre* (15 classes) of a 100-word window (:func:`evokeras.data.brown_genre`).
 The **baseline** is the same architecture with a genre head on the last step, trained
 from scratch on genre classification with a larger budget.
 
@@ -20,8 +20,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from evokeras import datasets, zoo
-from evokeras.specialization import run_specialization_study, train_model
+from evokeras import data as datasets
+from evokeras.app.specialization import run_specialization_study, train_model
+from evokeras.build import zoo
 from evokeras.tasks import make_task
 
 ARCH = {"embedding": 64, "units": (128, 128)}

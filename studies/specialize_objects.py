@@ -1,8 +1,8 @@
 """Specialization study: a position network becomes a small, fast object classifier.
 
-Scenes (:func:`evokeras.datasets.object_scenes`): one real MNIST digit at a random
+Scenes (:func:`evokeras.data.object_scenes`): one real MNIST digit at a random
 position on a 48x48 canvas among 8 fragments of other digits (splits of MNIST's fixed
-55,000 / 5,000 / 10,000). The **base** is a plain CNN (:func:`evokeras.zoo.plain_cnn`:
+55,000 / 5,000 / 10,000). The **base** is a plain CNN (:func:`evokeras.build.zoo.plain_cnn`:
 three stages of two 3x3 convolutions and a max pool, a 256-unit dense layer) trained to
 predict the digit's *position* (two sigmoid outputs, mean squared error). The search
 evolves edit programs of the base (:func:`evokeras.specialize`) that *classify* the
@@ -22,8 +22,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from evokeras import datasets, zoo
-from evokeras.specialization import run_specialization_study, train_model
+from evokeras import data as datasets
+from evokeras.app.specialization import run_specialization_study, train_model
+from evokeras.build import zoo
 
 ARCH = {"widths": (16, 32, 64), "dense": 256}
 

@@ -1,6 +1,6 @@
 """Test helpers: a cheap analytic evaluator and small search configurations.
 
-:class:`FakeEvaluator` stands in for :class:`evokeras.evaluate.Evaluator` in search
+:class:`FakeEvaluator` stands in for :class:`evokeras.training.evaluator.Evaluator` in search
 tests: it trains nothing and never imports Keras. Its objectives are deterministic
 functions of the genome (from :meth:`SearchSpace.analyze`), with a real trade-off
 (bigger networks have a lower "validation error" and more FLOPs), so NSGA-II has a
@@ -21,11 +21,11 @@ from typing import Any
 
 import pytest
 
-from evokeras.config import SearchConfig
-from evokeras.evaluate import EvalResult, worst_values
-from evokeras.genome import Genome
-from evokeras.space import SearchSpace
+from evokeras.engine.config import SearchConfig
+from evokeras.genomes.network import Genome
+from evokeras.genomes.space import SearchSpace
 from evokeras.tasks import make_task
+from evokeras.training.records import EvalResult, worst_values
 
 TESTS_DIR = Path(__file__).resolve().parent
 REPO_ROOT = TESTS_DIR.parent
@@ -66,7 +66,7 @@ class FakeEvaluator:
 
     Args:
         space: the search space bound to the task shapes (``task.space``).
-        objectives: ``{name: weight}`` as in :class:`~evokeras.config.SearchConfig`.
+        objectives: ``{name: weight}`` as in :class:`~evokeras.engine.config.SearchConfig`.
         fail_if: ``key -> bool``; matching genomes get status ``failed`` and the worst values.
         crash_after: after this many calls, the next call crashes (see ``crash``).
         crash: ``"raise"`` (raise :class:`FakeCrash`) or ``"exit"`` (``os._exit(3)``).
@@ -166,7 +166,7 @@ def fake_for(config: SearchConfig, **kwargs: Any) -> FakeEvaluator:
 
 
 def _brown_installed() -> bool:
-    from evokeras.datasets import DatasetNotFoundError, find_brown
+    from evokeras.data import DatasetNotFoundError, find_brown
 
     try:
         find_brown()

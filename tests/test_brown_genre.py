@@ -1,4 +1,4 @@
-"""Genre classification on the Brown corpus: :func:`evokeras.datasets.brown_genre` and the
+"""Genre classification on the Brown corpus: :func:`evokeras.data.brown_genre` and the
 ``brown_genre`` task (skipped where the corpus is not installed)."""
 
 from __future__ import annotations
@@ -9,8 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from evokeras import datasets
-from evokeras.datasets import (
+from evokeras.data import (
     DatasetNotFoundError,
     Split,
     brown_categories,
@@ -19,6 +18,7 @@ from evokeras.datasets import (
     brown_genre_names,
     brown_words,
 )
+from evokeras.data import brown as brown_data
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _fakes import needs_brown  # noqa: E402
@@ -75,12 +75,12 @@ def test_val_windows_come_from_validation_documents(split: Split) -> None:
     """Rebuild the validation windows from the validation documents and brown_words' vocabulary."""
     words = brown_words()
     documents = brown_documents()
-    split_of = datasets._brown_split_names(documents)
+    split_of = brown_data.brown_split_names(documents)
     expected = []
     for doc in documents:
         if split_of[doc.fileid] != "val":
             continue
-        ids = words.encode(datasets._ptb_tokens(doc))
+        ids = words.encode(brown_data.ptb_tokens(doc))
         label = GENRES.index(doc.genre)
         expected += [(ids[i : i + 100].tobytes(), label) for i in range(0, len(ids) - 99, 100)]
     got = [(row.tobytes(), int(label)) for row, label in zip(split.x_val, split.y_val, strict=True)]
@@ -134,7 +134,7 @@ def test_task_shapes() -> None:
 
 @needs_brown
 def test_task_decodes_and_fits_one_batch() -> None:
-    from evokeras.decode import decode
+    from evokeras.build.decode import decode
     from evokeras.tasks import make_task
 
     task = make_task("brown_genre", window=20, embedding=16)

@@ -9,14 +9,16 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from evokeras import weights as W
-from evokeras.config import SearchConfig
-from evokeras.evaluate import Budget, Evaluator
-from evokeras.genome import Genome, GenomeError, LayerGene
-from evokeras.search import Search
+from evokeras.engine.config import SearchConfig
+from evokeras.engine.search import Search
+from evokeras.engine.toolbox import make_toolbox
+from evokeras.genomes.keyed import GenomeError
+from evokeras.genomes.network import Genome, LayerGene
 from evokeras.tasks import make_task
 from evokeras.tasks.cartpole import VERIFY_SEED_BASE, CartPole, rollout
-from evokeras.toolbox import make_toolbox
+from evokeras.training.evaluator import Evaluator
+from evokeras.training.records import Budget
+from evokeras.variation import weights as W
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -194,10 +196,10 @@ def test_final_test_uses_its_own_seeds(task: CartPole, rng: np.random.Generator)
      ({"inherit_weights": True}, "inherit_weights")],
 )
 def test_cartpole_config_errors(override: dict, message: str) -> None:
-    from evokeras.config import ConfigError
+    from evokeras.engine.config import ConfigError
 
     with pytest.raises(ConfigError, match=message):
-        _config(**override)
+        _config(**override).build_task()
 
 
 def test_cartpole_multi_fidelity_scales_episodes() -> None:

@@ -1,4 +1,4 @@
-"""Tests for :mod:`evokeras.cell` and :class:`evokeras.layers.SkipStepCell`.
+"""Tests for :mod:`evokeras.cell` and :class:`evokeras.build.layers.SkipStepCell`.
 
 Genome: JSON round trips, canonical form, validation errors that name the field.
 Operators: hypothesis draws (``derandomize=True``: the same examples on every run) a
@@ -23,10 +23,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from evokeras import cell as C
-from evokeras.cell import CellGenome, CellLimits, NodeGene
-from evokeras.genome import GenomeError
-from evokeras.layers import SkipStepCell
+from evokeras.build.layers import SkipStepCell
+from evokeras.genomes.cell import CellGenome, CellLimits, NodeGene
+from evokeras.genomes.drawing import draw_cell
+from evokeras.genomes.keyed import GenomeError
+from evokeras.variation import cell as C
 
 PROPERTY = settings(
     max_examples=300,
@@ -305,7 +306,7 @@ def test_mutate_cell_rejects_unknown_weights() -> None:
 def test_draw_cell_returns_a_figure_with_nodes() -> None:
     from matplotlib.figure import Figure
 
-    fig = C.draw_cell(EXAMPLE)
+    fig = draw_cell(EXAMPLE)
     assert isinstance(fig, Figure)
     texts = {t.get_text() for t in fig.axes[0].texts}
     assert {"0: lstm", "1: gru", "2: tanh", "t-1", "t-2", "t-3"} <= texts
@@ -313,7 +314,7 @@ def test_draw_cell_returns_a_figure_with_nodes() -> None:
     buf = io.BytesIO()
     fig.savefig(buf, format="png")
     assert buf.getvalue()[:4] == b"\x89PNG"
-    one = C.draw_cell(CellGenome(4, ("tanh",)))
+    one = draw_cell(CellGenome(4, ("tanh",)))
     assert "0: tanh" in {t.get_text() for t in one.axes[0].texts}
 
 

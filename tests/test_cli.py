@@ -20,13 +20,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _fakes import REPO_ROOT, fake_for, small_config  # noqa: E402
 
-from evokeras.genome import Genome  # noqa: E402
-from evokeras.search import Search  # noqa: E402
-from evokeras.store import RunStore  # noqa: E402
+from evokeras.engine.search import Search  # noqa: E402
+from evokeras.engine.store import RunStore  # noqa: E402
+from evokeras.genomes.network import Genome  # noqa: E402
 
 STUDY = str(REPO_ROOT / "studies" / "mnist.py")
 _SCRIPT = Path(sys.executable).with_name("evokeras")
-EVOKERAS = [str(_SCRIPT)] if _SCRIPT.is_file() else [sys.executable, "-m", "evokeras.cli"]
+EVOKERAS = [str(_SCRIPT)] if _SCRIPT.is_file() else [sys.executable, "-m", "evokeras.app.cli"]
 ENV = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONHASHSEED": "0"}
 
 
@@ -121,9 +121,9 @@ def test_missing_dataset(tmp_path: Path) -> None:
     script = textwrap.dedent(f"""
         import runpy, sys
         from pathlib import Path
-        from evokeras import datasets
-        from evokeras.study import run_study
-        datasets.FASHION_MNIST_DIR = Path({str(tmp_path / "nowhere")!r})
+        from evokeras.data import images as image_data
+        from evokeras.app.study import run_study
+        image_data.FASHION_MNIST_DIR = Path({str(tmp_path / "nowhere")!r})
         budgets = runpy.run_path({STUDY!r})["BUDGETS"]
         sys.exit(run_study("mnist", budgets, ["--no-progress", "--config", {str(cfg)!r}, "--out", {str(out)!r}]))
     """)
@@ -246,7 +246,7 @@ def test_smoke_run_directory_contract(smoke_run) -> None:
 def test_smoke_hall_of_fame(smoke_run) -> None:
     import keras
 
-    import evokeras.layers  # noqa: F401  (registers the custom layers for loading)
+    import evokeras.build.layers  # noqa: F401  (registers the custom layers for loading)
 
     out, _ = smoke_run
     hof = json.loads((out / "hall_of_fame.json").read_text())

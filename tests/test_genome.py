@@ -10,7 +10,8 @@ from typing import Any
 
 import pytest
 
-from evokeras.genome import Genome, GenomeError, LayerGene, TrainingGenes
+from evokeras.genomes.keyed import GenomeError
+from evokeras.genomes.network import Genome, LayerGene, TrainingGenes
 
 SMALL = Genome(
     layers=(
@@ -269,7 +270,8 @@ def test_from_dict_fills_defaults() -> None:
 
 
 def test_genome_module_never_imports_keras() -> None:
-    code = "import evokeras.genome, sys; assert 'keras' not in sys.modules, sorted(sys.modules)"
+    code = ("import evokeras, evokeras.genomes.network, evokeras.variation.network, sys; "
+            "assert 'keras' not in sys.modules, sorted(sys.modules)")
     result = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, timeout=120
     )

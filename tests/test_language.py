@@ -11,13 +11,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from evokeras.cell import CellGenome, NodeGene
-from evokeras.datasets import DatasetNotFoundError
-from evokeras.decode import decode
-from evokeras.evaluate import Budget, Evaluator
-from evokeras.genome import Genome, LayerGene, TrainingGenes
+from evokeras import decode
+from evokeras.data import DatasetNotFoundError
+from evokeras.engine.toolbox import make_toolbox
+from evokeras.genomes.cell import CellGenome, NodeGene
+from evokeras.genomes.network import Genome, LayerGene, TrainingGenes
 from evokeras.tasks import LanguageModel, make_task
-from evokeras.toolbox import make_toolbox
+from evokeras.training.evaluator import Evaluator
+from evokeras.training.records import Budget
 
 ROOT = Path(__file__).resolve().parents[1]
 

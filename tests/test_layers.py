@@ -1,4 +1,4 @@
-"""Tests for :mod:`evokeras.layers` (``SpatialResize``)."""
+"""Tests for :mod:`evokeras.build.layers` (``SpatialResize``)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import keras
 import numpy as np
 import pytest
 
-from evokeras.layers import SpatialResize
+from evokeras.build.layers import SpatialResize
 
 
 @pytest.mark.parametrize(

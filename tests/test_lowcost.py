@@ -8,12 +8,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from evokeras.config import ConfigError, SearchConfig
-from evokeras.decode import decode
-from evokeras.evaluate import Budget, Evaluator
-from evokeras.genome import Genome, LayerGene, TrainingGenes
-from evokeras.search import Search
-from evokeras.toolbox import make_toolbox, to_individual
+from evokeras import decode
+from evokeras.engine.config import ConfigError, SearchConfig
+from evokeras.engine.search import Search
+from evokeras.engine.toolbox import make_toolbox, to_individual
+from evokeras.genomes.network import Genome, LayerGene, TrainingGenes
+from evokeras.tasks import make_task
+from evokeras.training.evaluator import Evaluator
+from evokeras.training.inheritance import WeightCache
+from evokeras.training.records import Budget
 
 TINY = {"epochs": 1, "train_samples": 256, "val_samples": 128, "patience": 0, "time_repeats": 1}
 
@@ -56,22 +59,21 @@ def _genomes() -> tuple[Genome, Genome]:
 
 def test_child_starts_from_parent_weights(tmp_path: Path) -> None:
     parent, child = _genomes()
-    ev = Evaluator("mnist", Budget(**TINY), {"val_error": -1.0, "flops": -1.0}, seed=0, weight_dir=tmp_path)
+    ev = Evaluator(make_task("mnist"), Budget(**TINY), {"val_error": -1.0, "flops": -1.0}, seed=0, weight_dir=tmp_path)
     r_parent = ev(parent)
     assert r_parent.ok and (tmp_path / f"{parent.key}.npz").is_file()
     assert r_parent.metrics["inherited_layers"] == 0 and r_parent.metrics["fidelity"] == 1.0
     # the unchanged conv layer (same name, same shapes) comes from the parent; the wider
     # dense layer and the head (new input width) do not
     model = decode(child, "mnist")
-    metrics: dict = {}
-    ev.inherit(model, metrics, parent.key)
+    metrics = WeightCache(tmp_path).inherit(model, parent.key)
     assert metrics == {"inherited_layers": 1, "parent": parent.key}
     with np.load(tmp_path / f"{parent.key}.npz") as stored:
         np.testing.assert_array_equal(model.get_layer("g0_conv").get_weights()[0], stored["g0_conv/0"])
     ind = to_individual(child, make_toolbox("mnist").fitness_class, parent=parent.key)
     r_child = ev(ind)
     assert r_child.ok and r_child.metrics["inherited_layers"] == 1 and r_child.metrics["parent"] == parent.key
-    off = Evaluator("mnist", Budget(**TINY), {"val_error": -1.0, "flops": -1.0}, seed=0)(ind)
+    off = Evaluator(make_task("mnist"), Budget(**TINY), {"val_error": -1.0, "flops": -1.0}, seed=0)(ind)
     assert "inherited_layers" not in off.metrics
 
 
@@ -86,7 +88,7 @@ def test_successive_halving_search(tmp_path: Path) -> None:
         result = search.run()
         rows = [r for g, r in search.store.evaluations() if g == 1]
         runs = search.store.count_evaluations(1)
-        from evokeras.plotting import _ok_points
+        from evokeras.results.plotting import _ok_points
 
         _, points, _, plotted = _ok_points(search.store)
         population = {ind.key for ind in search._load(search.store.latest_checkpoint()["population"])}
@@ -107,8 +109,8 @@ def test_successive_halving_search(tmp_path: Path) -> None:
 def test_fast_path_in_the_evaluator() -> None:
     parent, _ = _genomes()
     objectives = {"val_error": -1.0, "flops": -1.0}
-    stock = Evaluator("mnist", Budget(**TINY), objectives, seed=0)(parent)
-    fast = Evaluator("mnist", Budget(**TINY, fast=True), objectives, seed=0)(parent)
+    stock = Evaluator(make_task("mnist"), Budget(**TINY), objectives, seed=0)(parent)
+    fast = Evaluator(make_task("mnist"), Budget(**TINY, fast=True), objectives, seed=0)(parent)
     assert stock.metrics["train_path"] == "stock" and fast.metrics["train_path"] == "fast"
     assert fast.ok and 0.0 <= fast.metrics["val_error"] < 0.9
     assert fast.metrics["params"] == stock.metrics["params"]

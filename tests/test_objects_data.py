@@ -1,17 +1,18 @@
-"""Cluttered object scenes (:func:`evokeras.datasets.object_scenes`) and the ``objects`` task."""
+"""Cluttered object scenes (:func:`evokeras.data.object_scenes`) and the ``objects`` task."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from evokeras import datasets
-from evokeras.datasets import Split, mnist_splits, object_scenes
+from evokeras.data import Split, mnist_splits, object_scenes
+from evokeras.data import images as image_data
+from evokeras.data import objects as objects_data
 
 N_TRAIN, N_VAL, N_TEST = 300, 40, 40
 LIMITS = {"train_size": N_TRAIN, "val_limit": N_VAL, "test_limit": N_TEST}
 FASHION_INSTALLED = all(
-    (datasets.FASHION_MNIST_DIR / name).is_file() for name in datasets._FASHION_FILES.values()
+    (image_data.FASHION_MNIST_DIR / name).is_file() for name in image_data._FASHION_FILES.values()
 )
 
 
@@ -99,7 +100,7 @@ def test_clutter_keeps_the_object_and_adds_fragments(scenes: Split, source: Spli
 
 
 def test_deterministic_and_prefix_invariant(scenes: Split) -> None:
-    datasets._scenes_cached.cache_clear()
+    objects_data._scenes_cached.cache_clear()
     again = object_scenes(**LIMITS)
     for (x, y), (x2, y2) in zip(_parts(scenes), _parts(again), strict=True):
         assert x is not x2
@@ -123,7 +124,7 @@ def test_fashion_source() -> None:
     split = object_scenes(
         "fashion_mnist", clutter=0, target="position", train_size=5, val_limit=2, test_limit=2
     )
-    images = datasets.fashion_mnist_splits(train_size=5, val_limit=2, test_limit=2)
+    images = image_data.fashion_mnist_splits(train_size=5, val_limit=2, test_limit=2)
     corners = _corners(split.y_train, 48)
     for i, (r, c) in enumerate(corners):
         np.testing.assert_array_equal(split.x_train[i, r : r + 28, c : c + 28], images.x_train[i])
@@ -153,7 +154,7 @@ def test_bad_arguments_name_themselves(kwargs: dict, name: str) -> None:
 
 
 def test_objects_task_decodes_and_fits_one_batch() -> None:
-    from evokeras.decode import decode
+    from evokeras.build.decode import decode
     from evokeras.tasks import ObjectRecognition, make_task
 
     task = make_task("objects")

@@ -1,4 +1,4 @@
-"""Tests for :mod:`evokeras.operators`: validity, purity, determinism and repair.
+"""Tests for :mod:`evokeras.variation.network`: validity, purity, determinism and repair.
 
 The property tests draw a seed and a sequence of operators from hypothesis
 (``derandomize=True``: the same examples on every run) and apply them to a random
@@ -17,12 +17,13 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from evokeras import operators as ops
-from evokeras.analysis import TensorShape, reduced
-from evokeras.decode import decode
-from evokeras.genome import Genome, GenomeError, LayerGene, TrainingGenes
-from evokeras.space import SearchSpace
+from evokeras import decode
+from evokeras.genomes.analysis import TensorShape, reduced
+from evokeras.genomes.keyed import GenomeError
+from evokeras.genomes.network import Genome, LayerGene, TrainingGenes
+from evokeras.genomes.space import SearchSpace
 from evokeras.tasks import Task
+from evokeras.variation import network as ops
 
 OPERATORS = ("mutate", "crossover", *ops.MUTATIONS)
 PROPERTY = settings(

@@ -1,4 +1,4 @@
-"""Tests for :mod:`evokeras.parallel`: serial, process and Dask map backends.
+"""Tests for :mod:`evokeras.engine.parallel`: serial, process and Dask map backends.
 
 The evaluations are the cheap analytic :class:`_fakes.FakeEvaluator` (no training),
 except one real smoke check (marked slow). The Dask cluster tests start a real
@@ -25,8 +25,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _fakes import TESTS_DIR, FakeCrash, fake_for, small_config  # noqa: E402
 from deap import algorithms, tools  # noqa: E402
 
-from evokeras.config import ConfigError, SearchConfig  # noqa: E402
-from evokeras.parallel import (  # noqa: E402
+from evokeras.engine.config import ConfigError, SearchConfig  # noqa: E402
+from evokeras.engine.parallel import (  # noqa: E402
     BackendError,
     DaskBackend,
     ProcessBackend,
@@ -38,10 +38,10 @@ from evokeras.parallel import (  # noqa: E402
     make_backend,
     worker_env,
 )
-from evokeras.search import Search  # noqa: E402
-from evokeras.store import RunStore  # noqa: E402
-from evokeras.tasks import make_task  # noqa: E402
-from evokeras.toolbox import make_toolbox  # noqa: E402
+from evokeras.engine.search import Search  # noqa: E402
+from evokeras.engine.store import RunStore  # noqa: E402
+from evokeras.engine.toolbox import make_toolbox  # noqa: E402
+from evokeras.tasks import make_task  # noqa: E402  # noqa: E402
 
 CONFIG = {"population": 6, "offspring": 6, "generations": 2}
 
@@ -232,7 +232,7 @@ def test_gpu_worker_env_pins_and_limits_memory() -> None:
 
 def test_gpu_placement_reaches_the_workers() -> None:
     """Two (pretend) GPUs, one worker each: every worker sees only its own device."""
-    from evokeras.parallel import _keras_backend
+    from evokeras.engine.parallel import _keras_backend
 
     expected = [gpu_worker_env(i, 1, 2, _keras_backend()) for i in range(2)]
     names = sorted(expected[0])
@@ -245,7 +245,7 @@ def test_gpu_placement_reaches_the_workers() -> None:
 
 
 def test_finish_exits_3_when_the_scheduler_is_lost(tmp_path, capsys) -> None:
-    from evokeras.study import finish
+    from evokeras.app.study import finish
 
     def lost(fn, genomes):
         raise SchedulerLost("lost the Dask scheduler tcp://127.0.0.1:1")
@@ -285,7 +285,7 @@ def test_config_keys_and_make_backend() -> None:
 
 def test_study_flags_override_config(tmp_path, monkeypatch, capsys) -> None:
     """``--workers/--backend/--scheduler`` reach the configuration the Search is built with."""
-    import evokeras.study as study
+    import evokeras.app.study as study
 
     seen = []
 
@@ -336,7 +336,7 @@ def test_process_backend_returns_every_result_once(procs) -> None:
 
 
 def test_process_workers_get_their_environment(procs) -> None:
-    from evokeras.parallel import _keras_backend
+    from evokeras.engine.parallel import _keras_backend
 
     values = procs.map(env_of, ["OMP_NUM_THREADS", "TF_NUM_INTRAOP_THREADS", "KERAS_BACKEND", "CUDA_VISIBLE_DEVICES"])
     threads = str(procs.threads_per_worker)
@@ -493,10 +493,11 @@ def test_dask_scheduler_lost_then_resume(cluster, serial_run, tmp_path) -> None:
 # -- one real evaluation -------------------------------------------------------------------------------
 @pytest.mark.slow
 def test_process_backend_real_evaluator() -> None:
-    from evokeras.evaluate import Budget, Evaluator
-    from evokeras.genome import Genome, LayerGene
+    from evokeras.genomes.network import Genome, LayerGene
+    from evokeras.training.evaluator import Evaluator
+    from evokeras.training.records import Budget
 
-    ev = Evaluator("mnist", Budget(epochs=1, train_samples=256, val_samples=128, patience=0, time_repeats=1),
+    ev = Evaluator(make_task("mnist"), Budget(epochs=1, train_samples=256, val_samples=128, patience=0, time_repeats=1),
                    {"val_error": -1.0, "flops": -1.0})
     gs = [Genome((LayerGene("dense", units=16),)), Genome((LayerGene("dense", units=32),))]
     with ProcessBackend(2, gpus=0) as backend:

@@ -1,4 +1,4 @@
-"""Tests for :mod:`evokeras.plotting`: hypervolume, non-dominated mask, figures of a run."""
+"""Tests for :mod:`evokeras.results.plotting`: hypervolume, non-dominated mask, figures of a run."""
 
 from __future__ import annotations
 
@@ -14,9 +14,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _fakes import fake_for, small_config  # noqa: E402
 
-from evokeras.evaluate import EvalResult  # noqa: E402
-from evokeras.genome import Genome, LayerGene  # noqa: E402
-from evokeras.plotting import (  # noqa: E402
+from evokeras.engine.search import Search  # noqa: E402
+from evokeras.engine.store import RunStore  # noqa: E402
+from evokeras.genomes.network import Genome, LayerGene  # noqa: E402
+from evokeras.results.plotting import (  # noqa: E402
     hypervolume,
     hypervolume_by_generation,
     nondominated,
@@ -25,8 +26,7 @@ from evokeras.plotting import (  # noqa: E402
     plot_stats,
     save_plots,
 )
-from evokeras.search import Search  # noqa: E402
-from evokeras.store import RunStore  # noqa: E402
+from evokeras.training.records import EvalResult  # noqa: E402
 
 # -- hypervolume --------------------------------------------------------------------------
 

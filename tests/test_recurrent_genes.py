@@ -18,14 +18,15 @@ import keras
 import numpy as np
 import pytest
 
-from evokeras import operators as ops
-from evokeras.analysis import analyze, cell_cost
-from evokeras.cell import CellGenome, CellLimits
-from evokeras.decode import decode
-from evokeras.genome import Genome, GenomeError, LayerGene, TrainingGenes
-from evokeras.layers import SkipStepCell
-from evokeras.space import FAMILIES, SearchSpace, SpaceError, default_space
+from evokeras import decode
+from evokeras.build.layers import SkipStepCell
+from evokeras.genomes.analysis import analyze, cell_cost
+from evokeras.genomes.cell import CellGenome, CellLimits
+from evokeras.genomes.keyed import GenomeError
+from evokeras.genomes.network import Genome, LayerGene, TrainingGenes
+from evokeras.genomes.space import FAMILIES, SearchSpace, SpaceError, default_space
 from evokeras.tasks import Task
+from evokeras.variation import network as ops
 
 LSTM32 = CellGenome(32, ("lstm",), rec_links=((0, 1, 0),))
 RICH_CELL = CellGenome(
@@ -593,7 +594,7 @@ def test_existing_conv1d_genome_decodes_as_before(sequence_task: Task, lazy: Any
 
 
 def test_repair_pads_with_an_allowed_kind(language_task) -> None:
-    from evokeras.operators import repair
+    from evokeras.variation.network import repair
 
     space = language_task.space.replace(layer_kinds={"recurrent": 1.0, "dropout": 1.0}, min_layers=1)
     padded = repair(Genome(()), space)

@@ -1,4 +1,4 @@
-"""Tests for :mod:`evokeras.search` with a cheap analytic evaluator (no training),
+"""Tests for :mod:`evokeras.engine.search` with a cheap analytic evaluator (no training),
 including resumption after an in-process crash and after ``kill -9``."""
 
 from __future__ import annotations
@@ -21,10 +21,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _fakes import REPO_ROOT, TESTS_DIR, FakeCrash, KeyMod, fake_for, small_config  # noqa: E402
 
-from evokeras.config import ConfigError  # noqa: E402
-from evokeras.plotting import nondominated  # noqa: E402
-from evokeras.search import RunError, Search, SearchResult  # noqa: E402
-from evokeras.store import RunStore  # noqa: E402
+from evokeras.engine.config import ConfigError  # noqa: E402
+from evokeras.engine.search import RunError, Search, SearchResult  # noqa: E402
+from evokeras.engine.store import RunStore  # noqa: E402
+from evokeras.results.plotting import nondominated  # noqa: E402
 
 
 def _run(tmp: Path, name: str, **overrides) -> tuple[SearchResult, Search]:
@@ -262,7 +262,7 @@ _CHILD = """
 import sys
 sys.path.insert(0, {tests!r})
 from _fakes import fake_for, small_config
-from evokeras.search import Search
+from evokeras.engine.search import Search
 
 cfg = small_config()
 Search(cfg, {out!r}, evaluate=fake_for(cfg, {fake_args})).run()

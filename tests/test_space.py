@@ -1,4 +1,4 @@
-"""Tests for :mod:`evokeras.space`: options, family defaults and ``check``."""
+"""Tests for :mod:`evokeras.genomes.space`: options, family defaults and ``check``."""
 
 from __future__ import annotations
 
@@ -8,9 +8,10 @@ from typing import Any
 import numpy as np
 import pytest
 
-from evokeras import operators as ops
-from evokeras.genome import Genome, GenomeError, LayerGene, TrainingGenes
-from evokeras.space import FAMILIES, SearchSpace, SpaceError, default_space
+from evokeras.genomes.keyed import GenomeError
+from evokeras.genomes.network import Genome, LayerGene, TrainingGenes
+from evokeras.genomes.space import FAMILIES, SearchSpace, SpaceError, default_space
+from evokeras.variation import network as ops
 
 
 # -- options ----------------------------------------------------------------------------

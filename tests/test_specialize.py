@@ -1,5 +1,5 @@
 """Tests for specialization: the head fit, the :class:`Specialization` task, a real
-(tiny) search with :func:`evokeras.specialization.specialize`, the DEAP toolbox of edit
+(tiny) search with :func:`evokeras.api.specialize`, the DEAP toolbox of edit
 programs, and one end-to-end smoke of ``studies/specialize_objects.py``.
 
 The search's base is a tiny ResNet trained a few steps on Fashion-MNIST whose last
@@ -35,14 +35,17 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from test_surgery import numpy_initial_weights  # noqa: E402
 
 import evokeras  # noqa: E402
-from evokeras import datasets, make_toolbox, zoo  # noqa: E402
-from evokeras.config import ConfigError  # noqa: E402
-from evokeras.edits import EditProgram  # noqa: E402
-from evokeras.report import format_report  # noqa: E402
-from evokeras.specialization import choose, ratios, specialize  # noqa: E402
-from evokeras.store import RunStore  # noqa: E402
-from evokeras.tasks.specialize import Specialization, fit_head, predict  # noqa: E402
-from evokeras.toolbox import EditIndividual  # noqa: E402
+from evokeras import data as datasets  # noqa: E402
+from evokeras import make_toolbox  # noqa: E402
+from evokeras.api import specialize  # noqa: E402
+from evokeras.app.specialization import choose, ratios  # noqa: E402
+from evokeras.build import zoo  # noqa: E402
+from evokeras.engine.config import ConfigError  # noqa: E402
+from evokeras.engine.store import RunStore  # noqa: E402
+from evokeras.engine.toolbox import EditIndividual  # noqa: E402
+from evokeras.genomes.edits import EditProgram  # noqa: E402
+from evokeras.results.report import format_report  # noqa: E402
+from evokeras.tasks.specialize import Specialization, fit_head, predict  # noqa: E402  # noqa: E402
 
 STUDIES = Path(__file__).resolve().parent.parent / "studies"
 POISONED = "s2b2_add"  # the block whose batch norm has an infinite shift
@@ -247,7 +250,7 @@ def test_report_and_continuation(run, base_model) -> None:
 
 
 def test_cli_report(run, capsys) -> None:
-    from evokeras.cli import main
+    from evokeras.app.cli import main
 
     out, hof = run
     assert main(["report", str(out)]) == 0

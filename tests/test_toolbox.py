@@ -1,4 +1,4 @@
-"""Tests for :mod:`evokeras.toolbox`: the DEAP contract, pickling and a short search.
+"""Tests for :mod:`evokeras.engine.toolbox`: the DEAP contract, pickling and a short search.
 
 This module imports no Keras at module level: the ``spawn`` worker imports it to find
 :func:`key_and_fitness` and stays light.
@@ -16,7 +16,7 @@ import pytest
 from deap import algorithms, base, tools
 
 from evokeras import Genome, make_toolbox
-from evokeras.toolbox import Individual, fitness_class
+from evokeras.engine.toolbox import Individual, fitness_class
 
 REGISTERED = ("individual", "population", "mate", "mutate", "select", "decode", "clone", "map")
 
@@ -85,7 +85,7 @@ def test_unknown_objective_name_is_named() -> None:
 
 
 def test_fitness_classes_are_named_module_attributes() -> None:
-    import evokeras.toolbox as module
+    import evokeras.engine.toolbox as module
 
     cls = fitness_class((1, -1))
     assert cls.__name__ == "Fitness_p1_m1"

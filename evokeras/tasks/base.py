@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+import copy
 import math
 import time
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from ..space import SearchSpace
+import numpy as np
 
-if TYPE_CHECKING:
-    import numpy as np
-
-    from ..evaluate import Evaluator
-    from ..genome import Genome
+from evokeras._io import atomic_path
+from evokeras.build.decode import decode
+from evokeras.genomes.network import Genome
+from evokeras.genomes.space import SearchSpace, default_space
+from evokeras.training.context import FinalContext, ScoreContext
+from evokeras.training.fast import evaluate_fast, fit_fast
+from evokeras.training.records import DEFAULT_OBJECTIVES, EVAL_BATCH, Budget, NonFiniteError
+from evokeras.variation.network import crossover, mutate, random_genome
 
 __all__ = ["Classification", "Task"]
 
@@ -40,7 +44,7 @@ class Task:
     builds_models: bool = True
     #: Tokens per sample: ``exec_time`` is reported per token (language models: the window).
     tokens_per_sample: int = 1
-    #: Whether :func:`evokeras.fasttrain.fit_fast` can train this task's models (one
+    #: Whether :func:`evokeras.training.fast.fit_fast` can train this task's models (one
     #: per-sample loss, accuracy as its metric); ``Budget.fast`` applies only then.
     fast_trainable: bool = False
     #: Whether :meth:`score` starts children from their parent's trained weights when
@@ -51,23 +55,40 @@ class Task:
     sequence_output: bool = False
     #: Parameters of :meth:`stem` (e.g. an Embedding's table), counted by the space.
     stem_params: int = 0
+    #: The objectives of a search on this task when none are configured.
+    default_objectives: dict[str, float] = DEFAULT_OBJECTIVES
+    #: The direction (+1 maximise, -1 minimise) of measures that are not minimised by
+    #: default (e.g. CartPole's ``return``): an objective named without a weight gets it.
+    objective_directions: dict[str, float] = {}
+
+    #: ``(n, x, y, split)`` of :meth:`final_data` (per instance once set).
+    _final_cache: tuple[Any, ...] | None = None
 
     def __init__(self, *, space: SearchSpace | None = None) -> None:
-        from ..space import default_space
-
-        base = space if space is not None else default_space(self.family)
-        self.space = base.replace(
-            input_shape=tuple(self.stem_shape),
-            n_outputs=int(self.n_outputs),
-            sequence_output=bool(self.sequence_output),
-            stem_params=int(self.stem_params),
-        )
+        self.space = self._bind(space if space is not None else default_space(self.family))
 
     @property
     def stem_shape(self) -> tuple[int, ...]:
         """The shape :meth:`stem` outputs (what the first gene reads), without the batch
         axis: :attr:`input_shape` by default, e.g. ``(T, embedding)`` after an Embedding."""
         return tuple(self.input_shape)
+
+    def with_space(self, space: SearchSpace) -> Task:
+        """This task on another search space (bound to the task's shapes); the task is
+        not rebuilt (its data and options are kept)."""
+        new = copy.copy(self)
+        new.space = self._bind(space)
+        return new
+
+    def _bind(self, space: SearchSpace) -> SearchSpace:
+        """``space`` with this task's shapes; a task that allows only some spaces
+        raises :class:`ValueError` here."""
+        return space.replace(
+            input_shape=tuple(self.stem_shape),
+            n_outputs=int(self.n_outputs),
+            sequence_output=bool(self.sequence_output),
+            stem_params=int(self.stem_params),
+        )
 
     # -- model pieces (Keras) -------------------------------------------------------
     def stem(self, inputs: Any) -> Any:
@@ -88,103 +109,83 @@ class Task:
     # -- variation (the toolbox's individual/mutate/mate call these) ---------------------
     def genome_from_dict(self, data: Any) -> Any:
         """The genome of this task's individuals from its dictionary form (checkpoints)."""
-        from ..genome import Genome
 
         return Genome.from_dict(data)
 
     def random_genome(self, rng: np.random.Generator, space: SearchSpace) -> Genome:
-        """A random genome (:func:`evokeras.operators.random_genome`)."""
-        from ..operators import random_genome
+        """A random genome (:func:`evokeras.variation.network.random_genome`)."""
 
         return random_genome(rng, space)
 
     def mutate(self, genome: Genome, rng: np.random.Generator, space: SearchSpace, **kwargs: Any) -> Genome:
-        """A mutated child (:func:`evokeras.operators.mutate`)."""
-        from ..operators import mutate
+        """A mutated child (:func:`evokeras.variation.network.mutate`)."""
 
         return mutate(genome, rng, space, **kwargs)
 
     def crossover(self, a: Genome, b: Genome, rng: np.random.Generator, space: SearchSpace) -> tuple[Genome, Genome]:
-        """Two children (:func:`evokeras.operators.crossover`)."""
-        from ..operators import crossover
+        """Two children (:func:`evokeras.variation.network.crossover`)."""
 
         return crossover(a, b, rng, space)
 
     # -- evaluation --------------------------------------------------------------------
-    def score(
-        self, genome: Genome, ev: Evaluator, metrics: dict[str, Any], times: dict[str, float], start: float,
-        *, parent: str | None = None,
-    ) -> None:
-        """Train and score one candidate, filling ``metrics`` and ``times`` in place.
+    def score(self, genome: Genome, ctx: ScoreContext) -> dict[str, Any]:
+        """Train and score one candidate; returns its figures (every objective among them).
 
-        The default trains the decoded model with ``fit`` on the evaluator's data under
-        its budget (early stopping on validation loss) -- or with
-        :func:`evokeras.fasttrain.fit_fast` when ``Budget.fast`` is set and the task is
-        :attr:`fast_trainable` (``metrics["train_path"]`` says which) -- starting from
-        the parent's weights where the evaluator inherits them, scores the validation
-        split with :meth:`val_metrics` and times inference. Raise to fail the candidate
-        (:class:`~evokeras.evaluate.NonFiniteError` for a NaN loss).
+        The default trains the decoded model with ``fit`` on ``ctx.data()`` under the
+        budget (early stopping on validation loss) -- or with
+        :func:`evokeras.training.fast.fit_fast` when ``Budget.fast`` is set and the task
+        is :attr:`fast_trainable` (``train_path`` says which) -- starting from the
+        parent's weights where inheritance is on, scores the validation split with
+        :meth:`val_metrics` and times inference. Raise to fail the candidate
+        (:class:`~evokeras.training.records.NonFiniteError` for a NaN loss).
         """
-        from ..decode import decode
-        from ..evaluate import NonFiniteError
-
-        data = ev.data()
-        t0 = time.perf_counter()
-        model = decode(genome, self)
-        metrics.update(params=int(model.count_params()), flops=int(self.space.analyze(genome).flops))
-        ev.inherit(model, metrics, parent)
-        times["build"] = time.perf_counter() - t0
-        t0 = time.perf_counter()
-        budget = ev.budget
-        if budget.fast and self.fast_trainable:
-            from ..evaluate import derive_seed
-            from ..fasttrain import evaluate_fast, fit_fast
-
-            hist = fit_fast(
-                model, data.x_train, data.y_train, data.x_val, data.y_val,
-                batch_size=genome.training.batch_size, epochs=budget.epochs,
-                patience=budget.patience if budget.epochs > 1 else 0,
-                seconds=budget.seconds, timeout=budget.timeout, start=start,
-                seed=derive_seed(ev.seed, genome.key),
-            )
-            losses = list(hist.loss) if not hist.nan else [math.nan]
-            metrics["train_path"] = "fast"
-        else:
-            history = model.fit(
-                data.x_train,
-                data.y_train,
-                batch_size=genome.training.batch_size,
-                epochs=budget.epochs,
-                validation_data=(data.x_val, data.y_val),
-                callbacks=ev.callbacks(start),
-                verbose=0,
-            )
-            losses = history.history.get("loss", [])
-            metrics["train_path"] = "stock"
-        times["fit"] = time.perf_counter() - t0
+        data = ctx.data()
+        budget = ctx.budget
+        with ctx.timed("build"):
+            model = decode(genome, self)
+            metrics: dict[str, Any] = {"params": int(model.count_params()), "flops": int(self.space.analyze(genome).flops)}
+            metrics.update(ctx.inherit(model))
+            ctx.note(**metrics)
+        hist = None
+        with ctx.timed("fit"):
+            if budget.fast and self.fast_trainable:
+                hist = fit_fast(
+                    model, data.x_train, data.y_train, data.x_val, data.y_val,
+                    batch_size=genome.training.batch_size, epochs=budget.epochs,
+                    patience=budget.patience if budget.epochs > 1 else 0,
+                    seconds=budget.seconds, timeout=budget.timeout, start=ctx.start, seed=ctx.seed,
+                )
+                losses = list(hist.loss) if not hist.nan else [math.nan]
+                metrics["train_path"] = "fast"
+            else:
+                history = model.fit(
+                    data.x_train, data.y_train, batch_size=genome.training.batch_size, epochs=budget.epochs,
+                    validation_data=(data.x_val, data.y_val), callbacks=ctx.callbacks(), verbose=0,
+                )
+                losses = history.history.get("loss", [])
+                metrics["train_path"] = "stock"
         metrics["epochs"] = len(losses)
+        ctx.note(train_path=metrics["train_path"], epochs=len(losses))
         if not losses or not all(math.isfinite(v) for v in losses):
             raise NonFiniteError("training loss became NaN or infinite")
-        t0 = time.perf_counter()
-        if metrics["train_path"] == "fast":  # the validation pass ran inside the last epoch
-            if hist.best_epoch is not None:
+        with ctx.timed("evaluate"):
+            if hist is not None and hist.best_epoch is not None:  # scored inside the last epoch
                 scores = {"loss": hist.final_val_loss, "accuracy": hist.final_val_accuracy}
-            else:
+            elif hist is not None:
                 loss, accuracy = evaluate_fast(model, data.x_val, data.y_val)
                 scores = {"loss": loss, "accuracy": accuracy}
-        else:
-            scores = model.evaluate(data.x_val, data.y_val, batch_size=512, verbose=0, return_dict=True)
-        times["evaluate"] = time.perf_counter() - t0
+            else:
+                scores = model.evaluate(data.x_val, data.y_val, batch_size=EVAL_BATCH, verbose=0, return_dict=True)
         if not math.isfinite(scores["loss"]):
             raise NonFiniteError("validation loss is NaN or infinite")
         metrics.update(self.val_metrics(scores))
-        ev.save_weights(model, genome.key)
-        if "exec_time" in ev.objectives or ev.budget.time_repeats > 0:
-            t0 = time.perf_counter()
-            metrics["exec_time"] = ev.time_inference(model, data.x_val) / self.tokens_per_sample
-            times["timing"] = time.perf_counter() - t0
+        ctx.save_weights(model, genome.key)
+        if ctx.wants_exec_time:
+            with ctx.timed("timing"):
+                metrics["exec_time"] = ctx.time_inference(model, data.x_val) / self.tokens_per_sample
+        return metrics
 
-    def scaled_budget(self, budget: Any, fraction: float) -> Any:
+    def scaled_budget(self, budget: Budget, fraction: float) -> Budget:
         """The budget of a ``fraction``-fidelity evaluation (multi-fidelity search)."""
         return budget.scaled(fraction)
 
@@ -193,42 +194,46 @@ class Task:
         accuracy = float(scores.get("accuracy", float("nan")))
         return {"val_loss": float(scores["loss"]), "val_accuracy": accuracy, "val_error": 1.0 - accuracy}
 
-    def final_model(self, genome: Genome, cfg: Any, timer: Evaluator, path: Any) -> dict[str, Any]:
-        """Finish a front member: retrain it on train + validation (``cfg.final_epochs``,
-        ``cfg.final_train_samples``), score it once on the test split, save it to ``path``.
+    def is_candidate(self, metrics: dict[str, Any]) -> bool:
+        """Whether a front member's search figures make it worth :meth:`verify` -ing
+        (never, by default)."""
+        return False
+
+    def verify(self, genome: Genome, seed: int) -> dict[str, Any]:
+        """Check a candidate on data the search never used; ``{"solved": bool, ...}``.
+        A search stops early once a member is verified solved (e.g. CartPole's 100
+        episodes); tasks without such a criterion never get here (:meth:`is_candidate`)."""
+        raise NotImplementedError(f"task {self.name!r} has no verification")
+
+    def final_model(self, genome: Genome, final: FinalContext, path: Any) -> dict[str, Any]:
+        """Finish a front member: retrain it on train + validation (``final.epochs``,
+        ``final.train_samples``), score it once on the test split, save it to ``path``.
 
         Returns the figures for the hall of fame (``test_*`` keys, ``status``).
         """
-        from ..decode import decode
-
-        x, y, data = self.final_data(cfg.final_train_samples)
+        x, y, data = self.final_data(final.train_samples)
         model = decode(genome, self)
         t0 = time.perf_counter()
-        model.fit(x, y, batch_size=genome.training.batch_size, epochs=cfg.final_epochs, verbose=0)
-        return self.finish_model(model, data, timer, path, fit_seconds=time.perf_counter() - t0)
+        model.fit(x, y, batch_size=genome.training.batch_size, epochs=final.epochs, verbose=0)
+        return self.finish_model(model, data, final, path, fit_seconds=time.perf_counter() - t0)
 
     def final_data(self, n: int | None) -> tuple[Any, Any, Any]:
         """``(x, y, split)``: the first ``n`` examples of train + validation (all when
         ``None``) for a final model, and the split (its test part scores it); cached."""
-        import numpy as np
-
-        cache = getattr(self, "_final_cache", None)
-        if cache is None or cache[0] != n:
+        if self._final_cache is None or self._final_cache[0] != n:
             data = self.data(train_size=None, val_limit=None, test_limit=None)
             x = np.concatenate([data.x_train, data.x_val])
             y = np.concatenate([data.y_train, data.y_val])
-            self._final_cache = cache = (n, x[:n], y[:n], data)
-        return cache[1], cache[2], cache[3]
+            self._final_cache = (n, x[:n], y[:n], data)
+        return self._final_cache[1], self._final_cache[2], self._final_cache[3]
 
-    def finish_model(self, model: Any, data: Any, timer: Evaluator, path: Any, *, fit_seconds: float) -> dict[str, Any]:
+    def finish_model(self, model: Any, data: Any, final: FinalContext, path: Any, *, fit_seconds: float) -> dict[str, Any]:
         """Score a final ``model`` once on the test split of ``data``, time it, save it to
         ``path``; the hall-of-fame figures (``test_*``, ``status``, ``final_fit_seconds``)."""
-        from .._io import atomic_path
-
-        scores = model.evaluate(data.x_test, data.y_test, batch_size=512, verbose=0, return_dict=True)
+        scores = model.evaluate(data.x_test, data.y_test, batch_size=EVAL_BATCH, verbose=0, return_dict=True)
         if not math.isfinite(scores["loss"]):
             raise FloatingPointError("the final model's test loss is not finite")
-        exec_time = timer.time_inference(model, data.x_test) / self.tokens_per_sample
+        exec_time = final.time_inference(model, data.x_test) / self.tokens_per_sample
         with atomic_path(path) as tmp:
             model.save(tmp)
         test = {"test_" + k.removeprefix("val_"): v for k, v in self.val_metrics(scores).items()}
@@ -240,7 +245,7 @@ class Task:
 
     # -- data ------------------------------------------------------------------------
     def data(self, **limits: int | None) -> Any:
-        """The task's fixed train/validation/test split (a :class:`evokeras.datasets.Split`)."""
+        """The task's fixed train/validation/test split (a :class:`evokeras.data.Split`)."""
         raise NotImplementedError
 
     def __repr__(self) -> str:

@@ -2,7 +2,7 @@
 
 The individual is a policy network, observation (4 numbers) -> action logits (2);
 the action is the arg-max. Its weights are not trained: they live in the genome
-(:mod:`evokeras.weights`) and evolve with the architecture -- a child inherits its
+(:mod:`evokeras.variation.weights`) and evolve with the architecture -- a child inherits its
 parent's weights wherever the layer shapes allow, architecture mutations keep what
 they can, and a Gaussian weight mutation perturbs them.
 
@@ -27,18 +27,22 @@ Objectives: ``return`` (maximised), ``params``/``flops``/``exec_time`` (minimise
 
 from __future__ import annotations
 
-import time
-from typing import TYPE_CHECKING, Any
+import dataclasses
+import os
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 
-from .. import weights as W
-from ..genome import Genome
-from ..space import SearchSpace
-from .base import Task
-
-if TYPE_CHECKING:
-    from ..evaluate import Evaluator
+from evokeras._io import atomic_path
+from evokeras.build.decode import decode
+from evokeras.genomes.network import Genome
+from evokeras.genomes.space import SearchSpace, SpaceError
+from evokeras.tasks.base import Task
+from evokeras.training.context import FinalContext, ScoreContext
+from evokeras.training.records import derive_seed
+from evokeras.variation import weights as W
+from evokeras.variation.network import crossover, mutate, random_genome
 
 __all__ = ["CartPole", "rollout"]
 
@@ -108,8 +112,12 @@ class CartPole(Task):
                 init_layers=(0, 1),
                 max_params=5_000,
             )
-        from ..space import SpaceError
+        super().__init__(space=space)
+        self.sigma = float(sigma)
+        self.arch_rate = float(arch_rate)
 
+    def _bind(self, space: SearchSpace) -> SearchSpace:
+        """Only genes with a NumPy forward pass (the weights evolve outside Keras)."""
         bad = sorted(k for k, w in space.layer_kinds.items() if w > 0 and k not in W.FORWARD_KINDS)
         if bad:
             raise SpaceError(f"search space option 'layer_kinds': {bad[0]!r} has no evolved-weights form "
@@ -118,9 +126,7 @@ class CartPole(Task):
         if bad:
             raise SpaceError(f"search space option 'activations': {bad[0]!r} has no NumPy form "
                              f"(CartPole allows {sorted(W.ACTIVATIONS)})")
-        super().__init__(space=space)
-        self.sigma = float(sigma)
-        self.arch_rate = float(arch_rate)
+        return super()._bind(space)
 
     # -- model -----------------------------------------------------------------------
     def head(self, x: Any) -> Any:
@@ -136,14 +142,12 @@ class CartPole(Task):
 
     # -- variation (weights travel with the architecture) ------------------------------
     def random_genome(self, rng: np.random.Generator, space: SearchSpace) -> Genome:
-        from ..operators import random_genome
 
         return W.init_weights(random_genome(rng, space), rng, *self._dims)
 
     def mutate(self, genome: Genome, rng: np.random.Generator, space: SearchSpace, **kwargs: Any) -> Genome:
         """Architecture mutation with probability ``arch_rate`` (weights inherited), then
         a Gaussian perturbation of a random fraction of the weights."""
-        from ..operators import mutate
 
         child = genome
         if rng.random() < self.arch_rate:
@@ -155,7 +159,6 @@ class CartPole(Task):
         """Same architecture: swap whole layers' weights at random. Otherwise a cut-point
         crossover of the architectures, each child inheriting the weights of the parent
         that gave its head."""
-        from ..operators import crossover
 
         if a.layers == b.layers:
             wa, wb = dict(a.weights), dict(b.weights)
@@ -179,38 +182,31 @@ class CartPole(Task):
 
     def scaled_budget(self, budget: Any, fraction: float) -> Any:
         """A lower fidelity is fewer episodes."""
-        import dataclasses
-
         return dataclasses.replace(budget, episodes=max(1, int(round(budget.episodes * fraction))))
 
     def episode_seed(self, seed: int, key: str) -> int:
-        from ..evaluate import derive_seed
 
         return derive_seed(seed, key) % VERIFY_SEED_BASE
 
-    def score(
-        self, genome: Genome, ev: Evaluator, metrics: dict[str, Any], times: dict[str, float], start: float,
-        *, parent: str | None = None,
-    ) -> None:
-        """Mean return over ``ev.budget.episodes`` episodes; size, FLOPs, and (when an
+    def score(self, genome: Genome, ctx: ScoreContext) -> dict[str, Any]:
+        """Mean return over ``ctx.budget.episodes`` episodes; size, FLOPs, and (when an
         objective) the Keras model's inference time."""
         analysis = self.space.analyze(genome)
-        metrics.update(params=int(analysis.params), flops=int(analysis.flops))
-        t0 = time.perf_counter()
-        returns, steps = rollout(self.policy(genome), ev.budget.episodes, self.episode_seed(ev.seed, genome.key))
-        times["fit"] = time.perf_counter() - t0
+        metrics: dict[str, Any] = {"params": int(analysis.params), "flops": int(analysis.flops)}
+        ctx.note(**metrics)
+        with ctx.timed("fit"):
+            returns, steps = rollout(self.policy(genome), ctx.budget.episodes, self.episode_seed(ctx.run_seed, genome.key))
         metrics.update(
             {"return": float(returns.mean()), "return_min": float(returns.min()),
              "episodes": int(len(returns)), "steps": steps}
         )
-        if "exec_time" in ev.objectives:
-            t0 = time.perf_counter()
-            metrics["exec_time"] = ev.time_inference(self.keras_policy(genome), self._probe())
-            times["timing"] = time.perf_counter() - t0
+        if "exec_time" in ctx.objectives:
+            with ctx.timed("timing"):
+                metrics["exec_time"] = ctx.time_inference(self.keras_policy(genome), self._probe())
+        return metrics
 
     def keras_policy(self, genome: Genome) -> Any:
         """The decoded Keras policy network carrying the genome's weights."""
-        from ..decode import decode
 
         model = decode(genome, self, compile=False)
         W.set_model_weights(model, genome, *self._dims)
@@ -225,7 +221,6 @@ class CartPole(Task):
 
     def verify(self, genome: Genome, seed: int) -> dict[str, Any]:
         """gymnasium's criterion on unseen seeds: mean return over 100 consecutive episodes."""
-        from ..evaluate import derive_seed
 
         vseed = VERIFY_SEED_BASE + derive_seed(seed, "verify:" + genome.key) % (TEST_SEED_BASE - VERIFY_SEED_BASE)
         return self._hundred(genome, vseed)
@@ -233,7 +228,6 @@ class CartPole(Task):
     def test(self, genome: Genome, seed: int) -> dict[str, Any]:
         """The final test: 100 more episodes from a seed range neither search nor
         verification uses."""
-        from ..evaluate import derive_seed
 
         return self._hundred(genome, TEST_SEED_BASE + derive_seed(seed, "test:" + genome.key) % (2**31 - TEST_SEED_BASE))
 
@@ -243,13 +237,11 @@ class CartPole(Task):
         return {"mean_return": mean, "solved": mean >= self.threshold, "episodes": int(len(returns)),
                 "steps": steps, "seed": vseed}
 
-    def final_model(self, genome: Genome, cfg: Any, timer: Evaluator, path: Any) -> dict[str, Any]:
+    def final_model(self, genome: Genome, final: FinalContext, path: Any) -> dict[str, Any]:
         """Test the member on 100 episodes of the test seed range and save its Keras model."""
-        from .._io import atomic_path
-
-        check = self.test(genome, cfg.seed)
+        check = self.test(genome, final.run_seed)
         model = self.keras_policy(genome)
-        exec_time = timer.time_inference(model, self._probe())
+        exec_time = final.time_inference(model, self._probe())
         with atomic_path(path) as tmp:
             model.save(tmp)
         return {"status": "ok", "test_return": check["mean_return"], "test_solved": check["solved"],
@@ -259,8 +251,6 @@ class CartPole(Task):
     def save_plots(self, out_dir: Any, hall_of_fame: dict[str, Any]) -> list[Any]:
         """``policy.gif``: the best front member (highest test return, then fewest
         parameters) balancing the pole, rendered by gymnasium (``rgb_array``)."""
-        from pathlib import Path
-
         members = [m for m in hall_of_fame.get("members", []) if m.get("status") == "ok"]
         if not members:
             return []
@@ -272,12 +262,9 @@ class CartPole(Task):
     def animate(self, genome: Genome, path: Any, *, seed: int = TEST_SEED_BASE, max_steps: int = 500,
                 every: int = 2, width: int = 300) -> int:
         """Write a GIF of one episode of ``genome``'s policy; returns the steps it lasted."""
-        import os
-
         import gymnasium as gym
         from PIL import Image
 
-        from .._io import atomic_path
 
         os.environ.setdefault("SDL_VIDEODRIVER", "dummy")  # off-screen rendering, no display
         os.environ.setdefault("SDL_AUDIODRIVER", "dummy")

@@ -1,4 +1,4 @@
-"""Image classification tasks on real MNIST and Fashion-MNIST (see ``evokeras.datasets``).
+"""Image classification tasks on real MNIST and Fashion-MNIST (see ``evokeras.data``).
 
 Splits (fixed, no shuffling): the first 55,000 official training images train, the
 last 5,000 validate, the official 10,000 test images test. The search sees train and
@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from .. import datasets
-from ..space import SearchSpace
-from .base import Classification
+from evokeras import data as datasets
+from evokeras.genomes.space import SearchSpace
+from evokeras.tasks.base import Classification
 
 __all__ = ["ImageClassification"]
 

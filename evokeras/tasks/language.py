@@ -2,11 +2,11 @@
 
 The model reads windows of ``seq_len`` token ids through a task-owned embedding stem,
 then the genome's genes -- typically evolved skip-step recurrent layers
-(:class:`evokeras.layers.SkipStepCell`) -- keeping the time axis, and a per-step
+(:class:`evokeras.build.layers.SkipStepCell`) -- keeping the time axis, and a per-step
 softmax head over the vocabulary. Training minimises the cross-entropy of every next
 token.
 
-Data (:mod:`evokeras.datasets`), fixed splits:
+Data (:mod:`evokeras.data`), fixed splits:
 
 * ``bible_chars`` -- the King James Bible as one character stream (verses joined by
   newlines, canonical order), 65 symbols; contiguous splits: first 90% train, next 5%
@@ -26,13 +26,17 @@ Metrics: ``val_bpc`` (bits per character = loss / ln 2) for characters, ``val_pe
 from __future__ import annotations
 
 import math
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from .. import datasets
-from ..space import SearchSpace
-from .base import Task
+from evokeras import data as datasets
+from evokeras._io import atomic_path
+from evokeras.genomes.drawing import draw_cell
+from evokeras.genomes.network import Genome
+from evokeras.genomes.space import SearchSpace
+from evokeras.tasks.base import Task
 
 __all__ = ["LanguageModel"]
 
@@ -155,14 +159,9 @@ class LanguageModel(Task):
     def save_plots(self, out_dir: Any, hall_of_fame: dict[str, Any]) -> list[Any]:
         """``cell.png``: the evolved cell(s) of the best front member (lowest validation
         figure, the search's own criterion; the test figure is shown too)."""
-        from pathlib import Path
-
         import matplotlib
 
         matplotlib.use("Agg")
-        from .._io import atomic_path
-        from ..cell import draw_cell
-        from ..genome import Genome
 
         test_key = "test_" + self.metric.removeprefix("val_")
         members = [m for m in hall_of_fame.get("members", []) if m.get("status") == "ok" and test_key in m]

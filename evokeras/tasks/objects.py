@@ -1,6 +1,6 @@
 """Object recognition in cluttered scenes: find and classify the digit (or garment).
 
-Each scene (:func:`evokeras.datasets.object_scenes`) is a ``canvas`` x ``canvas`` grey
+Each scene (:func:`evokeras.data.object_scenes`) is a ``canvas`` x ``canvas`` grey
 image holding one whole 28x28 MNIST (or Fashion-MNIST) image at a random position among
 ``clutter`` 8x8 fragments of other images of the same split; the label is the class of
 the whole image. Splits are those of the source (55,000 / 5,000 / 10,000 scenes), the
@@ -9,10 +9,10 @@ scene layout fixed by a seed.
 
 from __future__ import annotations
 
-from .. import datasets
-from ..space import SearchSpace
-from .base import Task
-from .image import ImageClassification
+from evokeras import data as datasets
+from evokeras.genomes.space import SearchSpace
+from evokeras.tasks.base import Task
+from evokeras.tasks.image import ImageClassification
 
 __all__ = ["ObjectRecognition"]
 

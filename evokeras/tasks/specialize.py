@@ -1,7 +1,7 @@
 """Specialization: evolve edit programs that turn a trained base network into a model
-for a target task (see :mod:`evokeras.edits` and :mod:`evokeras.surgery`).
+for a target task (see :mod:`evokeras.edits` and :mod:`evokeras.build.surgery`).
 
-The individuals are :class:`~evokeras.edits.EditProgram` objects. Evaluating one
+The individuals are :class:`~evokeras.genomes.edits.EditProgram` objects. Evaluating one
 (:meth:`Specialization.score`): apply it to the base (drops, squeezes, cut, pool),
 compute the cut features of the training examples (``Budget.train_samples``), fit the
 new softmax head on them (ridge in closed form, or L2 softmax regression), fine-tune
@@ -16,13 +16,21 @@ from __future__ import annotations
 import math
 import os
 import time
+from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from ..edits import EditProgram, EditSpace, crossover_programs, mutate_program, random_program
-from .base import Task
+from evokeras.build import layers  # noqa: F401 - registers evokeras' layers for loading
+from evokeras.build.surgery import apply_program, count_flops, structure
+from evokeras.genomes.edits import EditProgram, EditSpace
+from evokeras.tasks.base import Task
+from evokeras.tasks.registry import make_task
+from evokeras.training.context import FinalContext, ScoreContext
+from evokeras.training.records import EVAL_BATCH, NonFiniteError
+from evokeras.variation.edits import crossover_programs, mutate_program, random_program
 
 __all__ = ["Specialization", "fit_head", "predict"]
 
@@ -33,7 +41,6 @@ def _load_base(path: str) -> Any:
     """The base model at ``path``, loaded once per process (and file version)."""
     import keras
 
-    from .. import layers  # noqa: F401 - registers evokeras' layers for loading
 
     key = (path, os.path.getmtime(path))
     if key not in _BASES:
@@ -107,11 +114,11 @@ class Specialization(Task):
 
     Args:
         base: path of the trained base model (``.keras``); its input must accept the
-            target task's inputs. Read with :func:`evokeras.surgery.structure`.
+            target task's inputs. Read with :func:`evokeras.build.surgery.structure`.
         target: the target task's registered name (its data, loss, labels).
         target_options: keyword arguments of the target task.
         finetune_batch: batch size of fine-tuning.
-        space: an :class:`~evokeras.edits.EditSpace` instead of the default one.
+        space: an :class:`~evokeras.genomes.edits.EditSpace` instead of the default one.
     """
 
     family = "specialize"
@@ -121,8 +128,6 @@ class Specialization(Task):
     def __init__(self, base: str | os.PathLike[str], target: str = "objects", *,
                  target_options: dict[str, Any] | None = None, finetune_batch: int = 64,
                  space: EditSpace | None = None) -> None:
-        from ..surgery import structure
-        from . import make_task
 
         path = Path(base)
         if not path.is_file():
@@ -145,6 +150,11 @@ class Specialization(Task):
         if space is not None and not isinstance(space, EditSpace):
             raise ValueError(f"space: a specialization needs an EditSpace, got {type(space).__name__}")
         self.space = space if space is not None else EditSpace(structure(model))
+
+    def _bind(self, space: Any) -> Any:
+        if not isinstance(space, EditSpace):
+            raise ValueError(f"space: a specialization needs an EditSpace, got {type(space).__name__}")
+        return space
 
     def base_model(self) -> Any:
         """The trained base model (loaded once per process)."""
@@ -175,75 +185,62 @@ class Specialization(Task):
 
     # -- building a specialized model -------------------------------------------------------
     def build(self, program: EditProgram, x: np.ndarray, y: np.ndarray, *, callbacks: list[Any] | None = None,
-              times: dict[str, float] | None = None) -> Any:
+              timed: Callable[[str], AbstractContextManager[None]] | None = None) -> Any:
         """The specialized model ``program`` makes, its head fitted (and the model
         fine-tuned) on ``(x, y)``, integer class labels; compiled with sparse
-        cross-entropy and accuracy (softmax outputs)."""
+        cross-entropy and accuracy (softmax outputs). ``timed(section)`` times the
+        ``build``, ``head`` and ``fit`` steps (:meth:`ScoreContext.timed`)."""
         import keras
 
-        from ..surgery import apply_program
-
-        times = {} if times is None else times
-        t0 = time.perf_counter()
-        body = apply_program(self.base_model(), program)
-        times["build"] = time.perf_counter() - t0
-        t0 = time.perf_counter()
-        features = predict(body, x)
-        if not np.all(np.isfinite(features)):
-            from ..evaluate import NonFiniteError
-
-            raise NonFiniteError("the cut features are not finite")
-        w, b = fit_head(features, y, self.n_outputs, program.head, program.alpha)
-        head = keras.layers.Dense(self.n_outputs, name="specialized_head")
-        logits = head(body.output)
-        model = keras.Model(body.input, keras.layers.Activation("softmax", name="specialized_softmax")(logits),
-                            name="specialized")
-        head.set_weights([w, b])
-        times["head"] = time.perf_counter() - t0
+        timed = timed or (lambda section: nullcontext())
+        with timed("build"):
+            body = apply_program(self.base_model(), program)
+        with timed("head"):
+            features = predict(body, x)
+            if not np.all(np.isfinite(features)):
+                raise NonFiniteError("the cut features are not finite")
+            w, b = fit_head(features, y, self.n_outputs, program.head, program.alpha)
+            head = keras.layers.Dense(self.n_outputs, name="specialized_head")
+            logits = head(body.output)
+            model = keras.Model(body.input, keras.layers.Activation("softmax", name="specialized_softmax")(logits),
+                                name="specialized")
+            head.set_weights([w, b])
         model.compile(loss="sparse_categorical_crossentropy", metrics=["accuracy"])
         if program.finetune:
             # fine-tune on the logits (a numerically stable loss on every backend)
             trainer = keras.Model(body.input, logits)
             trainer.compile(optimizer=keras.optimizers.Adam(program.learning_rate),
                             loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
-            t0 = time.perf_counter()
-            history = trainer.fit(x, y, batch_size=self.finetune_batch, epochs=program.finetune, verbose=0,
-                                  callbacks=callbacks or [])
-            times["fit"] = time.perf_counter() - t0
+            with timed("fit"):
+                history = trainer.fit(x, y, batch_size=self.finetune_batch, epochs=program.finetune, verbose=0,
+                                      callbacks=callbacks or [])
             losses = history.history.get("loss", [])
             if not losses or not all(math.isfinite(v) for v in losses):
-                from ..evaluate import NonFiniteError
-
                 raise NonFiniteError("fine-tuning loss became NaN or infinite")
         return model
 
-    def score(self, genome: Any, ev: Any, metrics: dict[str, Any], times: dict[str, float], start: float,
-              *, parent: str | None = None) -> None:
-        from ..surgery import count_flops
-
-        data = ev.data()
-        callbacks = [c for c in ev.callbacks(start) if type(c).__name__ != "EarlyStopping"]
-        model = self.build(genome, data.x_train, data.y_train, callbacks=callbacks, times=times)
-        metrics.update(params=int(model.count_params()), flops=count_flops(model),
-                       base_params=int(self.base_model().count_params()), steps=genome.steps())
-        t0 = time.perf_counter()
-        scores = model.evaluate(data.x_val, data.y_val, batch_size=512, verbose=0, return_dict=True)
-        times["evaluate"] = time.perf_counter() - t0
+    def score(self, genome: Any, ctx: ScoreContext) -> dict[str, Any]:
+        data = ctx.data()
+        model = self.build(genome, data.x_train, data.y_train, callbacks=ctx.callbacks(early_stopping=False),
+                           timed=ctx.timed)
+        metrics: dict[str, Any] = {"params": int(model.count_params()), "flops": count_flops(model),
+                                   "base_params": int(self.base_model().count_params()), "steps": genome.steps()}
+        ctx.note(**metrics)
+        with ctx.timed("evaluate"):
+            scores = model.evaluate(data.x_val, data.y_val, batch_size=EVAL_BATCH, verbose=0, return_dict=True)
         metrics.update(self.val_metrics(scores))
-        if "exec_time" in ev.objectives or ev.budget.time_repeats > 0:
-            t0 = time.perf_counter()
-            metrics["exec_time"] = ev.time_inference(model, data.x_val) / self.tokens_per_sample
-            times["timing"] = time.perf_counter() - t0
+        if ctx.wants_exec_time:
+            with ctx.timed("timing"):
+                metrics["exec_time"] = ctx.time_inference(model, data.x_val) / self.tokens_per_sample
+        return metrics
 
-    def final_model(self, genome: Any, cfg: Any, timer: Any, path: Any) -> dict[str, Any]:
+    def final_model(self, genome: Any, final: FinalContext, path: Any) -> dict[str, Any]:
         """Build the member's model with its head fitted (and fine-tuned) on train +
-        validation (``cfg.final_train_samples``), score it once on the test split, save it."""
-        from ..surgery import count_flops
-
-        x, y, data = self.final_data(cfg.final_train_samples)
+        validation (``final.train_samples``), score it once on the test split, save it."""
+        x, y, data = self.final_data(final.train_samples)
         t0 = time.perf_counter()
         model = self.build(genome, x, y)
-        out = self.finish_model(model, data, timer, path, fit_seconds=time.perf_counter() - t0)
+        out = self.finish_model(model, data, final, path, fit_seconds=time.perf_counter() - t0)
         return {**out, "params": int(model.count_params()), "flops": count_flops(model)}
 
     def __repr__(self) -> str:

@@ -5,7 +5,7 @@ The model reads a window of ``window`` token ids (the vocabulary and ids of
 task-owned embedding stem, then the genome's genes -- by default evolved recurrent
 layers -- then the genome's reduction over time and a softmax head over the 15 genres.
 
-Data (:func:`evokeras.datasets.brown_genre`): each document of the Brown corpus is cut
+Data (:func:`evokeras.data.brown_genre`): each document of the Brown corpus is cut
 into non-overlapping windows, labelled with the document's genre; the split is by
 document, as for ``brown_words`` (about 90/5/5%, every genre in each split), and each
 split's windows are in a fixed shuffled order, so prefixes mix the genres.
@@ -15,9 +15,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from .. import datasets
-from ..space import SearchSpace
-from .base import Classification
+from evokeras import data as datasets
+from evokeras.genomes.space import SearchSpace
+from evokeras.tasks.base import Classification
 
 __all__ = ["TextClassification"]
 
@@ -46,7 +46,7 @@ class TextClassification(Classification):
     name = "brown_genre"
     family = "sequence"
     n_outputs = _N_GENRES
-    #: One per-sample loss and accuracy: :func:`evokeras.fasttrain.fit_fast` trains it.
+    #: One per-sample loss and accuracy: :func:`evokeras.training.fast.fit_fast` trains it.
     fast_trainable = True
 
     def __init__(
