@@ -64,6 +64,7 @@ epoch loop), :mod:`._model` the model's loss and accuracy in ``keras.ops``, and
 
 from __future__ import annotations
 
+import importlib
 import time
 from types import ModuleType
 from typing import Any
@@ -112,13 +113,7 @@ def _implementation(backend: str) -> ModuleType:
     Imported here, on first use: each imports its backend (and Keras) at its top, and the
     package must import without either backend installed.
     """
-    if backend == "jax":
-        from evokeras.training.fast import _jax
-
-        return _jax
-    from evokeras.training.fast import _tensorflow
-
-    return _tensorflow
+    return importlib.import_module(f"{__name__}._{'jax' if backend == 'jax' else 'tensorflow'}")
 
 
 def _check_arguments(
