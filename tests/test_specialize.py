@@ -46,6 +46,8 @@ from evokeras.engine.toolbox import EditIndividual  # noqa: E402
 from evokeras.genomes.edits import EditProgram  # noqa: E402
 from evokeras.results.report import format_report  # noqa: E402
 from evokeras.tasks.specialize import Specialization, fit_head, predict  # noqa: E402  # noqa: E402
+from evokeras.training.context import ScoreContext  # noqa: E402
+from evokeras.training.records import Budget  # noqa: E402
 
 STUDIES = Path(__file__).resolve().parent.parent / "studies"
 POISONED = "s2b2_add"  # the block whose batch norm has an infinite shift
@@ -286,9 +288,9 @@ def test_build_fits_the_head_and_fine_tunes_only_unfrozen_units(base_path) -> No
     task = Specialization(base_path, "mnist")
     data = datasets.mnist_splits(train_size=64, val_limit=0, test_limit=0)
     program = EditProgram(cut="s1b2_relu", pool="avg", head="logistic", learning_rate=3e-3)
-    times: dict[str, float] = {}
-    plain = task.build(program, data.x_train, data.y_train, times=times)
-    assert set(times) == {"build", "head"}
+    ctx = ScoreContext(budget=Budget(), seed=0, run_seed=0, objectives=(), data_fn=lambda: data)
+    plain = task.build(program, data.x_train, data.y_train, timed=ctx.timed)
+    assert set(ctx.times) == {"build", "head"}
     assert plain.output.shape[-1] == 10 and plain.layers[-1].name == "specialized_softmax"
     np.testing.assert_allclose(np.asarray(plain.predict_on_batch(data.x_train[:4])).sum(axis=1), 1.0, rtol=1e-5)
     # the head is the closed-form fit on the body's features
@@ -299,9 +301,9 @@ def test_build_fits_the_head_and_fine_tunes_only_unfrozen_units(base_path) -> No
     # fine-tuning with the whole body frozen changes the head only
     tuned_program = program.replace(finetune=1, freeze="s1b2_relu")
     task.space.check(tuned_program)
-    times = {}
-    tuned = task.build(tuned_program, data.x_train, data.y_train, times=times)
-    assert "fit" in times
+    ctx = ScoreContext(budget=Budget(), seed=0, run_seed=0, objectives=(), data_fn=lambda: data)
+    tuned = task.build(tuned_program, data.x_train, data.y_train, timed=ctx.timed)
+    assert "fit" in ctx.times
     base = task.base_model()
     for layer in tuned.layers:
         if layer.weights and layer.name != "specialized_head":
