@@ -51,8 +51,8 @@ def evals_per_minute(budget_name: str, n: int, seed: int) -> dict[str, Any]:
     genomes = [ind.as_genome() for ind in make_toolbox(task, seed=seed).population(n + 1)]
     out: dict[str, Any] = {"n_genomes": n}
     for path in ("stock", "fast"):
-        budget = dataclasses.replace(cfg.budget(), fast=path == "fast")
-        ev = Evaluator(task, budget, cfg.objectives, seed=seed)
+        ev = Evaluator(task, cfg.budget(), cfg.objectives, seed=seed,
+                       settings=dataclasses.replace(cfg.train_settings(), fast=path == "fast"))
         ev(genomes[0])  # warm-up: data loading, first tracing
         t0 = time.perf_counter()
         results = [ev(g) for g in genomes[1:]]

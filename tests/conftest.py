@@ -158,3 +158,45 @@ def lazy_weights() -> Iterator[None]:
 def lazy() -> Any:
     """The :func:`lazy_weights` context manager, for tests that build many models."""
     return lazy_weights
+
+
+@contextlib.contextmanager
+def numpy_initial_weights(seed: int = 0) -> Iterator[None]:
+    """On JAX, draw Keras' random initial weights with numpy.
+
+    Building a layer draws its initial weights; on JAX each new weight shape compiles
+    the backend's random kernels (about a second each on 2 loaded cores), and
+    :func:`~evokeras.build.surgery.apply_program` builds layers of new (sliced) shapes only to
+    overwrite their weights at once. Numpy draws keep those builds cheap; nothing is
+    patched on other backends, and the patch ends with the context.
+    """
+    import keras
+
+    if keras.backend.backend() != "jax":
+        yield
+        return
+    import jax.numpy as jnp
+    from keras.src.backend.jax import random as jax_random
+
+    rng = np.random.default_rng(seed)
+
+    def as_array(values: np.ndarray, dtype: Any) -> Any:
+        return jnp.asarray(values, dtype=dtype or keras.backend.floatx())
+
+    def uniform(shape, minval=0.0, maxval=1.0, dtype=None, seed=None):  # noqa: ANN001, ANN202
+        return as_array(rng.uniform(minval, maxval, shape), dtype)
+
+    def normal(shape, mean=0.0, stddev=1.0, dtype=None, seed=None):  # noqa: ANN001, ANN202
+        return as_array(rng.normal(mean, stddev, shape), dtype)
+
+    def truncated_normal(shape, mean=0.0, stddev=1.0, dtype=None, seed=None):  # noqa: ANN001, ANN202
+        z = rng.normal(0.0, 1.0, shape)
+        while np.any(bad := np.abs(z) > 2):
+            z[bad] = rng.normal(0.0, 1.0, int(bad.sum()))
+        return as_array(mean + stddev * z, dtype)
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(jax_random, "uniform", uniform)
+        mp.setattr(jax_random, "normal", normal)
+        mp.setattr(jax_random, "truncated_normal", truncated_normal)
+        yield

@@ -15,7 +15,13 @@ from typing import Any
 
 from evokeras.engine.parallel import BACKENDS
 from evokeras.tasks import Task, make_task
-from evokeras.training.records import DEFAULT_OBJECTIVES, MULTI_FIDELITY_DEFAULTS, Budget
+from evokeras.training.records import (
+    DEFAULT_OBJECTIVES,
+    LEGACY_BUDGET_KEYS,
+    MULTI_FIDELITY_DEFAULTS,
+    Budget,
+    TrainSettings,
+)
 
 __all__ = ["ConfigError", "SearchConfig"]
 
@@ -38,6 +44,17 @@ def _check_type(key: str, value: Any, kind: str) -> None:
     }[kind]
     if not ok:
         raise ConfigError(f"config key {key!r}: expected {kind}, got {type(value).__name__} {value!r}")
+
+
+def _migrate(data: Mapping[str, Any]) -> Mapping[str, Any]:
+    """Configurations of run directories before 0.4 kept ``fast`` and ``deterministic`` in
+    ``evaluation``: move them to their top-level keys (a top-level key given too wins)."""
+    evaluation = data.get("evaluation")
+    if not isinstance(evaluation, Mapping) or not set(evaluation) & set(LEGACY_BUDGET_KEYS):
+        return data
+    moved = {new: evaluation[old] for old, new in LEGACY_BUDGET_KEYS.items() if old in evaluation}
+    rest = {k: v for k, v in evaluation.items() if k not in LEGACY_BUDGET_KEYS}
+    return {**moved, **data, "evaluation": rest}
 
 
 @dataclass(frozen=True)
@@ -65,6 +82,8 @@ class SearchConfig:
             ``workers > 1``, else ``serial``); see :mod:`evokeras.engine.parallel`.
         scheduler: address of a running Dask scheduler (``tcp://HOST:PORT``); implies
             ``dask``. ``None`` with ``dask`` starts a local cluster of ``workers``.
+        fast_path: train with :func:`evokeras.training.fast.fit_fast` where the task allows it.
+        deterministic: ask the backend for deterministic ops (TensorFlow): slower, exact.
         inherit_weights: a child starts from its parent's trained weights where layers
             are unchanged (same position, same shapes); weights are cached in
             ``DIR/weights/<key>.npz`` (see :meth:`evokeras.training.evaluator.Evaluator.inherit`).
@@ -97,6 +116,8 @@ class SearchConfig:
     backend: str | None = None
     scheduler: str | None = None
     inherit_weights: bool = False
+    fast_path: bool = False
+    deterministic: bool = True
     multi_fidelity: dict[str, Any] | None = None
     task_options: dict[str, Any] = field(default_factory=dict)
 
@@ -106,7 +127,7 @@ class SearchConfig:
         "wall_seconds": "optnum", "objectives": "dict", "evaluation": "dict", "space": "dict",
         "final_epochs": "int", "final_train_samples": "optint",
         "workers": "int", "backend": "optstr", "scheduler": "optstr",
-        "inherit_weights": "bool", "multi_fidelity": "optdict", "task_options": "dict",
+        "inherit_weights": "bool", "fast_path": "bool", "deterministic": "bool", "multi_fidelity": "optdict", "task_options": "dict",
     }
 
     @classmethod
@@ -115,6 +136,7 @@ class SearchConfig:
         if not isinstance(data, Mapping):
             raise ConfigError(f"config: expected a JSON object, got {type(data).__name__}")
         values = dataclasses.asdict(base) if base is not None else {}
+        data = _migrate(data)
         for key, value in data.items():
             if key not in cls._TYPES:
                 raise ConfigError(f"unknown config key {key!r} (known: {sorted(cls._TYPES)})")
@@ -128,6 +150,10 @@ class SearchConfig:
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
+
+    def train_settings(self) -> TrainSettings:
+        """How candidates are trained (keys ``fast_path``, ``deterministic``)."""
+        return TrainSettings(fast=self.fast_path, deterministic=self.deterministic)
 
     def budget(self) -> Budget:
         try:

@@ -115,6 +115,7 @@ class Search:
         self.evaluate = evaluate or Evaluator(
             self.task, config.budget(), config.objectives, seed=config.seed,
             weight_dir=self.weight_cache.directory if self.weight_cache is not None else None,
+            settings=config.train_settings(),
         )
         self.progress = progress
         self.toolbox = make_toolbox(self.task, objectives=config.objectives, seed=config.seed)

@@ -45,7 +45,7 @@ class Task:
     #: Tokens per sample: ``exec_time`` is reported per token (language models: the window).
     tokens_per_sample: int = 1
     #: Whether :func:`evokeras.training.fast.fit_fast` can train this task's models (one
-    #: per-sample loss, accuracy as its metric); ``Budget.fast`` applies only then.
+    #: per-sample loss, accuracy as its metric); the fast path applies only then.
     fast_trainable: bool = False
     #: Whether :meth:`score` starts children from their parent's trained weights when
     #: the evaluator caches weights (config key ``inherit_weights``).
@@ -133,7 +133,7 @@ class Task:
 
         The default trains the decoded model with ``fit`` on ``ctx.data()`` under the
         budget (early stopping on validation loss) -- or with
-        :func:`evokeras.training.fast.fit_fast` when ``Budget.fast`` is set and the task
+        :func:`evokeras.training.fast.fit_fast` when ``ctx.fast`` is set and the task
         is :attr:`fast_trainable` (``train_path`` says which) -- starting from the
         parent's weights where inheritance is on, scores the validation split with
         :meth:`val_metrics` and times inference. Raise to fail the candidate
@@ -148,7 +148,7 @@ class Task:
             ctx.note(**metrics)
         hist = None
         with ctx.timed("fit"):
-            if budget.fast and self.fast_trainable:
+            if ctx.fast and self.fast_trainable:
                 hist = fit_fast(
                     model, data.x_train, data.y_train, data.x_val, data.y_val,
                     batch_size=genome.training.batch_size, epochs=budget.epochs,

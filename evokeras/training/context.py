@@ -37,6 +37,8 @@ class ScoreContext:
         run_seed: the run's seed (e.g. to derive episode seeds the whole run shares).
         objectives: the names of the run's objectives.
         parent: the key of the genome's parent (weight inheritance), or ``None``.
+        fast: train with the fast path where the task allows it (:class:`TrainSettings`).
+        fidelity: the fraction of the full budget (1.0, or less while screening).
         start: ``time.perf_counter()`` when the evaluation began (the budget's clocks).
         times: seconds per named section (:meth:`timed`), read by the evaluator.
         notes: figures measured before a failure (:meth:`note`), kept in a failed record.
@@ -49,6 +51,8 @@ class ScoreContext:
     data_fn: Callable[[], Any]
     parent: str | None = None
     weights: WeightCache | None = None
+    fast: bool = False
+    fidelity: float = 1.0
     start: float = field(default_factory=time.perf_counter)
     times: dict[str, float] = field(default_factory=dict)
     notes: dict[str, Any] = field(default_factory=dict)

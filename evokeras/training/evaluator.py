@@ -37,6 +37,7 @@ from evokeras.training.records import (
     EvalResult,
     EvaluationTimeout,
     NonFiniteError,
+    TrainSettings,
     derive_seed,
     worst_values,
 )
@@ -107,6 +108,7 @@ class Evaluator:
             layers match (:class:`~evokeras.training.inheritance.WeightCache`).
         fidelity: the fraction of the full budget this evaluator trains with (recorded
             in every result's ``metrics["fidelity"]``; see :meth:`at_fidelity`).
+        settings: how candidates are trained (fast path, deterministic ops).
 
     Example:
         >>> from evokeras import Genome, LayerGene, make_task
@@ -126,6 +128,7 @@ class Evaluator:
         seed: int = 0,
         weight_dir: str | Path | None = None,
         fidelity: float = 1.0,
+        settings: TrainSettings | None = None,
     ) -> None:
         if isinstance(task, str):
             raise TypeError(f"Evaluator: expected a task object, got the name {task!r} (use evokeras.make_task)")
@@ -135,6 +138,7 @@ class Evaluator:
         self.seed = int(seed)
         self.weight_dir = Path(weight_dir) if weight_dir is not None else None
         self.fidelity = float(fidelity)
+        self.settings = settings or TrainSettings()
         self._data: Any = None
         unknown = [name for name in self.objectives if name not in self.task.measures]
         if unknown:
@@ -151,7 +155,7 @@ class Evaluator:
         """This evaluator with the budget scaled by ``fraction`` (:meth:`Budget.scaled`);
         its results record ``metrics["fidelity"] = fraction``."""
         return Evaluator(self.task, self.task.scaled_budget(self.budget, fraction), self.objectives,
-                         seed=self.seed, weight_dir=self.weight_dir, fidelity=fraction)
+                         seed=self.seed, weight_dir=self.weight_dir, fidelity=fraction, settings=self.settings)
 
     @property
     def weights(self) -> WeightCache | None:
@@ -193,13 +197,14 @@ class Evaluator:
             return self.failure(genome, "failed", f"invalid genome: {exc}")
         if self.task.builds_models or "exec_time" in self.objectives:
             keras.utils.clear_session(free_memory=True)
-        _configure_backend(self.budget.deterministic)
+        _configure_backend(self.settings.deterministic)
         seed = derive_seed(self.seed, genome.key)
         keras.utils.set_random_seed(seed)
         if self.task.needs_data:
             self.data()  # a missing data set is the run's error, not the candidate's
         ctx = ScoreContext(budget=self.budget, seed=seed, run_seed=self.seed, objectives=self.objective_names,
-                           data_fn=self.data, parent=parent, weights=self.weights, start=start)
+                           data_fn=self.data, parent=parent, weights=self.weights, start=start,
+                           fast=self.settings.fast, fidelity=self.fidelity)
         metrics: dict[str, Any] = {"fidelity": self.fidelity}
         try:
             metrics.update(self.task.score(genome, ctx))

@@ -14,7 +14,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["DEFAULT_OBJECTIVES", "EVAL_BATCH", "FINAL_SEED_OFFSET", "MULTI_FIDELITY_DEFAULTS", "WORST", "Budget", "EvalResult", "EvaluationTimeout", "NonFiniteError", "derive_seed", "worst_values"]
+__all__ = ["DEFAULT_OBJECTIVES", "EVAL_BATCH", "FINAL_SEED_OFFSET", "LEGACY_BUDGET_KEYS", "MULTI_FIDELITY_DEFAULTS", "WORST", "TrainSettings", "Budget", "EvalResult", "EvaluationTimeout", "NonFiniteError", "derive_seed", "worst_values"]
 
 
 #: The magnitude of the worst value given to a failed candidate (finite, so that
@@ -57,10 +57,11 @@ class Budget:
             status ``timeout``.
         time_batch: batch size at which inference time is measured.
         time_repeats: timed calls (after one warm-up); the median is reported.
-        deterministic: ask the backend for deterministic ops (TensorFlow) -- slower, exact.
-        episodes: episodes per evaluation of a reinforcement task (CartPole).
-        fast: train with :func:`evokeras.training.fast.fit_fast` (data on the device, many
-            batches per compiled call) instead of ``model.fit`` where the task allows it.
+        episodes: episodes per evaluation of a reinforcement task (CartPole): what such
+            an evaluation spends instead of training samples.
+
+    How an evaluation trains (the fast path, deterministic ops) is not a budget: see
+    :class:`TrainSettings`.
     """
 
     epochs: int = 3
@@ -71,9 +72,7 @@ class Budget:
     timeout: float = 300.0
     time_batch: int = 256
     time_repeats: int = 5
-    deterministic: bool = True
     episodes: int = 5
-    fast: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -91,9 +90,7 @@ class Budget:
         for key, value in data.items():
             if key not in fields:
                 raise ValueError(f"{where}: unknown key {key!r} (known: {sorted(fields)})")
-            if key in ("deterministic", "fast"):
-                ok = isinstance(value, bool)
-            elif key in ("train_samples", "val_samples"):
+            if key in ("train_samples", "val_samples"):
                 ok = value is None or (isinstance(value, int) and not isinstance(value, bool) and value > 0)
             elif key in ("seconds", "timeout"):
                 ok = isinstance(value, int | float) and not isinstance(value, bool) and value > 0
@@ -102,6 +99,26 @@ class Budget:
             if not ok:
                 raise ValueError(f"{where}.{key}: invalid value {value!r}")
         return cls(**data)
+
+
+@dataclass(frozen=True)
+class TrainSettings:
+    """How candidates are trained, whatever the budget (config keys ``fast_path`` and
+    ``deterministic``).
+
+    Attributes:
+        fast: train with :func:`evokeras.training.fast.fit_fast` (data on the device, many
+            batches per compiled call) instead of ``model.fit`` where the task allows it.
+        deterministic: ask the backend for deterministic ops (TensorFlow) -- slower, exact.
+    """
+
+    fast: bool = False
+    deterministic: bool = True
+
+
+#: Keys that older run directories (<= 0.3.0) kept in the ``evaluation`` budget, and the
+#: top-level config keys they moved to.
+LEGACY_BUDGET_KEYS: dict[str, str] = {"fast": "fast_path", "deterministic": "deterministic"}
 
 
 @dataclass(frozen=True)

@@ -27,7 +27,7 @@ from evokeras.data import (
 from evokeras.data import bible as bible_data
 from evokeras.data import brown as brown_data
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from _fakes import needs_brown  # noqa: E402
 
 BIBLE_CHARS = 4_137_451

@@ -20,7 +20,7 @@ from evokeras.data import (
 )
 from evokeras.data import brown as brown_data
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from _fakes import needs_brown  # noqa: E402
 
 GENRES = (

@@ -10,7 +10,7 @@ status ``nan`` (features not finite), the others succeed, so one search covers b
 reach the features there.)
 
 Costs are kept small for 2 CPU cores: on JAX the initial weights Keras draws (and
-surgery overwrites) come from numpy (``test_surgery.numpy_initial_weights``), and
+surgery overwrites) come from numpy (``conftest.numpy_initial_weights``), and
 splits read whole (final models, the study's baseline) are cut to 500 examples.
 """
 
@@ -30,9 +30,9 @@ import pytest
 
 keras = pytest.importorskip("keras")
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from test_surgery import numpy_initial_weights  # noqa: E402
+from conftest import numpy_initial_weights  # noqa: E402
 
 import evokeras  # noqa: E402
 from evokeras import data as datasets  # noqa: E402
@@ -49,7 +49,7 @@ from evokeras.tasks.specialize import Specialization, fit_head, predict  # noqa:
 from evokeras.training.context import ScoreContext  # noqa: E402
 from evokeras.training.records import Budget  # noqa: E402
 
-STUDIES = Path(__file__).resolve().parent.parent / "studies"
+STUDIES = Path(__file__).resolve().parents[2] / "studies"
 POISONED = "s2b2_add"  # the block whose batch norm has an infinite shift
 CONFIG = {
     "population": 3, "offspring": 3, "generations": 1,
@@ -81,7 +81,7 @@ def _capped(loader: Any) -> Any:
 
 @pytest.fixture(scope="module", autouse=True)
 def _small_costs() -> Any:
-    """Cheap initial weights on JAX (see ``test_surgery.numpy_initial_weights``) and
+    """Cheap initial weights on JAX (see ``conftest.numpy_initial_weights``) and
     splits read whole cut to :data:`TEST_CAP` examples."""
     from evokeras.tasks.image import ImageClassification
 

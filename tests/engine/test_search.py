@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from _fakes import REPO_ROOT, TESTS_DIR, FakeCrash, KeyMod, fake_for, small_config  # noqa: E402
 

@@ -20,7 +20,7 @@ from evokeras.training.evaluator import Evaluator
 from evokeras.training.records import Budget
 from evokeras.variation import weights as W
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")

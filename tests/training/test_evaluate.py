@@ -159,5 +159,7 @@ def test_budget_from_dict_checks_keys_and_values() -> None:
         Budget.from_dict({"epochs": "2"})
     with pytest.raises(ValueError, match="budget.timeout"):
         Budget.from_dict({"timeout": 0})
-    with pytest.raises(ValueError, match="budget.deterministic"):
-        Budget.from_dict({"deterministic": 1})
+    with pytest.raises(ValueError, match="budget.episodes"):
+        Budget.from_dict({"episodes": 0})
+    with pytest.raises(ValueError, match="'fast'"):  # a training setting, not a budget (TrainSettings)
+        Budget.from_dict({"fast": True})

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from _fakes import TESTS_DIR, FakeCrash, fake_for, small_config  # noqa: E402
 from deap import algorithms, tools  # noqa: E402

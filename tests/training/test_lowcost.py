@@ -16,7 +16,7 @@ from evokeras.genomes.network import Genome, LayerGene, TrainingGenes
 from evokeras.tasks import make_task
 from evokeras.training.evaluator import Evaluator
 from evokeras.training.inheritance import WeightCache
-from evokeras.training.records import Budget
+from evokeras.training.records import Budget, TrainSettings
 
 TINY = {"epochs": 1, "train_samples": 256, "val_samples": 128, "patience": 0, "time_repeats": 1}
 
@@ -106,11 +106,18 @@ def test_successive_halving_search(tmp_path: Path) -> None:
     assert cached <= population and cached  # only the parents of the next generation
 
 
+def test_training_settings_of_older_configs_move_out_of_the_budget() -> None:
+    cfg = SearchConfig.from_dict({"evaluation": {"fast": True, "deterministic": False, "epochs": 2}})
+    assert cfg.evaluation == {"epochs": 2} and cfg.fast_path and not cfg.deterministic
+    assert cfg.train_settings() == TrainSettings(fast=True, deterministic=False)
+    assert SearchConfig.from_dict({"fast_path": False, "evaluation": {"fast": True}}).fast_path is False
+
+
 def test_fast_path_in_the_evaluator() -> None:
     parent, _ = _genomes()
     objectives = {"val_error": -1.0, "flops": -1.0}
     stock = Evaluator(make_task("mnist"), Budget(**TINY), objectives, seed=0)(parent)
-    fast = Evaluator(make_task("mnist"), Budget(**TINY, fast=True), objectives, seed=0)(parent)
+    fast = Evaluator(make_task("mnist"), Budget(**TINY), objectives, seed=0, settings=TrainSettings(fast=True))(parent)
     assert stock.metrics["train_path"] == "stock" and fast.metrics["train_path"] == "fast"
     assert fast.ok and 0.0 <= fast.metrics["val_error"] < 0.9
     assert fast.metrics["params"] == stock.metrics["params"]
