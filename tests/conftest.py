@@ -105,8 +105,10 @@ def mnist_task() -> Task:
 
 @pytest.fixture(scope="session")
 def image_space(mnist_task: Task) -> SearchSpace:
-    """The default image space bound to MNIST shapes: (28, 28, 1) -> 10."""
-    return mnist_task.space
+    """The wide image space (``SearchSpace()``: every kind, optimizer and reduction) bound
+    to MNIST shapes, (28, 28, 1) -> 10; the operators are tested on it (the priors of
+    ``default_space("image")`` have their own tests, tests/build/test_block.py)."""
+    return mnist_task.with_space(SearchSpace()).space
 
 
 @pytest.fixture(scope="session")

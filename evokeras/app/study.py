@@ -117,7 +117,7 @@ def finish(search: Search, *, progress: bool = True) -> int:
         print(f"error: {outcome.error}\nthe evaluations finished so far are saved in {out}; "
               f"continue later with: evokeras resume {out}", file=sys.stderr)
     elif outcome.status == "no_front":
-        print(f"error: no candidate of {out} succeeded (see `evokeras report {out}` "
+        print(f"error: {outcome.error} in {out} (see `evokeras report {out}` "
               "and the error column of run.db's evaluations)", file=sys.stderr)
     elif outcome.status == "already_finished":
         print(format_report(out))

@@ -82,6 +82,16 @@ class SearchConfig:
             ``workers > 1``, else ``serial``); see :mod:`evokeras.engine.parallel`.
         scheduler: address of a running Dask scheduler (``tcp://HOST:PORT``); implies
             ``dask``. ``None`` with ``dask`` starts a local cluster of ``workers``.
+        reference_architectures: the first generation starts from the task's hand-designed
+            architectures (:meth:`evokeras.tasks.Task.reference_genomes`), the rest random.
+        max_val_error: the largest validation error a front member may have (constrained
+            domination: candidates above it rank behind every one below it and never enter
+            the front; they stay in the run store). ``None``: the task's default
+            (classification: half the error of guessing); ``1`` switches it off.
+        final_members: finish at most this many front members (spread along the front:
+            the most accurate, the fastest and evenly between); ``None``: all.
+        final_schedule: the final training's learning rate: ``"cosine"`` (decays to 0)
+            or ``"constant"``.
         fast_path: train with :func:`evokeras.training.fast.fit_fast` where the task allows it.
         deterministic: ask the backend for deterministic ops (TensorFlow): slower, exact.
         inherit_weights: a child starts from its parent's trained weights where layers
@@ -118,6 +128,10 @@ class SearchConfig:
     inherit_weights: bool = False
     fast_path: bool = False
     deterministic: bool = True
+    reference_architectures: bool = False
+    max_val_error: float | None = None
+    final_members: int | None = None
+    final_schedule: str = "cosine"
     multi_fidelity: dict[str, Any] | None = None
     task_options: dict[str, Any] = field(default_factory=dict)
 
@@ -127,7 +141,8 @@ class SearchConfig:
         "wall_seconds": "optnum", "objectives": "dict", "evaluation": "dict", "space": "dict",
         "final_epochs": "int", "final_train_samples": "optint",
         "workers": "int", "backend": "optstr", "scheduler": "optstr",
-        "inherit_weights": "bool", "fast_path": "bool", "deterministic": "bool", "multi_fidelity": "optdict", "task_options": "dict",
+        "inherit_weights": "bool", "fast_path": "bool", "deterministic": "bool",
+        "reference_architectures": "bool", "max_val_error": "optnum", "final_members": "optint", "final_schedule": "str", "multi_fidelity": "optdict", "task_options": "dict",
     }
 
     @classmethod
@@ -216,6 +231,12 @@ class SearchConfig:
             raise ConfigError(f"config key 'final_epochs': must be >= 1, got {self.final_epochs}")
         if self.final_train_samples is not None and self.final_train_samples < 1:
             raise ConfigError(f"config key 'final_train_samples': must be >= 1 or null, got {self.final_train_samples}")
+        if self.max_val_error is not None and not 0 < self.max_val_error <= 1:
+            raise ConfigError(f"config key 'max_val_error': must be in (0, 1] or null, got {self.max_val_error}")
+        if self.final_members is not None and self.final_members < 1:
+            raise ConfigError(f"config key 'final_members': must be >= 1 or null, got {self.final_members}")
+        if self.final_schedule not in ("cosine", "constant"):
+            raise ConfigError(f"config key 'final_schedule': expected 'cosine' or 'constant', got {self.final_schedule!r}")
         if self.wall_seconds is not None and self.wall_seconds <= 0:
             raise ConfigError(f"config key 'wall_seconds': must be > 0 or null, got {self.wall_seconds}")
         if self.workers < 1:

@@ -14,9 +14,19 @@ from evokeras.engine.search import Search
 from evokeras.training.context import FinalContext
 from evokeras.training.records import FINAL_SEED_OFFSET, derive_seed
 
-__all__ = ["finalize"]
+__all__ = ["finalize", "spread"]
 
 log = logging.getLogger(__name__)
+
+
+def spread(n: int, k: int | None) -> set[int] | None:
+    """Which of ``n`` front members (sorted by the first objective) to finish when at most
+    ``k`` may be: both ends and evenly spaced ones between; ``None`` when all are."""
+    if k is None or k >= n:
+        return None
+    if k == 1:
+        return {0}
+    return {round(j * (n - 1) / (k - 1)) for j in range(k)}
 
 
 def finalize(search: Search, front: list[Any], *, progress: bool = False) -> list[dict[str, Any]]:
@@ -40,12 +50,13 @@ def finalize(search: Search, front: list[Any], *, progress: bool = False) -> lis
     models_dir.mkdir(exist_ok=True)
     entries = []
     members = sorted(front, key=lambda ind: tuple(ind.fitness.values))
+    chosen = spread(len(members), cfg.final_members)
     iterator: Any = members
     if progress:
         from tqdm.auto import tqdm
 
         iterator = tqdm(members, desc="final models", unit="model", leave=False)
-    for ind in iterator:
+    for i, ind in enumerate(iterator):
         genome = ind.as_genome()
         record = search.store.get_evaluation(genome.key)
         entry: dict[str, Any] = {
@@ -54,12 +65,17 @@ def finalize(search: Search, front: list[Any], *, progress: bool = False) -> lis
             "objectives": dict(zip(cfg.objectives, ind.fitness.values, strict=True)),
             "metrics": record.metrics if record is not None else {},
         }
+        if chosen is not None and i not in chosen:
+            entry["status"] = "not_finalized"  # beyond final_members: kept in the front, not retrained
+            entries.append(entry)
+            continue
         try:
             keras.utils.clear_session(free_memory=True)
             seed = derive_seed(cfg.seed + FINAL_SEED_OFFSET, genome.key)
             keras.utils.set_random_seed(seed)
             final = FinalContext(epochs=cfg.final_epochs, train_samples=cfg.final_train_samples, seed=seed,
-                                 run_seed=cfg.seed, time_batch=budget.time_batch, time_repeats=budget.time_repeats)
+                                 run_seed=cfg.seed, time_batch=budget.time_batch, time_repeats=budget.time_repeats,
+                                 schedule=cfg.final_schedule)
             path = models_dir / f"{genome.key}.keras"
             entry.update(task.final_model(genome, final, path))
             entry["model"] = str(path.relative_to(search.out_dir))

@@ -41,6 +41,13 @@ class RunOutcome:
         return {"finished": 0, "already_finished": 0, "backend_lost": 3, "no_front": 1}[self.status]
 
 
+def _no_front_reason(search: Search) -> str:
+    if search.infeasible_errors:
+        return (f"no candidate reached max_val_error={search.max_val_error:g} (the best validation error was "
+                f"{min(search.infeasible_errors):.4g}): raise max_val_error or the evaluation budget")
+    return "no candidate succeeded"
+
+
 def complete(search: Search, *, progress: bool = False) -> RunOutcome:
     """Run (or continue) ``search``, then its final models; close it."""
     with search:
@@ -51,7 +58,7 @@ def complete(search: Search, *, progress: bool = False) -> RunOutcome:
         except BackendError as exc:
             return RunOutcome("backend_lost", search.out_dir, error=str(exc))
         if not result.front:
-            return RunOutcome("no_front", search.out_dir, result, "no candidate succeeded")
+            return RunOutcome("no_front", search.out_dir, result, _no_front_reason(search))
         finalize(search, result.front, progress=progress)
         search.store.set_meta("finished", True)
     return RunOutcome("finished", search.out_dir, result)

@@ -137,8 +137,11 @@ class Search:
         self._status: dict[str, str] = {}
         self.fit_seconds = 0.0
         self._best: dict[str, float] = {}
+        self.max_val_error = config.max_val_error if config.max_val_error is not None else self.task.default_max_val_error
+        self._violation: dict[str, float] = {}  # key -> validation error above max_val_error
         for _, result in self.store.evaluations():
             self._note_best(result)
+            self._note_feasibility(result)
 
     # -- run directory ---------------------------------------------------------------------
     def _take_lock(self, *, create: bool) -> Any:
@@ -243,6 +246,26 @@ class Search:
             r = results[ind.key]
             ind.fitness.values = r.objectives
             self._status[ind.key] = r.status
+            self._note_feasibility(r)
+
+    def _note_feasibility(self, result: EvalResult) -> None:
+        """Record by how much an ok, full-fidelity result's validation error passes
+        ``max_val_error`` (constrained domination)."""
+        error = result.metrics.get("val_error")
+        if self.max_val_error is None or not result.ok or not result.full or error is None:
+            return
+        if float(error) > self.max_val_error:
+            self._violation[result.key] = float(error) - self.max_val_error
+
+    @property
+    def infeasible_errors(self) -> list[float]:
+        """Validation errors of the ok candidates above ``max_val_error``."""
+        assert self.max_val_error is not None or not self._violation
+        return [v + (self.max_val_error or 0.0) for v in self._violation.values()]
+
+    def feasible(self, ind: Individual) -> bool:
+        """Whether ``ind`` evaluated ok within ``max_val_error`` (it may enter the front)."""
+        return self._status.get(ind.key) == "ok" and ind.key not in self._violation
 
     def _map(self, evaluate: EvaluateFn, todo: list[Individual], gen: int, bar: Any,
              suffix: str = "") -> Iterator[EvalResult]:
@@ -318,6 +341,16 @@ class Search:
         return " ".join(f"{k}={v:.4g}" for k, v in self._best.items())
 
     def _select(self, pool: list[Individual], k: int) -> list[Individual]:
+        """Constrained NSGA-II (Deb et al. 2002): candidates within ``max_val_error`` (and
+        failed ones, which carry the worst values) are ranked by NSGA-II; candidates above
+        it come after all of them, least violation first."""
+        ranked = [ind for ind in pool if ind.key not in self._violation]
+        if len(ranked) >= k:
+            return self._select_nsga2(ranked, k)
+        over = sorted((ind for ind in pool if ind.key in self._violation), key=lambda ind: self._violation[ind.key])
+        return ranked + over[: k - len(ranked)]
+
+    def _select_nsga2(self, pool: list[Individual], k: int) -> list[Individual]:
         """NSGA-II survivors, one copy per genome key while enough distinct genomes exist
         (copies would otherwise crowd out the rest of the population)."""
         seen: set[str] = set()
@@ -330,6 +363,13 @@ class Search:
         return unique + self.toolbox.select(copies, k - len(unique))
 
     # -- variation -----------------------------------------------------------------------------
+    def _initial_population(self) -> list[Individual]:
+        """Generation 0: the task's reference architectures when the configuration asks
+        for them (``reference_architectures``), then random individuals up to ``population``."""
+        refs = self.task.reference_genomes() if self.config.reference_architectures else []
+        population = [to_individual(g, self.toolbox.fitness_class) for g in refs[: self.config.population]]
+        return population + self.toolbox.population(self.config.population - len(population))
+
     def _vary(self, population: list[Individual]) -> list[Individual]:
         """DEAP's varOr, drawing from the run's numpy generator instead of ``random``."""
         rng, tb, cfg = self.toolbox.rng, self.toolbox, self.config
@@ -447,14 +487,14 @@ class Search:
                     break
                 gen += 1
                 if gen == 0:
-                    offspring = self.toolbox.population(cfg.population)
+                    offspring = self._initial_population()
                 else:
                     offspring = self._vary(population)
                 self._evaluate_all(offspring, gen, bar)
                 nevals = self.store.count_evaluations(gen)
                 nfailed = self.store.count_evaluations(gen, failed=True)
                 population = offspring if gen == 0 else self._select(population + offspring, cfg.population)
-                front.update([ind for ind in offspring if self._status[ind.key] == "ok"])
+                front.update([ind for ind in offspring if self.feasible(ind)])
                 elapsed = elapsed0 + time.perf_counter() - start
                 record = self._record(gen, population, nevals, nfailed, elapsed)
                 self.store.end_generation(gen, record, self._state(gen, population, front, elapsed))

@@ -136,6 +136,21 @@ def _apply(
         params = window * x.channels * layer.units + layer.units
         flops = 2 * window * x.channels * layer.units * math.prod(spatial)
         return TensorShape(spatial, layer.units), params, flops
+    if kind == "block":
+        assert layer.units is not None and layer.kernel_size is not None and layer.strides is not None
+        if not x.spatial:
+            raise GenomeError("a block gene met a tensor without spatial axes")
+        spatial = tuple(math.ceil(s / layer.strides) for s in x.spatial)
+        window = layer.kernel_size ** len(x.spatial)
+        m = math.prod(spatial)
+        params = window * x.channels * layer.units + 4 * layer.units  # kernel (no bias), batch norm
+        flops = 2 * window * x.channels * layer.units * m + 3 * m * layer.units  # conv, norm, activation
+        if layer.residual:
+            if layer.strides != 1 or x.channels != layer.units:  # 1x1 projection of the shortcut
+                params += x.channels * layer.units
+                flops += 2 * x.channels * layer.units * m
+            flops += m * layer.units  # the addition
+        return TensorShape(spatial, layer.units), params, flops
     if kind == "pool":
         assert layer.pool_size is not None
         if not x.spatial:

@@ -14,6 +14,10 @@ dense      ``units``, ``activation``
 conv       ``units`` (filters), ``kernel_size``, ``strides``, ``activation``
            (Conv1D on sequence inputs, Conv2D on image inputs; "same" padding,
            "causal" for tasks that predict every time step)
+block      ``units``, ``kernel_size``, ``strides``, ``activation``, ``residual``: the
+           textbook unit, convolution (no bias) -> batch norm -> activation; with
+           ``residual`` the block's input is added to its output (ResNet's shortcut,
+           through a 1x1 convolution where the stride or the width changes)
 pool       ``pool_type`` (max/avg), ``pool_size`` (strides = pool size, "same")
 batchnorm  --
 dropout    ``rate``
@@ -24,7 +28,7 @@ recurrent  ``cell`` (a :class:`~evokeras.genomes.cell.CellGenome`): a skip-step 
            1-node lstm cell of 32 units with the recurrent link ``(0, 1, 0)``
 ========== ================================================================
 
-Conv, pool and recurrent genes need spatial (or time) axes: they are the *spatial*
+Conv, block, pool and recurrent genes need spatial (or time) axes: they are the *spatial*
 kinds and cannot follow a dense gene. A ``cell`` appears in a gene's dictionary form
 (as :meth:`CellGenome.to_dict`) only for recurrent genes, so genomes without recurrent
 genes have the same dictionary form and key as before the kind existed.
@@ -61,6 +65,7 @@ from evokeras.genomes.keyed import GenomeError, Keyed, check_keys, is_int
 
 __all__ = [
     "ACTIVATIONS",
+    "CONV_KINDS",
     "LAYER_KINDS",
     "OPTIMIZERS",
     "Genome",
@@ -70,8 +75,10 @@ __all__ = [
     "default_cell",
 ]
 
-LAYER_KINDS = ("dense", "conv", "pool", "batchnorm", "dropout", "activation", "recurrent")
-SPATIAL_KINDS = frozenset({"conv", "pool", "recurrent"})
+LAYER_KINDS = ("dense", "conv", "block", "pool", "batchnorm", "dropout", "activation", "recurrent")
+SPATIAL_KINDS = frozenset({"conv", "block", "pool", "recurrent"})
+#: Kinds that convolve: their ``units`` are filters and their ``strides`` shrink the input.
+CONV_KINDS = frozenset({"conv", "block"})
 NEUTRAL_KINDS = frozenset({"batchnorm", "dropout", "activation"})
 ACTIVATIONS = ("relu", "elu", "gelu", "swish", "tanh", "sigmoid", "linear")
 POOL_TYPES = ("max", "avg")
@@ -83,6 +90,7 @@ OPTIMIZERS = ("adam", "adamw", "rmsprop", "sgd")
 _KIND_FIELDS: dict[str, tuple[str, ...]] = {
     "dense": ("units", "activation"),
     "conv": ("units", "kernel_size", "strides", "activation"),
+    "block": ("units", "kernel_size", "strides", "activation", "residual"),
     "pool": ("pool_type", "pool_size"),
     "batchnorm": (),
     "dropout": ("rate",),
@@ -92,6 +100,7 @@ _KIND_FIELDS: dict[str, tuple[str, ...]] = {
 _KIND_DEFAULTS: dict[str, dict[str, Any]] = {
     "dense": {"units": 64, "activation": "relu"},
     "conv": {"units": 16, "kernel_size": 3, "strides": 1, "activation": "relu"},
+    "block": {"units": 32, "kernel_size": 3, "strides": 1, "activation": "relu", "residual": False},
     "pool": {"pool_type": "max", "pool_size": 2},
     "batchnorm": {},
     "dropout": {"rate": 0.25},
@@ -99,7 +108,7 @@ _KIND_DEFAULTS: dict[str, dict[str, Any]] = {
     "recurrent": {},  # the default cell is filled in by LayerGene.__post_init__
 }
 _OPTIONAL_FIELDS = (
-    "units", "kernel_size", "strides", "activation", "pool_type", "pool_size", "rate", "cell",
+    "units", "kernel_size", "strides", "activation", "pool_type", "pool_size", "rate", "cell", "residual",
 )
 
 
@@ -129,6 +138,7 @@ class LayerGene:
     skips: tuple[int, ...] = ()
     merge: str = "add"
     cell: CellGenome | None = None
+    residual: bool | None = None
 
     def __post_init__(self) -> None:
         if self.kind in _KIND_DEFAULTS:
@@ -144,6 +154,11 @@ class LayerGene:
     @property
     def is_spatial(self) -> bool:
         return self.kind in SPATIAL_KINDS
+
+    @property
+    def is_conv(self) -> bool:
+        """Whether the gene convolves (``conv`` or ``block``)."""
+        return self.kind in CONV_KINDS
 
     @property
     def is_neutral(self) -> bool:
@@ -205,6 +220,8 @@ class LayerGene:
                 raise GenomeError(f"{where}.rate: expected a number in [0, 1), got {value!r}")
             elif name == "cell":
                 _check_cell(value, f"{where}.cell")
+            elif name == "residual" and not isinstance(value, bool):
+                raise GenomeError(f"{where}.residual: expected true or false, got {value!r}")
         if self.merge not in MERGES:
             raise GenomeError(f"{where}.merge: expected one of {MERGES}, got {self.merge!r}")
         if any(not is_int(j) for j in self.skips):

@@ -18,7 +18,7 @@ from typing import Any
 from evokeras.genomes.analysis import Analysis, analyze
 from evokeras.genomes.cell import NODE_TYPES, CellLimits
 from evokeras.genomes.keyed import GenomeError
-from evokeras.genomes.network import ACTIVATIONS, LAYER_KINDS, OPTIMIZERS, Genome
+from evokeras.genomes.network import ACTIVATIONS, LAYER_KINDS, OPTIMIZERS, SPATIAL_KINDS, Genome
 
 __all__ = ["FAMILIES", "SearchSpace", "SpaceError", "default_space"]
 
@@ -125,7 +125,7 @@ class SearchSpace:
     @property
     def allows_spatial(self) -> bool:
         """Whether a kind that needs spatial (or time) axes has a positive weight."""
-        return any(self.layer_kinds.get(k, 0) > 0 for k in ("conv", "pool", "recurrent"))
+        return any(self.layer_kinds.get(k, 0) > 0 for k in SPATIAL_KINDS)
 
     def cell_limits(self) -> CellLimits:
         """The bounds of a recurrent gene's cell (for :mod:`evokeras.cell`'s operators)."""
@@ -236,7 +236,7 @@ class SearchSpace:
             if self.layer_kinds.get(layer.kind, 0) <= 0:
                 raise GenomeError(f"{where}.kind: {layer.kind!r} is not allowed by the space")
             choices = {
-                "units": self.filters if layer.kind == "conv" else self.units,
+                "units": self.filters if layer.is_conv else self.units,
                 "kernel_size": self.kernel_sizes,
                 "strides": self.strides,
                 "pool_size": self.pool_sizes,
@@ -245,7 +245,7 @@ class SearchSpace:
                 value = getattr(layer, name)
                 if value is not None and value not in allowed:
                     raise GenomeError(f"{where}.{name}: {value} not in the space's choices {allowed}")
-            if layer.kind in ("dense", "conv", "activation") and layer.activation not in self.activations:
+            if layer.activation is not None and layer.activation not in self.activations:
                 raise GenomeError(f"{where}.activation: {layer.activation!r} not in {self.activations}")
             if layer.rate is not None and not self.dropout[0] <= layer.rate <= self.dropout[1]:
                 raise GenomeError(f"{where}.rate: {layer.rate} outside {self.dropout}")
@@ -276,12 +276,32 @@ class SearchSpace:
 def default_space(family: str) -> SearchSpace:
     """The default search space of a task family: ``"image"``, ``"sequence"`` or ``"vector"``.
 
-    Images and sequences allow conv/pool genes (Conv2D or Conv1D); vectors allow
+    Images draw mostly conv-batchnorm-activation blocks trained by adaptive optimizers
+    (priors under which nearly every random network learns; the class defaults of
+    :class:`SearchSpace` are the wide space); sequences allow conv/pool genes (Conv1D); vectors allow
     only dense, batch-norm, dropout and activation genes. No family default draws
     recurrent genes (weight 0): a sequence task opts in with ``layer_kinds``.
     """
     if family == "image":
-        return SearchSpace()
+        # Priors that train: conv -> batch norm -> activation blocks (optionally residual)
+        # as the main gene, 3x3/5x5 kernels, ReLU-like activations, reductions that keep
+        # the spatial information, adaptive optimizers in the learning-rate range where
+        # they learn within an epoch or two. Every other kind stays reachable.
+        return SearchSpace(
+            layer_kinds={
+                "block": 3.0, "conv": 0.5, "pool": 1.5, "dense": 1.0, "batchnorm": 0.25, "dropout": 1.0,
+                "activation": 0.25, "recurrent": 0.0,
+            },
+            units=(32, 64, 128, 256),
+            filters=(16, 32, 48, 64, 96),
+            kernel_sizes=(3, 5),
+            activations=("relu", "elu", "gelu", "swish"),
+            dropout=(0.0, 0.4),
+            reductions=("flatten", "global_avg"),
+            optimizers=("adam", "adamw"),
+            learning_rate=(1e-3, 5e-3),
+            batch_sizes=(32, 64, 128),
+        )
     if family == "sequence":
         return SearchSpace(kernel_sizes=(2, 3, 5, 7), filters=(16, 32, 64, 128), max_params=1_000_000)
     if family == "vector":

@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 
 from evokeras._io import atomic_path
-from evokeras.build.decode import decode
+from evokeras.build.decode import build_optimizer, decode
 from evokeras.genomes.network import Genome
 from evokeras.genomes.space import SearchSpace, default_space
 from evokeras.training.context import FinalContext, ScoreContext
@@ -207,14 +207,18 @@ class Task:
 
     def final_model(self, genome: Genome, final: FinalContext, path: Any) -> dict[str, Any]:
         """Finish a front member: retrain it on train + validation (``final.epochs``,
-        ``final.train_samples``), score it once on the test split, save it to ``path``.
+        ``final.train_samples``, the learning rate decaying by ``final.schedule``), score
+        it once on the test split, save it to ``path``.
 
         Returns the figures for the hall of fame (``test_*`` keys, ``status``).
         """
         x, y, data = self.final_data(final.train_samples)
-        model = decode(genome, self)
+        model = decode(genome, self, compile=False)
+        batch = genome.training.batch_size
+        steps = final.epochs * -(-len(x) // batch) if final.schedule == "cosine" else None
+        model.compile(optimizer=build_optimizer(genome, decay_steps=steps), loss=self.loss(), metrics=self.metrics())
         t0 = time.perf_counter()
-        model.fit(x, y, batch_size=genome.training.batch_size, epochs=final.epochs, verbose=0)
+        model.fit(x, y, batch_size=batch, epochs=final.epochs, verbose=0)
         return self.finish_model(model, data, final, path, fit_seconds=time.perf_counter() - t0)
 
     def final_data(self, n: int | None) -> tuple[Any, Any, Any]:
@@ -243,6 +247,19 @@ class Task:
         """Task-specific figures of a finished run into ``out_dir``; returns their paths."""
         return []
 
+    # -- search priors --------------------------------------------------------------------
+    def reference_genomes(self) -> list[Any]:
+        """Hand-designed architectures for this task, valid in :attr:`space`; a search
+        with ``reference_architectures`` starts its first generation from them (none by
+        default)."""
+        return []
+
+    @property
+    def default_max_val_error(self) -> float | None:
+        """The largest validation error a front member may have when the configuration
+        sets none (``max_val_error``): ``None`` means no constraint."""
+        return None
+
     # -- data ------------------------------------------------------------------------
     def data(self, **limits: int | None) -> Any:
         """The task's fixed train/validation/test split (a :class:`evokeras.data.Split`)."""
@@ -255,6 +272,12 @@ class Task:
 class Classification(Task):
     """A task whose model ends in a softmax over :attr:`n_outputs` classes (a Dense layer
     named ``"head"``), trained with sparse cross-entropy on integer labels; accuracy."""
+
+    @property
+    def default_max_val_error(self) -> float | None:
+        """Half the error of guessing (0.45 with 10 classes): members that have not
+        clearly learned stay off the front however fast they are."""
+        return 0.5 * (1.0 - 1.0 / self.n_outputs)
 
     def head(self, x: Any) -> Any:
         import keras

@@ -109,6 +109,8 @@ class FinalContext:
         seed: the final model's seed.
         run_seed: the run's seed.
         time_batch, time_repeats: how inference is timed.
+        schedule: the learning-rate schedule of the final training: ``"cosine"`` (decay
+            to 0 over the epochs) or ``"constant"``.
     """
 
     epochs: int
@@ -117,6 +119,7 @@ class FinalContext:
     run_seed: int
     time_batch: int = 256
     time_repeats: int = 5
+    schedule: str = "cosine"
 
     def time_inference(self, model: Any, x: np.ndarray) -> float:
         """Median seconds per sample of ``model`` (:func:`~evokeras.training.stock.time_inference`)."""

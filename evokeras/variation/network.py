@@ -35,7 +35,7 @@ import numpy as np
 
 from evokeras.genomes.cell import CellGenome, NodeGene
 from evokeras.genomes.keyed import GenomeError
-from evokeras.genomes.network import SPATIAL_KINDS, Genome, LayerGene, TrainingGenes
+from evokeras.genomes.network import CONV_KINDS, SPATIAL_KINDS, Genome, LayerGene, TrainingGenes
 from evokeras.genomes.space import SearchSpace
 from evokeras.variation.cell import crossover_cells, mutate_cell, random_cell, repair_cell
 from evokeras.variation.draws import first_change
@@ -70,7 +70,7 @@ def _spatial_ok(space: SearchSpace) -> frozenset[str]:
     input_shape, _ = space.bound()
     if len(input_shape) <= 1:
         return frozenset()
-    kinds = ("conv", "pool", "recurrent") if len(input_shape) == 2 else ("conv", "pool")
+    kinds = ("conv", "block", "pool", "recurrent") if len(input_shape) == 2 else ("conv", "block", "pool")
     return frozenset(k for k in kinds if space.layer_kinds.get(k, 0) > 0)
 
 
@@ -137,6 +137,15 @@ def _random_of_kind(rng: np.random.Generator, space: SearchSpace, kind: str) -> 
             strides=_pick(rng, space.strides),
             activation=_pick(rng, space.activations),
         )
+    if kind == "block":
+        return LayerGene(
+            "block",
+            units=_pick(rng, space.filters),
+            kernel_size=_pick(rng, space.kernel_sizes),
+            strides=_pick(rng, space.strides),
+            activation=_pick(rng, space.activations),
+            residual=bool(rng.random() < 0.5),
+        )
     if kind == "pool":
         return LayerGene("pool", pool_type=_pick(rng, ("max", "avg")), pool_size=_pick(rng, space.pool_sizes))
     if kind == "dropout":
@@ -166,13 +175,15 @@ def random_genome(rng: np.random.Generator, space: SearchSpace) -> Genome:
     """A random valid genome with ``space.init_layers`` layers (before repair).
 
     On inputs with spatial axes the genome is a feature extractor followed by a
-    classifier part, as hand-designed networks are: the first gene is a conv gene (a
-    recurrent gene if the space draws no conv genes), the
+    classifier part, as hand-designed networks are: the first gene is a conv or block
+    gene (a recurrent gene if the space draws neither), the
     next genes of the spatial part are drawn from the kinds other than dense; then, with
     probability 1/2 for each of up to two dense genes, a flat part opens with a dense
     gene and continues with kinds other than conv/pool. All draws follow the space's
     ``layer_kinds`` weights. Each gene from the third on gets a skip link with
-    probability 0.2.
+    probability 0.2. On images the feature extractor ends in maps of at most
+    :data:`IMAGE_FEATURE_SIZE` (2x2 max pools are appended) and the maps are flattened
+    with probability :data:`IMAGE_FLATTEN_SHARE`.
     """
     lo, hi = space.init_layers
     n = int(rng.integers(lo, hi + 1))
@@ -189,7 +200,8 @@ def random_genome(rng: np.random.Generator, space: SearchSpace) -> Genome:
     for i in range(n):
         in_spatial = i < n - n_flat
         if in_spatial:
-            first = next((k for k in ("conv", "recurrent") if kinds.get(k, 0) > 0), None)
+            convs = {k: w for k, w in kinds.items() if k in CONV_KINDS and w > 0}
+            first = _weighted(rng, convs) if convs else ("recurrent" if kinds.get("recurrent", 0) > 0 else None)
             pool = {k: w for k, w in kinds.items() if k != "dense"}
             layer = _random_of_kind(rng, space, first if i == 0 and first else _weighted(rng, pool))
         elif i == n - n_flat and kinds.get("dense", 0) > 0:
@@ -199,8 +211,60 @@ def random_genome(rng: np.random.Generator, space: SearchSpace) -> Genome:
         if i >= 2 and space.max_skips > 0 and rng.random() < 0.2:
             layer = layer.replace(skips=(int(rng.integers(0, i - 1)),), merge=_pick(rng, space.merges))
         layers.append(layer)
-    genome = Genome(tuple(layers), reduce=_pick(rng, space.reductions), training=random_training(rng, space))
+    reduce = _pick(rng, space.reductions)
+    if spatial:
+        layers = _downsample_images(layers, space, n - n_flat)
+        if _is_image(space) and "flatten" in space.reductions and rng.random() < IMAGE_FLATTEN_SHARE:
+            reduce = "flatten"  # global pooling of a shallow random network learns slowly
+            layers = _downsample_images(layers, space, n - n_flat + (len(layers) - n), fit_params=True)
+    genome = Genome(tuple(layers), reduce=reduce, training=random_training(rng, space))
     return repair(genome, space)
+
+
+#: The largest feature map a random image network hands to its reduction (MNIST: 28 -> 7).
+IMAGE_FEATURE_SIZE = 7
+#: The share of random image networks that flatten their last feature maps (the others
+#: draw any of the space's reductions).
+IMAGE_FLATTEN_SHARE = 1.0
+
+
+def _is_image(space: SearchSpace) -> bool:
+    return len(space.bound()[0]) == 3
+
+
+def _downsample_images(layers: list[LayerGene], space: SearchSpace, end: int, *,
+                       fit_params: bool = False) -> list[LayerGene]:
+    """On image inputs, append 2x2 max-pool genes to the spatial part (``layers[:end]``)
+    until its feature maps are at most :data:`IMAGE_FEATURE_SIZE` wide, as hand-designed
+    networks do: a reduction over large maps of a shallow network (flatten: too many
+    parameters; global pooling: too little information) is what keeps random networks from
+    learning. With ``fit_params`` (the maps are flattened), go on down to 2x2 maps while
+    the flattened network has more than ``max_params`` parameters, so that the repair need
+    not replace the flattening by global pooling. Within ``max_layers``; nothing on
+    sequences or when the space draws no pools."""
+    input_shape, _ = space.bound()
+    if not _is_image(space) or space.layer_kinds.get("pool", 0) <= 0 or 2 not in space.pool_sizes:
+        return layers
+    size = max(input_shape[:-1])
+    for layer in layers[:end]:
+        step = layer.strides if layer.is_conv else layer.pool_size if layer.kind == "pool" else 1
+        size = math.ceil(size / (step or 1))
+    out = list(layers)
+    while len(out) < space.max_layers and (
+        size > IMAGE_FEATURE_SIZE or (fit_params and size > 2 and _flat_params(out, space) > space.max_params)
+    ):
+        out = list(_insert(out, end, LayerGene("pool", pool_type="max", pool_size=2)))
+        end += 1
+        size = math.ceil(size / 2)
+    return out
+
+
+def _flat_params(layers: list[LayerGene], space: SearchSpace) -> float:
+    """Parameters of ``layers`` with flattened maps (infinite when they do not fit together yet)."""
+    try:
+        return space.analyze(Genome(tuple(layers), reduce="flatten")).params
+    except GenomeError:
+        return math.inf
 
 
 # -- mutations -----------------------------------------------------------------------------
@@ -240,7 +304,8 @@ def _step(rng: np.random.Generator, value: Any, choices: Sequence[Any]) -> Any:
 
 
 def change_hyperparameter(genome: Genome, rng: np.random.Generator, space: SearchSpace) -> Genome | None:
-    """Change one hyperparameter of one gene (units, kernel, stride, pool, rate) or the reduction.
+    """Change one hyperparameter of one gene (units, kernel, stride, pool, rate, a block's
+    residual shortcut) or the reduction.
 
     Recurrent genes are left to :func:`change_cell`; the reduction is left alone when the
     task keeps the time axis (``space.sequence_output``: nothing is reduced).
@@ -248,7 +313,7 @@ def change_hyperparameter(genome: Genome, rng: np.random.Generator, space: Searc
     reducible = len(space.reductions) > 1 and not space.sequence_output
     options: list[tuple[int, str]] = [(-1, "reduce")] if reducible else []
     for i, layer in enumerate(genome.layers):
-        for name in ("units", "kernel_size", "strides", "pool_size", "pool_type", "rate"):
+        for name in ("units", "kernel_size", "strides", "pool_size", "pool_type", "rate", "residual"):
             if getattr(layer, name) is not None:
                 options.append((i, name))
     if not options:
@@ -263,9 +328,11 @@ def change_hyperparameter(genome: Genome, rng: np.random.Generator, space: Searc
         new: Any = round(float(np.clip(value + rng.normal(0.0, 0.1), lo, hi)), 2)
     elif name == "pool_type":
         new = "avg" if value == "max" else "max"
+    elif name == "residual":
+        new = not value
     else:
         choices = {
-            "units": space.filters if layer.kind == "conv" else space.units,
+            "units": space.filters if layer.is_conv else space.units,
             "kernel_size": space.kernel_sizes,
             "strides": space.strides,
             "pool_size": space.pool_sizes,
@@ -536,7 +603,7 @@ def _filler(space: SearchSpace, input_shape: tuple[int, ...]) -> LayerGene:
 def _clamp_layer(layer: LayerGene, space: SearchSpace) -> LayerGene:
     changes: dict[str, Any] = {}
     if layer.units is not None:
-        choices = space.filters if layer.kind == "conv" else space.units
+        choices = space.filters if layer.is_conv else space.units
         changes["units"] = _nearest(layer.units, choices)
     for name, choices in (("kernel_size", space.kernel_sizes), ("strides", space.strides),
                           ("pool_size", space.pool_sizes)):
@@ -573,8 +640,8 @@ def _fix_spatial(genome: Genome, space: SearchSpace, input_shape: tuple[int, ...
     layers = genome.layers
     while i < len(layers):
         layer = layers[i]
-        if spatial and layer.kind in ("conv", "pool"):  # recurrent genes keep the length
-            step = layer.strides if layer.kind == "conv" else layer.pool_size
+        if spatial and (layer.is_conv or layer.kind == "pool"):  # recurrent genes keep the length
+            step = layer.strides if layer.is_conv else layer.pool_size
             assert step is not None
             new = tuple(math.ceil(s / step) for s in spatial)
             if min(new) < space.min_spatial or (space.sequence_output and new != spatial):
@@ -603,7 +670,7 @@ def _fix_params(genome: Genome, space: SearchSpace) -> Genome:
             assert cell is not None  # recurrent genes always have a cell (LayerGene.__post_init__)
             smaller = [c for c in sorted(space.cell_units) if c < cell.units]
         else:
-            choices = space.filters if layer.kind == "conv" else space.units
+            choices = space.filters if layer.is_conv else space.units
             smaller = [c for c in sorted(choices) if layer.units is not None and c < layer.units]
         if smaller:
             layers = list(genome.layers)

@@ -41,6 +41,7 @@ from evokeras.engine.parallel import (  # noqa: E402
 from evokeras.engine.search import Search  # noqa: E402
 from evokeras.engine.store import RunStore  # noqa: E402
 from evokeras.engine.toolbox import make_toolbox  # noqa: E402
+from evokeras.genomes.space import SearchSpace
 from evokeras.tasks import make_task  # noqa: E402  # noqa: E402
 
 CONFIG = {"population": 6, "offspring": 6, "generations": 2}
@@ -149,7 +150,7 @@ class Cluster:
         self.port = _free_port()
         self.address = f"tcp://127.0.0.1:{self.port}"
         self.env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3",
-                    "PYTHONPATH": os.pathsep.join([str(TESTS_DIR), os.environ.get("PYTHONPATH", "")])}
+                    "PYTHONPATH": os.pathsep.join([str(TESTS_DIR), str(Path(__file__).resolve().parent), os.environ.get("PYTHONPATH", "")])}
         self.procs: list[subprocess.Popen] = []
         self.scheduler = self._start([self.dask, "scheduler", "--host", "127.0.0.1", "--port", str(self.port),
                                       "--no-dashboard"])
@@ -497,7 +498,7 @@ def test_process_backend_real_evaluator() -> None:
     from evokeras.training.evaluator import Evaluator
     from evokeras.training.records import Budget
 
-    ev = Evaluator(make_task("mnist"), Budget(epochs=1, train_samples=256, val_samples=128, patience=0, time_repeats=1),
+    ev = Evaluator(make_task("mnist", space=SearchSpace()), Budget(epochs=1, train_samples=256, val_samples=128, patience=0, time_repeats=1),
                    {"val_error": -1.0, "flops": -1.0})
     gs = [Genome((LayerGene("dense", units=16),)), Genome((LayerGene("dense", units=32),))]
     with ProcessBackend(2, gpus=0) as backend:

@@ -16,6 +16,7 @@ from evokeras import data as ds
 from evokeras.data import DatasetNotFoundError
 from evokeras.data import images as image_data
 from evokeras.engine.toolbox import fitness_class, to_individual
+from evokeras.genomes.space import SearchSpace
 from evokeras.tasks import ImageClassification
 from evokeras.training.evaluator import Evaluator
 from evokeras.training.records import WORST, Budget, EvalResult, derive_seed, worst_values
@@ -33,7 +34,7 @@ DENSE = Genome((LayerGene("dense", units=16),), training=TrainingGenes("sgd", 1e
 
 @pytest.fixture(scope="module")
 def evaluator() -> Evaluator:
-    return Evaluator(make_task("mnist"), TINY, OBJECTIVES, seed=7)
+    return Evaluator(make_task("mnist", space=SearchSpace()), TINY, OBJECTIVES, seed=7)
 
 
 @pytest.fixture(scope="module")
@@ -76,7 +77,7 @@ def test_genome_is_not_mutated(ok_result: tuple[Any, EvalResult]) -> None:
 
 def test_same_seed_same_val_error(ok_result: tuple[Any, EvalResult]) -> None:
     _, first = ok_result
-    again = Evaluator(make_task("mnist"), TINY, OBJECTIVES, seed=7)(GENOME)
+    again = Evaluator(make_task("mnist", space=SearchSpace()), TINY, OBJECTIVES, seed=7)(GENOME)
     assert again.status == "ok"
     for name in ("val_error", "val_loss", "params", "flops"):
         assert again.metrics[name] == first.metrics[name], name
@@ -111,7 +112,7 @@ def test_derive_seed_is_stable() -> None:
 
 
 def test_timeout_gives_status_timeout() -> None:
-    ev = Evaluator(make_task("mnist"), dataclasses.replace(TINY, timeout=0.01), OBJECTIVES, seed=0)
+    ev = Evaluator(make_task("mnist", space=SearchSpace()), dataclasses.replace(TINY, timeout=0.01), OBJECTIVES, seed=0)
     r = ev(DENSE)
     assert r.status == "timeout", r.error
     assert "limit" in r.error
@@ -130,7 +131,7 @@ class _NaNImages(ImageClassification):
 
 
 def test_nan_loss_gives_status_nan() -> None:
-    ev = Evaluator(_NaNImages("mnist"), TINY, {"val_error": -1.0, "exec_time": -1.0}, seed=0)
+    ev = Evaluator(_NaNImages("mnist", space=SearchSpace()), TINY, {"val_error": -1.0, "exec_time": -1.0}, seed=0)
     r = ev(Genome((LayerGene("dense", units=16, activation="tanh"),), training=DENSE.training))
     assert r.status == "nan", (r.status, r.error)
     assert "NaN" in r.error
@@ -140,12 +141,12 @@ def test_nan_loss_gives_status_nan() -> None:
 
 def test_unmeasured_objective_is_refused_before_training() -> None:
     with pytest.raises(ValueError, match="'nonsense' is not measured"):
-        Evaluator(make_task("mnist"), TINY, {"val_error": -1.0, "nonsense": -1.0})
+        Evaluator(make_task("mnist", space=SearchSpace()), TINY, {"val_error": -1.0, "nonsense": -1.0})
 
 
 def test_missing_dataset_raises_instead_of_failing_the_candidate(monkeypatch, tmp_path: Path) -> None:
     monkeypatch.setattr(image_data, "FASHION_MNIST_DIR", tmp_path / "no-fashion")
-    ev = Evaluator(make_task("fashion_mnist"), TINY, {"val_error": -1.0, "flops": -1.0})
+    ev = Evaluator(make_task("fashion_mnist", space=SearchSpace()), TINY, {"val_error": -1.0, "flops": -1.0})
     with pytest.raises(DatasetNotFoundError, match="Fashion-MNIST"):
         ev(DENSE)
 

@@ -13,6 +13,7 @@ from evokeras.engine.config import ConfigError, SearchConfig
 from evokeras.engine.search import Search
 from evokeras.engine.toolbox import make_toolbox, to_individual
 from evokeras.genomes.network import Genome, LayerGene, TrainingGenes
+from evokeras.genomes.space import SearchSpace
 from evokeras.tasks import make_task
 from evokeras.training.evaluator import Evaluator
 from evokeras.training.inheritance import WeightCache
@@ -59,7 +60,7 @@ def _genomes() -> tuple[Genome, Genome]:
 
 def test_child_starts_from_parent_weights(tmp_path: Path) -> None:
     parent, child = _genomes()
-    ev = Evaluator(make_task("mnist"), Budget(**TINY), {"val_error": -1.0, "flops": -1.0}, seed=0, weight_dir=tmp_path)
+    ev = Evaluator(make_task("mnist", space=SearchSpace()), Budget(**TINY), {"val_error": -1.0, "flops": -1.0}, seed=0, weight_dir=tmp_path)
     r_parent = ev(parent)
     assert r_parent.ok and (tmp_path / f"{parent.key}.npz").is_file()
     assert r_parent.metrics["inherited_layers"] == 0 and r_parent.metrics["fidelity"] == 1.0
@@ -73,7 +74,7 @@ def test_child_starts_from_parent_weights(tmp_path: Path) -> None:
     ind = to_individual(child, make_toolbox("mnist").fitness_class, parent=parent.key)
     r_child = ev(ind)
     assert r_child.ok and r_child.metrics["inherited_layers"] == 1 and r_child.metrics["parent"] == parent.key
-    off = Evaluator(make_task("mnist"), Budget(**TINY), {"val_error": -1.0, "flops": -1.0}, seed=0)(ind)
+    off = Evaluator(make_task("mnist", space=SearchSpace()), Budget(**TINY), {"val_error": -1.0, "flops": -1.0}, seed=0)(ind)
     assert "inherited_layers" not in off.metrics
 
 
@@ -116,8 +117,8 @@ def test_training_settings_of_older_configs_move_out_of_the_budget() -> None:
 def test_fast_path_in_the_evaluator() -> None:
     parent, _ = _genomes()
     objectives = {"val_error": -1.0, "flops": -1.0}
-    stock = Evaluator(make_task("mnist"), Budget(**TINY), objectives, seed=0)(parent)
-    fast = Evaluator(make_task("mnist"), Budget(**TINY), objectives, seed=0, settings=TrainSettings(fast=True))(parent)
+    stock = Evaluator(make_task("mnist", space=SearchSpace()), Budget(**TINY), objectives, seed=0)(parent)
+    fast = Evaluator(make_task("mnist", space=SearchSpace()), Budget(**TINY), objectives, seed=0, settings=TrainSettings(fast=True))(parent)
     assert stock.metrics["train_path"] == "stock" and fast.metrics["train_path"] == "fast"
     assert fast.ok and 0.0 <= fast.metrics["val_error"] < 0.9
     assert fast.metrics["params"] == stock.metrics["params"]
