@@ -35,7 +35,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import machine_info, study_budgets, write_result  # noqa: E402
+from _common import RESULTS_DIR, machine_info, study_budgets, write_result  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -213,7 +213,17 @@ def main() -> int:
         result["rss_growth_mb"] = mem["rss_growth_mb"]
         result["memory"] = mem
         print(f"rss growth over {mem['evaluations']} evaluations: {mem['rss_growth_mb']:.0f} MB")
-    path = write_result("mnist", result)
+    # Merge into the results file: parts not run this time (e.g. --skip-kerastuner) keep
+    # their earlier figures, each with the machine description of its own sitting.
+    previous = RESULTS_DIR / "mnist.json"
+    merged = json.loads(previous.read_text()) if previous.is_file() else {}
+    for key in ("evokeras", *(k for k in result if k.startswith("kerastuner_"))):
+        result[key]["machine"] = result["machine"]
+    priors = RESULTS_DIR / "priors.json"
+    if priors.is_file():
+        result["generation0_learning_share"] = json.loads(priors.read_text())["generation0_learning_share"]
+    merged.update(result)
+    path = write_result("mnist", merged)
     print(f"wrote {path}")
     return 0
 

@@ -139,6 +139,7 @@ class Search:
         self._best: dict[str, float] = {}
         self.max_val_error = config.max_val_error if config.max_val_error is not None else self.task.default_max_val_error
         self._violation: dict[str, float] = {}  # key -> validation error above max_val_error
+        self.store.set_meta("max_val_error", self.max_val_error)  # plots draw the same front
         for _, result in self.store.evaluations():
             self._note_best(result)
             self._note_feasibility(result)

@@ -46,6 +46,15 @@ def _ok_points(store: RunStore) -> tuple[np.ndarray, np.ndarray, list[str], list
     return np.array(gens, dtype=int), np.array(points, dtype=float).reshape(len(points), len(names)), names, keys
 
 
+def _allowed(store: RunStore, points: np.ndarray, names: list[str]) -> np.ndarray:
+    """Which candidates may be on the front: validation error within the run's
+    ``max_val_error`` (all of them when the run has no such constraint)."""
+    limit = store.get_meta("max_val_error")
+    if limit is None or "val_error" not in names:
+        return np.ones(len(points), dtype=bool)
+    return points[:, names.index("val_error")] <= float(limit)
+
+
 def _weights(store: RunStore, names: list[str]) -> np.ndarray:
     objectives = (store.get_meta("objectives") or {}) if names else {}
     return np.array([float(objectives.get(n, -1.0)) for n in names])
@@ -88,9 +97,10 @@ def hypervolume_by_generation(store: RunStore) -> tuple[list[int], list[float]]:
     minimised = points * -np.sign(_weights(store, names))
     lo, hi = minimised.min(axis=0), minimised.max(axis=0)
     scaled = (minimised - lo) / np.where(hi > lo, hi - lo, 1.0)
+    allowed = _allowed(store, points, names)
     out_g, out_hv = [], []
     for g in range(int(gens.max()) + 1):
-        sel = scaled[gens <= g]
+        sel = scaled[(gens <= g) & allowed]
         if not len(sel):
             continue
         front = sel[nondominated(sel)]
@@ -128,9 +138,14 @@ def plot_pareto(store: RunStore) -> Any:
         ax.text(0.5, 0.5, "no successful evaluations", ha="center", transform=ax.transAxes)
         return fig
     minimised = points * -np.sign(_weights(store, names))
-    front = nondominated(minimised)
+    allowed = _allowed(store, points, names)
+    front = np.zeros(len(points), dtype=bool)
+    front[np.flatnonzero(allowed)[nondominated(minimised[allowed])]] = True
     x, y = points[:, 1], points[:, 0]
-    sc = ax.scatter(x, y, c=gens, cmap="viridis", s=18, alpha=0.8)
+    sc = ax.scatter(x[allowed], y[allowed], c=gens[allowed], cmap="viridis", s=18, alpha=0.8)
+    if not allowed.all():
+        ax.scatter(x[~allowed], y[~allowed], marker="x", color="0.6", s=18,
+                   label=f"above max_val_error={store.get_meta('max_val_error'):g} (never on the front)")
     order = np.argsort(x[front])
     ax.step(x[front][order], y[front][order], where="post", color="crimson", lw=1.2)
     ax.scatter(x[front], y[front], facecolors="none", edgecolors="crimson", s=60, label="Pareto front")
