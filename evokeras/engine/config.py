@@ -91,12 +91,13 @@ class SearchConfig:
         final_members: finish at most this many front members (spread along the front:
             the most accurate, the fastest and evenly between); ``None``: all.
         final_schedule: the final training's learning rate: ``"cosine"`` (decays to 0)
-            or ``"constant"``.
+            or ``"constant"`` (tasks that retrain their members; specialization and
+            CartPole finish members without it).
         fast_path: train with :func:`evokeras.training.fast.fit_fast` where the task allows it.
         deterministic: ask the backend for deterministic ops (TensorFlow): slower, exact.
         inherit_weights: a child starts from its parent's trained weights where layers
             are unchanged (same position, same shapes); weights are cached in
-            ``DIR/weights/<key>.npz`` (see :meth:`evokeras.training.evaluator.Evaluator.inherit`).
+            ``DIR/weights/<key>.npz`` (see :class:`evokeras.training.inheritance.WeightCache`).
         task_options: keyword arguments of the task's constructor (e.g. the base model
             and target task of ``"specialize"``; see :func:`evokeras.specialize`).
         multi_fidelity: ``None`` (off) or ``{"eta": 3, "fraction": 0.25}``: successive
@@ -204,6 +205,10 @@ class SearchConfig:
                 f"config key 'objectives': {unknown[0]!r} is not measured by task {self.task!r} "
                 f"(measured: {list(task.measures)})"
             )
+        if self.max_val_error is not None and "val_error" not in task.measures:
+            raise ConfigError(f"config key 'max_val_error': task {self.task!r} reports no val_error")
+        if self.reference_architectures and not task.reference_genomes():
+            raise ConfigError(f"config key 'reference_architectures': task {self.task!r} has no reference architectures")
         if self.inherit_weights and not task.supports_inheritance:
             raise ConfigError(f"config key 'inherit_weights': task {self.task!r} does not train from inherited weights")
         if self.multi_fidelity is not None:

@@ -49,7 +49,7 @@ def finalize(search: Search, front: list[Any], *, progress: bool = False) -> lis
     models_dir = search.out_dir / "models"
     models_dir.mkdir(exist_ok=True)
     entries = []
-    members = sorted(front, key=lambda ind: tuple(ind.fitness.values))
+    members = sorted(front, key=lambda ind: tuple(-w for w in ind.fitness.wvalues))  # best first
     chosen = spread(len(members), cfg.final_members)
     iterator: Any = members
     if progress:

@@ -46,6 +46,9 @@ __all__ = ["RunError", "Search", "SearchResult"]
 
 log = logging.getLogger(__name__)
 
+#: The values that configuration keys added in 0.4 take when an older run is resumed.
+LEGACY_RESUME_DEFAULTS: dict[str, Any] = {"max_val_error": 1.0, "final_schedule": "constant"}
+
 EvaluateFn = Callable[[Genome], EvalResult]
 MapFn = Callable[[EvaluateFn, Sequence[Genome]], Iterable[EvalResult]]
 
@@ -108,6 +111,7 @@ class Search:
         task: Task | None = None,
         _resuming: bool = False,
     ) -> None:
+        config.check()
         self.config = config
         self.out_dir = Path(out_dir)
         self.task: Task = task if task is not None else config.build_task()
@@ -208,7 +212,11 @@ class Search:
         if not (out_dir / "run.db").is_file() or not cfg_path.is_file():
             raise RunError(f"{out_dir} is not a run directory (no run.db/config.json)")
         try:
-            config = SearchConfig.from_dict(json.loads(cfg_path.read_text())["config"])
+            stored = json.loads(cfg_path.read_text())["config"]
+            # Runs written before these keys existed (<= 0.3) keep their behaviour: no
+            # constraint on the front, a constant final learning rate.
+            legacy = {k: v for k, v in LEGACY_RESUME_DEFAULTS.items() if isinstance(stored, dict) and k not in stored}
+            config = SearchConfig.from_dict({**stored, **legacy})
         except (OSError, KeyError, json.JSONDecodeError, ConfigError) as exc:
             raise RunError(f"cannot read {cfg_path}: {exc}") from exc
         if parallel:
@@ -342,14 +350,18 @@ class Search:
         return " ".join(f"{k}={v:.4g}" for k, v in self._best.items())
 
     def _select(self, pool: list[Individual], k: int) -> list[Individual]:
-        """Constrained NSGA-II (Deb et al. 2002): candidates within ``max_val_error`` (and
-        failed ones, which carry the worst values) are ranked by NSGA-II; candidates above
-        it come after all of them, least violation first."""
-        ranked = [ind for ind in pool if ind.key not in self._violation]
+        """Constrained NSGA-II (Deb et al. 2002): ok candidates within ``max_val_error`` are
+        ranked by NSGA-II; ok candidates above it come after all of them, least violation
+        first; failed and pruned candidates last."""
+        ranked = [ind for ind in pool if self.feasible(ind)]
         if len(ranked) >= k:
             return self._select_nsga2(ranked, k)
+        # then the trained candidates above the limit, least violation first, then the
+        # failed and pruned ones (worst values: NSGA-II's order among them)
         over = sorted((ind for ind in pool if ind.key in self._violation), key=lambda ind: self._violation[ind.key])
-        return ranked + over[: k - len(ranked)]
+        rest = [ind for ind in pool if not self.feasible(ind) and ind.key not in self._violation]
+        chosen = ranked + over[: k - len(ranked)]
+        return chosen + (self._select_nsga2(rest, k - len(chosen)) if len(chosen) < k and rest else [])
 
     def _select_nsga2(self, pool: list[Individual], k: int) -> list[Individual]:
         """NSGA-II survivors, one copy per genome key while enough distinct genomes exist

@@ -185,7 +185,7 @@ def analyze(
         GenomeError: if a gene cannot apply to its input (e.g. conv on a flat tensor).
 
     Example:
-        >>> from evokeras.genome import Genome, LayerGene
+        >>> from evokeras.genomes.network import Genome, LayerGene
         >>> a = analyze(Genome((LayerGene("dense", units=10),)), (4,), 2)
         >>> a.params  # 4*10+10 + 10*2+2
         72

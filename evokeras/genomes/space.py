@@ -128,7 +128,7 @@ class SearchSpace:
         return any(self.layer_kinds.get(k, 0) > 0 for k in SPATIAL_KINDS)
 
     def cell_limits(self) -> CellLimits:
-        """The bounds of a recurrent gene's cell (for :mod:`evokeras.cell`'s operators)."""
+        """The bounds of a recurrent gene's cell (for :mod:`evokeras.variation.cell`'s operators)."""
         return CellLimits(
             max_nodes=self.cell_max_nodes,
             max_lag=self.cell_max_lag,

@@ -273,12 +273,6 @@ class Classification(Task):
     """A task whose model ends in a softmax over :attr:`n_outputs` classes (a Dense layer
     named ``"head"``), trained with sparse cross-entropy on integer labels; accuracy."""
 
-    @property
-    def default_max_val_error(self) -> float | None:
-        """Half the error of guessing (0.45 with 10 classes): members that have not
-        clearly learned stay off the front however fast they are."""
-        return 0.5 * (1.0 - 1.0 / self.n_outputs)
-
     def head(self, x: Any) -> Any:
         import keras
 

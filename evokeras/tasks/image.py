@@ -43,6 +43,12 @@ class ImageClassification(Classification):
         self.name = name
         super().__init__(space=space)
 
+    @property
+    def default_max_val_error(self) -> float | None:
+        """Half the error of guessing (0.45 with 10 classes): members that have not
+        clearly learned stay off the front however fast they are."""
+        return 0.5 * (1.0 - 1.0 / self.n_outputs)
+
     def reference_genomes(self) -> list[Genome]:
         """Three hand-designed starting points, repaired into :attr:`space`: the Keras
         example convnet (conv 32 -> pool -> conv 64 -> pool -> dropout), a three-stage

@@ -1,5 +1,5 @@
 """Specialization: evolve edit programs that turn a trained base network into a model
-for a target task (see :mod:`evokeras.edits` and :mod:`evokeras.build.surgery`).
+for a target task (see :mod:`evokeras.genomes.edits` and :mod:`evokeras.build.surgery`).
 
 The individuals are :class:`~evokeras.genomes.edits.EditProgram` objects. Evaluating one
 (:meth:`Specialization.score`): apply it to the base (drops, squeezes, cut, pool),

@@ -1,5 +1,5 @@
 """Random draws shared by the genome operators (:mod:`evokeras.variation.network`) and the cell
-operators (:mod:`evokeras.cell`); every draw takes the caller's ``numpy`` generator."""
+operators (:mod:`evokeras.variation.cell`); every draw takes the caller's ``numpy`` generator."""
 
 from __future__ import annotations
 

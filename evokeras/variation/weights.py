@@ -18,7 +18,7 @@ the shapes overlap, fresh values elsewhere), :func:`perturb` (Gaussian noise).
 
 Example:
     >>> import numpy as np
-    >>> from evokeras.genome import Genome, LayerGene
+    >>> from evokeras.genomes.network import Genome, LayerGene
     >>> g = Genome((LayerGene("dense", units=8, activation="tanh"),))
     >>> g = init_weights(g, np.random.default_rng(0), 4, 2)
     >>> forward(g, np.zeros((3, 4), np.float32), 4, 2).shape

@@ -1,4 +1,4 @@
-"""Tests for :mod:`evokeras.cell` and :class:`evokeras.build.layers.SkipStepCell`.
+"""Tests for :mod:`evokeras.genomes.cell`, :mod:`evokeras.variation.cell` and :class:`evokeras.build.layers.SkipStepCell`.
 
 Genome: JSON round trips, canonical form, validation errors that name the field.
 Operators: hypothesis draws (``derandomize=True``: the same examples on every run) a

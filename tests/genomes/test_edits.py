@@ -1,4 +1,4 @@
-"""Tests for :mod:`evokeras.edits`: edit programs, base structures, the edit space and
+"""Tests for :mod:`evokeras.genomes.edits` and :mod:`evokeras.variation.edits`: edit programs, base structures, the edit space and
 its operators, on the structures of the three base families of :mod:`evokeras.build.zoo`.
 
 The structures are read from tiny zoo models built without drawing weights (nothing

@@ -1,4 +1,4 @@
-"""Tests for :mod:`evokeras.genome`: serialisation, keys and structural validation."""
+"""Tests for :mod:`evokeras.genomes.network`: serialisation, keys and structural validation."""
 
 from __future__ import annotations
 

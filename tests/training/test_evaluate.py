@@ -1,4 +1,4 @@
-"""Tests for :mod:`evokeras.evaluate` with real (tiny) training on MNIST."""
+"""Tests for :mod:`evokeras.training.evaluator` with real (tiny) training on MNIST."""
 
 from __future__ import annotations
 

@@ -17,7 +17,7 @@ __all__ = ["SkipStepCell"]
 class SkipStepCell(keras.layers.Layer):
     """A skip-step recurrent cell, to be wrapped in ``keras.layers.RNN``.
 
-    The node computations and links are those of :mod:`evokeras.cell`. Each input of a
+    The node computations and links are those of :mod:`evokeras.genomes.cell`. Each input of a
     node has its own kernel, created in :meth:`CellGenome.node_inputs` order and named
     ``node{j}_kernel`` (the main input), ``node{j}_ff{i}_kernel``,
     ``node{j}_rec{i}_lag{k}_kernel``, then ``node{j}_bias`` (shape ``(units,)`` for
@@ -36,7 +36,7 @@ class SkipStepCell(keras.layers.Layer):
 
     Example:
         >>> import numpy as np
-        >>> from evokeras.cell import CellGenome
+        >>> from evokeras.genomes.cell import CellGenome
         >>> cell = CellGenome(8, ("lstm", "tanh"), rec_links=((1, 3, 0),))
         >>> rnn = keras.layers.RNN(SkipStepCell(cell))
         >>> tuple(rnn(np.zeros((2, 5, 3), "float32")).shape)
