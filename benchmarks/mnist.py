@@ -192,6 +192,8 @@ def main() -> int:
     p.add_argument("--wall-seconds", type=float, default=None, help="evokeras's wall time when --run is given")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--skip-kerastuner", action="store_true")
+    p.add_argument("--kerastuner", nargs="+", choices=("random", "hyperband"), default=["random", "hyperband"],
+                   help="which KerasTuner searches to run (each part is merged into the results file)")
     p.add_argument("--skip-memory", action="store_true")
     args = p.parse_args()
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
@@ -211,7 +213,7 @@ def main() -> int:
           f"fast member {evo['fast_test_accuracy']} at {evo['fast_time_ratio']} of the best's time; "
           f"overhead {overhead:.1%}")
     if not args.skip_kerastuner:
-        for kind in ("random", "hyperband"):
+        for kind in args.kerastuner:
             r = run_kerastuner(kind, evo["search_wall_seconds"], args.seed)  # trials for as long as evokeras searched
             result[f"kerastuner_{kind}"] = r
             print(f"kerastuner {kind}: best test acc {r['best_test_accuracy']:.4f}, wall {r['wall_seconds']:.0f} s, {r['trials']} trials")

@@ -149,6 +149,10 @@ def test_search_resume_reads_old_config_and_checkpoint(partial: Path) -> None:
         assert checkpoint is not None and checkpoint["gen"] == 0
         assert search.store.count_evaluations() == 2
         assert not search.store.get_meta("finished")
+        # keys added in 0.4 keep the old behaviour: no constraint on the front (its members
+        # have validation errors of 0.8-0.9), a constant final learning rate
+        assert search.config.max_val_error == 1.0 and search.config.final_schedule == "constant"
+        assert search.store.get_meta("max_val_error") == 1.0
 
 
 def test_resume_of_partial_run_keeps_old_evaluations(partial: Path, capsys: pytest.CaptureFixture[str]) -> None:
