@@ -96,19 +96,12 @@ def _apply(layer: LayerGene, x: Any, name: str, causal: bool = False) -> Any:
     spatial_rank = len(x.shape) - 2
     if kind == "dense":
         return keras.layers.Dense(layer.units, activation=layer.activation, name=name)(x)
-    if kind == "conv":
-        conv = keras.layers.Conv1D if spatial_rank == 1 else keras.layers.Conv2D
-        return conv(
-            layer.units,
-            layer.kernel_size,
-            strides=layer.strides,
-            padding="causal" if causal and spatial_rank == 1 else "same",
-            activation=layer.activation,
-            name=name,
-        )(x)
-    if kind == "block":
+    if layer.is_conv:
         conv = keras.layers.Conv1D if spatial_rank == 1 else keras.layers.Conv2D
         padding = "causal" if causal and spatial_rank == 1 else "same"
+        if kind == "conv":
+            return conv(layer.units, layer.kernel_size, strides=layer.strides, padding=padding,
+                        activation=layer.activation, name=name)(x)
         y = conv(layer.units, layer.kernel_size, strides=layer.strides, padding=padding, use_bias=False,
                  name=f"{name}_conv")(x)
         y = keras.layers.BatchNormalization(momentum=BN_MOMENTUM, name=f"{name}_bn")(y)

@@ -127,24 +127,19 @@ def _apply(
             )
         params, step_flops = cell_cost(layer.cell, x.channels)
         return TensorShape(x.spatial, layer.cell.units), params, x.spatial[0] * step_flops
-    if kind == "conv":
+    if layer.is_conv:
         assert layer.units is not None and layer.kernel_size is not None and layer.strides is not None
         if not x.spatial:
-            raise GenomeError("a conv gene met a tensor without spatial axes")
-        spatial = tuple(math.ceil(s / layer.strides) for s in x.spatial)
-        window = layer.kernel_size ** len(x.spatial)
-        params = window * x.channels * layer.units + layer.units
-        flops = 2 * window * x.channels * layer.units * math.prod(spatial)
-        return TensorShape(spatial, layer.units), params, flops
-    if kind == "block":
-        assert layer.units is not None and layer.kernel_size is not None and layer.strides is not None
-        if not x.spatial:
-            raise GenomeError("a block gene met a tensor without spatial axes")
+            raise GenomeError(f"a {kind} gene met a tensor without spatial axes")
         spatial = tuple(math.ceil(s / layer.strides) for s in x.spatial)
         window = layer.kernel_size ** len(x.spatial)
         m = math.prod(spatial)
-        params = window * x.channels * layer.units + 4 * layer.units  # kernel (no bias), batch norm
-        flops = 2 * window * x.channels * layer.units * m + 3 * m * layer.units  # conv, norm, activation
+        params = window * x.channels * layer.units
+        flops = 2 * window * x.channels * layer.units * m
+        if kind == "conv":
+            return TensorShape(spatial, layer.units), params + layer.units, flops  # + bias
+        params += 4 * layer.units  # a block's batch norm (its convolution has no bias)
+        flops += 3 * m * layer.units  # norm and activation
         if layer.residual:
             if layer.strides != 1 or x.channels != layer.units:  # 1x1 projection of the shortcut
                 params += x.channels * layer.units

@@ -129,23 +129,15 @@ def _random_of_kind(rng: np.random.Generator, space: SearchSpace, kind: str) -> 
     """A gene of ``kind`` with its hyperparameters drawn from the space."""
     if kind == "dense":
         return LayerGene("dense", units=_pick(rng, space.units), activation=_pick(rng, space.activations))
-    if kind == "conv":
-        return LayerGene(
-            "conv",
+    if kind in CONV_KINDS:
+        gene = LayerGene(
+            kind,
             units=_pick(rng, space.filters),
             kernel_size=_pick(rng, space.kernel_sizes),
             strides=_pick(rng, space.strides),
             activation=_pick(rng, space.activations),
         )
-    if kind == "block":
-        return LayerGene(
-            "block",
-            units=_pick(rng, space.filters),
-            kernel_size=_pick(rng, space.kernel_sizes),
-            strides=_pick(rng, space.strides),
-            activation=_pick(rng, space.activations),
-            residual=bool(rng.random() < 0.5),
-        )
+        return gene.replace(residual=bool(rng.random() < 0.5)) if kind == "block" else gene
     if kind == "pool":
         return LayerGene("pool", pool_type=_pick(rng, ("max", "avg")), pool_size=_pick(rng, space.pool_sizes))
     if kind == "dropout":
