@@ -12,8 +12,10 @@ Budgets:
 * ``default`` -- what the README shows; <= 30 minutes on 2 CPU cores; objectives
   validation error and measured inference time per sample; 15 minutes of search from
   the task's reference architectures plus random networks of the image priors, each
-  candidate trained 2 epochs on 10,000 images (fast path), then the front's four
-  spread-out members retrained 10 epochs on all 60,000 images (cosine learning rate).
+  candidate trained 2 epochs on 10,000 images (fast path) in a worker process that is
+  replaced every 40 evaluations, then the front's four spread-out members retrained
+  10 epochs on all 60,000 images (cosine learning rate, images shifted by up to 2
+  pixels).
 * ``full`` -- a longer search closer to the seed paper's setting (hours on a CPU).
 
 Usage::
@@ -51,6 +53,7 @@ BUDGETS = {
         "space": {"max_params": 200_000, "max_layers": 10, "init_layers": [3, 7]},
         "fast_path": True,
         "reference_architectures": True,
+        "backend": "process",  # one worker process, replaced every 40 evaluations (recycle_after)
         "final_epochs": 10,
         "final_members": 4,
         "final_train_samples": None,

@@ -152,6 +152,7 @@ def test_search_resume_reads_old_config_and_checkpoint(partial: Path) -> None:
         # keys added in 0.4 keep the old behaviour: no constraint on the front (its members
         # have validation errors of 0.8-0.9), a constant final learning rate
         assert search.config.max_val_error == 1.0 and search.config.final_schedule == "constant"
+        assert search.config.final_augment == 0
         assert search.store.get_meta("max_val_error") == 1.0
 
 

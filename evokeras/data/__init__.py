@@ -39,6 +39,7 @@ from .images import (
     load_fashion_mnist_arrays,
     load_mnist_arrays,
     mnist_splits,
+    random_shift,
 )
 from .objects import object_scenes
 
@@ -66,4 +67,5 @@ __all__ = [
     "load_mnist_arrays",
     "mnist_splits",
     "object_scenes",
+    "random_shift",
 ]

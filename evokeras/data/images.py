@@ -47,6 +47,7 @@ __all__ = [
     "load_fashion_mnist_arrays",
     "load_mnist_arrays",
     "mnist_splits",
+    "random_shift",
 ]
 
 logger = logging.getLogger(__name__)
@@ -389,3 +390,32 @@ def fashion_mnist_splits(
         val_limit=val_limit,
         test_limit=test_limit,
     )
+
+
+def random_shift(x: np.ndarray, max_shift: int, rng: np.random.Generator) -> np.ndarray:
+    """``x`` (``(N, H, W, C)`` images) with each image moved by a random whole number of
+    pixels in ``[-max_shift, max_shift]`` along each axis, the uncovered border zero.
+
+    The light augmentation of final training (config key ``final_augment``): a new
+    draw each epoch. ``max_shift=0`` returns ``x`` itself.
+
+    >>> x = np.arange(9, dtype=np.float32).reshape(1, 3, 3, 1)
+    >>> random_shift(x, 1, np.random.default_rng(0)).shape
+    (1, 3, 3, 1)
+    """
+    if max_shift <= 0:
+        return x
+    if x.ndim != 4:
+        raise ValueError(f"random_shift: expected (N, H, W, C) images, got shape {x.shape}")
+    h, w = x.shape[1:3]
+    out = np.zeros_like(x)
+    dy = rng.integers(-max_shift, max_shift + 1, len(x))
+    dx = rng.integers(-max_shift, max_shift + 1, len(x))
+    for a in range(-max_shift, max_shift + 1):
+        for b in range(-max_shift, max_shift + 1):
+            idx = np.flatnonzero((dy == a) & (dx == b))
+            if idx.size:
+                # output row r reads input row r - a (and column c - b)
+                out[idx, max(a, 0):h + min(a, 0), max(b, 0):w + min(b, 0)] = \
+                    x[idx, max(-a, 0):h + min(-a, 0), max(-b, 0):w + min(-b, 0)]
+    return out

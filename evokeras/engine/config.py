@@ -82,6 +82,11 @@ class SearchConfig:
             ``workers > 1``, else ``serial``); see :mod:`evokeras.engine.parallel`.
         scheduler: address of a running Dask scheduler (``tcp://HOST:PORT``); implies
             ``dask``. ``None`` with ``dask`` starts a local cluster of ``workers``.
+        recycle_after: process workers (backend ``process``) are replaced by fresh
+            processes after this many evaluations each (``None``: never): TensorFlow
+            keeps the graphs of every model a process has trained, so a long-lived
+            worker's memory and clean-up time grow with each candidate. Results do not
+            change.
         reference_architectures: the first generation starts from the task's hand-designed
             architectures (:meth:`evokeras.tasks.Task.reference_genomes`), the rest random.
         max_val_error: the largest validation error a front member may have (constrained
@@ -90,6 +95,9 @@ class SearchConfig:
             (classification: half the error of guessing); ``1`` switches it off.
         final_members: finish at most this many front members (spread along the front:
             the most accurate, the fastest and evenly between); ``None``: all.
+        final_augment: light augmentation in the final training, redrawn each epoch
+            (image tasks: random shifts of up to this many pixels); ``None``: the task's
+            default (:attr:`evokeras.tasks.Task.default_final_augment`: 2 on images, else 0).
         final_schedule: the final training's learning rate: ``"cosine"`` (decays to 0)
             or ``"constant"`` (tasks that retrain their members; specialization and
             CartPole finish members without it).
@@ -126,6 +134,7 @@ class SearchConfig:
     workers: int = 1
     backend: str | None = None
     scheduler: str | None = None
+    recycle_after: int | None = 40
     inherit_weights: bool = False
     fast_path: bool = False
     deterministic: bool = True
@@ -133,6 +142,7 @@ class SearchConfig:
     max_val_error: float | None = None
     final_members: int | None = None
     final_schedule: str = "cosine"
+    final_augment: int | None = None
     multi_fidelity: dict[str, Any] | None = None
     task_options: dict[str, Any] = field(default_factory=dict)
 
@@ -141,9 +151,9 @@ class SearchConfig:
         "offspring": "int", "generations": "int", "cxpb": "num", "mutpb": "num",
         "wall_seconds": "optnum", "objectives": "dict", "evaluation": "dict", "space": "dict",
         "final_epochs": "int", "final_train_samples": "optint",
-        "workers": "int", "backend": "optstr", "scheduler": "optstr",
+        "workers": "int", "backend": "optstr", "scheduler": "optstr", "recycle_after": "optint",
         "inherit_weights": "bool", "fast_path": "bool", "deterministic": "bool",
-        "reference_architectures": "bool", "max_val_error": "optnum", "final_members": "optint", "final_schedule": "str", "multi_fidelity": "optdict", "task_options": "dict",
+        "reference_architectures": "bool", "max_val_error": "optnum", "final_members": "optint", "final_schedule": "str", "final_augment": "optint", "multi_fidelity": "optdict", "task_options": "dict",
     }
 
     @classmethod
@@ -166,6 +176,10 @@ class SearchConfig:
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
+
+    def augment(self, task: Any) -> int:
+        """The final training's augmentation strength (key ``final_augment``, else the task's default)."""
+        return task.default_final_augment if self.final_augment is None else self.final_augment
 
     def train_settings(self) -> TrainSettings:
         """How candidates are trained (keys ``fast_path``, ``deterministic``)."""
@@ -209,6 +223,8 @@ class SearchConfig:
             raise ConfigError(f"config key 'max_val_error': task {self.task!r} reports no val_error")
         if self.reference_architectures and not task.reference_genomes():
             raise ConfigError(f"config key 'reference_architectures': task {self.task!r} has no reference architectures")
+        if self.final_augment and not task.supports_augment:
+            raise ConfigError(f"config key 'final_augment': task {self.task!r} has no augmentation")
         if self.inherit_weights and not task.supports_inheritance:
             raise ConfigError(f"config key 'inherit_weights': task {self.task!r} does not train from inherited weights")
         if self.multi_fidelity is not None:
@@ -240,10 +256,14 @@ class SearchConfig:
             raise ConfigError(f"config key 'max_val_error': must be in (0, 1] or null, got {self.max_val_error}")
         if self.final_members is not None and self.final_members < 1:
             raise ConfigError(f"config key 'final_members': must be >= 1 or null, got {self.final_members}")
+        if self.final_augment is not None and self.final_augment < 0:
+            raise ConfigError(f"config key 'final_augment': must be >= 0 or null, got {self.final_augment}")
         if self.final_schedule not in ("cosine", "constant"):
             raise ConfigError(f"config key 'final_schedule': expected 'cosine' or 'constant', got {self.final_schedule!r}")
         if self.wall_seconds is not None and self.wall_seconds <= 0:
             raise ConfigError(f"config key 'wall_seconds': must be > 0 or null, got {self.wall_seconds}")
+        if self.recycle_after is not None and self.recycle_after < 1:
+            raise ConfigError(f"config key 'recycle_after': must be >= 1 or null, got {self.recycle_after}")
         if self.workers < 1:
             raise ConfigError(f"config key 'workers': must be >= 1, got {self.workers}")
         if self.backend is not None and self.backend not in BACKENDS:

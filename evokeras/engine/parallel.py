@@ -429,6 +429,7 @@ class _Worker:
         self.ready = False  # it reached its task loop
         self.ready_at = 0.0
         self.task: tuple[int, int, float] | None = None  # (task id, item index, start)
+        self.done = 0  # tasks answered
 
     def receive(self) -> tuple[Any, ...] | None:
         """The next task message, if one is waiting (start-up messages are consumed)."""
@@ -446,11 +447,15 @@ class _Worker:
         self.proc.join(10)
         self.conn.close()
 
-    def stop(self) -> None:
+    def retire(self) -> None:
+        """Ask it to exit after its task loop (joined later by :meth:`stop`)."""
         try:
             self.conn.send(None)
         except OSError:
             pass
+
+    def stop(self) -> None:
+        self.retire()
         self.proc.join(5)
         if self.proc.is_alive():
             self.proc.kill()
@@ -481,6 +486,12 @@ class ProcessBackend(Backend):
         gpus: GPUs to use (default: :func:`detect_gpus`); 0 for CPU only.
         workers_per_gpu: workers sharing each GPU.
         max_attempts: runs of a task whose worker keeps dying before it is given up.
+        recycle_after: replace a worker by a fresh process after it has answered this
+            many tasks (``None``: never). Bounds what a long-lived process accumulates:
+            TensorFlow keeps every traced graph of every model alive after
+            ``clear_session``, so a worker's memory and the per-evaluation clean-up time
+            grow with each candidate. Results do not change: every evaluation seeds
+            itself from the run seed and the genome.
     """
 
     name = "process"
@@ -495,6 +506,7 @@ class ProcessBackend(Backend):
         gpus: int | None = None,
         workers_per_gpu: int = 2,
         max_attempts: int = 3,
+        recycle_after: int | None = None,
     ) -> None:
         self.gpus = detect_gpus() if gpus is None else int(gpus)
         self.workers_per_gpu = int(workers_per_gpu)
@@ -506,6 +518,10 @@ class ProcessBackend(Backend):
         self.env = dict(env or {})
         self.timeout = timeout
         self.max_attempts = int(max_attempts)
+        if recycle_after is not None and recycle_after < 1:
+            raise ValueError(f"ProcessBackend: recycle_after must be >= 1 or None, got {recycle_after}")
+        self.recycle_after = recycle_after
+        self._retired: list[_Worker] = []
         self._ctx = get_context("spawn")
         self._pool: list[_Worker | None] = [None] * self.workers
         self._fn: Any = None
@@ -515,7 +531,7 @@ class ProcessBackend(Backend):
 
     def __repr__(self) -> str:
         return (f"ProcessBackend(workers={self.workers}, threads_per_worker={self.threads_per_worker}, "
-                f"gpus={self.gpus}, timeout={self.timeout})")
+                f"gpus={self.gpus}, timeout={self.timeout}, recycle_after={self.recycle_after})")
 
     def worker_env(self, slot: int) -> dict[str, str]:
         """The environment of worker ``slot``."""
@@ -598,6 +614,9 @@ class ProcessBackend(Backend):
                             raise BackendError(f"worker {slot} answered task {got_id}, expected {task_id}")
                         if kind == "error":
                             raise payload
+                        w.done += 1
+                        if self.recycle_after is not None and w.done >= self.recycle_after:
+                            self._recycle(w)
                         yield i, payload
                     elif not w.proc.is_alive():
                         del busy[slot]
@@ -633,6 +652,17 @@ class ProcessBackend(Backend):
             for w in busy.values():  # abandoned tasks: their results would be stale
                 self._replace(w)
 
+    def _recycle(self, w: _Worker) -> None:
+        """Retire ``w`` (it exits once idle); its slot starts a fresh worker when next used."""
+        w.retire()
+        self._retired.append(w)
+        if self._pool[w.slot] is w:
+            self._pool[w.slot] = None
+        for old in [r for r in self._retired if not r.proc.is_alive()]:
+            old.proc.join(0)
+            old.conn.close()
+            self._retired.remove(old)
+
     def _startup_limit(self) -> float:
         return max(120.0, self.timeout or 0.0)
 
@@ -649,6 +679,9 @@ class ProcessBackend(Backend):
             if w is not None:
                 w.stop()
                 self._pool[slot] = None
+        for w in self._retired:
+            w.stop()
+        self._retired.clear()
         self._fn, self._fn_bytes = None, b""
 
 
@@ -967,6 +1000,7 @@ def make_backend(
     workers: int | None = None,
     scheduler: str | None = None,
     timeout: float | None = None,
+    recycle_after: int | None = None,
 ) -> Backend:
     """The backend a :class:`~evokeras.engine.config.SearchConfig` (or the keywords) asks for.
 
@@ -984,6 +1018,7 @@ def make_backend(
         scheduler = scheduler or config.scheduler
         if timeout is None:
             timeout = hard_timeout(config.budget().timeout)
+        recycle_after = recycle_after or config.recycle_after
     workers = int(workers or 1)
     if scheduler:
         if backend not in (None, "dask"):
@@ -993,7 +1028,7 @@ def make_backend(
     if backend == "serial":
         return SerialBackend()
     if backend == "process":
-        return ProcessBackend(workers, timeout=timeout)
+        return ProcessBackend(workers, timeout=timeout, recycle_after=recycle_after)
     if backend == "dask":
         return DaskBackend(scheduler, workers=workers, timeout=timeout)
     raise ValueError(f"unknown backend {backend!r} (known: {', '.join(BACKENDS)})")

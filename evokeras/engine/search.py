@@ -46,8 +46,9 @@ __all__ = ["RunError", "Search", "SearchResult"]
 
 log = logging.getLogger(__name__)
 
-#: The values that configuration keys added in 0.4 take when an older run is resumed.
-LEGACY_RESUME_DEFAULTS: dict[str, Any] = {"max_val_error": 1.0, "final_schedule": "constant"}
+#: The values that configuration keys added after 0.3 take when an older run is resumed
+#: (so that it keeps the behaviour it started with).
+LEGACY_RESUME_DEFAULTS: dict[str, Any] = {"max_val_error": 1.0, "final_schedule": "constant", "final_augment": 0}
 
 EvaluateFn = Callable[[Genome], EvalResult]
 MapFn = Callable[[EvaluateFn, Sequence[Genome]], Iterable[EvalResult]]
@@ -213,8 +214,8 @@ class Search:
             raise RunError(f"{out_dir} is not a run directory (no run.db/config.json)")
         try:
             stored = json.loads(cfg_path.read_text())["config"]
-            # Runs written before these keys existed (<= 0.3) keep their behaviour: no
-            # constraint on the front, a constant final learning rate.
+            # Runs written before these keys existed keep their behaviour: no constraint
+            # on the front, a constant final learning rate, no augmentation.
             legacy = {k: v for k, v in LEGACY_RESUME_DEFAULTS.items() if isinstance(stored, dict) and k not in stored}
             config = SearchConfig.from_dict({**stored, **legacy})
         except (OSError, KeyError, json.JSONDecodeError, ConfigError) as exc:

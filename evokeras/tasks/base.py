@@ -218,8 +218,28 @@ class Task:
         steps = final.epochs * -(-len(x) // batch) if final.schedule == "cosine" else None
         model.compile(optimizer=build_optimizer(genome, decay_steps=steps), loss=self.loss(), metrics=self.metrics())
         t0 = time.perf_counter()
-        model.fit(x, y, batch_size=batch, epochs=final.epochs, verbose=0)
+        if final.augment:
+            rng = np.random.default_rng(final.seed)
+            for epoch in range(final.epochs):  # a fresh draw of the augmentation each epoch
+                model.fit(self.augment(x, final.augment, rng), y, batch_size=batch, epochs=epoch + 1,
+                          initial_epoch=epoch, verbose=0)
+        else:
+            model.fit(x, y, batch_size=batch, epochs=final.epochs, verbose=0)
         return self.finish_model(model, data, final, path, fit_seconds=time.perf_counter() - t0)
+
+    #: The final training's augmentation strength when the configuration sets none
+    #: (config key ``final_augment``; 0: none).
+    default_final_augment: int = 0
+
+    @property
+    def supports_augment(self) -> bool:
+        """Whether :meth:`augment` is implemented (config key ``final_augment`` > 0)."""
+        return type(self).augment is not Task.augment
+
+    def augment(self, x: Any, strength: int, rng: np.random.Generator) -> Any:
+        """Training inputs ``x`` lightly changed for one epoch of final training (the
+        image tasks move each image by up to ``strength`` pixels)."""
+        raise NotImplementedError(f"task {self.name!r} has no augmentation (config key 'final_augment')")
 
     def final_data(self, n: int | None) -> tuple[Any, Any, Any]:
         """``(x, y, split)``: the first ``n`` examples of train + validation (all when

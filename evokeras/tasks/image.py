@@ -10,6 +10,8 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable
 
+import numpy as np
+
 from evokeras import data as datasets
 from evokeras.genomes.network import Genome, LayerGene, TrainingGenes
 from evokeras.genomes.space import SearchSpace
@@ -42,6 +44,13 @@ class ImageClassification(Classification):
             raise ValueError(f"ImageClassification: unknown data set {name!r} (known: {sorted(self._LOADERS)})")
         self.name = name
         super().__init__(space=space)
+
+    #: Final models train on images shifted by up to 2 pixels (a new draw each epoch).
+    default_final_augment = 2
+
+    def augment(self, x: np.ndarray, strength: int, rng: np.random.Generator) -> np.ndarray:
+        """``x`` with each image moved by up to ``strength`` pixels (:func:`evokeras.data.images.random_shift`)."""
+        return datasets.random_shift(x, strength, rng)
 
     @property
     def default_max_val_error(self) -> float | None:

@@ -111,6 +111,8 @@ class FinalContext:
         time_batch, time_repeats: how inference is timed.
         schedule: the learning-rate schedule of the final training: ``"cosine"`` (decay
             to 0 over the epochs) or ``"constant"``.
+        augment: light augmentation of the training examples, redrawn each epoch
+            (images: the largest random shift in pixels; 0: none).
     """
 
     epochs: int
@@ -120,6 +122,7 @@ class FinalContext:
     time_batch: int = 256
     time_repeats: int = 5
     schedule: str = "cosine"
+    augment: int = 0
 
     def time_inference(self, model: Any, x: np.ndarray) -> float:
         """Median seconds per sample of ``model`` (:func:`~evokeras.training.stock.time_inference`)."""

@@ -12,7 +12,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from _fakes import fake_for, small_config  # noqa: E402
 
-from evokeras.engine.config import ConfigError  # noqa: E402
+from evokeras.engine.config import ConfigError, SearchConfig  # noqa: E402
 from evokeras.engine.final import spread  # noqa: E402
 from evokeras.engine.search import Search  # noqa: E402
 
@@ -60,7 +60,19 @@ def test_spread_keeps_both_ends() -> None:
 
 
 @pytest.mark.parametrize(("key", "value"), [("max_val_error", 0), ("max_val_error", 1.5),
-                                            ("final_members", 0), ("final_schedule", "linear")])
+                                            ("final_members", 0), ("final_schedule", "linear"),
+                                            ("final_augment", -1)])
 def test_new_keys_are_checked(key: str, value: object) -> None:
     with pytest.raises(ConfigError, match=key):
         small_config(**{key: value})
+
+
+def test_final_augment_defaults_to_the_tasks_and_is_refused_where_unsupported() -> None:
+    cfg = small_config()
+    assert cfg.final_augment is None and cfg.augment(cfg.build_task()) == 2
+    assert small_config(final_augment=0).augment(cfg.build_task()) == 0
+    cart = SearchConfig.from_dict({"task": "cartpole", "objectives": {"return": 1.0, "params": -1.0}})
+    assert cart.augment(cart.build_task()) == 0
+    with pytest.raises(ConfigError, match="final_augment"):
+        SearchConfig.from_dict({"task": "cartpole", "objectives": {"return": 1.0, "params": -1.0},
+                                "final_augment": 1}).build_task()

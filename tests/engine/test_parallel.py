@@ -56,6 +56,10 @@ def env_dict(names: list[str]) -> dict[str, str | None]:
     return {n: os.environ.get(n) for n in names}
 
 
+def pid_of(_: object) -> int:
+    return os.getpid()
+
+
 def deap_objectives(ind) -> tuple[float, float]:
     return (len(ind.layers) / 10.0, float(ind.training.learning_rate))
 
@@ -272,13 +276,16 @@ def test_config_keys_and_make_backend() -> None:
     proc = make_backend(small_config(workers=2))
     assert isinstance(proc, ProcessBackend) and proc.workers == 2
     assert proc.timeout == hard_timeout(cfg.budget().timeout)
+    assert proc.recycle_after == cfg.recycle_after == 40
+    assert make_backend(small_config(workers=2, recycle_after=None)).recycle_after is None
     dask = make_backend(small_config(workers=2, backend="dask"))
     assert isinstance(dask, DaskBackend) and dask.address is None and dask.workers == 2
     remote = make_backend(small_config(scheduler="tcp://127.0.0.1:1"))
     assert isinstance(remote, DaskBackend) and remote.address == "tcp://127.0.0.1:1"
     for bad, key in [({"workers": 0}, "workers"), ({"workers": "2"}, "workers"), ({"backend": "mpi"}, "backend"),
                      ({"backend": "serial", "workers": 2}, "backend"), ({"scheduler": "127.0.0.1:1"}, "scheduler"),
-                     ({"scheduler": "tcp://h:1", "backend": "process"}, "scheduler")]:
+                     ({"scheduler": "tcp://h:1", "backend": "process"}, "scheduler"),
+                     ({"recycle_after": 0}, "recycle_after")]:
         with pytest.raises(ConfigError, match=key):
             small_config(**bad)
     assert SearchConfig.from_dict(small_config(workers=3).to_dict()).workers == 3
@@ -350,6 +357,17 @@ def test_process_backend_errors_propagate(procs) -> None:
     with pytest.raises(ValueError, match="three is not allowed"):
         procs.map(fail_on_three, range(6))
     assert procs.map(fail_on_three, [1, 2]) == [1, 4]  # still usable
+
+
+def test_process_workers_are_recycled_after_n_tasks() -> None:
+    """``recycle_after``: a worker answers at most N tasks, then a fresh process takes its slot."""
+    with ProcessBackend(1, gpus=0, recycle_after=2) as backend:
+        pids = backend.map(pid_of, range(5)) + backend.map(pid_of, range(1))
+    assert len(pids) == 6 and os.getpid() not in pids
+    counts = sorted(pids.count(p) for p in set(pids))
+    assert counts == [2, 2, 2]  # tasks 0-1, 2-3, 4-5: the count carries over between maps
+    with pytest.raises(ValueError, match="recycle_after"):
+        ProcessBackend(1, gpus=0, recycle_after=0)
 
 
 def test_process_worker_crash_reruns_the_task(tmp_path) -> None:
