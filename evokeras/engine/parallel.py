@@ -372,8 +372,11 @@ def _dumps(obj: Any) -> bytes:
 
 def _apply_env(env: Mapping[str, str]) -> None:
     os.environ.update(env)
-    if "keras" in sys.modules and "KERAS_BACKEND" in env:
-        log.warning("worker %d: keras was imported before its environment was set", os.getpid())
+    keras = sys.modules.get("keras")
+    if keras is not None and "KERAS_BACKEND" in env and keras.backend.backend() != env["KERAS_BACKEND"]:
+        # (the spawned worker imported the main script, which imported Keras)
+        log.warning("worker %d: keras was imported with backend %r before its environment asked for %r",
+                    os.getpid(), keras.backend.backend(), env["KERAS_BACKEND"])
 
 
 # -- process backend -------------------------------------------------------------------------------
