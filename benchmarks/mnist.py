@@ -315,7 +315,7 @@ def rank_correlation(task: str, run_dir: Path, n: int = 30, epochs: int = 6, see
     ok = sorted((r for r in _evaluations(run_dir) if r.status == "ok" and r.metrics.get("val_error", 1.0) < limit),
                 key=lambda r: r.metrics["val_error"])
     picks = [ok[int(i)] for i in np.unique(np.linspace(0, len(ok) - 1, n).round().astype(int))]
-    full = Evaluator(task_obj, Budget(epochs=epochs, train_samples=None, val_samples=None, patience=0, seconds=None,
+    full = Evaluator(task_obj, Budget(epochs=epochs, train_samples=None, val_samples=None, patience=0, seconds=3000.0,
                                       timeout=3600, time_repeats=1), {"val_error": -1.0}, seed=seed,
                      settings=cfg.train_settings())
     low, high, t0 = [], [], time.perf_counter()
