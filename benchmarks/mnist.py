@@ -32,7 +32,7 @@ Parts:
   (``recycled``: the largest worker RSS minus the first worker's RSS after warm-up).
   ``rss_growth_mb`` is that of the default configuration (recycled).
 * ``rank`` -- Spearman rank correlation between the search's low-fidelity validation
-  error and a full-budget one (every candidate retrained 6 epochs on the full
+  error and a full-budget one (every candidate retrained 3 epochs on the full
   55,000-image split, cosine learning rate) on 30 candidates of a run (``--run DIR``),
   spread over its validation errors below the front constraint.
 
@@ -300,7 +300,7 @@ def memory(task: str, n: int = 200, warmup: int = 10, seed: int = 0) -> dict:
     return out
 
 
-def rank_correlation(task: str, run_dir: Path, n: int = 30, epochs: int = 6, seed: int = 0) -> dict:
+def rank_correlation(task: str, run_dir: Path, n: int = 30, epochs: int = 3, seed: int = 0) -> dict:
     """Spearman correlation of low-fidelity (the run's) and full-budget validation errors."""
     import numpy as np
 
