@@ -33,7 +33,7 @@ Parts:
   ``rss_growth_mb`` is that of the default configuration (recycled).
 * ``rank`` -- Spearman rank correlation between the search's low-fidelity validation
   error and a full-budget one (every candidate retrained 3 epochs on the full
-  55,000-image split, cosine learning rate) on 30 candidates of a run (``--run DIR``),
+  55,000-image split, the search's training path) on 30 candidates of a run (``--run DIR``),
   spread over its validation errors below the front constraint.
 
 Usage::
