@@ -20,6 +20,7 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
+from evokeras._meta import MissingExtraError, __version__, quiet_backends
 from evokeras.genomes.analysis import Analysis, analyze
 from evokeras.genomes.cell import CellGenome, CellLimits, NodeGene
 from evokeras.genomes.drawing import draw_cell
@@ -28,6 +29,11 @@ from evokeras.genomes.keyed import GenomeError
 from evokeras.genomes.network import Genome, LayerGene, TrainingGenes
 from evokeras.genomes.space import SearchSpace, SpaceError, default_space
 from evokeras.training.records import Budget
+
+# Before anything can import TensorFlow (none of the modules above does): no C++ log lines
+# or absl banner on stderr unless TF_CPP_MIN_LOG_LEVEL asks for them. Every evokeras
+# module, in worker processes too, runs this file first.
+quiet_backends()
 
 if TYPE_CHECKING:
     from evokeras.api import decode, specialize
@@ -63,8 +69,6 @@ def __getattr__(name: str) -> Any:
 def __dir__() -> list[str]:
     return sorted(set(globals()) | set(_LAZY))
 
-__version__ = "0.4.0"
-
 __all__ = [
     "Analysis",
     "Budget",
@@ -77,6 +81,7 @@ __all__ = [
     "GenomeError",
     "Individual",
     "LayerGene",
+    "MissingExtraError",
     "NodeGene",
     "Search",
     "SearchConfig",

@@ -32,6 +32,7 @@ import numpy as np
 from deap import tools
 
 from evokeras._io import write_json_atomic, write_text_atomic
+from evokeras._meta import __version__
 from evokeras.engine.config import ConfigError, SearchConfig
 from evokeras.engine.parallel import Backend, make_backend
 from evokeras.engine.store import RunStore, StoreError
@@ -72,8 +73,8 @@ class SearchResult:
 def _versions() -> dict[str, str]:
     import importlib.metadata as md
 
-    out = {}
-    for pkg in ("evokeras", "keras", "tensorflow-cpu", "tensorflow", "jax", "deap", "numpy"):
+    out = {"evokeras": __version__}  # this source's, even where an older install's metadata lingers
+    for pkg in ("keras", "tensorflow-cpu", "tensorflow", "jax", "deap", "numpy"):
         try:
             out[pkg] = md.version(pkg)
         except md.PackageNotFoundError:

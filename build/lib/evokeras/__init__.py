@@ -1,0 +1,102 @@
+"""evokeras: DEAP-based multi-objective evolution of Keras 3 networks.
+
+Public API::
+
+    from evokeras import Genome, LayerGene, TrainingGenes, SearchSpace, default_space
+    from evokeras import make_task, make_toolbox, decode
+    from evokeras import Search, SearchConfig, Budget                # the search engine
+    from evokeras import CellGenome, NodeGene, draw_cell             # evolved recurrent cells
+    from evokeras.build.layers import SkipStepCell                   # their Keras cell
+    from evokeras import specialize, EditProgram, EditSpace          # specialization of trained networks
+
+Layers, from bottom to top (docs/architecture.md): ``genomes`` (plain data), ``variation``
+(operators), ``build`` (Keras graphs), ``data``, ``training`` (budgets, evaluator, fit paths),
+``tasks``, ``engine`` (config, toolbox, search, store, final models), ``app`` (studies, CLI,
+report, plots).
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+from evokeras._meta import MissingExtraError, __version__, quiet_backends
+from evokeras.genomes.analysis import Analysis, analyze
+from evokeras.genomes.cell import CellGenome, CellLimits, NodeGene
+from evokeras.genomes.drawing import draw_cell
+from evokeras.genomes.edits import EditProgram, EditSpace
+from evokeras.genomes.keyed import GenomeError
+from evokeras.genomes.network import Genome, LayerGene, TrainingGenes
+from evokeras.genomes.space import SearchSpace, SpaceError, default_space
+from evokeras.training.records import Budget
+
+# Before anything can import TensorFlow (none of the modules above does): no C++ log lines
+# or absl banner on stderr unless TF_CPP_MIN_LOG_LEVEL asks for them. Every evokeras
+# module, in worker processes too, runs this file first.
+quiet_backends()
+
+if TYPE_CHECKING:
+    from evokeras.api import decode, specialize
+    from evokeras.engine.config import SearchConfig
+    from evokeras.engine.search import Search
+    from evokeras.engine.toolbox import EditIndividual, Individual, make_toolbox
+    from evokeras.tasks import Task, make_task, register_task
+
+#: Names whose modules import Keras, loaded on first use: ``import evokeras`` (and the
+#: genomes and operators) stays Keras-free for users of the DEAP operators alone.
+_LAZY = {
+    "decode": "evokeras.api",
+    "specialize": "evokeras.api",
+    "SearchConfig": "evokeras.engine.config",
+    "Search": "evokeras.engine.search",
+    "EditIndividual": "evokeras.engine.toolbox",
+    "Individual": "evokeras.engine.toolbox",
+    "make_toolbox": "evokeras.engine.toolbox",
+    "Task": "evokeras.tasks",
+    "make_task": "evokeras.tasks",
+    "register_task": "evokeras.tasks",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        value = getattr(importlib.import_module(_LAZY[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'evokeras' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))
+
+__all__ = [
+    "Analysis",
+    "Budget",
+    "CellGenome",
+    "CellLimits",
+    "EditIndividual",
+    "EditProgram",
+    "EditSpace",
+    "Genome",
+    "GenomeError",
+    "Individual",
+    "LayerGene",
+    "MissingExtraError",
+    "NodeGene",
+    "Search",
+    "SearchConfig",
+    "SearchSpace",
+    "SpaceError",
+    "Task",
+    "TrainingGenes",
+    "__version__",
+    "analyze",
+    "decode",
+    "draw_cell",
+    "default_space",
+    "make_task",
+    "make_toolbox",
+    "register_task",
+    "specialize",
+]
+

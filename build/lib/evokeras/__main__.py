@@ -1,0 +1,5 @@
+"""``python -m evokeras``: the ``evokeras`` console script."""
+
+from evokeras.app.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,216 @@
+"""The specialization studies' runner: base network, baseline, search, report and figure,
+with the helpers the studies share (:func:`train_model`, :func:`choose`, :func:`ratios`)."""
+
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+import time
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from evokeras._io import atomic_path, write_json_atomic
+from evokeras.api import SpecializationError, specialize
+from evokeras.app.study import fail
+from evokeras.data import DatasetNotFoundError
+from evokeras.engine.config import ConfigError
+from evokeras.engine.search import RunError
+from evokeras.engine.store import RunStore
+from evokeras.results.plotting import new_figure, nondominated
+from evokeras.results.report import read_front
+from evokeras.training.records import Budget
+from evokeras.training.stock import time_inference
+
+
+def train_model(model: Any, data: Any, *, loss: Any, epochs: int, batch_size: int = 64, learning_rate: float = 1e-3,
+                patience: int = 2, metrics: Sequence[str] = ("accuracy",)) -> dict[str, Any]:
+    """Compile and train ``model`` on ``data`` (a :class:`~evokeras.data.Split`) with
+    Adam, early stopping on validation loss (best weights restored); score validation and
+    test. Returns the figures and ``train_seconds``."""
+    import keras
+
+    model.compile(optimizer=keras.optimizers.Adam(learning_rate), loss=loss, metrics=list(metrics))
+    callbacks = [keras.callbacks.TerminateOnNaN()]
+    if patience and epochs > 1:
+        callbacks.append(keras.callbacks.EarlyStopping(monitor="val_loss", patience=patience, restore_best_weights=True))
+    t0 = time.perf_counter()
+    history = model.fit(data.x_train, data.y_train, validation_data=(data.x_val, data.y_val), epochs=epochs,
+                        batch_size=batch_size, verbose=0, callbacks=callbacks)
+    seconds = time.perf_counter() - t0
+    val = model.evaluate(data.x_val, data.y_val, batch_size=512, verbose=0, return_dict=True)
+    out: dict[str, Any] = {"train_seconds": seconds, "epochs": len(history.history["loss"]),
+                           "train_samples": len(data.y_train), "params": int(model.count_params())}
+    out.update({f"val_{k}": float(v) for k, v in val.items()})
+    if len(data.y_test):
+        test = model.evaluate(data.x_test, data.y_test, batch_size=512, verbose=0, return_dict=True)
+        out.update({f"test_{k}": float(v) for k, v in test.items()})
+    if "accuracy" in val:
+        out["val_error"] = 1.0 - float(val["accuracy"])
+        if "test_accuracy" in out:
+            out["test_error"] = 1.0 - out["test_accuracy"]
+    return out
+
+
+def choose(members: Sequence[Mapping[str, Any]], baseline: Mapping[str, Any], *,
+           speedup: float = 8.0, size_ratio: float = 17.0) -> dict[str, Any] | None:
+    """The specialized model a study reports: among the final front members that are at
+    least ``speedup`` times faster (test-input inference time) and ``size_ratio`` times
+    smaller (parameters) than the baseline, the one with the lowest *validation* error;
+    if none is, the member with the lowest validation error. Test errors play no part."""
+    ok = [m for m in members if m.get("status") == "ok" and "test_error" in m]
+    if not ok:
+        return None
+
+    def val_error(m: Mapping[str, Any]) -> float:
+        return float(m["metrics"]["val_error"])
+
+    fast_small = [m for m in ok if baseline["exec_time"] / m["test_exec_time"] >= speedup
+                  and baseline["params"] / m["params"] >= size_ratio]
+    return dict(min(fast_small or ok, key=val_error))
+
+
+def ratios(chosen: Mapping[str, Any], baseline: Mapping[str, Any]) -> dict[str, Any]:
+    """The three figures of a specialized model against its baseline."""
+    return {
+        "speedup": baseline["exec_time"] / chosen["test_exec_time"],
+        "size_ratio": baseline["params"] / chosen["params"],
+        "relative_error_reduction": (baseline["test_error"] - chosen["test_error"]) / baseline["test_error"],
+        "specialized_test_error": chosen["test_error"],
+        "baseline_test_error": baseline["test_error"],
+    }
+
+
+
+
+def plot_candidates(run_dir: Path, baseline: Mapping[str, Any], chosen: Mapping[str, Any] | None, title: str) -> Any:
+    """Two panels: the validation error (search budget) vs inference time of every
+    successful candidate of a specialization run, with its Pareto front; and the test
+    error vs inference time of the front's final models, the chosen one and the baseline."""
+
+    with RunStore(run_dir / "run.db", readonly=True) as store:
+        rows = [r for _, r in store.evaluations() if r.ok and r.full and "exec_time" in r.metrics]
+    members = [m for m in read_front(run_dir).get("members", []) if m.get("status") == "ok" and "test_error" in m]
+    fig = new_figure(figsize=(11, 4.4))
+    ax, bx = fig.add_subplot(1, 2, 1), fig.add_subplot(1, 2, 2)
+    if rows:
+        pts = np.array([[r.metrics["exec_time"], r.metrics["val_error"]] for r in rows], dtype=float)
+        ax.scatter(pts[:, 0] * 1e6, pts[:, 1], s=14, color="0.6", label=f"candidates ({len(rows)})")
+        front = pts[nondominated(pts)]
+        front = front[np.argsort(front[:, 0])]
+        ax.plot(front[:, 0] * 1e6, front[:, 1], "o-", color="tab:blue", label="Pareto front")
+    ax.set_title("search: every candidate (search budget)", fontsize=10)
+    ax.set_ylabel("validation error")
+    if members:
+        pts = np.array([[m["test_exec_time"], m["test_error"]] for m in members], dtype=float)
+        bx.scatter(pts[:, 0] * 1e6, pts[:, 1], s=30, color="tab:blue", label="front members' final models")
+    bx.scatter([baseline["exec_time"] * 1e6], [baseline["test_error"]], marker="*", s=180, color="tab:red",
+               label=f"baseline: full network trained from scratch ({baseline['params']:,} params)", zorder=5)
+    if chosen is not None:
+        bx.scatter([chosen["test_exec_time"] * 1e6], [chosen["test_error"]], marker="D", s=70,
+                   facecolors="none", edgecolors="tab:green", linewidths=2,
+                   label=f"chosen ({chosen['params']:,} params)", zorder=6)
+    bx.set_title("final models (head fitted on train + validation)", fontsize=10)
+    bx.set_ylabel("test error")
+    for a in (ax, bx):
+        a.set_xscale("log")
+        a.set_xlabel("inference time per sample (us, log scale)")
+        a.grid(True, alpha=0.3)
+        a.legend(fontsize=8)
+    fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def _parser(name: str, budgets: Mapping[str, Any]) -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog=f"studies/{name}.py", description=f"evokeras specialization study: {name}")
+    p.add_argument("--budget", default="smoke", help=f"one of {', '.join(budgets)} (default: smoke)")
+    p.add_argument("--out", type=Path, default=None, help="study directory (default: runs/<study>-<budget>-seed<N>)")
+    p.add_argument("--seed", type=int, default=0, help="the study's seed (default: 0)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("-v", "--verbose", action="store_true", help="log each generation")
+    return p
+
+
+def run_specialization_study(
+    name: str,
+    budgets: Mapping[str, Mapping[str, Any]],
+    *,
+    target: str,
+    train_base: Callable[[Mapping[str, Any], int], tuple[Any, dict[str, Any]]],
+    train_baseline: Callable[[Mapping[str, Any], int], tuple[Any, dict[str, Any]]],
+    argv: Sequence[str] | None = None,
+) -> int:
+    """Train a base network, specialize it to ``target``, train the baseline, compare.
+
+    Each budget has the keys ``base`` and ``baseline`` (given to ``train_base`` /
+    ``train_baseline`` with the seed; each returns a trained model and its figures) and
+    ``search`` (the search configuration). The study directory holds ``base.keras`` +
+    ``base.json``, the search run ``search/`` (a normal run directory), ``baseline.keras``
+    + ``baseline.json`` and ``summary.json`` (the chosen model and the ratios); each step
+    is skipped when its files exist, so an interrupted study continues where it stopped.
+    Exit status 0, or 2 on bad input.
+    """
+    import keras
+
+
+    args = _parser(name, budgets).parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(message)s")
+    if args.budget not in budgets:
+        return fail(f"unknown budget {args.budget!r} (known: {', '.join(budgets)})")
+    spec = budgets[args.budget]
+    out = args.out or Path("runs") / f"{name}-{args.budget}-seed{args.seed}"
+    if out.exists() and not out.is_dir():
+        return fail(f"--out {out} is not a directory")
+    out.mkdir(parents=True, exist_ok=True)
+    search_cfg = {**spec["search"], "study": name, "budget_name": args.budget}
+    try:
+        for label, fn, key in (("base", train_base, "base"), ("baseline", train_baseline, "baseline")):
+            if not (out / f"{label}.keras").is_file() or not (out / f"{label}.json").is_file():
+                keras.utils.clear_session(free_memory=True)
+                keras.utils.set_random_seed(args.seed + (0 if label == "base" else 1))
+                model, info = fn(spec[key], args.seed)
+                data = info.pop("_data")
+                if label == "baseline":
+                    budget = Budget.from_dict(spec["search"].get("evaluation", {}))
+                    info["exec_time"] = time_inference(model, data.x_test, budget.time_batch, budget.time_repeats)
+                with atomic_path(out / f"{label}.keras") as tmp:
+                    model.save(tmp)
+                write_json_atomic(out / f"{label}.json", info)
+                print(f"{label}: " + ", ".join(f"{k} {v:.4g}" for k, v in info.items() if isinstance(v, float)))
+        keras.utils.clear_session(free_memory=True)
+        hof = specialize(out / "base.keras", target, out / "search", config=search_cfg, seed=args.seed,
+                         progress=not args.no_progress)
+    except (ConfigError, DatasetNotFoundError, RunError) as exc:
+        return fail(str(exc))
+    except SpecializationError as exc:  # the search ended without a front (its reason is printed)
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    baseline = json.loads((out / "baseline.json").read_text())
+    base = json.loads((out / "base.json").read_text())
+    chosen = choose(hof["members"], baseline)
+    summary: dict[str, Any] = {"study": name, "budget": args.budget, "seed": args.seed, "target": target,
+                               "base": base, "baseline": baseline, "chosen": chosen}
+    if chosen is not None:
+        summary["ratios"] = ratios(chosen, baseline)
+
+    with RunStore(out / "search" / "run.db", readonly=True) as store:
+        generations = store.generations()
+        summary["search_seconds"] = generations[-1]["elapsed"] if generations else None
+        summary["evaluations"] = store.count_evaluations()
+    write_json_atomic(out / "summary.json", summary)
+    fig = plot_candidates(out / "search", baseline, chosen, f"{name}: specialized candidates vs baseline")
+    with atomic_path(out / "search" / "plots" / "specialize.png") as tmp:
+        fig.savefig(tmp, dpi=120)
+    if chosen is not None:
+        r = summary["ratios"]
+        print(f"chosen {chosen['key']}: {r['speedup']:.2f}x faster, {r['size_ratio']:.1f}x smaller, "
+              f"test error {r['specialized_test_error']:.4f} vs baseline {r['baseline_test_error']:.4f} "
+              f"({100 * r['relative_error_reduction']:+.1f}% relative reduction)")
+    print(f"study directory: {out}", file=sys.stderr)
+    return 0

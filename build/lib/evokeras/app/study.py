@@ -1,0 +1,130 @@
+"""Running a study from the command line: budgets, run directory, final models, plots.
+
+A study script defines its budget presets and calls :func:`run_study`::
+
+    BUDGETS = {"smoke": {...}, "default": {...}, "full": {...}}
+    if __name__ == "__main__":
+        raise SystemExit(run_study("mnist", BUDGETS))
+
+Exit status: 0 on success, 2 on bad input (unknown budget or config key, wrong type,
+missing data set, unreadable or occupied run directory) with one message on stderr;
+nothing is written in that case. 3 when the evaluation backend is lost mid-run (the
+Dask scheduler went away): every evaluation finished so far is in the run store, and
+``evokeras resume DIR`` continues the run.
+
+Parallel evaluation: ``--workers N`` (process workers), ``--backend serial|process|dask``,
+``--scheduler tcp://HOST:PORT`` (an existing Dask cluster); they override the config keys
+``workers``, ``backend`` and ``scheduler``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from evokeras.data import DatasetNotFoundError
+from evokeras.engine.config import ConfigError, SearchConfig
+from evokeras.engine.parallel import BACKENDS
+from evokeras.engine.runner import complete
+from evokeras.engine.search import RunError, Search
+from evokeras.results.plotting import save_plots
+from evokeras.results.report import format_report
+
+__all__ = ["finish", "run_study"]
+
+
+def _parser(name: str, budgets: Mapping[str, Any]) -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog=f"studies/{name}.py", description=f"evokeras study: {name}")
+    p.add_argument("--budget", default="smoke", help=f"one of {', '.join(budgets)} (default: smoke)")
+    p.add_argument("--out", type=Path, default=None, help="run directory (default: runs/<study>-<budget>-seed<N>)")
+    p.add_argument("--seed", type=int, default=0, help="the run's seed (default: 0)")
+    p.add_argument("--config", type=Path, default=None, help="JSON file of config keys overriding the budget")
+    add_parallel_arguments(p)
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("-v", "--verbose", action="store_true", help="log each generation")
+    return p
+
+
+def add_parallel_arguments(p: argparse.ArgumentParser) -> None:
+    """``--workers``, ``--backend``, ``--scheduler`` (shared by studies and ``evokeras resume``)."""
+    p.add_argument("--workers", type=int, default=None, help="evaluations at once (config key 'workers')")
+    p.add_argument("--backend", choices=BACKENDS, default=None,
+                   help="map backend (default: process when --workers > 1, else serial)")
+    p.add_argument("--scheduler", default=None, metavar="ADDR",
+                   help="address of a running Dask scheduler, tcp://HOST:PORT (implies --backend dask)")
+
+
+def parallel_overrides(args: argparse.Namespace) -> dict[str, Any]:
+    """The config keys that the parallel flags set (empty when none was given)."""
+    flags = {k: getattr(args, k) for k in ("workers", "backend", "scheduler") if getattr(args, k) is not None}
+    if args.scheduler is not None and args.backend is None:
+        flags["backend"] = "dask"
+    if args.backend not in (None, "dask") and args.scheduler is None:
+        flags["scheduler"] = None  # --backend process|serial overrides a configured scheduler
+    return flags
+
+
+def fail(message: str) -> int:
+    """Print one error line and return exit status 2."""
+    print(f"error: {message}", file=sys.stderr)
+    return 2
+
+
+def run_study(name: str, budgets: Mapping[str, Mapping[str, Any]], argv: Sequence[str] | None = None) -> int:
+    """Parse the command line, run the search, finalize and plot. Returns the exit status."""
+    args = _parser(name, budgets).parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(message)s")
+    if args.budget not in budgets:
+        return fail(f"unknown budget {args.budget!r} (known: {', '.join(budgets)})")
+    try:
+        overrides = json.loads(args.config.read_text()) if args.config else {}
+    except (OSError, json.JSONDecodeError) as exc:
+        return fail(f"cannot read config file {args.config}: {exc}")
+    try:
+        base = SearchConfig.from_dict({**budgets[args.budget], "study": name, "budget_name": args.budget, "seed": args.seed})
+        config = SearchConfig.from_dict(overrides, base=base)
+        flags = parallel_overrides(args)
+        if flags:
+            config = SearchConfig.from_dict(flags, base=config)
+    except ConfigError as exc:
+        return fail(str(exc))
+    out = args.out or Path("runs") / f"{name}-{args.budget}-seed{args.seed}"
+    try:
+        task = config.build_task()
+        budget = config.budget()
+        try:
+            task.data(train_size=budget.train_samples, val_limit=budget.val_samples, test_limit=1)
+        except (ValueError, TypeError) as exc:
+            return fail(f"config key 'evaluation': {exc}")
+        search = Search(config, out, progress=not args.no_progress, task=task)
+    except (ConfigError, DatasetNotFoundError, RunError) as exc:
+        return fail(str(exc))
+    return finish(search, progress=not args.no_progress)
+
+
+def finish(search: Search, *, progress: bool = True) -> int:
+    """Complete ``search`` (:func:`evokeras.engine.runner.complete`), draw its plots and
+    print its report; the exit status: 0, 3 when the evaluation backend is lost (resume
+    later), 1 when no candidate succeeded."""
+    outcome = complete(search, progress=progress)
+    out = outcome.out_dir
+    if outcome.status == "backend_lost":
+        print(f"error: {outcome.error}\nthe evaluations finished so far are saved in {out}; "
+              f"continue later with: evokeras resume {out}", file=sys.stderr)
+    elif outcome.status == "no_front":
+        print(f"error: {outcome.error} in {out} (see `evokeras report {out}` "
+              "and the error column of run.db's evaluations)", file=sys.stderr)
+    elif outcome.status == "already_finished":
+        print(format_report(out))
+    else:
+        save_plots(out)
+        print(format_report(out))
+        result = outcome.result
+        assert result is not None
+        print(f"\nrun directory: {out}  ({result.evaluations} evaluations, {result.wall_seconds:.0f} s search)")
+    return outcome.exit_code

@@ -1,0 +1,327 @@
+"""Network surgery: read a trained Keras model as units, apply an edit program to it.
+
+:func:`structure` reads a base model -- a ``Sequential`` model or a functional model
+that is a chain of layers and residual blocks (a fork whose two branches, one of them
+possibly empty, join at an ``Add``) -- into a plain :class:`~evokeras.genomes.edits.BaseStructure`.
+:func:`apply_program` rebuilds the model an :class:`~evokeras.genomes.edits.EditProgram` asks
+for, up to its cut and pool, as a new functional model of fresh standard layers whose
+weights are the base's trained weights, sliced where units were squeezed:
+
+* a squeezed ``Conv1D``/``Conv2D``/``Dense`` keeps the output filters/units of largest
+  :func:`importance`; an ``LSTM`` keeps whole units (the matching columns of each of its
+  four gates and the rows and columns of its recurrent kernel); an ``Embedding`` keeps
+  output dimensions;
+* the layers that read a squeezed output keep the matching input weights: batch norm
+  statistics and scales, the next layer's input kernel rows, and after a ``Flatten``
+  the rows of every position's kept channels;
+* a dropped unit is skipped (it preserves shapes); a residual block's stream channels
+  are never squeezed (only the layers inside its main branch but the last).
+
+Equivalence anchors (tests): with no squeeze and no drop the rebuilt body computes
+exactly the base's features; a squeezed model equals the base with the removed units'
+outputs zeroed where that is exact (a ReLU conv chain).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from evokeras.build.layers import LastStep
+from evokeras.genomes.edits import BaseStructure, EditProgram, UnitInfo
+
+__all__ = ["SurgeryError", "apply_program", "count_flops", "importance", "structure"]
+
+_WEIGHTED = {"Conv1D", "Conv2D", "Dense", "LSTM", "Embedding"}
+_PASS = {
+    "BatchNormalization", "Activation", "ReLU", "LeakyReLU", "ELU", "Dropout", "SpatialDropout1D",
+    "SpatialDropout2D", "GaussianNoise", "MaxPooling1D", "MaxPooling2D", "AveragePooling1D",
+    "AveragePooling2D", "GlobalAveragePooling1D", "GlobalAveragePooling2D", "GlobalMaxPooling1D",
+    "GlobalMaxPooling2D", "Flatten",
+}
+_WIDTH_KEY = {"Conv1D": "filters", "Conv2D": "filters", "Dense": "units", "LSTM": "units", "Embedding": "output_dim"}
+
+
+class SurgeryError(ValueError):
+    """The base model has a shape this module cannot edit (the message says where)."""
+
+
+@dataclass
+class _Unit:
+    name: str
+    kind: str  # "layer" | "block"
+    layers: list[Any]  # a layer unit: [layer]; a block: its main branch
+    shortcut: list[Any] = field(default_factory=list)
+    add: Any = None
+
+
+def _role(layer: Any) -> str:
+    cls = type(layer).__name__
+    if cls in _WEIGHTED and int(layer.get_config().get("groups", 1)) == 1:
+        return "weighted"
+    return "pass" if cls in _PASS else "other"
+
+
+def _shape(tensor: Any) -> tuple[int | None, ...]:
+    return tuple(None if d is None else int(d) for d in tensor.shape[1:])
+
+
+def _parse(model: Any) -> list[_Unit]:
+    """The units of ``model``, input to output."""
+    import keras
+
+    if isinstance(model, keras.Sequential):
+        return [_Unit(layer.name, "layer", [layer]) for layer in model.layers]
+    if len(model.inputs) != 1 or len(model.outputs) != 1:
+        raise SurgeryError("a base model needs exactly one input and one output")
+    inputs_of: dict[str, list[str]] = {}
+    consumers: dict[str, list[str]] = {}
+    by_name = {layer.name: layer for layer in model.layers}
+    for layer in model.layers:
+        if not layer._inbound_nodes:  # noqa: SLF001 - Keras keeps the graph on the layers
+            continue
+        names = [t._keras_history[0].name for t in layer._inbound_nodes[0].input_tensors]  # noqa: SLF001
+        inputs_of[layer.name] = names
+        for n in names:
+            consumers.setdefault(n, []).append(layer.name)
+        if len(layer._inbound_nodes) > 1:  # noqa: SLF001
+            raise SurgeryError(f"layer {layer.name!r} is used more than once (shared layers are not supported)")
+    current = model.inputs[0]._keras_history[0].name  # noqa: SLF001
+    units: list[_Unit] = []
+    while consumers.get(current):
+        nxt = consumers[current]
+        if len(nxt) == 1:
+            name = nxt[0]
+            if len(inputs_of[name]) != 1:
+                raise SurgeryError(f"layer {name!r} merges several inputs outside a residual block")
+            units.append(_Unit(name, "layer", [by_name[name]]))
+            current = name
+            continue
+        if len(nxt) != 2:
+            raise SurgeryError(f"the output of {current!r} feeds {len(nxt)} layers (a block has two branches)")
+        branches = []
+        for start in nxt:
+            path, x = [], start
+            while len(inputs_of[x]) == 1:
+                path.append(by_name[x])
+                following = consumers.get(x, [])
+                if len(following) != 1:
+                    raise SurgeryError(f"branch layer {x!r} of the block after {current!r} does not lead to one Add")
+                x = following[0]
+            branches.append((path, x))
+        (p1, j1), (p2, j2) = branches
+        if j1 != j2 or type(by_name[j1]).__name__ != "Add" or len(inputs_of[j1]) != 2:
+            raise SurgeryError(f"the branches after {current!r} do not join at one Add layer ({j1!r}, {j2!r})")
+        main, shortcut = (p1, p2) if len(p1) >= len(p2) else (p2, p1)
+        units.append(_Unit(j1, "block", main, shortcut, by_name[j1]))
+        current = j1
+    if current != model.outputs[0]._keras_history[0].name:  # noqa: SLF001
+        raise SurgeryError("the model's output is not at the end of its chain of layers and blocks")
+    return units
+
+
+def _info(unit: _Unit) -> UnitInfo:
+    first = unit.layers[0] if unit.layers else unit.shortcut[0] if unit.shortcut else unit.add
+    in_shape = _shape(first.input if not isinstance(first.input, list) else first.input[0])
+    last = unit.add if unit.kind == "block" else unit.layers[-1]
+    out_shape = _shape(last.output)
+    params = sum(int(layer.count_params()) for layer in [*unit.layers, *unit.shortcut] if layer.built)
+    if unit.kind == "block":
+        weighted = [layer for layer in unit.layers if _role(layer) == "weighted"]
+        inner = tuple((layer.name, int(layer.get_config()[_WIDTH_KEY[type(layer).__name__]])) for layer in weighted[:-1])
+        if any(_role(layer) == "other" for layer in unit.layers):
+            inner = ()
+        return UnitInfo(unit.name, "block", "block", 0, in_shape, out_shape, params, inner)
+    layer = unit.layers[0]
+    role = _role(layer)
+    width = int(layer.get_config()[_WIDTH_KEY[type(layer).__name__]]) if role == "weighted" else 0
+    return UnitInfo(unit.name, "layer", role, width, in_shape, out_shape, params)
+
+
+def structure(model: Any) -> BaseStructure:
+    """The :class:`~evokeras.genomes.edits.BaseStructure` of a trained ``model`` (its units, what
+    each allows). Raises :class:`SurgeryError` for graphs other than chains of layers and
+    residual blocks."""
+    return BaseStructure(tuple(_info(u) for u in _parse(model)))
+
+
+# --------------------------------------------------------------------------- #
+# Importance and slicing                                                       #
+# --------------------------------------------------------------------------- #
+def importance(layer: Any, bn: Any = None) -> np.ndarray:
+    """Importance of each output unit of a weighted ``layer``: the L1 norm of its trained
+    incoming weights (a filter's kernel; a Dense unit's column; an LSTM unit's four gate
+    columns of kernel and recurrent kernel; an Embedding dimension's column), times
+    ``|gamma| / sqrt(variance + epsilon)`` of the BatchNormalization ``bn`` that follows
+    it, if any (the scale its output is multiplied by)."""
+    cls = type(layer).__name__
+    weights = layer.get_weights()
+    if cls == "LSTM":
+        units = int(layer.get_config()["units"])
+        kernel, recurrent = weights[0], weights[1]
+        score = sum(np.abs(kernel[:, g * units:(g + 1) * units]).sum(axis=0)
+                    + np.abs(recurrent[:, g * units:(g + 1) * units]).sum(axis=0) for g in range(4))
+    else:
+        kernel = weights[0]
+        score = np.abs(kernel).reshape(-1, kernel.shape[-1]).sum(axis=0)
+    if bn is not None and type(bn).__name__ == "BatchNormalization":
+        cfg = bn.get_config()
+        w = bn.get_weights()
+        gamma = w[0] if cfg.get("scale", True) else np.ones_like(w[-1])
+        score = score * np.abs(gamma) / np.sqrt(w[-1] + float(cfg.get("epsilon", 1e-3)))
+    return np.asarray(score, dtype=np.float64)
+
+
+def _kept_units(layer: Any, keep: float, bn: Any) -> np.ndarray:
+    width = int(layer.get_config()[_WIDTH_KEY[type(layer).__name__]])
+    n = max(1, int(round(keep * width)))
+    score = importance(layer, bn)
+    return np.sort(np.argsort(-score, kind="stable")[:n])
+
+
+def _slice_weighted(layer: Any, weights: list[np.ndarray], kept_in: np.ndarray | None,
+                    kept_out: np.ndarray | None) -> list[np.ndarray]:
+    cls = type(layer).__name__
+    w = [np.array(a) for a in weights]
+    if cls == "Embedding":
+        if kept_out is not None:
+            w[0] = w[0][:, kept_out]
+        return w
+    if cls == "LSTM":
+        units = w[1].shape[0]
+        if kept_in is not None:
+            w[0] = w[0][kept_in, :]
+        if kept_out is not None:
+            cols = np.concatenate([g * units + kept_out for g in range(4)])
+            w[0] = w[0][:, cols]
+            w[1] = w[1][np.ix_(kept_out, cols)]
+            if len(w) > 2:
+                w[2] = w[2][cols]
+        return w
+    # Conv1D / Conv2D / Dense: kernel (..., in, out), bias (out,)
+    if kept_in is not None:
+        w[0] = np.take(w[0], kept_in, axis=-2)
+    if kept_out is not None:
+        w[0] = w[0][..., kept_out]
+        if len(w) > 1:
+            w[1] = w[1][kept_out]
+    return w
+
+
+def _clone(layer: Any, **changes: Any) -> Any:
+    cfg = layer.get_config()
+    cfg.update(changes)
+    return type(layer).from_config(cfg)
+
+
+def _apply_layer(layer: Any, x: Any, kept: np.ndarray | None, keep: float | None, bn: Any,
+                 trainable: bool) -> tuple[Any, np.ndarray | None]:
+    """Call a copy of ``layer`` on ``x`` whose input channels ``kept`` survive (``None``:
+    all); squeeze it to ``keep`` when given. Returns the output and its kept channels
+    (indices into the base layer's output channels; ``None``: all)."""
+    cls = type(layer).__name__
+    role = _role(layer)
+    weights = layer.get_weights()
+    if role == "weighted":
+        kept_out = _kept_units(layer, keep, bn) if keep else None
+        changes = {_WIDTH_KEY[cls]: len(kept_out)} if kept_out is not None else {}
+        new = _clone(layer, **changes)
+        weights = _slice_weighted(layer, weights, kept, kept_out)
+        out_kept = kept_out
+    elif role == "pass":
+        new = _clone(layer)
+        if kept is not None and weights:  # batch norm: per-channel vectors
+            weights = [np.asarray(a)[kept] for a in weights]
+        out_kept = kept
+        if cls == "Flatten" and kept is not None:
+            channels = int(layer.input.shape[-1])
+            positions = int(np.prod(layer.input.shape[1:-1]))
+            out_kept = (np.arange(positions)[:, None] * channels + kept[None, :]).reshape(-1)
+    else:
+        if kept is not None:
+            raise SurgeryError(f"layer {layer.name!r} ({cls}) cannot read a squeezed input")
+        new = _clone(layer)
+        out_kept = None
+    y = new(x)
+    if weights:
+        new.set_weights(weights)
+    # batch norm stays in inference mode (its trained statistics) also when fine-tuning
+    new.trainable = trainable and cls != "BatchNormalization"
+    return y, out_kept
+
+
+def _next_bn(layers: list[Any], i: int) -> Any:
+    return layers[i + 1] if i + 1 < len(layers) and type(layers[i + 1]).__name__ == "BatchNormalization" else None
+
+
+def apply_program(model: Any, program: EditProgram) -> Any:
+    """The body ``program`` makes of ``model``: a new functional Keras model from the
+    base's input to the pooled features at the cut (a vector per sample), built from
+    fresh copies of the base's layers with its trained weights (sliced where squeezed).
+    Layers of units up to ``program.freeze`` are not trainable; batch normalization layers
+    never are (fine-tuning keeps them in inference mode, with the base's statistics, as
+    the head was fitted on those features)."""
+    import keras
+
+
+    units = _parse(model)
+    names = [u.name for u in units]
+    if program.cut not in names[:-1]:
+        raise SurgeryError(f"cut: {program.cut!r} is not a unit before the base's head ({names[:-1]})")
+    end = names.index(program.cut)
+    dropped = set(program.drop)
+    squeeze = dict(program.squeeze)
+    frozen_to = names.index(program.freeze) if program.freeze else -1
+    kept_units = [(i, u) for i, u in enumerate(units[: end + 1]) if u.name not in dropped]
+    # the layers of the kept chain, flattened (to find the BatchNormalization after a layer)
+    inp = keras.Input(shape=model.inputs[0].shape[1:], dtype=model.inputs[0].dtype, name=model.inputs[0].name)
+    x, kept = inp, None
+    for pos, (i, unit) in enumerate(kept_units):
+        trainable = i > frozen_to
+        if unit.kind == "layer":
+            nxt = kept_units[pos + 1][1] if pos + 1 < len(kept_units) else None
+            bn = nxt.layers[0] if nxt is not None and nxt.kind == "layer" else None
+            bn = bn if bn is not None and type(bn).__name__ == "BatchNormalization" else None
+            x, kept = _apply_layer(unit.layers[0], x, kept, squeeze.get(unit.name), bn, trainable)
+            continue
+        if kept is not None:
+            raise SurgeryError(f"block {unit.name!r} reads a squeezed residual stream")
+        h, hk = x, None
+        for j, layer in enumerate(unit.layers):
+            h, hk = _apply_layer(layer, h, hk, squeeze.get(layer.name), _next_bn(unit.layers, j), trainable)
+        if hk is not None:
+            raise SurgeryError(f"block {unit.name!r}: its main branch ends squeezed")
+        s = x
+        for layer in unit.shortcut:
+            s, _ = _apply_layer(layer, s, None, None, None, trainable)
+        x = _clone(unit.add)([s, h])
+    rank = len(x.shape)
+    pools = {"avg": keras.layers.GlobalAveragePooling2D, "max": keras.layers.GlobalMaxPooling2D,
+             "flatten": keras.layers.Flatten, "mean": keras.layers.GlobalAveragePooling1D, "last": LastStep}
+    if rank > 2:
+        if program.pool not in pools:
+            raise SurgeryError(f"pool: {program.pool!r} does not apply to rank-{rank} features")
+        x = pools[program.pool](name="specialized_pool")(x)
+    return keras.Model(inp, x, name="specialized_body")
+
+
+def count_flops(model: Any) -> int:
+    """Floating-point operations (2 per multiply-add) of one sample's forward pass through
+    the Conv/Dense/LSTM layers of ``model`` (time-major layers: per window)."""
+    total = 0
+    for layer in model.layers:
+        cls = type(layer).__name__
+        if cls not in ("Conv1D", "Conv2D", "Dense", "LSTM"):
+            continue
+        out = layer.output.shape
+        kernel = layer.get_weights()[0]
+        if cls == "LSTM":
+            steps = layer.input.shape[1] or 1
+            units = kernel.shape[1] // 4
+            total += 2 * int(steps) * 4 * units * (kernel.shape[0] + units)
+        else:
+            positions = int(np.prod([d or 1 for d in out[1:-1]])) if len(out) > 2 else 1
+            total += 2 * positions * int(np.prod(kernel.shape))
+    return int(total)

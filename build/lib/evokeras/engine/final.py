@@ -1,0 +1,90 @@
+"""Final models: each Pareto-front member is finished by its task
+(:meth:`evokeras.tasks.Task.final_model`: supervised tasks retrain it on train +
+validation and score it once on the test split), saved as ``models/<key>.keras`` and
+listed in ``hall_of_fame.json``. This is the only place a search touches the test split.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from evokeras._io import write_json_atomic
+from evokeras.engine.search import Search
+from evokeras.training.context import FinalContext
+from evokeras.training.records import FINAL_SEED_OFFSET, derive_seed
+
+__all__ = ["finalize", "spread"]
+
+log = logging.getLogger(__name__)
+
+
+def spread(n: int, k: int | None) -> set[int] | None:
+    """Which of ``n`` front members (sorted by the first objective) to finish when at most
+    ``k`` may be: both ends and evenly spaced ones between; ``None`` when all are."""
+    if k is None or k >= n:
+        return None
+    if k == 1:
+        return {0}
+    return {round(j * (n - 1) / (k - 1)) for j in range(k)}
+
+
+def finalize(search: Search, front: list[Any], *, progress: bool = False) -> list[dict[str, Any]]:
+    """Retrain, test and save the front members of ``search``; write ``hall_of_fame.json``.
+
+    Args:
+        search: the (finished) search whose run directory receives the models.
+        front: the Pareto-front individuals (``SearchResult.front``).
+        progress: show a progress bar.
+
+    Returns:
+        The hall-of-fame entries (also written to ``hall_of_fame.json``), each with the
+        genome, its search objectives and metrics, the test figures and the model path.
+    """
+    import keras
+
+    cfg = search.config
+    task = search.task
+    budget = cfg.budget()
+    models_dir = search.out_dir / "models"
+    models_dir.mkdir(exist_ok=True)
+    entries = []
+    members = sorted(front, key=lambda ind: tuple(-w for w in ind.fitness.wvalues))  # best first
+    chosen = spread(len(members), cfg.final_members)
+    iterator: Any = members
+    if progress:
+        from tqdm.auto import tqdm
+
+        iterator = tqdm(members, desc="final models", unit="model", leave=False)
+    for i, ind in enumerate(iterator):
+        genome = ind.as_genome()
+        record = search.store.get_evaluation(genome.key)
+        entry: dict[str, Any] = {
+            "key": genome.key,
+            "genome": genome.to_dict(),
+            "objectives": dict(zip(cfg.objectives, ind.fitness.values, strict=True)),
+            "metrics": record.metrics if record is not None else {},
+        }
+        if chosen is not None and i not in chosen:
+            entry["status"] = "not_finalized"  # beyond final_members: kept in the front, not retrained
+            entries.append(entry)
+            continue
+        try:
+            keras.utils.clear_session(free_memory=True)
+            seed = derive_seed(cfg.seed + FINAL_SEED_OFFSET, genome.key)
+            keras.utils.set_random_seed(seed)
+            final = FinalContext(epochs=cfg.final_epochs, train_samples=cfg.final_train_samples, seed=seed,
+                                 run_seed=cfg.seed, time_batch=budget.time_batch, time_repeats=budget.time_repeats,
+                                 schedule=cfg.final_schedule)
+            path = models_dir / f"{genome.key}.keras"
+            entry.update(task.final_model(genome, final, path))
+            entry["model"] = str(path.relative_to(search.out_dir))
+            log.info("final model %s: %s", genome.key, {k: v for k, v in entry.items() if k.startswith("test_")})
+        except Exception as exc:  # recorded in the entry; the other members go on
+            log.warning("final model %s failed: %s", genome.key, exc)
+            entry["status"] = "failed"
+            entry["error"] = f"{type(exc).__name__}: {exc}"[:2000]
+        entries.append(entry)
+    keras.utils.clear_session(free_memory=True)
+    write_json_atomic(search.out_dir / "hall_of_fame.json", {"objectives": cfg.objectives, "members": entries})
+    return entries

@@ -1,0 +1,189 @@
+"""The run store: one SQLite file (stdlib ``sqlite3``, WAL) per run directory.
+
+Tables:
+
+* ``meta(name, value)`` -- JSON values (the resolved configuration, versions, ...);
+* ``evaluations`` -- one row per evaluation, committed as soon as it finishes:
+  genome JSON, key (unique), generation, status, objectives, metrics, error, times;
+* ``generations(gen, record)`` -- the logbook record of each generation (JSON);
+* ``checkpoints(gen, state)`` -- population, hall of fame and RNG state after each
+  generation, as JSON (never pickle).
+
+Every write is its own transaction, so a ``kill -9`` at any moment leaves the file
+consistent: a row is either committed or absent.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import sqlite3
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from evokeras.training.records import EvalResult
+
+__all__ = ["RunStore", "StoreError"]
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS evaluations (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    key TEXT NOT NULL UNIQUE,
+    generation INTEGER NOT NULL,
+    genome TEXT NOT NULL,
+    status TEXT NOT NULL,
+    objectives TEXT NOT NULL,
+    objective_names TEXT NOT NULL,
+    metrics TEXT NOT NULL,
+    error TEXT,
+    times TEXT NOT NULL,
+    finished REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS generations (gen INTEGER PRIMARY KEY, record TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS checkpoints (gen INTEGER PRIMARY KEY, state TEXT NOT NULL, saved REAL NOT NULL);
+"""
+
+
+class StoreError(RuntimeError):
+    """The run store is missing or unreadable; the message names the path."""
+
+
+class RunStore:
+    """A run's SQLite store.
+
+    Args:
+        path: the database file (``DIR/run.db``).
+        create: create the file if missing; otherwise a missing file raises
+            :class:`StoreError`.
+        readonly: open an existing store for reading only (``plot``, ``report``).
+    """
+
+    def __init__(self, path: str | Path, *, create: bool = True, readonly: bool = False) -> None:
+        self.path = Path(path)
+        if (not create or readonly) and not self.path.is_file():
+            raise StoreError(f"no run store at {self.path}")
+        try:
+            if readonly:
+                self._db = sqlite3.connect(f"{self.path.resolve().as_uri()}?mode=ro", uri=True, timeout=30.0)
+            else:
+                self._db = sqlite3.connect(self.path, timeout=30.0, isolation_level=None)
+            if not create or readonly:
+                tables = {r[0] for r in self._db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+                missing = {"meta", "evaluations", "generations", "checkpoints"} - tables
+                if missing:
+                    self._db.close()
+                    raise StoreError(f"{self.path} is not an evokeras run store (no table {sorted(missing)[0]!r})")
+            if readonly:
+                return
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=NORMAL")
+            self._db.executescript(_SCHEMA)
+        except sqlite3.DatabaseError as exc:
+            raise StoreError(f"cannot read run store {self.path}: {exc}") from exc
+
+    def close(self) -> None:
+        self._db.close()
+
+    def __enter__(self) -> RunStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- meta ----------------------------------------------------------------------------
+    def set_meta(self, name: str, value: Any) -> None:
+        self._db.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (name, json.dumps(value)))
+
+    def get_meta(self, name: str, default: Any = None) -> Any:
+        row = self._db.execute("SELECT value FROM meta WHERE name = ?", (name,)).fetchone()
+        return json.loads(row[0]) if row else default
+
+    # -- evaluations -----------------------------------------------------------------------
+    def add_evaluation(self, result: EvalResult, generation: int) -> None:
+        """Commit one evaluation (a second one with the same key is ignored)."""
+        self._db.execute(
+            "INSERT OR IGNORE INTO evaluations (key, generation, genome, status, objectives, objective_names,"
+            " metrics, error, times, finished) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                result.key,
+                int(generation),
+                json.dumps(result.genome, sort_keys=True),
+                result.status,
+                json.dumps(list(result.objectives)),
+                json.dumps(list(result.objective_names)),
+                json.dumps(result.metrics, sort_keys=True),
+                result.error,
+                json.dumps(result.times, sort_keys=True),
+                time.time(),
+            ),
+        )
+
+    def _row_to_result(self, row: tuple[Any, ...]) -> EvalResult:
+        key, genome, status, objectives, names, metrics, error, times = row
+        return EvalResult(
+            key=key,
+            genome=json.loads(genome),
+            status=status,
+            objectives=tuple(json.loads(objectives)),
+            objective_names=tuple(json.loads(names)),
+            metrics=json.loads(metrics),
+            error=error,
+            times=json.loads(times),
+        )
+
+    _COLUMNS = "key, genome, status, objectives, objective_names, metrics, error, times"
+
+    def get_evaluation(self, key: str) -> EvalResult | None:
+        row = self._db.execute(f"SELECT {self._COLUMNS} FROM evaluations WHERE key = ?", (key,)).fetchone()
+        return self._row_to_result(row) if row else None
+
+    def evaluations(self) -> Iterator[tuple[int, EvalResult]]:
+        """``(generation, result)`` for every evaluation, in the order they finished."""
+        rows = self._db.execute(f"SELECT generation, {self._COLUMNS} FROM evaluations ORDER BY id").fetchall()
+        for row in rows:
+            yield int(row[0]), self._row_to_result(row[1:])
+
+    def count_evaluations(self, generation: int | None = None, *, failed: bool = False) -> int:
+        """Evaluations run (in ``generation`` if given; only failed ones if ``failed``).
+
+        Records of candidates ``pruned`` by successive halving are not runs (their
+        low-fidelity run is recorded as ``<key>@<fraction>``) and are not counted."""
+        sql, args = "SELECT COUNT(*) FROM evaluations WHERE status != 'pruned'", []
+        if generation is not None:
+            sql += " AND generation = ?"
+            args.append(int(generation))
+        if failed:
+            sql += " AND status != 'ok'"  # 'pruned' is excluded above
+        return int(self._db.execute(sql, args).fetchone()[0])
+
+    # -- generations and checkpoints ---------------------------------------------------------
+    def end_generation(self, gen: int, record: dict[str, Any], state: dict[str, Any]) -> None:
+        """Commit a generation's logbook record and its checkpoint in one transaction."""
+        with self._transaction():
+            self._db.execute(
+                "INSERT OR REPLACE INTO generations VALUES (?, ?)", (int(gen), json.dumps(record))
+            )
+            self._db.execute(
+                "INSERT OR REPLACE INTO checkpoints VALUES (?, ?, ?)", (int(gen), json.dumps(state), time.time())
+            )
+
+    @contextlib.contextmanager
+    def _transaction(self) -> Iterator[None]:
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            yield
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+        self._db.execute("COMMIT")
+
+    def generations(self) -> list[dict[str, Any]]:
+        rows = self._db.execute("SELECT record FROM generations ORDER BY gen").fetchall()
+        return [json.loads(r[0]) for r in rows]
+
+    def latest_checkpoint(self) -> dict[str, Any] | None:
+        row = self._db.execute("SELECT state FROM checkpoints ORDER BY gen DESC LIMIT 1").fetchone()
+        return json.loads(row[0]) if row else None

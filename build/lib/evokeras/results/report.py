@@ -1,0 +1,67 @@
+"""The Pareto front of a run as a table (or JSON)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from evokeras.engine.store import RunStore
+from evokeras.genomes.keyed import key_of
+
+__all__ = ["format_report", "read_front"]
+
+
+def read_front(run_dir: str | Path) -> dict[str, Any]:
+    """The front of a run: ``hall_of_fame.json`` if written, else the last checkpoint's front."""
+
+    run_dir = Path(run_dir)
+    hof = run_dir / "hall_of_fame.json"
+    if hof.is_file():
+        return json.loads(hof.read_text())
+    with RunStore(run_dir / "run.db", readonly=True) as store:
+        state = store.latest_checkpoint() or {"front": []}
+        objectives = store.get_meta("objectives") or {}
+    members = []
+    for item in state["front"]:
+        members.append({"key": key_of(item["genome"]), "genome": item["genome"], "objectives": dict(zip(objectives, item["fitness"], strict=False))})
+    return {"objectives": objectives, "members": members, "final": False}
+
+
+def _program_steps(program: dict[str, Any]) -> int:
+    """Steps of an edit program's dictionary (``len(EditProgram)``: drops, squeezes, cut,
+    head fit, fine-tuning)."""
+    return len(program.get("drop", [])) + len(program.get("squeeze", {})) + 2 + (1 if program.get("finetune") else 0)
+
+
+def format_report(run_dir: str | Path) -> str:
+    """A plain-text table of the front, one member per row."""
+    data = read_front(run_dir)
+    names = list(data["objectives"])
+    tests = sorted({k for m in data["members"] for k in m if k.startswith("test_") and k != "test_loss"})
+    if not tests:
+        tests = ["test_accuracy", "test_exec_time"]
+    extra = [] if "params" in names else ["params"]
+    size = "layers" if all("layers" in m["genome"] for m in data["members"]) else "size"
+    cols = ["key", size, *names, *extra, *tests]
+    rows = []
+    for m in data["members"]:
+        metrics = m.get("metrics", {})
+        g = m["genome"]
+        row = [m["key"], str(len(g["layers"]) if "layers" in g else _program_steps(g))]
+        row += [f"{m['objectives'][n]:.4g}" for n in names]
+        row += [str(metrics.get("params", ""))] * len(extra)
+        for k in tests:
+            value = m.get(k)
+            if isinstance(value, bool):
+                row.append("yes" if value else "no")
+            elif not isinstance(value, int | float):
+                row.append("-")
+            else:
+                row.append(f"{value * 1e6:.2f} us" if k.endswith("exec_time") else f"{value:.4g}")
+        rows.append(row)
+    widths = [max(len(c), *(len(r[i]) for r in rows)) if rows else len(c) for i, c in enumerate(cols)]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(cols, widths, strict=True))]
+    lines += ["  ".join(v.ljust(w) for v, w in zip(r, widths, strict=True)) for r in rows]
+    title = "Pareto front" + ("" if data.get("final", True) else " (search not finished: no test figures yet)")
+    return title + f" of {Path(run_dir)}\n" + "\n".join(lines)

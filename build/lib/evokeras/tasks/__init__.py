@@ -1,0 +1,42 @@
+"""Task registry: ``make_task("mnist")`` returns a ready task object.
+
+Register your own with :func:`register_task`::
+
+    >>> from evokeras.tasks import make_task
+    >>> make_task("mnist").input_shape
+    (28, 28, 1)
+"""
+
+from __future__ import annotations
+
+from evokeras.tasks.base import Classification, Task
+from evokeras.tasks.cartpole import CartPole
+from evokeras.tasks.image import ImageClassification
+from evokeras.tasks.language import LanguageModel
+from evokeras.tasks.objects import ObjectRecognition
+from evokeras.tasks.registry import make_task, register_task, registered_tasks
+from evokeras.tasks.specialize import Specialization
+from evokeras.tasks.textclass import TextClassification
+
+__all__ = [
+    "CartPole",
+    "Classification",
+    "ImageClassification",
+    "LanguageModel",
+    "ObjectRecognition",
+    "Task",
+    "Specialization",
+    "TextClassification",
+    "make_task",
+    "register_task",
+    "registered_tasks",
+]
+
+register_task("mnist", lambda **kw: ImageClassification("mnist", **kw))
+register_task("fashion_mnist", lambda **kw: ImageClassification("fashion_mnist", **kw))
+register_task("cartpole", CartPole)
+register_task("bible_chars", lambda **kw: LanguageModel("bible_chars", **kw))
+register_task("brown_words", lambda **kw: LanguageModel("brown_words", **kw))
+register_task("objects", ObjectRecognition)
+register_task("brown_genre", TextClassification)
+register_task("specialize", Specialization)

@@ -1,0 +1,126 @@
+"""What a task may use while it scores one candidate: :class:`ScoreContext`.
+
+The evaluator builds one context per evaluation and calls ``task.score(genome, ctx)``;
+the task returns its figures and never sees the evaluator (as an Optuna objective gets a
+trial, not the study). The context gives the data at the budget's sizes, the budget, the
+evaluation's seed, a clock with named sections, Keras callbacks that enforce the budget,
+inference timing, and the trained-weight cache of weight inheritance.
+
+A final model (:meth:`evokeras.tasks.Task.final_model`) gets a :class:`FinalContext`:
+the final training settings and the same inference timing.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from evokeras.training.inheritance import WeightCache
+from evokeras.training.records import Budget
+from evokeras.training.stock import budget_callbacks, time_inference
+
+__all__ = ["FinalContext", "ScoreContext"]
+
+
+@dataclass
+class ScoreContext:
+    """One evaluation's view of the evaluator.
+
+    Attributes:
+        budget: the evaluation budget (already scaled for a low-fidelity evaluation).
+        seed: this evaluation's seed (the run seed mixed with the genome key).
+        run_seed: the run's seed (e.g. to derive episode seeds the whole run shares).
+        objectives: the names of the run's objectives.
+        parent: the key of the genome's parent (weight inheritance), or ``None``.
+        fast: train with the fast path where the task allows it (:class:`TrainSettings`).
+        fidelity: the fraction of the full budget (1.0, or less while screening).
+        start: ``time.perf_counter()`` when the evaluation began (the budget's clocks).
+        times: seconds per named section (:meth:`timed`), read by the evaluator.
+        notes: figures measured before a failure (:meth:`note`), kept in a failed record.
+    """
+
+    budget: Budget
+    seed: int
+    run_seed: int
+    objectives: tuple[str, ...]
+    data_fn: Callable[[], Any]
+    parent: str | None = None
+    weights: WeightCache | None = None
+    fast: bool = False
+    fidelity: float = 1.0
+    start: float = field(default_factory=time.perf_counter)
+    times: dict[str, float] = field(default_factory=dict)
+    notes: dict[str, Any] = field(default_factory=dict)
+
+    def note(self, **figures: Any) -> None:
+        """Keep ``figures`` (e.g. the parameter count) for the record even if the
+        candidate fails later; :meth:`evokeras.tasks.Task.score` still returns all of them."""
+        self.notes.update(figures)
+
+    def data(self) -> Any:
+        """The task's split at the budget's sizes (a :class:`evokeras.data.Split`; cached)."""
+        return self.data_fn()
+
+    @contextmanager
+    def timed(self, section: str) -> Iterator[None]:
+        """Add the seconds spent in the ``with`` block to ``times[section]``."""
+        t0 = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.times[section] = self.times.get(section, 0.0) + time.perf_counter() - t0
+
+    @property
+    def wants_exec_time(self) -> bool:
+        """Whether inference time is measured (an objective, or ``time_repeats > 0``)."""
+        return "exec_time" in self.objectives or self.budget.time_repeats > 0
+
+    def callbacks(self, *, early_stopping: bool = True) -> list[Any]:
+        """Keras callbacks enforcing the budget for a ``fit`` of this evaluation."""
+        return budget_callbacks(self.budget, self.start, early_stopping=early_stopping)
+
+    def time_inference(self, model: Any, x: np.ndarray) -> float:
+        """Median seconds per sample of ``model`` at the budget's timing batch."""
+        return time_inference(model, x, self.budget.time_batch, self.budget.time_repeats)
+
+    def inherit(self, model: Any) -> dict[str, Any]:
+        """Start ``model`` from the parent's cached trained weights where layers match;
+        the figures to record (empty when inheritance is off)."""
+        return self.weights.inherit(model, self.parent) if self.weights is not None else {}
+
+    def save_weights(self, model: Any, key: str) -> None:
+        """Cache ``model``'s trained weights for its children (no-op when inheritance is off)."""
+        if self.weights is not None:
+            self.weights.save(model, key)
+
+
+@dataclass(frozen=True)
+class FinalContext:
+    """The settings of a front member's final model.
+
+    Attributes:
+        epochs: training epochs on train + validation.
+        train_samples: examples of train + validation used (``None``: all).
+        seed: the final model's seed.
+        run_seed: the run's seed.
+        time_batch, time_repeats: how inference is timed.
+        schedule: the learning-rate schedule of the final training: ``"cosine"`` (decay
+            to 0 over the epochs) or ``"constant"``.
+    """
+
+    epochs: int
+    train_samples: int | None
+    seed: int
+    run_seed: int
+    time_batch: int = 256
+    time_repeats: int = 5
+    schedule: str = "cosine"
+
+    def time_inference(self, model: Any, x: np.ndarray) -> float:
+        """Median seconds per sample of ``model`` (:func:`~evokeras.training.stock.time_inference`)."""
+        return time_inference(model, x, self.time_batch, self.time_repeats)
