@@ -5,6 +5,7 @@ Public API::
     from evokeras import Genome, LayerGene, TrainingGenes, SearchSpace, default_space
     from evokeras import make_task, make_toolbox, decode
     from evokeras import Search, SearchConfig, Budget                # the search engine
+    from evokeras import Callback, TensorBoard, export_optuna        # watching a run
     from evokeras import CellGenome, NodeGene, draw_cell             # evolved recurrent cells
     from evokeras.build.layers import SkipStepCell                   # their Keras cell
     from evokeras import specialize, EditProgram, EditSpace          # specialization of trained networks
@@ -37,9 +38,11 @@ quiet_backends()
 
 if TYPE_CHECKING:
     from evokeras.api import decode, specialize
+    from evokeras.engine.callbacks import Callback, TensorBoard
     from evokeras.engine.config import SearchConfig
     from evokeras.engine.search import Search
     from evokeras.engine.toolbox import EditIndividual, Individual, make_toolbox
+    from evokeras.results.export import export_optuna
     from evokeras.tasks import Task, make_task, register_task
 
 #: Names whose modules import Keras, loaded on first use: ``import evokeras`` (and the
@@ -48,6 +51,9 @@ _LAZY = {
     "decode": "evokeras.api",
     "specialize": "evokeras.api",
     "SearchConfig": "evokeras.engine.config",
+    "Callback": "evokeras.engine.callbacks",
+    "TensorBoard": "evokeras.engine.callbacks",
+    "export_optuna": "evokeras.results.export",
     "Search": "evokeras.engine.search",
     "EditIndividual": "evokeras.engine.toolbox",
     "Individual": "evokeras.engine.toolbox",
@@ -72,6 +78,7 @@ def __dir__() -> list[str]:
 __all__ = [
     "Analysis",
     "Budget",
+    "Callback",
     "CellGenome",
     "CellLimits",
     "EditIndividual",
@@ -88,11 +95,13 @@ __all__ = [
     "SearchSpace",
     "SpaceError",
     "Task",
+    "TensorBoard",
     "TrainingGenes",
     "__version__",
     "analyze",
     "decode",
     "draw_cell",
+    "export_optuna",
     "default_space",
     "make_task",
     "make_toolbox",

@@ -16,10 +16,11 @@ installs Keras without one), ``rl`` (gymnasium), ``dask`` (the Dask backend), ``
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-__all__ = ["EXTRA_OF", "MissingExtraError", "__version__", "optional_dependency", "quiet_backends"]
+__all__ = ["BACKEND_MODULES", "EXTRA_OF", "MissingExtraError", "__version__", "optional_dependency", "quiet_backend_import", "quiet_backends"]
 
 __version__ = "0.4.0"
 
@@ -39,9 +40,12 @@ EXTRA_OF: dict[str, str] = {
     "optuna": "optuna",
 }
 
+#: The Keras backends' modules: Keras imports one of them when it is imported.
+BACKEND_MODULES: frozenset[str] = frozenset({"tensorflow", "jax", "jaxlib"})
+
 #: What each extra is for, in the error message.
 _PURPOSE: dict[str, str] = {
-    "tensorflow": "the TensorFlow Keras backend (or install 'evokeras[jax]' and set KERAS_BACKEND=jax)",
+    "tensorflow": "Keras' default backend (or use JAX: pip install 'evokeras[jax]' and set KERAS_BACKEND=jax)",
     "jax": "the JAX Keras backend",
     "rl": "the CartPole task",
     "dask": "the Dask evaluation backend",
@@ -69,9 +73,38 @@ def optional_dependency() -> Iterator[None]:
         if extra is None:
             raise
         raise MissingExtraError(
-            f"{top} is not installed; it is needed for {_PURPOSE[extra]}: pip install 'evokeras[{extra}]'",
+            f"{top} is not installed: pip install 'evokeras[{extra}]' (needed for {_PURPOSE[extra]})",
             name=exc.name,
         ) from exc
+
+
+@contextmanager
+def quiet_backend_import() -> Iterator[None]:
+    """Import Keras (and so TensorFlow) with the process's native stderr sent to /dev/null.
+
+    TensorFlow's shared libraries write an absl banner and a oneDNN notice straight to
+    file descriptor 2 while they load, whatever ``TF_CPP_MIN_LOG_LEVEL`` says. This
+    silences them, and only them: it does nothing once TensorFlow is imported or when
+    ``TF_CPP_MIN_LOG_LEVEL`` is not ``3`` (the user asked for TensorFlow's logs). Python's
+    own ``sys.stderr`` is flushed first; an import error is raised after stderr is back.
+    """
+    if "tensorflow" in sys.modules or os.environ.get("TF_CPP_MIN_LOG_LEVEL") != "3":
+        yield
+        return
+    try:
+        sys.stderr.flush()
+        saved = os.dup(2)
+    except (OSError, ValueError, AttributeError):  # no usable descriptor 2: nothing to hide
+        yield
+        return
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
 
 
 def quiet_backends() -> None:
