@@ -45,7 +45,7 @@ BACKEND_MODULES: frozenset[str] = frozenset({"tensorflow", "jax", "jaxlib"})
 
 #: What each extra is for, in the error message.
 _PURPOSE: dict[str, str] = {
-    "tensorflow": "Keras' default backend (or use JAX: pip install 'evokeras[jax]' and set KERAS_BACKEND=jax)",
+    "tensorflow": "Keras' default backend; for JAX instead: pip install 'evokeras[jax]', KERAS_BACKEND=jax",
     "jax": "the JAX Keras backend",
     "rl": "the CartPole task",
     "dask": "the Dask evaluation backend",
