@@ -35,6 +35,8 @@ from evokeras.tasks import make_task
 
 __all__ = [
     "HV_REFERENCE",
+    "LOG_SPREAD",
+    "SHORT_KEY",
     "display_values",
     "hypervolume",
     "hypervolume_by_generation",
