@@ -25,6 +25,7 @@ Example:
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -36,7 +37,28 @@ if TYPE_CHECKING:
     from evokeras.engine.search import Search, SearchResult
     from evokeras.engine.toolbox import Individual
 
-__all__ = ["Callback", "TensorBoard"]
+__all__ = ["Callback", "TensorBoard", "candidate_hparams"]
+
+
+def candidate_hparams(genome: Mapping[str, Any], generation: int) -> dict[str, float | str]:
+    """A genome's dictionary as flat hyperparameters: its generation, the scalar genes at
+    its top level and one level down (``training.learning_rate``), and the length of each
+    list or mapping (``layers``: the number of layer genes)."""
+    out: dict[str, float | str] = {"generation": generation}
+
+    def add(prefix: str, items: Mapping[str, Any], depth: int) -> None:
+        for name, value in items.items():
+            if isinstance(value, bool):
+                out[prefix + name] = float(value)
+            elif isinstance(value, int | float | str):
+                out[prefix + name] = value
+            elif isinstance(value, Mapping) and depth == 0:
+                add(f"{prefix}{name}.", value, 1)
+            elif isinstance(value, Sequence | Mapping):
+                out[prefix + name] = float(len(value))
+
+    add("", genome, 0)
+    return out
 
 
 class Callback:
@@ -64,9 +86,11 @@ class TensorBoard(Callback):
     Per generation (step = generation): ``<objective>/min``, ``/avg``, ``/max`` over the
     population, ``search/evaluations``, ``search/failed``, ``search/front_size``,
     ``search/elapsed_seconds``. Per evaluation (step = its number in this process):
-    ``evaluation/<objective>`` for successful full-fidelity ones. Needs the extra
-    ``tensorboard`` (no TensorFlow): ``pip install 'evokeras[tensorboard]'``, then
-    ``tensorboard --logdir LOG_DIR``.
+    ``evaluation/<objective>`` for successful full-fidelity ones, and for each of them a
+    run ``candidates/<key>`` for the HParams dashboard: the genome's scalar genes and its
+    size as hyperparameters (:func:`candidate_hparams`), its objectives as metrics
+    ``objective/<name>``. Needs the extra ``tensorboard`` (no TensorFlow):
+    ``pip install 'evokeras[tensorboard]'``, then ``tensorboard --logdir LOG_DIR``.
 
     Args:
         log_dir: the directory of the event files (created).
@@ -96,6 +120,38 @@ class TensorBoard(Callback):
         for name, value in zip(result.objective_names, result.objectives, strict=True):
             writer.add_scalar(f"evaluation/{name}", float(value), step=self._evaluations)
         self._evaluations += 1
+        self._candidate(result, generation)
+
+    def _candidate(self, result: EvalResult, generation: int) -> None:
+        """One HParams session: the candidate's genes and its objectives."""
+        with optional_dependency():
+            from tensorboard.compat.proto import event_pb2, summary_pb2
+            from tensorboard.plugins.hparams import metadata, plugin_data_pb2
+            from tensorboard.plugins.scalar import metadata as scalar_metadata
+            from tensorboard.summary.writer.event_file_writer import EventFileWriter
+            from tensorboard.util import tensor_util
+
+        info = plugin_data_pb2.SessionStartInfo(group_name=result.key, start_time_secs=time.time())
+        for name, value in candidate_hparams(result.genome, generation).items():
+            if isinstance(value, str):
+                info.hparams[name].string_value = value
+            else:
+                info.hparams[name].number_value = float(value)
+        writer = EventFileWriter(str(self.log_dir / "candidates" / result.key))
+        start = event_pb2.Event(wall_time=time.time(), step=0)
+        start.summary.value.add(
+            tag=metadata.SESSION_START_INFO_TAG, tensor=metadata.NULL_TENSOR,
+            metadata=metadata.create_summary_metadata(plugin_data_pb2.HParamsPluginData(session_start_info=info)))
+        writer.add_event(start)
+        scalar = summary_pb2.SummaryMetadata(
+            plugin_data=summary_pb2.SummaryMetadata.PluginData(plugin_name=scalar_metadata.PLUGIN_NAME),
+            data_class=summary_pb2.DataClass.DATA_CLASS_SCALAR)
+        for name, value in zip(result.objective_names, result.objectives, strict=True):
+            event = event_pb2.Event(wall_time=time.time(), step=0)
+            event.summary.value.add(tag=f"objective/{name}", metadata=scalar,
+                                    tensor=tensor_util.make_tensor_proto(float(value)))
+            writer.add_event(event)
+        writer.close()
 
     def on_generation(self, record: Mapping[str, Any], front: Sequence[Individual]) -> None:
         writer = self._open()

@@ -16,6 +16,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from _fakes import fake_for, small_config  # noqa: E402
 
 from evokeras import Callback, TensorBoard, export_optuna  # noqa: E402
+from evokeras.engine.callbacks import candidate_hparams  # noqa: E402
 from evokeras.engine.search import Search  # noqa: E402
 from evokeras.engine.store import RunStore  # noqa: E402
 
@@ -95,7 +96,7 @@ def _scalars(log_dir: Path) -> dict[str, list[tuple[int, float]]]:
     acc = ea.EventAccumulator(str(log_dir), size_guidance={ea.TENSORS: 0})
     acc.Reload()
     return {tag: [(e.step, float(tensor_util.make_ndarray(e.tensor_proto))) for e in acc.Tensors(tag)]
-            for tag in acc.Tags()["tensors"]}
+            for tag in acc.Tags()["tensors"] if not tag.startswith("_hparams_")}
 
 
 def test_tensorboard_scalars_per_generation_and_evaluation(tmp_path: Path) -> None:
@@ -112,6 +113,31 @@ def test_tensorboard_scalars_per_generation_and_evaluation(tmp_path: Path) -> No
             [r.objectives[0 if name == "val_error" else 1] for r in ok])
     assert [v for _, v in scalars["search/evaluations"]] == [r["nevals"] for r in records]
     assert scalars["search/front_size"][-1] == (2, len(result.front))
+    # one HParams session per successful candidate: its genes, its objectives
+    from tensorboard.backend.event_processing import event_accumulator as ea
+    from tensorboard.plugins.hparams import plugin_data_pb2
+
+    assert sorted(p.name for p in (tmp_path / "tb" / "candidates").iterdir()) == sorted(r.key for r in ok)
+    r = ok[0]
+    acc = ea.EventAccumulator(str(tmp_path / "tb" / "candidates" / r.key), size_guidance={ea.TENSORS: 0})
+    acc.Reload()
+    content = acc.PluginTagToContent("hparams")["_hparams_/session_start_info"]
+    info = plugin_data_pb2.HParamsPluginData.FromString(content).session_start_info
+    assert info.group_name == r.key
+    assert info.hparams["layers"].number_value == len(r.genome["layers"])
+    assert info.hparams["training.optimizer"].string_value == r.genome["training"]["optimizer"]
+    assert _scalars(tmp_path / "tb" / "candidates" / r.key)["objective/val_error"] == [(0, pytest.approx(r.objectives[0]))]
+
+
+def test_candidate_hparams_flattens_a_genome() -> None:
+    genome = {"layers": [{"kind": "dense"}, {"kind": "dropout"}], "reduce": "flatten",
+              "training": {"optimizer": "adam", "learning_rate": 0.001, "batch_size": 64}}
+    assert candidate_hparams(genome, 3) == {"generation": 3, "layers": 2.0, "reduce": "flatten",
+                                            "training.optimizer": "adam", "training.learning_rate": 0.001,
+                                            "training.batch_size": 64}
+    program = {"drop": [1, 2], "squeeze": {"3": 0.5}, "cut": 4, "head": "ridge", "finetune": None}
+    assert candidate_hparams(program, 0) == {"generation": 0, "drop": 2.0, "squeeze.3": 0.5, "cut": 4,
+                                             "head": "ridge"}
 
 
 def test_export_optuna(tmp_path: Path) -> None:
