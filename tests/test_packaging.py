@@ -103,8 +103,9 @@ def test_readme_operator_example_runs_with_the_core_install() -> None:
 @pytest.mark.slow
 @pytest.mark.parametrize("workers", [1, 2])
 def test_a_search_keeps_stderr_free_of_tensorflow_logs(tmp_path: Path, workers: int) -> None:
-    """A tiny MNIST search, serial and with process workers, with no ``TF_CPP_MIN_LOG_LEVEL``
-    in the environment: stderr holds no TensorFlow C++ line, absl banner or oneDNN notice."""
+    """A tiny MNIST search, serial (with ``-v``) and with process workers, with no
+    ``TF_CPP_MIN_LOG_LEVEL`` in the environment: stderr holds no TensorFlow C++ line,
+    absl banner or oneDNN notice; ``-v`` adds the per-generation log lines."""
     pytest.importorskip("pureml")
     config = tmp_path / "tiny.json"
     config.write_text(
@@ -114,7 +115,7 @@ def test_a_search_keeps_stderr_free_of_tensorflow_logs(tmp_path: Path, workers: 
     )
     proc = subprocess.run(
         [sys.executable, str(REPO_ROOT / "studies" / "mnist.py"), "--out", str(tmp_path / "run"), "--config",
-         str(config), "--no-progress", "--workers", str(workers)],
+         str(config), "--no-progress", "--workers", str(workers), *(["-v"] if workers == 1 else [])],
         cwd=tmp_path, env=_env(), capture_output=True, text=True, timeout=540,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
@@ -122,3 +123,6 @@ def test_a_search_keeps_stderr_free_of_tensorflow_logs(tmp_path: Path, workers: 
     noise = [line for line in proc.stderr.splitlines()
              if re.match(r"[IWEF]\d{4} ", line) or re.search(r"absl|oneDNN|tensorflow|cpu_feature_guard", line, re.I)]
     assert noise == [], "\n".join(noise)
+    if workers == 1:  # -v: one log line per generation, and still no TensorFlow line
+        assert re.search(r"^generation 0: \d+ evaluated", proc.stderr, re.M), proc.stderr[-2000:]
+        assert re.search(r"^generation 1: ", proc.stderr, re.M)
