@@ -5,6 +5,7 @@ Public API::
     from evokeras import Genome, LayerGene, TrainingGenes, SearchSpace, default_space
     from evokeras import make_task, make_toolbox, decode
     from evokeras import Search, SearchConfig, Budget                # the search engine
+    from evokeras import Callback, TensorBoard, export_optuna        # watching a run
     from evokeras import CellGenome, NodeGene, draw_cell             # evolved recurrent cells
     from evokeras.build.layers import SkipStepCell                   # their Keras cell
     from evokeras import specialize, EditProgram, EditSpace          # specialization of trained networks
@@ -20,6 +21,7 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
+from evokeras._meta import MissingExtraError, __version__, quiet_backends
 from evokeras.genomes.analysis import Analysis, analyze
 from evokeras.genomes.cell import CellGenome, CellLimits, NodeGene
 from evokeras.genomes.drawing import draw_cell
@@ -29,11 +31,18 @@ from evokeras.genomes.network import Genome, LayerGene, TrainingGenes
 from evokeras.genomes.space import SearchSpace, SpaceError, default_space
 from evokeras.training.records import Budget
 
+# Before anything can import TensorFlow (none of the modules above does): no C++ log lines
+# or absl banner on stderr unless TF_CPP_MIN_LOG_LEVEL asks for them. Every evokeras
+# module, in worker processes too, runs this file first.
+quiet_backends()
+
 if TYPE_CHECKING:
     from evokeras.api import decode, specialize
+    from evokeras.engine.callbacks import Callback, TensorBoard
     from evokeras.engine.config import SearchConfig
     from evokeras.engine.search import Search
     from evokeras.engine.toolbox import EditIndividual, Individual, make_toolbox
+    from evokeras.results.export import export_optuna
     from evokeras.tasks import Task, make_task, register_task
 
 #: Names whose modules import Keras, loaded on first use: ``import evokeras`` (and the
@@ -42,6 +51,9 @@ _LAZY = {
     "decode": "evokeras.api",
     "specialize": "evokeras.api",
     "SearchConfig": "evokeras.engine.config",
+    "Callback": "evokeras.engine.callbacks",
+    "TensorBoard": "evokeras.engine.callbacks",
+    "export_optuna": "evokeras.results.export",
     "Search": "evokeras.engine.search",
     "EditIndividual": "evokeras.engine.toolbox",
     "Individual": "evokeras.engine.toolbox",
@@ -63,11 +75,10 @@ def __getattr__(name: str) -> Any:
 def __dir__() -> list[str]:
     return sorted(set(globals()) | set(_LAZY))
 
-__version__ = "0.4.0"
-
 __all__ = [
     "Analysis",
     "Budget",
+    "Callback",
     "CellGenome",
     "CellLimits",
     "EditIndividual",
@@ -77,17 +88,20 @@ __all__ = [
     "GenomeError",
     "Individual",
     "LayerGene",
+    "MissingExtraError",
     "NodeGene",
     "Search",
     "SearchConfig",
     "SearchSpace",
     "SpaceError",
     "Task",
+    "TensorBoard",
     "TrainingGenes",
     "__version__",
     "analyze",
     "decode",
     "draw_cell",
+    "export_optuna",
     "default_space",
     "make_task",
     "make_toolbox",

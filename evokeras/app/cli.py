@@ -14,6 +14,7 @@ from evokeras.app.study import add_parallel_arguments, fail, finish, parallel_ov
 from evokeras.engine.config import ConfigError
 from evokeras.engine.search import RunError, Search
 from evokeras.engine.store import StoreError
+from evokeras.results.html import save_html_report
 from evokeras.results.plotting import save_plots
 from evokeras.results.report import format_report, read_front
 
@@ -33,6 +34,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     rep = sub.add_parser("report", help="print a run's Pareto front")
     rep.add_argument("run_dir", type=Path)
     rep.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    rep.add_argument("--html", action="store_true",
+                     help="write DIR/report.html (one self-contained page: figures, front, members) and print its path")
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO if getattr(args, "verbose", False) else logging.WARNING, format="%(message)s")
 
@@ -53,6 +56,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                 print(path)
             return 0
 
+        if args.html:
+            print(save_html_report(run_dir))
+            return 0
         print(json.dumps(read_front(run_dir), indent=2) if args.json else format_report(run_dir))
         return 0
     except (StoreError, sqlite3.DatabaseError, OSError, json.JSONDecodeError, KeyError) as exc:

@@ -11,7 +11,8 @@ from __future__ import annotations
 
 from typing import Any, Protocol
 
-from evokeras.build.layers import SkipStepCell, SpatialResize
+from evokeras._meta import optional_dependency
+from evokeras.build import layers
 from evokeras.genomes.network import Genome, LayerGene
 
 __all__ = ["BN_MOMENTUM", "ModelSpec", "build_optimizer", "decode"]
@@ -81,7 +82,7 @@ def _merge(x: Any, others: list[tuple[int, Any]], how: str, index: int) -> Any:
     spatial = tuple(x.shape[1:-1])
     for j, y in others:
         if tuple(y.shape[1:-1]) != spatial:
-            y = SpatialResize(spatial, name=f"g{index}_resize{j}")(y)
+            y = layers.SpatialResize(spatial, name=f"g{index}_resize{j}")(y)
         if how == "add" and y.shape[-1] != x.shape[-1]:
             y = keras.layers.Dense(x.shape[-1], use_bias=False, name=f"g{index}_proj{j}")(y)
         parts.append(y)
@@ -125,7 +126,7 @@ def _apply(layer: LayerGene, x: Any, name: str, causal: bool = False) -> Any:
         return keras.layers.Dropout(layer.rate, name=name)(x)
     if kind == "recurrent":
 
-        return keras.layers.RNN(SkipStepCell(layer.cell), return_sequences=True, name=name)(x)
+        return keras.layers.RNN(layers.SkipStepCell(layer.cell), return_sequences=True, name=name)(x)
     return keras.layers.Activation(layer.activation, name=name)(x)
 
 
@@ -150,7 +151,8 @@ def decode(genome: Genome, task: ModelSpec, *, compile: bool = True, name: str |
         >>> model.output_shape
         (None, 10)
     """
-    import keras
+    with optional_dependency():  # Keras without a backend: name the extras
+        import keras
 
     genome.validate()
     inputs = keras.Input(shape=task.input_shape, name="inputs")

@@ -29,7 +29,7 @@ from typing import Any
 
 import numpy as np
 
-from evokeras.build.layers import LastStep
+from evokeras.build import layers
 from evokeras.genomes.edits import BaseStructure, EditProgram, UnitInfo
 
 __all__ = ["SurgeryError", "apply_program", "count_flops", "importance", "structure"]
@@ -299,7 +299,7 @@ def apply_program(model: Any, program: EditProgram) -> Any:
         x = _clone(unit.add)([s, h])
     rank = len(x.shape)
     pools = {"avg": keras.layers.GlobalAveragePooling2D, "max": keras.layers.GlobalMaxPooling2D,
-             "flatten": keras.layers.Flatten, "mean": keras.layers.GlobalAveragePooling1D, "last": LastStep}
+             "flatten": keras.layers.Flatten, "mean": keras.layers.GlobalAveragePooling1D, "last": layers.LastStep}
     if rank > 2:
         if program.pool not in pools:
             raise SurgeryError(f"pool: {program.pool!r} does not apply to rank-{rank} features")

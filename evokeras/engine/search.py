@@ -32,6 +32,8 @@ import numpy as np
 from deap import tools
 
 from evokeras._io import write_json_atomic, write_text_atomic
+from evokeras._meta import __version__
+from evokeras.engine.callbacks import Callback
 from evokeras.engine.config import ConfigError, SearchConfig
 from evokeras.engine.parallel import Backend, make_backend
 from evokeras.engine.store import RunStore, StoreError
@@ -73,8 +75,8 @@ class SearchResult:
 def _versions() -> dict[str, str]:
     import importlib.metadata as md
 
-    out = {}
-    for pkg in ("evokeras", "keras", "tensorflow-cpu", "tensorflow", "jax", "deap", "numpy"):
+    out = {"evokeras": __version__}  # this source's, even where an older install's metadata lingers
+    for pkg in ("keras", "tensorflow-cpu", "tensorflow", "jax", "deap", "numpy"):
         try:
             out[pkg] = md.version(pkg)
         except md.PackageNotFoundError:
@@ -99,6 +101,9 @@ class Search:
         progress: show a progress bar on stderr.
         task: the configured task when the caller has built it already
             (:meth:`SearchConfig.build_task`); built here otherwise.
+        callbacks: :class:`~evokeras.engine.callbacks.Callback` objects whose hooks run
+            at the start, after each evaluation and generation, and at the end of
+            :meth:`run` (e.g. :class:`~evokeras.engine.callbacks.TensorBoard`).
     """
 
     def __init__(
@@ -110,10 +115,12 @@ class Search:
         map_fn: MapFn | None = None,
         progress: bool = False,
         task: Task | None = None,
+        callbacks: Sequence[Callback] = (),
         _resuming: bool = False,
     ) -> None:
         config.check()
         self.config = config
+        self.callbacks: tuple[Callback, ...] = tuple(callbacks)
         self.out_dir = Path(out_dir)
         self.task: Task = task if task is not None else config.build_task()
         self.weight_cache = WeightCache(self.out_dir.resolve() / "weights") if config.inherit_weights else None
@@ -289,7 +296,7 @@ class Search:
             if result.key not in pending:
                 raise RuntimeError(f"map backend returned an unexpected or repeated result {result.key}")
             pending.discard(result.key)
-            self.store.add_evaluation(dataclasses.replace(result, key=result.key + suffix) if suffix else result, gen)
+            self._commit(dataclasses.replace(result, key=result.key + suffix) if suffix else result, gen)
             self.fit_seconds += result.times.get("fit", 0.0) + result.times.get("evaluate", 0.0)
             if not suffix:
                 self._note_best(result)
@@ -338,8 +345,14 @@ class Search:
                           else f"pruned by successive halving at fidelity {fraction:g}")
                 pruned[ind.key] = dataclasses.replace(
                     r, key=ind.key, status="pruned", error=reason, objectives=worst_values(self.weights))
-                self.store.add_evaluation(pruned[ind.key], gen)
+                self._commit(pruned[ind.key], gen)
         return [ind for ind in todo if ind.key in keep], pruned
+
+    def _commit(self, result: EvalResult, gen: int) -> None:
+        """Store one evaluation, then tell the callbacks."""
+        self.store.add_evaluation(result, gen)
+        for callback in self.callbacks:
+            callback.on_evaluation(result, gen)
 
     def _note_best(self, result: EvalResult) -> None:
         if not (result.ok and result.full):
@@ -488,6 +501,8 @@ class Search:
             self.toolbox.rng.bit_generator.state = checkpoint["rng"]
             log.info("resuming %s after generation %d", self.out_dir, gen)
         start = time.perf_counter()
+        for callback in self.callbacks:
+            callback.on_search_begin(self)
         bar = _progress_bar() if self.progress else None
         stopped_by = "generations"
         try:
@@ -514,6 +529,8 @@ class Search:
                 self.store.end_generation(gen, record, self._state(gen, population, front, elapsed))
                 write_logbook_csv(self.out_dir / "logbook.csv", self.store.generations(), list(cfg.objectives))
                 self._drop_weights(population)
+                for callback in self.callbacks:
+                    callback.on_generation(record, list(front))
                 log.info("generation %d: %d evaluated, %d failed, front %d", gen, nevals, nfailed, len(front))
             if stopped_by == "generations" and self._solved(front):
                 stopped_by = "solved"
@@ -523,7 +540,7 @@ class Search:
             if self._backend is not None:
                 self._backend.close()
         records = self.store.generations()
-        return SearchResult(
+        result = SearchResult(
             front=list(front),
             logbook=self._logbook(records),
             generations_done=gen,
@@ -531,6 +548,9 @@ class Search:
             wall_seconds=elapsed0 + time.perf_counter() - start,
             stopped_by=stopped_by,
         )
+        for callback in self.callbacks:
+            callback.on_search_end(result)
+        return result
 
 
 def write_logbook_csv(path: Path, records: list[dict[str, Any]], objectives: list[str]) -> None:

@@ -2,25 +2,61 @@
 :func:`save_plots` writes ``plots/stats.png``, ``plots/pareto.png`` and
 ``plots/hypervolume.png`` into the run directory.
 
-Hypervolume is computed in a normalised objective space: every objective is turned
-into a minimised one and scaled to [0, 1] by the range of all successful evaluations of
-the run; the reference point is 1.1 in each objective. Values are comparable across
-the generations of one run (not across runs).
+Axes carry the objective's name and unit (:func:`objective_label`; inference time is
+shown in microseconds per sample, as in the report), generations are whole numbers, an
+axis whose positive values span more than :data:`LOG_SPREAD` times is logarithmic, and
+legends sit below the axes, off the data. Front points are labelled with the first
+:data:`SHORT_KEY` characters of their genome key, with which the report's rows begin.
+
+Hypervolume is computed in a normalised objective space: every objective is turned into
+a minimised one and scaled by the run's final front (the non-dominated candidates of
+all generations within ``max_val_error``): 0 is the front's best value of the objective
+(the ideal point), 1 its worst (the nadir point). The reference point is
+:data:`HV_REFERENCE` (1.1) in each objective, and the volume is reported as a fraction
+of the box between the ideal point and the reference point, so it lies in [0, 1]; a
+front beyond the reference point in some objective adds nothing. Values are comparable
+across the generations of one run, not across runs. The volume and the
+non-dominated sort are moocore's (``moocore.hypervolume``, ``moocore.is_nondominated``).
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import moocore
 import numpy as np
 
 from evokeras._io import atomic_path
 from evokeras.engine.store import RunStore
 from evokeras.tasks import make_task
 
-__all__ = ["hypervolume", "new_figure", "hypervolume_by_generation", "nondominated", "plot_hypervolume", "plot_pareto", "plot_stats", "save_plots"]
+__all__ = [
+    "HV_REFERENCE",
+    "LOG_SPREAD",
+    "SHORT_KEY",
+    "display_values",
+    "hypervolume",
+    "hypervolume_by_generation",
+    "new_figure",
+    "nondominated",
+    "objective_label",
+    "plot_hypervolume",
+    "plot_pareto",
+    "plot_stats",
+    "save_plots",
+    "short_key",
+    "wants_log",
+]
+
+#: The hypervolume's reference point in each normalised objective (1 is the worst value seen).
+HV_REFERENCE = 1.1
+#: A positive axis whose largest value is more than this many times its smallest is logarithmic.
+LOG_SPREAD = 30.0
+#: Characters of a genome key that label a front point.
+SHORT_KEY = 6
 
 
 def new_figure(*args: Any, **kwargs: Any) -> Any:
@@ -61,78 +97,146 @@ def _weights(store: RunStore, names: list[str]) -> np.ndarray:
 
 
 def nondominated(points: np.ndarray) -> np.ndarray:
-    """Boolean mask of the non-dominated rows of a matrix of *minimised* objectives."""
-    n = len(points)
-    mask = np.ones(n, dtype=bool)
-    for i in range(n):
-        others = np.delete(points, i, axis=0)
-        dominated = np.any(np.all(others <= points[i], axis=1) & np.any(others < points[i], axis=1))
-        mask[i] = not dominated
-    return mask
+    """Boolean mask of the non-dominated rows of a matrix of *minimised* objectives
+    (copies of a non-dominated row are all kept)."""
+    points = np.asarray(points, dtype=float)
+    if not len(points):
+        return np.zeros(0, dtype=bool)
+    return np.asarray(moocore.is_nondominated(points, keep_weakly=True), dtype=bool)
 
 
 def hypervolume(points: np.ndarray, ref: np.ndarray) -> float:
-    """Exact hypervolume dominated by ``points`` (minimised) up to ``ref``, by slicing
-    along the last objective (fine for the small fronts of a search)."""
-    points = np.asarray(points, dtype=float)
+    """Exact hypervolume dominated by ``points`` (minimised) up to ``ref``; a point not
+    strictly better than ``ref`` in every objective adds nothing."""
     ref = np.asarray(ref, dtype=float)
+    points = np.asarray(points, dtype=float).reshape(-1, len(ref))
     points = points[np.all(points < ref, axis=1)]
     if not len(points):
         return 0.0
-    if points.shape[1] == 1:
-        return float(ref[0] - points[:, 0].min())
-    levels = np.unique(points[:, -1])
-    bounds = np.append(levels[1:], ref[-1])
-    return float(sum(
-        (hi - lo) * hypervolume(points[points[:, -1] <= lo][:, :-1], ref[:-1])
-        for lo, hi in zip(levels, bounds, strict=True)
-    ))
+    return float(moocore.hypervolume(points, ref=ref))
 
 
 def hypervolume_by_generation(store: RunStore) -> tuple[list[int], list[float]]:
-    """Hypervolume of the cumulative front after each generation (see the module doc)."""
+    """Normalised hypervolume, in [0, 1], of the cumulative front after each generation
+    (see the module doc)."""
     gens, points, names, _ = _ok_points(store)
     if not len(points):
         return [], []
     minimised = points * -np.sign(_weights(store, names))
-    lo, hi = minimised.min(axis=0), minimised.max(axis=0)
-    scaled = (minimised - lo) / np.where(hi > lo, hi - lo, 1.0)
     allowed = _allowed(store, points, names)
+    if not allowed.any():
+        return [], []
+    final = minimised[allowed][nondominated(minimised[allowed])]
+    lo, hi = final.min(axis=0), final.max(axis=0)  # the ideal and nadir points of the final front
+    scaled = (minimised - lo) / np.where(hi > lo, hi - lo, 1.0)
+    ref = np.full(scaled.shape[1], HV_REFERENCE)
+    box = float(np.prod(ref))  # the volume between the ideal point and the reference point
     out_g, out_hv = [], []
     for g in range(int(gens.max()) + 1):
         sel = scaled[(gens <= g) & allowed]
         if not len(sel):
             continue
-        front = sel[nondominated(sel)]
         out_g.append(g)
-        out_hv.append(hypervolume(front, np.full(scaled.shape[1], 1.1)))
+        out_hv.append(hypervolume(sel[nondominated(sel)], ref) / box)
     return out_g, out_hv
+
+
+# -- axes: names, units, scales ----------------------------------------------------------------
+#: Axis label (name and unit) of the built-in objectives and measures, and the factor from
+#: the stored value (SI units: seconds) to the unit shown.
+_AXES: dict[str, tuple[str, float]] = {
+    "val_error": ("validation error (fraction)", 1.0),
+    "val_loss": ("validation loss", 1.0),
+    "val_accuracy": ("validation accuracy (fraction)", 1.0),
+    "exec_time": ("inference time per sample (µs)", 1e6),
+    "flops": ("FLOPs per sample", 1.0),
+    "params": ("parameters", 1.0),
+    "val_bpc": ("validation bits per character", 1.0),
+    "val_perplexity": ("validation perplexity (per word)", 1.0),
+    "return": ("mean episode return", 1.0),
+}
+
+
+def objective_label(name: str) -> str:
+    """The axis label of an objective: its name and unit (the name itself if unknown)."""
+    return _AXES.get(name, (name, 1.0))[0]
+
+
+def display_values(name: str, values: Any) -> np.ndarray:
+    """Stored values of ``name`` in the unit of :func:`objective_label`."""
+    return np.asarray(values, dtype=float) * _AXES.get(name, (name, 1.0))[1]
+
+
+def wants_log(values: Any) -> bool:
+    """Whether finite positive ``values`` spread over more than :data:`LOG_SPREAD` times."""
+    v = np.asarray(values, dtype=float)
+    v = v[np.isfinite(v)]
+    return bool(v.size and v.min() > 0 and v.max() / v.min() > LOG_SPREAD)
+
+
+def short_key(key: str) -> str:
+    """The label of a front point: the first :data:`SHORT_KEY` characters of its genome key."""
+    return key[:SHORT_KEY]
+
+
+def _integer_ticks(axis: Any) -> None:
+    from matplotlib.ticker import MaxNLocator
+
+    axis.set_major_locator(MaxNLocator(integer=True))
+
+
+def _log_scale(ax: Any, which: str) -> None:
+    """Make ``ax``'s ``which`` ("x" or "y") axis logarithmic, labelled with plain numbers
+    (0.05, 20), not powers of ten."""
+    from matplotlib.ticker import FuncFormatter
+
+    getattr(ax, f"set_{which}scale")("log")
+    axis = getattr(ax, f"{which}axis")
+    plain = FuncFormatter(lambda v, _: f"{v:g}")
+    axis.set_major_formatter(plain)
+    axis.set_minor_formatter(FuncFormatter(lambda v, _: f"{v:g}" if _leading_digit(v) in (2, 5) else ""))
+
+
+def _leading_digit(v: float) -> int:
+    return int(round(v / 10 ** np.floor(np.log10(v)))) if v > 0 else 0
+
+
+def _generation_axis(ax: Any, gens: Sequence[int]) -> None:
+    """Whole generations on the x axis; a single generation gets room each side."""
+    ax.set_xlabel("generation")
+    _integer_ticks(ax.xaxis)
+    if len(set(gens)) == 1:
+        g = next(iter(gens))
+        ax.set_xlim(g - 1, g + 1)
 
 
 def plot_stats(store: RunStore) -> Any:
     """Each objective's min/avg/max per generation (successful candidates of the population)."""
     records = store.generations()
     names = [k for k, v in (records[0].items() if records else []) if isinstance(v, dict)]
-    fig = new_figure(figsize=(4.2 * max(len(names), 1), 3.4), layout="constrained")
+    fig = new_figure(figsize=(4.2 * max(len(names), 1), 3.8), layout="constrained")
     axes = fig.subplots(1, max(len(names), 1), squeeze=False)[0]
     gens = [r["gen"] for r in records]
     for ax, name in zip(axes, names, strict=False):
+        values = {stat: display_values(name, [r[name][stat] for r in records]) for stat in ("min", "avg", "max")}
         for stat, style in (("min", "-"), ("avg", "--"), ("max", ":")):
-            ax.plot(gens, [r[name][stat] for r in records], style, marker="o", ms=3, label=stat)
-        ax.set_xlabel("generation")
-        ax.set_ylabel(name)
-        if name in ("exec_time", "flops", "params"):
-            ax.set_yscale("log")
-        ax.legend(frameon=False)
+            ax.plot(gens, values[stat], style, marker="o", ms=3, label=stat)
+        _generation_axis(ax, gens)
+        ax.set_ylabel(objective_label(name))
+        if wants_log(np.concatenate(list(values.values()))):
+            _log_scale(ax, "y")
         ax.set_title(f"{name} of the population")
+    if names:
+        handles, labels = axes[0].get_legend_handles_labels()
+        fig.legend(handles, labels, loc="outside lower center", ncols=3, frameon=False)
     return fig
 
 
 def plot_pareto(store: RunStore) -> Any:
     """Every successful candidate in the plane of the first two objectives, coloured by
-    generation, with the front of the run highlighted."""
-    gens, points, names, _ = _ok_points(store)
-    fig = new_figure(figsize=(5.6, 4.2), layout="constrained")
+    generation, with the front of the run highlighted and labelled by short key."""
+    gens, points, names, keys = _ok_points(store)
+    fig = new_figure(figsize=(6.4, 5.0), layout="constrained")
     ax = fig.subplots()
     if len(points) == 0 or points.shape[1] < 2:
         ax.text(0.5, 0.5, "no successful evaluations", ha="center", transform=ax.transAxes)
@@ -141,33 +245,51 @@ def plot_pareto(store: RunStore) -> Any:
     allowed = _allowed(store, points, names)
     front = np.zeros(len(points), dtype=bool)
     front[np.flatnonzero(allowed)[nondominated(minimised[allowed])]] = True
-    x, y = points[:, 1], points[:, 0]
-    sc = ax.scatter(x[allowed], y[allowed], c=gens[allowed], cmap="viridis", s=18, alpha=0.8)
+    x, y = display_values(names[1], points[:, 1]), display_values(names[0], points[:, 0])
+    sc = ax.scatter(x[allowed], y[allowed], c=gens[allowed], cmap="viridis", s=18, alpha=0.8,
+                    vmin=gens.min(), vmax=max(gens.max(), gens.min() + 1))
     if not allowed.all():
         ax.scatter(x[~allowed], y[~allowed], marker="x", color="0.6", s=18,
                    label=f"above max_val_error={store.get_meta('max_val_error'):g} (never on the front)")
     order = np.argsort(x[front])
     ax.step(x[front][order], y[front][order], where="post", color="crimson", lw=1.2)
-    ax.scatter(x[front], y[front], facecolors="none", edgecolors="crimson", s=60, label="Pareto front")
-    fig.colorbar(sc, ax=ax, label="generation")
-    ax.set_xlabel(names[1])
-    ax.set_ylabel(names[0])
-    if names[1] in ("exec_time", "flops", "params"):
-        ax.set_xscale("log")
-    ax.legend(frameon=False)
+    ax.scatter(x[front], y[front], facecolors="none", edgecolors="crimson", s=60,
+               label="Pareto front (labels: key, as in the report)")
+    labelled: set[str] = set()
+    for n, i in enumerate(np.flatnonzero(front)[order]):  # along the front, alternating sides
+        if keys[i] not in labelled:
+            labelled.add(keys[i])
+            above = n % 2 == 0
+            ax.annotate(short_key(keys[i]), (x[i], y[i]), xytext=(4, 5) if above else (-4, -10),
+                        textcoords="offset points", ha="left" if above else "right", fontsize=6.5,
+                        color="crimson")
+    bar = fig.colorbar(sc, ax=ax, label="generation")
+    _integer_ticks(bar.ax.yaxis)
+    ax.set_xlabel(objective_label(names[1]))
+    ax.set_ylabel(objective_label(names[0]))
+    if wants_log(x):
+        _log_scale(ax, "x")
+    if wants_log(y):
+        _log_scale(ax, "y")
+    fig.legend(loc="outside lower center", ncols=2, frameon=False, fontsize=8)
     ax.set_title(f"{len(points)} candidates, {int(front.sum())} on the front")
     return fig
 
 
 def plot_hypervolume(store: RunStore) -> Any:
-    """Hypervolume of the cumulative front per generation."""
+    """Normalised hypervolume of the cumulative front per generation, its reference point
+    stated under the axes."""
     g, hv = hypervolume_by_generation(store)
-    fig = new_figure(figsize=(4.5, 3.2), layout="constrained")
+    fig = new_figure(figsize=(5.0, 3.8), layout="constrained")
     ax = fig.subplots()
     ax.plot(g, hv, marker="o")
-    ax.set_xlabel("generation")
-    ax.set_ylabel("hypervolume (normalised)")
+    _generation_axis(ax, g or [0])
+    ax.set_ylim(0, 1)
+    ax.set_ylabel("hypervolume (fraction of the box)")
     ax.set_title("front quality by generation")
+    fig.supxlabel(f"objectives scaled by the run's final front (0 its best value, 1 its worst);\n"
+                  f"box from the ideal point to the reference point {HV_REFERENCE:g} in each objective",
+                  fontsize=7)
     return fig
 
 

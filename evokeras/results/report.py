@@ -9,7 +9,7 @@ from typing import Any
 from evokeras.engine.store import RunStore
 from evokeras.genomes.keyed import key_of
 
-__all__ = ["format_report", "read_front"]
+__all__ = ["format_report", "front_table", "read_front", "report_title"]
 
 
 def read_front(run_dir: str | Path) -> dict[str, Any]:
@@ -34,9 +34,19 @@ def _program_steps(program: dict[str, Any]) -> int:
     return len(program.get("drop", [])) + len(program.get("squeeze", {})) + 2 + (1 if program.get("finetune") else 0)
 
 
-def format_report(run_dir: str | Path) -> str:
-    """A plain-text table of the front, one member per row."""
-    data = read_front(run_dir)
+def _cell(name: str, value: Any) -> str:
+    """One figure as the report shows it: times (stored in seconds) in microseconds per
+    sample, flags as yes/no, a missing one as ``-``."""
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if not isinstance(value, int | float):
+        return "-"
+    return f"{value * 1e6:.2f} us" if name.endswith("exec_time") else f"{value:.4g}"
+
+
+def front_table(data: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
+    """The column names and the formatted rows of the front ``data`` (:func:`read_front`),
+    one row per member, as :func:`format_report` and the HTML report show them."""
     names = list(data["objectives"])
     tests = sorted({k for m in data["members"] for k in m if k.startswith("test_") and k != "test_loss"})
     if not tests:
@@ -49,19 +59,24 @@ def format_report(run_dir: str | Path) -> str:
         metrics = m.get("metrics", {})
         g = m["genome"]
         row = [m["key"], str(len(g["layers"]) if "layers" in g else _program_steps(g))]
-        row += [f"{m['objectives'][n]:.4g}" for n in names]
+        row += [_cell(n, m["objectives"][n]) for n in names]
         row += [str(metrics.get("params", ""))] * len(extra)
-        for k in tests:
-            value = m.get(k)
-            if isinstance(value, bool):
-                row.append("yes" if value else "no")
-            elif not isinstance(value, int | float):
-                row.append("-")
-            else:
-                row.append(f"{value * 1e6:.2f} us" if k.endswith("exec_time") else f"{value:.4g}")
+        row += [_cell(k, m.get(k)) for k in tests]
         rows.append(row)
+    return cols, rows
+
+
+def report_title(run_dir: str | Path, data: dict[str, Any]) -> str:
+    """``Pareto front of DIR``, noting a search that has not finished."""
+    return ("Pareto front" + ("" if data.get("final", True) else " (search not finished: no test figures yet)")
+            + f" of {Path(run_dir)}")
+
+
+def format_report(run_dir: str | Path) -> str:
+    """A plain-text table of the front, one member per row."""
+    data = read_front(run_dir)
+    cols, rows = front_table(data)
     widths = [max(len(c), *(len(r[i]) for r in rows)) if rows else len(c) for i, c in enumerate(cols)]
     lines = ["  ".join(c.ljust(w) for c, w in zip(cols, widths, strict=True))]
     lines += ["  ".join(v.ljust(w) for v, w in zip(r, widths, strict=True)) for r in rows]
-    title = "Pareto front" + ("" if data.get("final", True) else " (search not finished: no test figures yet)")
-    return title + f" of {Path(run_dir)}\n" + "\n".join(lines)
+    return report_title(run_dir, data) + "\n" + "\n".join(lines)

@@ -35,6 +35,7 @@ from typing import Any
 import numpy as np
 
 from evokeras._io import atomic_path
+from evokeras._meta import optional_dependency
 from evokeras.build.decode import decode
 from evokeras.genomes.network import Genome
 from evokeras.genomes.space import SearchSpace, SpaceError
@@ -57,7 +58,8 @@ def rollout(policy: Any, episodes: int, seed: int, *, env_id: str = "CartPole-v1
 
     Returns the return of each episode and the number of environment steps taken.
     """
-    import gymnasium as gym
+    with optional_dependency():
+        import gymnasium as gym
 
     env = gym.make_vec(env_id, num_envs=int(episodes), vectorization_mode="vector_entry_point")
     try:
@@ -262,8 +264,10 @@ class CartPole(Task):
     def animate(self, genome: Genome, path: Any, *, seed: int = TEST_SEED_BASE, max_steps: int = 500,
                 every: int = 2, width: int = 300) -> int:
         """Write a GIF of one episode of ``genome``'s policy; returns the steps it lasted."""
-        import gymnasium as gym
         from PIL import Image
+
+        with optional_dependency():
+            import gymnasium as gym
 
 
         os.environ.setdefault("SDL_VIDEODRIVER", "dummy")  # off-screen rendering, no display

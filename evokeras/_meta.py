@@ -1,0 +1,114 @@
+"""What the installed package is: its version and its optional dependencies.
+
+``__version__`` is the one place the version is written (``pyproject.toml`` reads it
+from here). :func:`optional_dependency` turns the import error of a module that an
+extra provides into one message naming the extra::
+
+    with optional_dependency():
+        import gymnasium          # ModuleNotFoundError -> "... pip install 'evokeras[rl]'"
+
+The extras (``pyproject.toml``): ``tensorflow`` and ``jax`` (a Keras backend; the core
+installs Keras without one), ``rl`` (gymnasium), ``dask`` (the Dask backend), ``data``
+(the data-set packages), ``tensorboard``, ``optuna`` (the run-logging callbacks),
+``bench``, ``test`` and ``all``.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+__all__ = ["BACKEND_MODULES", "EXTRA_OF", "MissingExtraError", "__version__", "optional_dependency", "quiet_backend_import", "quiet_backends"]
+
+__version__ = "0.4.0"
+
+#: The extra that provides each optional top-level module.
+EXTRA_OF: dict[str, str] = {
+    "tensorflow": "tensorflow",
+    "jax": "jax",
+    "jaxlib": "jax",
+    "gymnasium": "rl",
+    "pygame": "rl",
+    "dask": "dask",
+    "distributed": "dask",
+    "zarr": "data",
+    "pureml": "data",
+    "bible": "data",
+    "tensorboard": "tensorboard",
+    "optuna": "optuna",
+}
+
+#: The Keras backends' modules: Keras imports one of them when it is imported.
+BACKEND_MODULES: frozenset[str] = frozenset({"tensorflow", "jax", "jaxlib"})
+
+#: What each extra is for, in the error message.
+_PURPOSE: dict[str, str] = {
+    "tensorflow": "Keras' default backend; for JAX instead: pip install 'evokeras[jax]', KERAS_BACKEND=jax",
+    "jax": "the JAX Keras backend",
+    "rl": "the CartPole task",
+    "dask": "the Dask evaluation backend",
+    "data": "the packaged data sets (MNIST, Fashion-MNIST, the Bible)",
+    "tensorboard": "the TensorBoard callback",
+    "optuna": "the export of a run to an Optuna study",
+}
+
+
+class MissingExtraError(ModuleNotFoundError):
+    """An optional dependency is not installed; the message names the extra that provides it."""
+
+
+@contextmanager
+def optional_dependency() -> Iterator[None]:
+    """Re-raise a ``ModuleNotFoundError`` of a module in :data:`EXTRA_OF` as a
+    :class:`MissingExtraError` naming the extra to install; other errors pass unchanged."""
+    try:
+        yield
+    except MissingExtraError:
+        raise
+    except ModuleNotFoundError as exc:
+        top = (exc.name or "").partition(".")[0]
+        extra = EXTRA_OF.get(top)
+        if extra is None:
+            raise
+        raise MissingExtraError(
+            f"{top} is not installed: pip install 'evokeras[{extra}]' (needed for {_PURPOSE[extra]})",
+            name=exc.name,
+        ) from exc
+
+
+@contextmanager
+def quiet_backend_import() -> Iterator[None]:
+    """Import Keras (and so TensorFlow) with the process's native stderr sent to /dev/null.
+
+    TensorFlow's shared libraries write an absl banner and a oneDNN notice straight to
+    file descriptor 2 while they load, whatever ``TF_CPP_MIN_LOG_LEVEL`` says. This
+    silences them, and only them: it does nothing once TensorFlow is imported or when
+    ``TF_CPP_MIN_LOG_LEVEL`` is not ``3`` (the user asked for TensorFlow's logs). Python's
+    own ``sys.stderr`` is flushed first; an import error is raised after stderr is back.
+    """
+    if "tensorflow" in sys.modules or os.environ.get("TF_CPP_MIN_LOG_LEVEL") != "3":
+        yield
+        return
+    try:
+        sys.stderr.flush()
+        saved = os.dup(2)
+    except (OSError, ValueError, AttributeError):  # no usable descriptor 2: nothing to hide
+        yield
+        return
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
+
+
+def quiet_backends() -> None:
+    """Keep TensorFlow's C++ logging (and the absl banner it prints first) off stderr
+    unless the user asked for it: sets ``TF_CPP_MIN_LOG_LEVEL=3`` when unset. Only takes
+    effect before TensorFlow is imported, so the package calls it before importing Keras."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
