@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from evokeras.tasks.base import Classification, Task
 from evokeras.tasks.cartpole import CartPole
+from evokeras.tasks.control import GymControl
 from evokeras.tasks.image import ImageClassification
 from evokeras.tasks.language import LanguageModel
 from evokeras.tasks.objects import ObjectRecognition
@@ -21,6 +22,7 @@ from evokeras.tasks.textclass import TextClassification
 __all__ = [
     "CartPole",
     "Classification",
+    "GymControl",
     "ImageClassification",
     "LanguageModel",
     "ObjectRecognition",
@@ -35,6 +37,7 @@ __all__ = [
 register_task("mnist", lambda **kw: ImageClassification("mnist", **kw))
 register_task("fashion_mnist", lambda **kw: ImageClassification("fashion_mnist", **kw))
 register_task("cartpole", CartPole)
+register_task("gym", GymControl)
 register_task("bible_chars", lambda **kw: LanguageModel("bible_chars", **kw))
 register_task("brown_words", lambda **kw: LanguageModel("brown_words", **kw))
 register_task("objects", ObjectRecognition)
