@@ -9,17 +9,19 @@ Register your own with :func:`register_task`::
 
 from __future__ import annotations
 
+from evokeras.tasks.arrays import ArrayClassification
 from evokeras.tasks.base import Classification, Task
 from evokeras.tasks.cartpole import CartPole
 from evokeras.tasks.control import GymControl
 from evokeras.tasks.image import ImageClassification
-from evokeras.tasks.language import LanguageModel
+from evokeras.tasks.language import LanguageModel, TextLanguageModel
 from evokeras.tasks.objects import ObjectRecognition
 from evokeras.tasks.registry import make_task, register_task, registered_tasks
 from evokeras.tasks.specialize import Specialization
 from evokeras.tasks.textclass import TextClassification
 
 __all__ = [
+    "ArrayClassification",
     "CartPole",
     "Classification",
     "GymControl",
@@ -29,6 +31,7 @@ __all__ = [
     "Task",
     "Specialization",
     "TextClassification",
+    "TextLanguageModel",
     "make_task",
     "register_task",
     "registered_tasks",
@@ -43,3 +46,5 @@ register_task("brown_words", lambda **kw: LanguageModel("brown_words", **kw))
 register_task("objects", ObjectRecognition)
 register_task("brown_genre", TextClassification)
 register_task("specialize", Specialization)
+register_task("arrays", ArrayClassification)
+register_task("text", TextLanguageModel)
