@@ -8,6 +8,7 @@ Public API::
     from evokeras import CellGenome, NodeGene, draw_cell             # evolved recurrent cells
     from evokeras.build.layers import SkipStepCell                   # their Keras cell
     from evokeras import specialize, EditProgram, EditSpace          # specialization of trained networks
+    from evokeras import search, from_arrays, from_text, from_gym    # search on your own task
 
 Layers, from bottom to top (docs/architecture.md): ``genomes`` (plain data), ``variation``
 (operators), ``build`` (Keras graphs), ``data``, ``training`` (budgets, evaluator, fit paths),
@@ -30,7 +31,16 @@ from evokeras.genomes.space import SearchSpace, SpaceError, default_space
 from evokeras.training.records import Budget
 
 if TYPE_CHECKING:
-    from evokeras.api import decode, specialize
+    from evokeras.api import (
+        SearchError,
+        SearchRun,
+        decode,
+        from_arrays,
+        from_gym,
+        from_text,
+        search,
+        specialize,
+    )
     from evokeras.engine.config import SearchConfig
     from evokeras.engine.search import Search
     from evokeras.engine.toolbox import EditIndividual, Individual, make_toolbox
@@ -41,6 +51,12 @@ if TYPE_CHECKING:
 _LAZY = {
     "decode": "evokeras.api",
     "specialize": "evokeras.api",
+    "search": "evokeras.api",
+    "SearchError": "evokeras.api",
+    "SearchRun": "evokeras.api",
+    "from_arrays": "evokeras.api",
+    "from_gym": "evokeras.api",
+    "from_text": "evokeras.api",
     "SearchConfig": "evokeras.engine.config",
     "Search": "evokeras.engine.search",
     "EditIndividual": "evokeras.engine.toolbox",
@@ -80,6 +96,8 @@ __all__ = [
     "NodeGene",
     "Search",
     "SearchConfig",
+    "SearchError",
+    "SearchRun",
     "SearchSpace",
     "SpaceError",
     "Task",
@@ -88,10 +106,14 @@ __all__ = [
     "analyze",
     "decode",
     "draw_cell",
+    "from_arrays",
+    "from_gym",
+    "from_text",
     "default_space",
     "make_task",
     "make_toolbox",
     "register_task",
+    "search",
     "specialize",
 ]
 

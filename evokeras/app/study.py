@@ -116,13 +116,16 @@ def finish(search: Search, *, progress: bool = True) -> int:
     if outcome.status == "backend_lost":
         print(f"error: {outcome.error}\nthe evaluations finished so far are saved in {out}; "
               f"continue later with: evokeras resume {out}", file=sys.stderr)
+    elif outcome.status == "all_failed":
+        print(f"error: {outcome.error}\nthe run stopped; fix the cause and continue with: evokeras resume {out}",
+              file=sys.stderr)
     elif outcome.status == "no_front":
         print(f"error: {outcome.error} in {out} (see `evokeras report {out}` "
               "and the error column of run.db's evaluations)", file=sys.stderr)
     elif outcome.status == "already_finished":
         print(format_report(out))
     else:
-        save_plots(out)
+        save_plots(out, search.task)
         print(format_report(out))
         result = outcome.result
         assert result is not None

@@ -13,8 +13,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from evokeras.data.files import DataChangedError
 from evokeras.engine.parallel import BACKENDS
-from evokeras.tasks import Task, make_task
+from evokeras.tasks import Task, make_task, registered_tasks
 from evokeras.training.records import (
     DEFAULT_OBJECTIVES,
     LEGACY_BUDGET_KEYS,
@@ -184,15 +185,19 @@ class SearchConfig:
         except (TypeError, ValueError) as exc:
             raise ConfigError(f"config key 'space': {exc}") from exc
 
-    def build_task(self) -> Task:
-        """The configured task (``task`` with ``task_options``) on its configured search
-        space, built once, after the checks that need it (objectives it measures, weight
-        inheritance, multi-fidelity); raises :class:`ConfigError` naming the key."""
-        try:
-            task = make_task(self.task, **self.task_options)
-        except (TypeError, ValueError, OSError) as exc:
-            key = "task_options" if self.task_options else "task"
-            raise ConfigError(f"config key {key!r}: {exc}") from exc
+    def build_task(self, task: Task | None = None) -> Task:
+        """The configured task (``task`` with ``task_options``, or the task object given)
+        on its configured search space, built once, after the checks that need it
+        (objectives it measures, weight inheritance, multi-fidelity); raises
+        :class:`ConfigError` naming the key (a changed data file: the file)."""
+        if task is None:
+            try:
+                task = make_task(self.task, **self.task_options)
+            except DataChangedError as exc:
+                raise ConfigError(str(exc)) from exc
+            except (TypeError, ValueError, OSError) as exc:
+                key = "task_options" if self.task_options and self.task in registered_tasks() else "task"
+                raise ConfigError(f"config key {key!r}: {exc}") from exc
         if self.space:
             space = self.search_space(task)
             try:

@@ -16,7 +16,13 @@ from evokeras.tasks.control import GymControl
 from evokeras.tasks.image import ImageClassification
 from evokeras.tasks.language import LanguageModel, TextLanguageModel
 from evokeras.tasks.objects import ObjectRecognition
-from evokeras.tasks.registry import make_task, register_task, registered_tasks
+from evokeras.tasks.registry import (
+    is_factory_name,
+    make_task,
+    register_factory,
+    register_task,
+    registered_tasks,
+)
 from evokeras.tasks.specialize import Specialization
 from evokeras.tasks.textclass import TextClassification
 
@@ -32,7 +38,9 @@ __all__ = [
     "Specialization",
     "TextClassification",
     "TextLanguageModel",
+    "is_factory_name",
     "make_task",
+    "register_factory",
     "register_task",
     "registered_tasks",
 ]
