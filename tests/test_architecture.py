@@ -4,7 +4,7 @@ Layers, bottom to top (a module may import from its own layer or lower ones only
 ``evokeras/__init__.py`` is the facade and may import anything):
 
     0 _io  1 genomes  2 variation  3 build  4 data  5 training  6 tasks  7 engine
-    8 results  9 api  10 app (and __main__)
+    8 results  9 api  10 app  11 studies (and __main__)
 
 The rules, one test each, every offence listed with ``file:line``:
 
@@ -52,6 +52,7 @@ LAYERS: tuple[str, ...] = (
     "evokeras.results",
     "evokeras.api",
     "evokeras.app",
+    "evokeras.studies",
 )
 #: Modules on the top layer besides ``evokeras.app``.
 TOP_MODULES: tuple[str, ...] = ("evokeras.__main__",)
