@@ -133,6 +133,10 @@ def from_gym(env_id: str, **options: Any) -> GymControl:
     return GymControl(env_id, **options)
 
 
+#: Task classes whose run directories record how to rebuild them (:meth:`Task.recipe`).
+_RECORDED = (ArrayClassification, GymControl, TextLanguageModel)
+
+
 def _complete(search_run: Search, out: Path, progress: bool, error: type[SearchError]) -> dict[str, Any]:
     """Complete a search (:func:`~evokeras.engine.runner.complete`), draw its plots, and
     return its hall of fame; ``error`` when it ends without a front."""
@@ -185,8 +189,10 @@ def search(task: str | Task, out: str | Path, *, config: Mapping[str, Any] | Non
         register_factory(task)  # the caller names it: importing it is theirs to trust
     parallel = {} if workers is None else {"workers": int(workers)}
     if (out / "run.db").is_file():
-        search_run = Search.resume(out, parallel=parallel, progress=progress,
-                                   task=task if isinstance(task, Task) and type(task).recipe is Task.recipe else None)
+        # the run's record rebuilds the built-in tasks of data (a changed file is refused);
+        # any other task object is used as given
+        given = task if isinstance(task, Task) and type(task) not in _RECORDED else None
+        search_run = Search.resume(out, parallel=parallel, progress=progress, task=given)
     else:
         data: dict[str, Any] = {"seed": seed, **dict(config or {}), **parallel}
         if isinstance(task, Task):

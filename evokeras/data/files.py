@@ -191,10 +191,13 @@ def array_split(arrays: Mapping[str, Any], *, family: str | None = None, n_class
     for a, b in (("x_train", "y_train"), ("x_val", "y_val"), ("x_test", "y_test")):
         if (a in arrays) != (b in arrays) or (a == "x_train" and a not in arrays):
             raise ValueError(f"arrays: {a!r} and {b!r} go together" + (" and are required" if a == "x_train" else ""))
-    family = family or infer_family(arrays["x_train"])
+    if family is None:
+        family = infer_family(arrays["x_train"])
+        if not family:
+            raise ValueError(f"x_train: inputs of shape {np.shape(arrays['x_train'])} fit no family "
+                             "(image: (N, H, W[, C]), sequence: (N, T[, F]) with family='sequence', vector: (N, D))")
     if family not in ("image", "sequence", "vector"):
-        raise ValueError(f"family: expected 'image', 'sequence' or 'vector' for inputs of shape "
-                         f"{np.shape(arrays['x_train'])}, got {family!r}")
+        raise ValueError(f"family: expected 'image', 'sequence' or 'vector', got {family!r}")
     parts = {}
     for part in ("train", "val", "test"):
         if f"x_{part}" in arrays:

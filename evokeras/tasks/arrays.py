@@ -96,9 +96,11 @@ class ArrayClassification(Classification):
                 arrays[f"x_{part}"], arrays[f"y_{part}"] = pair
         return cls(arrays=arrays, **options)
 
-    def recipe(self, out_dir: Any) -> dict[str, Any]:
+    def recipe(self, out_dir: Any) -> dict[str, Any] | None:
         """The ``"arrays"`` task on the file (arrays in memory: written to ``DIR/data.npz``)
-        with its sha256 and split options."""
+        with its sha256 and split options; ``None`` for a subclass (another task)."""
+        if type(self) is not ArrayClassification:
+            return None
         if self.path is None:  # from now on the task is the file's
             self.path = Path(out_dir).resolve() / "data.npz"
             self.sha256 = save_npz(self.path, self._raw or {})

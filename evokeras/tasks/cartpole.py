@@ -11,9 +11,6 @@ for the seeds, the final test and the figures.
 
 from __future__ import annotations
 
-from pathlib import Path
-from typing import Any
-
 from evokeras.genomes.space import SearchSpace
 from evokeras.tasks.control import TEST_SEED_BASE, VERIFY_SEED_BASE, GymControl, rollout
 
@@ -34,7 +31,3 @@ class CartPole(GymControl):
 
     def __init__(self, *, space: SearchSpace | None = None, sigma: float = 0.2, arch_rate: float = 0.3) -> None:
         super().__init__("CartPole-v1", space=space, sigma=sigma, arch_rate=arch_rate)
-
-    def recipe(self, out_dir: Path) -> dict[str, Any] | None:
-        """None: the configuration's ``"cartpole"`` and its options rebuild it."""
-        return None

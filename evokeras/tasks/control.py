@@ -215,7 +215,10 @@ class GymControl(Task):
         self.arch_rate = float(arch_rate)
 
     def recipe(self, out_dir: Path) -> dict[str, Any] | None:
-        """``{"task": "gym", "task_options": {env_id, threshold, sigma, arch_rate}}``."""
+        """``{"task": "gym", "task_options": {env_id, threshold, sigma, arch_rate}}``; ``None``
+        for a subclass (another task: the configuration's name rebuilds it)."""
+        if type(self) is not GymControl:
+            return None
         return {"task": "gym", "task_options": {"env_id": self.env_id, "threshold": self.user_threshold,
                                                 "sigma": self.sigma, "arch_rate": self.arch_rate}}
 

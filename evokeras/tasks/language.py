@@ -244,9 +244,11 @@ class TextLanguageModel(LanguageModel):
             raise ValueError(f"seq_len: {self.seq_len} tokens leave no training window in "
                              f"{len(self._split.train)} training tokens")
 
-    def recipe(self, out_dir: Any) -> dict[str, Any]:
+    def recipe(self, out_dir: Any) -> dict[str, Any] | None:
         """The ``"text"`` task on the file (a string: written to ``DIR/data.txt``) with its
-        sha256 and options."""
+        sha256 and options; ``None`` for a subclass (another task)."""
+        if type(self) is not TextLanguageModel:
+            return None
         if self.path is None:  # from now on the task is the file's
             self.path = Path(out_dir).resolve() / "data.txt"
             with atomic_path(self.path) as tmp:
