@@ -202,6 +202,7 @@ def search(task: str | Task, out: str | Path, *, config: Mapping[str, Any] | Non
             data["task_options"] = {**dict(data.get("task_options", {})), **dict(task_options or {})}
         cfg = SearchConfig.from_dict(data)
         built = cfg.build_task(task if isinstance(task, Task) else None)
+        cfg.check_data(built)
         search_run = Search(cfg, out, progress=progress, task=built)
     return SearchRun(out, _complete(search_run, out, progress, SearchError))
 

@@ -116,11 +116,7 @@ def start_study(name: str, budgets: Mapping[str, Mapping[str, Any]], args: argpa
     out = args.out or Path("runs") / f"{name}-{args.budget}-seed{args.seed}"
     try:
         task = config.build_task()
-        budget = config.budget()
-        try:
-            task.data(train_size=budget.train_samples, val_limit=budget.val_samples, test_limit=1)
-        except (ValueError, TypeError) as exc:
-            return fail(f"config key 'evaluation': {exc}")
+        config.check_data(task)
         search = Search(config, out, progress=not args.no_progress, task=task)
     except (ConfigError, DatasetNotFoundError, RunError) as exc:
         return fail(str(exc))

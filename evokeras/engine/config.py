@@ -224,6 +224,17 @@ class SearchConfig:
                                   "is the full budget (nothing to save)")
         return task
 
+    def check_data(self, task: Task) -> None:
+        """Raise :class:`ConfigError` (key ``evaluation``) when ``task``'s data cannot give
+        the evaluation budget's sizes (loads the data, as the first evaluation would)."""
+        if not task.needs_data:
+            return
+        budget = self.budget()
+        try:
+            task.data(train_size=budget.train_samples, val_limit=budget.val_samples, test_limit=1)
+        except (ValueError, TypeError) as exc:
+            raise ConfigError(f"config key 'evaluation': {exc}") from exc
+
     def check(self) -> None:
         """Raise :class:`ConfigError` naming the first invalid key (the checks that need
         the task are in :meth:`build_task`)."""
