@@ -162,7 +162,8 @@ def search(task: str | Task, out: str | Path, *, config: Mapping[str, Any] | Non
             :func:`from_gym`, your own :class:`~evokeras.tasks.Task`).
         out: the run directory.
         config: search configuration keys (:class:`~evokeras.engine.config.SearchConfig`:
-            population, generations, evaluation, objectives, space, ...).
+            population, generations, evaluation, objectives, space, ...); without
+            ``objectives``, the task's default objectives.
         seed: the run's seed.
         workers: evaluations at once (process workers; config key ``workers``).
         task_options: keyword arguments of a named task's factory (config key ``task_options``).
@@ -201,7 +202,10 @@ def search(task: str | Task, out: str | Path, *, config: Mapping[str, Any] | Non
             data["task"] = task
             data["task_options"] = {**dict(data.get("task_options", {})), **dict(task_options or {})}
         cfg = SearchConfig.from_dict(data)
-        built = cfg.build_task(task if isinstance(task, Task) else None)
+        made = task if isinstance(task, Task) else cfg.make_task()
+        if "objectives" not in data:
+            cfg = cfg.with_task_objectives(made)
+        built = cfg.build_task(made)
         cfg.check_data(built)
         search_run = Search(cfg, out, progress=progress, task=built)
     return SearchRun(out, _complete(search_run, out, progress, SearchError))

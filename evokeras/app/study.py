@@ -115,7 +115,10 @@ def start_study(name: str, budgets: Mapping[str, Mapping[str, Any]], args: argpa
         return fail(str(exc))
     out = args.out or Path("runs") / f"{name}-{args.budget}-seed{args.seed}"
     try:
-        task = config.build_task()
+        task = config.make_task()
+        if not any("objectives" in d for d in (budgets[args.budget], overrides)):
+            config = config.with_task_objectives(task)
+        task = config.build_task(task)
         config.check_data(task)
         search = Search(config, out, progress=not args.no_progress, task=task)
     except (ConfigError, DatasetNotFoundError, RunError) as exc:

@@ -185,19 +185,30 @@ class SearchConfig:
         except (TypeError, ValueError) as exc:
             raise ConfigError(f"config key 'space': {exc}") from exc
 
+    def make_task(self) -> Task:
+        """The task that ``task`` and ``task_options`` name, as its factory builds it (no
+        search space or checks applied: :meth:`build_task`); :class:`ConfigError` naming
+        the key (a changed data file: the file)."""
+        try:
+            return make_task(self.task, **self.task_options)
+        except DataChangedError as exc:
+            raise ConfigError(str(exc)) from exc
+        except (TypeError, ValueError, OSError) as exc:
+            key = "task_options" if self.task_options and self.task in registered_tasks() else "task"
+            raise ConfigError(f"config key {key!r}: {exc}") from exc
+
+    def with_task_objectives(self, task: Task) -> SearchConfig:
+        """This configuration with ``task``'s default objectives (for a configuration that
+        names none: the defaults of :class:`SearchConfig` are the image tasks')."""
+        return SearchConfig.from_dict({"objectives": dict(task.default_objectives)}, base=self)
+
     def build_task(self, task: Task | None = None) -> Task:
         """The configured task (``task`` with ``task_options``, or the task object given)
         on its configured search space, built once, after the checks that need it
         (objectives it measures, weight inheritance, multi-fidelity); raises
         :class:`ConfigError` naming the key (a changed data file: the file)."""
         if task is None:
-            try:
-                task = make_task(self.task, **self.task_options)
-            except DataChangedError as exc:
-                raise ConfigError(str(exc)) from exc
-            except (TypeError, ValueError, OSError) as exc:
-                key = "task_options" if self.task_options and self.task in registered_tasks() else "task"
-                raise ConfigError(f"config key {key!r}: {exc}") from exc
+            task = self.make_task()
         if self.space:
             space = self.search_space(task)
             try:
