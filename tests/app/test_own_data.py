@@ -196,3 +196,27 @@ def test_shipped_study(tmp_path: Path) -> None:
     module = subprocess.run([sys.executable, "-m", "evokeras.studies.mnist", "--budget", "nope"], env=ENV,
                             capture_output=True, text=True, timeout=120, cwd=tmp_path)
     assert "'nope'" in _error_line(module)
+
+
+@pytest.mark.slow
+def test_installed_package_runs_the_main_study(tmp_path: Path) -> None:
+    """``pip install .`` (not editable; here into a target directory beside the test
+    environment's dependencies), then the README's main command from outside the
+    checkout: the studies ship in the package."""
+    target = tmp_path / "site"
+    pip = subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-build-isolation",
+                          "--target", str(target), str(REPO_ROOT)], capture_output=True, text=True, timeout=600)
+    assert pip.returncode == 0, pip.stderr
+    assert (target / "evokeras" / "studies" / "mnist.py").is_file() and (target / "bin" / "evokeras").is_file()
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (elsewhere / "short.json").write_text(json.dumps({"generations": 0, "population": 2, "offspring": 2}))
+    env = {**ENV, "PYTHONPATH": str(target)}
+    where = subprocess.run([sys.executable, "-c", "import evokeras; print(evokeras.__file__)"], env=env,
+                           capture_output=True, text=True, timeout=120, cwd=elsewhere)
+    assert where.stdout.strip().startswith(str(target)), where.stdout
+    proc = subprocess.run([sys.executable, "-m", "evokeras", "study", "mnist", "--budget", "smoke", "--config",
+                           "short.json", "--no-progress"], env=env, capture_output=True, text=True, timeout=600,
+                          cwd=elsewhere)
+    assert proc.returncode == 0, proc.stderr
+    assert (elsewhere / "runs" / "mnist-smoke-seed0" / "hall_of_fame.json").is_file()
