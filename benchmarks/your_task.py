@@ -47,6 +47,7 @@ from evokeras.data import bible_verses, load_fashion_mnist_arrays  # noqa: E402
 BUDGETS: dict[str, dict[str, Any]] = {
     "smoke": {
         "images": {"population": 2, "offspring": 2, "generations": 1, "final_members": 1, "final_epochs": 1,
+                   "max_val_error": 1.0,
                    "final_train_samples": 2000, "objectives": {"val_error": -1.0, "exec_time": -1.0},
                    "evaluation": {"epochs": 1, "train_samples": 1000, "val_samples": 500, "time_repeats": 1},
                    "space": {"max_params": 50_000, "max_layers": 5}},
