@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -203,9 +204,11 @@ def test_installed_package_runs_the_main_study(tmp_path: Path) -> None:
     """``pip install .`` (not editable; here into a target directory beside the test
     environment's dependencies), then the README's main command from outside the
     checkout: the studies ship in the package."""
-    target = tmp_path / "site"
+    source, target = tmp_path / "source", tmp_path / "site"  # a copy: building writes build/ and *.egg-info
+    shutil.copytree(REPO_ROOT, source, ignore=shutil.ignore_patterns(
+        ".git", ".venv*", "runs", "build", "*.egg-info", "__pycache__", ".pytest_cache", "plots", "benchmarks"))
     pip = subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-build-isolation",
-                          "--target", str(target), str(REPO_ROOT)], capture_output=True, text=True, timeout=600)
+                          "--target", str(target), str(source)], capture_output=True, text=True, timeout=600)
     assert pip.returncode == 0, pip.stderr
     assert (target / "evokeras" / "studies" / "mnist.py").is_file() and (target / "bin" / "evokeras").is_file()
     elsewhere = tmp_path / "elsewhere"
