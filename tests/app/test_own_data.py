@@ -154,6 +154,15 @@ def test_other_environments_from_python(tmp_path: Path, env_id: str) -> None:
     assert run.load_model().output_shape == (None, 3 if env_id == "Acrobot-v1" else 1)
 
 
+def test_process_workers_get_the_task(tmp_path: Path) -> None:
+    config = {"population": 4, "offspring": 4, "generations": 1, "evaluation": {"episodes": 2, "timeout": 120}}
+    serial = evokeras.search(evokeras.from_gym("MountainCar-v0"), tmp_path / "serial", config=config)
+    parallel = evokeras.search(evokeras.from_gym("MountainCar-v0"), tmp_path / "parallel", config=config, workers=2)
+    assert json.loads((tmp_path / "parallel" / "config.json").read_text())["config"]["workers"] == 2
+    assert [m["key"] for m in parallel.front] == [m["key"] for m in serial.front]
+    assert [m["objectives"] for m in parallel.front] == [m["objectives"] for m in serial.front]
+
+
 def test_factory_fails_fast_and_is_trusted_only_when_named(tmp_path: Path) -> None:
     config = tmp_path / "broken.json"
     config.write_text(json.dumps({"task": "_own_tasks:wrong_input", "population": 3, "offspring": 3,
