@@ -42,6 +42,7 @@ from evokeras.results.plotting import save_plots
 from evokeras.results.report import read_front
 from evokeras.tasks import (
     ArrayClassification,
+    ArrayRegression,
     GymControl,
     Task,
     TextLanguageModel,
@@ -108,12 +109,16 @@ class SearchRun:
 
 
 def from_arrays(x: Any, y: Any, *, validation_data: tuple[Any, Any] | None = None,
-                test_data: tuple[Any, Any] | None = None, **options: Any) -> ArrayClassification:
+                test_data: tuple[Any, Any] | None = None, regression: bool = False,
+                **options: Any) -> ArrayClassification | ArrayRegression:
     """A classification task on your arrays (:class:`~evokeras.tasks.arrays.ArrayClassification`):
     inputs ``x`` of any shape (images ``(N, H, W[, C])``, vectors ``(N, D)``), integer labels
     ``y``; the user's validation/test data or seeded parts of ``x`` (``val_fraction``,
-    ``test_fraction``, ``split_seed``). ``options``: ``family``, ``n_classes``, ``name``, ``space``."""
-    return ArrayClassification.from_arrays(x, y, validation_data=validation_data, test_data=test_data, **options)
+    ``test_fraction``, ``split_seed``). ``options``: ``family``, ``n_classes``, ``name``, ``space``.
+    With ``regression``, numeric targets ``y`` (:class:`~evokeras.tasks.arrays.ArrayRegression`:
+    mean squared error, objectives ``val_loss`` and ``exec_time`` by default)."""
+    cls = ArrayRegression if regression else ArrayClassification
+    return cls.from_arrays(x, y, validation_data=validation_data, test_data=test_data, **options)
 
 
 def from_text(text: str | Path | None = None, *, path: str | Path | None = None, **options: Any) -> TextLanguageModel:
@@ -134,7 +139,7 @@ def from_gym(env_id: str, **options: Any) -> GymControl:
 
 
 #: Task classes whose run directories record how to rebuild them (:meth:`Task.recipe`).
-_RECORDED = (ArrayClassification, GymControl, TextLanguageModel)
+_RECORDED = (ArrayClassification, ArrayRegression, GymControl, TextLanguageModel)
 
 
 def _complete(search_run: Search, out: Path, progress: bool, error: type[SearchError]) -> dict[str, Any]:

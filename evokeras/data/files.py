@@ -171,8 +171,18 @@ def _labels(name: str, y: Any, n: int) -> np.ndarray:
     return y.astype(np.int32)
 
 
+def _values(name: str, y: Any, n: int) -> np.ndarray:
+    y = np.asarray(y)
+    if y.dtype.kind not in "biuf" or y.ndim not in (1, 2) or len(y) != n:
+        raise ValueError(f"{name}: expected {n} numbers (shape ({n},) or ({n}, k)), got {y.dtype} of shape {y.shape}")
+    if not np.all(np.isfinite(y)):
+        raise ValueError(f"{name}: targets must be finite")
+    return (y[:, None] if y.ndim == 1 else y).astype(np.float32)
+
+
 def array_split(arrays: Mapping[str, Any], *, family: str | None = None, n_classes: int | None = None,
-                val_fraction: float = 0.1, test_fraction: float = 0.1, seed: int = 0) -> tuple[Split, int]:
+                val_fraction: float = 0.1, test_fraction: float = 0.1, seed: int = 0,
+                regression: bool = False) -> tuple[Split, int]:
     """A classification :class:`Split` of ``arrays`` (keys :data:`ARRAY_KEYS`) and its
     number of classes.
 
@@ -180,7 +190,8 @@ def array_split(arrays: Mapping[str, Any], *, family: str | None = None, n_class
     seeded random ``test_fraction`` and ``val_fraction`` of the training examples
     (``numpy.random.default_rng(seed)``; test drawn first) stand in. Inputs become
     ``float32`` (``uint8`` divided by 255), grey images get a channel axis; labels
-    ``int32`` in ``[0, n_classes)`` (default: the largest label + 1).
+    ``int32`` in ``[0, n_classes)`` (default: the largest label + 1). With ``regression``
+    the targets are numbers, ``float32`` of shape ``(N, k)``, and the count returned is ``k``.
 
     Raises:
         ValueError: a missing or unknown key, mismatched shapes or lengths, labels out of range.
@@ -202,7 +213,8 @@ def array_split(arrays: Mapping[str, Any], *, family: str | None = None, n_class
     for part in ("train", "val", "test"):
         if f"x_{part}" in arrays:
             x = _inputs(f"x_{part}", arrays[f"x_{part}"], family)
-            parts[part] = (x, _labels(f"y_{part}", arrays[f"y_{part}"], len(x)))
+            targets = _values if regression else _labels
+            parts[part] = (x, targets(f"y_{part}", arrays[f"y_{part}"], len(x)))
     x, y = parts["train"]
     rng = np.random.default_rng(seed)
     order = rng.permutation(len(x))
@@ -225,6 +237,11 @@ def array_split(arrays: Mapping[str, Any], *, family: str | None = None, n_class
     shapes = {p: v[0].shape[1:] for p, v in parts.items()}
     if len(set(shapes.values())) != 1:
         raise ValueError(f"arrays: input shapes differ between splits: {shapes}")
+    if regression:
+        widths = {v[1].shape[1] for v in parts.values()}
+        if len(widths) != 1:
+            raise ValueError(f"arrays: target widths differ between splits: {sorted(widths)}")
+        return Split(*parts["train"], *parts["val"], *parts["test"]), widths.pop()
     top = max(int(v[1].max()) for v in parts.values() if len(v[1]))
     k = top + 1 if n_classes is None else int(n_classes)
     if k < 2 or top >= k:

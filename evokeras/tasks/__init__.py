@@ -9,7 +9,7 @@ Register your own with :func:`register_task`::
 
 from __future__ import annotations
 
-from evokeras.tasks.arrays import ArrayClassification
+from evokeras.tasks.arrays import ArrayClassification, ArrayRegression
 from evokeras.tasks.base import Classification, Task
 from evokeras.tasks.cartpole import CartPole
 from evokeras.tasks.control import GymControl
@@ -28,6 +28,7 @@ from evokeras.tasks.textclass import TextClassification
 
 __all__ = [
     "ArrayClassification",
+    "ArrayRegression",
     "CartPole",
     "Classification",
     "GymControl",
@@ -55,4 +56,5 @@ register_task("objects", ObjectRecognition)
 register_task("brown_genre", TextClassification)
 register_task("specialize", Specialization)
 register_task("arrays", ArrayClassification)
+register_task("arrays_regression", ArrayRegression)
 register_task("text", TextLanguageModel)

@@ -11,6 +11,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+import evokeras  # noqa: E402
 from evokeras import from_arrays, from_gym, from_text  # noqa: E402
 from evokeras.data import DataChangedError  # noqa: E402
 from evokeras.engine.config import ConfigError, SearchConfig  # noqa: E402
@@ -129,3 +130,23 @@ def test_fail_fast_when_generation_zero_fails_alike(tmp_path: Path) -> None:
     assert again.status == "all_failed"
     with Search.resume(tmp_path / "run") as search:
         assert search.store.count_evaluations(0, failed=True) == 3
+
+
+def test_regression_from_arrays(tmp_path: Path) -> None:
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(120, 4)).astype(np.float32)
+    y = x @ np.array([1.0, -2.0, 0.5, 0.0]) + 0.1
+    task = from_arrays(x, y, regression=True)
+    assert (task.family, task.input_shape, task.n_outputs) == ("vector", (4,), 1)
+    assert task.data().y_train.shape == (96, 1) and task.default_max_val_error is None
+    spec = task.recipe(tmp_path)
+    assert spec["task"] == "arrays_regression" and "n_classes" not in spec["task_options"]
+    assert make_task(spec["task"], **spec["task_options"]).n_outputs == 1
+    with pytest.raises(ValueError, match="y_train"):
+        from_arrays(x, np.array(["a"] * 120), regression=True)
+    run = evokeras.search(from_arrays(x, np.stack([y, -y], axis=1), regression=True), tmp_path / "run", config={
+        "population": 2, "offspring": 1, "generations": 1, "final_members": 1, "final_epochs": 2,
+        "evaluation": {"epochs": 2, "train_samples": None, "val_samples": None, "time_repeats": 1}})
+    member = run.front[0]
+    assert set(member["objectives"]) == {"val_loss", "exec_time"} and member["test_mae"] >= 0
+    assert run.load_model().output_shape == (None, 2)
