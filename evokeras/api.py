@@ -147,8 +147,9 @@ def _complete(search_run: Search, out: Path, progress: bool, error: type[SearchE
     return its hall of fame; ``error`` when it ends without a front."""
     outcome = complete(search_run, progress=progress)
     if outcome.status in ("backend_lost", "no_front", "all_failed"):
-        raise error(f"the search in {out} ended without a front: {outcome.error} (fix the cause, then "
-                    f"continue it with `evokeras resume {out}`)")
+        hint = ("" if outcome.status == "no_front" else
+                f" (fix the cause, then continue it with `evokeras resume {out}`)")
+        raise error(f"the search in {out} ended without a front: {outcome.error}{hint}")
     if outcome.status == "finished":
         save_plots(out, search_run.task)
     return read_front(out)
