@@ -9,6 +9,7 @@ Public API::
     from evokeras import CellGenome, NodeGene, draw_cell             # evolved recurrent cells
     from evokeras.build.layers import SkipStepCell                   # their Keras cell
     from evokeras import specialize, EditProgram, EditSpace          # specialization of trained networks
+    from evokeras import search, from_arrays, from_text, from_gym    # search on your own task
 
 Layers, from bottom to top (docs/architecture.md): ``genomes`` (plain data), ``variation``
 (operators), ``build`` (Keras graphs), ``data``, ``training`` (budgets, evaluator, fit paths),
@@ -37,7 +38,16 @@ from evokeras.training.records import Budget
 quiet_backends()
 
 if TYPE_CHECKING:
-    from evokeras.api import decode, specialize
+    from evokeras.api import (
+        SearchError,
+        SearchRun,
+        decode,
+        from_arrays,
+        from_gym,
+        from_text,
+        search,
+        specialize,
+    )
     from evokeras.engine.callbacks import Callback, TensorBoard
     from evokeras.engine.config import SearchConfig
     from evokeras.engine.search import Search
@@ -50,6 +60,12 @@ if TYPE_CHECKING:
 _LAZY = {
     "decode": "evokeras.api",
     "specialize": "evokeras.api",
+    "search": "evokeras.api",
+    "SearchError": "evokeras.api",
+    "SearchRun": "evokeras.api",
+    "from_arrays": "evokeras.api",
+    "from_gym": "evokeras.api",
+    "from_text": "evokeras.api",
     "SearchConfig": "evokeras.engine.config",
     "Callback": "evokeras.engine.callbacks",
     "TensorBoard": "evokeras.engine.callbacks",
@@ -92,6 +108,8 @@ __all__ = [
     "NodeGene",
     "Search",
     "SearchConfig",
+    "SearchError",
+    "SearchRun",
     "SearchSpace",
     "SpaceError",
     "Task",
@@ -102,10 +120,14 @@ __all__ = [
     "decode",
     "draw_cell",
     "export_optuna",
+    "from_arrays",
+    "from_gym",
+    "from_text",
     "default_space",
     "make_task",
     "make_toolbox",
     "register_task",
+    "search",
     "specialize",
 ]
 

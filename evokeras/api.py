@@ -1,5 +1,13 @@
 """The library's entry points that run a whole search into a run directory and return
-its result without printing: :func:`specialize` (edit programs of a trained network).
+its result without printing: :func:`search` (architectures for a task) and
+:func:`specialize` (edit programs of a trained network).
+
+:func:`search` takes a registered task name (``"mnist"``), an importable factory
+(``"pkg.mod:make"``) or a task object -- e.g. one built from your own data by
+:func:`from_arrays`, :func:`from_text` or :func:`from_gym` -- and returns a
+:class:`SearchRun`: the finished front, its models and the run directory. The run
+directory records how to rebuild the task (data in memory is written into it), so
+``evokeras resume|plot|report DIR`` work from a new process.
 
 :func:`specialize` runs the same engine as architecture search -- NSGA-II, run store,
 resume, final models, plots, ``evokeras report|plot|resume`` -- on the task
@@ -8,6 +16,9 @@ are :class:`~evokeras.genomes.edits.EditProgram` objects. The base model is save
 directory (``base.keras``) so that the run is self-contained and resumable.
 
 Example:
+    >>> # import evokeras, numpy as np
+    >>> # run = evokeras.search(evokeras.from_arrays(x, y), "runs/mine", config={"generations": 4})
+    >>> # run.front[0]["test_error"], run.models[0]
     >>> # import evokeras, keras
     >>> # base = keras.saving.load_model("position_net.keras")
     >>> # front = evokeras.specialize(base, "objects", "runs/spec", config={"generations": 4})
@@ -18,6 +29,7 @@ from __future__ import annotations
 import logging
 import shutil
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -29,16 +41,181 @@ from evokeras.engine.runner import complete
 from evokeras.engine.search import Search
 from evokeras.results.plotting import save_plots
 from evokeras.results.report import read_front
-from evokeras.tasks import Task, make_task
+from evokeras.tasks import (
+    ArrayClassification,
+    ArrayRegression,
+    GymControl,
+    Task,
+    TextLanguageModel,
+    is_factory_name,
+    make_task,
+    register_factory,
+)
 
-__all__ = ["SpecializationError", "decode", "specialization_config", "specialize"]
+__all__ = [
+    "SearchError",
+    "SearchRun",
+    "SpecializationError",
+    "decode",
+    "from_arrays",
+    "from_gym",
+    "from_text",
+    "search",
+    "specialization_config",
+    "specialize",
+]
 
 log = logging.getLogger(__name__)
 
 
-class SpecializationError(RuntimeError):
+class SearchError(RuntimeError):
+    """A search ended without a finished front: no candidate succeeded, every candidate of
+    the first generation failed the same way, or the evaluation backend was lost (the run
+    directory can be resumed once the cause is fixed)."""
+
+
+class SpecializationError(SearchError):
     """A specialization search ended without a finished front (no candidate succeeded,
     or its evaluation backend was lost: the run directory can be resumed)."""
+
+
+@dataclass(frozen=True)
+class SearchRun:
+    """What :func:`search` returns: the run directory and its finished front.
+
+    Attributes:
+        out_dir: the run directory.
+        hall_of_fame: ``hall_of_fame.json`` (``objectives``, ``members``).
+    """
+
+    out_dir: Path
+    hall_of_fame: dict[str, Any]
+
+    @property
+    def front(self) -> list[dict[str, Any]]:
+        """The front's members, best first: ``key``, ``genome``, ``objectives``, search
+        ``metrics``, ``status``, the test figures (``test_*``) and ``model``."""
+        return list(self.hall_of_fame.get("members", []))
+
+    @property
+    def models(self) -> list[Path]:
+        """The saved ``.keras`` models of the finished members, best first."""
+        return [self.out_dir / m["model"] for m in self.front if m.get("status") == "ok" and "model" in m]
+
+    def load_model(self, index: int = 0) -> Any:
+        """The ``index``-th finished model (:attr:`models`), loaded with Keras."""
+        import keras
+
+        return keras.saving.load_model(self.models[index])
+
+
+def from_arrays(x: Any, y: Any, *, validation_data: tuple[Any, Any] | None = None,
+                test_data: tuple[Any, Any] | None = None, regression: bool = False,
+                **options: Any) -> ArrayClassification | ArrayRegression:
+    """A classification task on your arrays (:class:`~evokeras.tasks.arrays.ArrayClassification`):
+    inputs ``x`` of any shape (images ``(N, H, W[, C])``, vectors ``(N, D)``), integer labels
+    ``y``; the user's validation/test data or seeded parts of ``x`` (``val_fraction``,
+    ``test_fraction``, ``split_seed``). ``options``: ``family``, ``n_classes``, ``name``, ``space``.
+    With ``regression``, numeric targets ``y`` (:class:`~evokeras.tasks.arrays.ArrayRegression`:
+    mean squared error, objectives ``val_loss`` and ``exec_time`` by default)."""
+    cls = ArrayRegression if regression else ArrayClassification
+    return cls.from_arrays(x, y, validation_data=validation_data, test_data=test_data, **options)
+
+
+def from_text(text: str | Path | None = None, *, path: str | Path | None = None, **options: Any) -> TextLanguageModel:
+    """A language model of your UTF-8 text (:class:`~evokeras.tasks.language.TextLanguageModel`):
+    ``text`` a string (a :class:`~pathlib.Path` there is read as a file) or ``path=`` a file;
+    ``options``: ``level`` (``"char"``/``"word"``), ``vocab_size``, ``lower``, ``val_fraction``,
+    ``test_fraction``, ``seq_len``, ``embedding``, ``name``, ``space``."""
+    if isinstance(text, Path):
+        text, path = None, text
+    return TextLanguageModel(text, path=path, **options)
+
+
+def from_gym(env_id: str, **options: Any) -> GymControl:
+    """A control task on the gymnasium environment ``env_id`` (:class:`~evokeras.tasks.control.GymControl`):
+    ``options``: ``threshold`` (default: the environment's reward threshold), ``space``,
+    ``sigma``, ``arch_rate``."""
+    return GymControl(env_id, **options)
+
+
+#: Task classes whose run directories record how to rebuild them (:meth:`Task.recipe`).
+_RECORDED = (ArrayClassification, ArrayRegression, GymControl, TextLanguageModel)
+
+
+def _complete(search_run: Search, out: Path, progress: bool, error: type[SearchError]) -> dict[str, Any]:
+    """Complete a search (:func:`~evokeras.engine.runner.complete`), draw its plots, and
+    return its hall of fame; ``error`` when it ends without a front."""
+    outcome = complete(search_run, progress=progress)
+    if outcome.status in ("backend_lost", "no_front", "all_failed"):
+        hint = ("" if outcome.status == "no_front" else
+                f" (fix the cause, then continue it with `evokeras resume {out}`)")
+        raise error(f"the search in {out} ended without a front: {outcome.error}{hint}")
+    if outcome.status == "finished":
+        save_plots(out, search_run.task)
+    return read_front(out)
+
+
+def search(task: str | Task, out: str | Path, *, config: Mapping[str, Any] | None = None, seed: int = 0,
+           workers: int | None = None, task_options: Mapping[str, Any] | None = None,
+           progress: bool = False) -> SearchRun:
+    """Evolve networks for ``task`` into the run directory ``out`` and finish the front's
+    models; continue the run if ``out`` already holds one. The twin of :func:`specialize`.
+
+    Args:
+        task: a registered task name (``"mnist"``, ``"cartpole"``, ``"gym"``, ...), an
+            importable factory ``"package.module:function"`` (imported because you name it
+            here), or a task object (:func:`from_arrays`, :func:`from_text`,
+            :func:`from_gym`, your own :class:`~evokeras.tasks.Task`).
+        out: the run directory.
+        config: search configuration keys (:class:`~evokeras.engine.config.SearchConfig`:
+            population, generations, evaluation, objectives, space, ...); without
+            ``objectives``, the task's default objectives.
+        seed: the run's seed.
+        workers: evaluations at once (process workers; config key ``workers``).
+        task_options: keyword arguments of a named task's factory (config key ``task_options``).
+        progress: show a progress bar.
+
+    Returns:
+        A :class:`SearchRun`: the front (best first, with test figures), its models and
+        the run directory.
+
+    Raises:
+        evokeras.engine.config.ConfigError: a bad configuration key (nothing is written).
+        evokeras.engine.search.RunError: ``out`` cannot hold the run, or its recorded data
+            changed.
+        SearchError: the search ended without a front.
+
+    Example:
+        >>> # import numpy as np, evokeras
+        >>> # x, y = np.random.rand(600, 12, 20, 3), np.random.randint(0, 7, 600)
+        >>> # run = evokeras.search(evokeras.from_arrays(x, y), "runs/mine", config={"generations": 2})
+        >>> # print(run.front[0]["test_error"], run.models[0])
+    """
+    out = Path(out)
+    if isinstance(task, str) and is_factory_name(task):
+        register_factory(task)  # the caller names it: importing it is theirs to trust
+    parallel = {} if workers is None else {"workers": int(workers)}
+    if (out / "run.db").is_file():
+        # the run's record rebuilds the built-in tasks of data (a changed file is refused);
+        # any other task object is used as given
+        given = task if isinstance(task, Task) and type(task) not in _RECORDED else None
+        search_run = Search.resume(out, parallel=parallel, progress=progress, task=given)
+    else:
+        data: dict[str, Any] = {"seed": seed, **dict(config or {}), **parallel}
+        if isinstance(task, Task):
+            data["task"] = task.name
+        else:
+            data["task"] = task
+            data["task_options"] = {**dict(data.get("task_options", {})), **dict(task_options or {})}
+        cfg = SearchConfig.from_dict(data)
+        made = task if isinstance(task, Task) else cfg.make_task()
+        if "objectives" not in data:
+            cfg = cfg.with_task_objectives(made)
+        built = cfg.build_task(made)
+        cfg.check_data(built)
+        search_run = Search(cfg, out, progress=progress, task=built)
+    return SearchRun(out, _complete(search_run, out, progress, SearchError))
 
 
 def specialization_config(base_path: str | Path, task: str, config: Mapping[str, Any] | None = None,
@@ -105,13 +282,7 @@ def specialize(base_model: Any, task: str, out: str | Path, *, config: Mapping[s
             if not (out / "run.db").exists() and not isinstance(base_model, str | Path):
                 base_path.unlink(missing_ok=True)
             raise
-    outcome = complete(search, progress=progress)
-    if outcome.status in ("backend_lost", "no_front"):
-        raise SpecializationError(f"specialization in {out} ended without a front: {outcome.error} (resume it "
-                                  f"with `evokeras resume {out}` if its evaluation backend was lost)")
-    if outcome.status == "finished":
-        save_plots(out)
-    return read_front(out)
+    return _complete(search, out, progress, SpecializationError)
 
 
 def decode(genome: Any, task: str | Task, *, compile: bool = True, name: str | None = None) -> Any:

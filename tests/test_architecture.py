@@ -4,7 +4,7 @@ Layers, bottom to top (a module may import from its own layer or lower ones only
 ``evokeras/__init__.py`` is the facade and may import anything):
 
     0 _meta  1 _io  2 genomes  3 variation  4 build  5 data  6 training  7 tasks
-    8 engine  9 results  10 api  11 app (and __main__)
+    8 engine  9 results  10 api  11 app  12 studies (and __main__)
 
 The rules, one test each, every offence listed with ``file:line``:
 
@@ -53,6 +53,7 @@ LAYERS: tuple[str, ...] = (
     "evokeras.results",
     "evokeras.api",
     "evokeras.app",
+    "evokeras.studies",
 )
 #: Modules on the top layer besides ``evokeras.app``.
 TOP_MODULES: tuple[str, ...] = ("evokeras.__main__",)

@@ -1,4 +1,11 @@
-"""The ``evokeras`` console script: ``resume``, ``plot`` and ``report`` on a run directory."""
+"""The ``evokeras`` console script: ``run CONFIG.json`` (a search on any task a configuration
+names), ``study NAME`` (the studies shipped in the package, when :mod:`evokeras.__main__`
+passes them), and ``resume``, ``plot``, ``report`` on a run directory.
+
+``--factory package.module:function`` (repeatable) trusts an importable task factory: a
+run directory whose task is one is resumed or plotted only when the user names the
+factory here (nothing read from a run directory imports code).
+"""
 
 from __future__ import annotations
 
@@ -7,23 +14,46 @@ import json
 import logging
 import sqlite3
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
-from evokeras.app.study import add_parallel_arguments, fail, finish, parallel_overrides
+from evokeras.app.study import (
+    add_parallel_arguments,
+    add_study_arguments,
+    fail,
+    finish,
+    parallel_overrides,
+    run_config,
+)
 from evokeras.engine.config import ConfigError
 from evokeras.engine.search import RunError, Search
 from evokeras.engine.store import StoreError
 from evokeras.results.html import save_html_report
 from evokeras.results.plotting import save_plots
 from evokeras.results.report import format_report, read_front
+from evokeras.tasks import register_factory
 
 __all__ = ["main"]
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def _add_factory(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--factory", action="append", default=[], metavar="MODULE:FUNCTION",
+                   help="trust (import) this task factory, the task of the run (repeatable)")
+
+
+def main(argv: Sequence[str] | None = None, *,
+         studies: Mapping[str, Callable[[Sequence[str] | None], int]] | None = None) -> int:
+    """Run the console script on ``argv``; ``studies`` (name -> ``main(argv)``) adds the
+    ``study`` command. Returns the exit status."""
     p = argparse.ArgumentParser(prog="evokeras", description="evokeras: evolve Keras networks with DEAP")
     sub = p.add_subparsers(dest="command", required=True)
+    rn = sub.add_parser("run", help="run a search on the task a JSON configuration names")
+    rn.add_argument("config_file", type=Path, metavar="CONFIG.json")
+    add_study_arguments(rn, {}, config=False)
+    if studies:
+        st = sub.add_parser("study", help=f"run a shipped study: {', '.join(studies)}", add_help=False)
+        st.add_argument("name", choices=sorted(studies))
+        st.add_argument("study_args", nargs=argparse.REMAINDER, help="the study's flags (--budget, --out, ...)")
     r = sub.add_parser("resume", help="continue an interrupted run")
     r.add_argument("run_dir", type=Path)
     add_parallel_arguments(r)
@@ -36,8 +66,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     rep.add_argument("--json", action="store_true", help="print JSON instead of a table")
     rep.add_argument("--html", action="store_true",
                      help="write DIR/report.html (one self-contained page: figures, front, members) and print its path")
+    for command in (rn, r, pl, rep):
+        _add_factory(command)
     args = p.parse_args(argv)
+    if args.command == "study":
+        assert studies is not None
+        return studies[args.name](args.study_args)
     logging.basicConfig(level=logging.INFO if getattr(args, "verbose", False) else logging.WARNING, format="%(message)s")
+    for spec in args.factory:
+        try:
+            register_factory(spec)
+        except ValueError as exc:
+            return fail(f"--factory: {exc}")
+    if args.command == "run":
+        return run_config(args)
 
     run_dir: Path = args.run_dir
     if not (run_dir / "run.db").is_file():

@@ -34,20 +34,33 @@ from evokeras.engine.runner import complete
 from evokeras.engine.search import RunError, Search
 from evokeras.results.plotting import save_plots
 from evokeras.results.report import format_report
+from evokeras.tasks import is_factory_name, register_factory
 
-__all__ = ["finish", "run_study"]
+__all__ = ["add_study_arguments", "finish", "run_config", "run_study", "start_study"]
 
 
 def _parser(name: str, budgets: Mapping[str, Any]) -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog=f"studies/{name}.py", description=f"evokeras study: {name}")
-    p.add_argument("--budget", default="smoke", help=f"one of {', '.join(budgets)} (default: smoke)")
+    add_study_arguments(p, budgets, config=True)
+    return p
+
+
+def add_study_arguments(p: argparse.ArgumentParser, budgets: Mapping[str, Any], *, config: bool) -> None:
+    """The flags of a study (``evokeras run`` too): ``--budget``, ``--out``, ``--seed``,
+    ``--config`` (with ``config``), the parallel flags, ``--no-progress``, ``-v``."""
+    default = _default_budget(budgets)
+    p.add_argument("--budget", default=None, help=f"one of {', '.join(budgets) or 'the budgets'} (default: {default})")
     p.add_argument("--out", type=Path, default=None, help="run directory (default: runs/<study>-<budget>-seed<N>)")
     p.add_argument("--seed", type=int, default=0, help="the run's seed (default: 0)")
-    p.add_argument("--config", type=Path, default=None, help="JSON file of config keys overriding the budget")
+    if config:
+        p.add_argument("--config", type=Path, default=None, help="JSON file of config keys overriding the budget")
     add_parallel_arguments(p)
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("-v", "--verbose", action="store_true", help="log each generation")
-    return p
+
+
+def _default_budget(budgets: Mapping[str, Any]) -> str:
+    return "smoke" if "smoke" in budgets or not budgets else next(iter(budgets))
 
 
 def add_parallel_arguments(p: argparse.ArgumentParser) -> None:
@@ -77,14 +90,21 @@ def fail(message: str) -> int:
 
 def run_study(name: str, budgets: Mapping[str, Mapping[str, Any]], argv: Sequence[str] | None = None) -> int:
     """Parse the command line, run the search, finalize and plot. Returns the exit status."""
-    args = _parser(name, budgets).parse_args(argv)
+    return start_study(name, budgets, _parser(name, budgets).parse_args(argv))
+
+
+def start_study(name: str, budgets: Mapping[str, Mapping[str, Any]], args: argparse.Namespace) -> int:
+    """Run the study ``name`` with parsed flags (:func:`add_study_arguments`): the budget's
+    configuration, run directory, search, final models, plots, report; the exit status."""
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(message)s")
+    args.budget = args.budget or _default_budget(budgets)
     if args.budget not in budgets:
         return fail(f"unknown budget {args.budget!r} (known: {', '.join(budgets)})")
+    config_file = getattr(args, "config", None)
     try:
-        overrides = json.loads(args.config.read_text()) if args.config else {}
+        overrides = json.loads(config_file.read_text()) if config_file else {}
     except (OSError, json.JSONDecodeError) as exc:
-        return fail(f"cannot read config file {args.config}: {exc}")
+        return fail(f"cannot read config file {config_file}: {exc}")
     try:
         base = SearchConfig.from_dict({**budgets[args.budget], "study": name, "budget_name": args.budget, "seed": args.seed})
         config = SearchConfig.from_dict(overrides, base=base)
@@ -95,12 +115,11 @@ def run_study(name: str, budgets: Mapping[str, Mapping[str, Any]], argv: Sequenc
         return fail(str(exc))
     out = args.out or Path("runs") / f"{name}-{args.budget}-seed{args.seed}"
     try:
-        task = config.build_task()
-        budget = config.budget()
-        try:
-            task.data(train_size=budget.train_samples, val_limit=budget.val_samples, test_limit=1)
-        except (ValueError, TypeError) as exc:
-            return fail(f"config key 'evaluation': {exc}")
+        task = config.make_task()
+        if not any("objectives" in d for d in (budgets[args.budget], overrides)):
+            config = config.with_task_objectives(task)
+        task = config.build_task(task)
+        config.check_data(task)
         search = Search(config, out, progress=not args.no_progress, task=task)
     except (ConfigError, DatasetNotFoundError, RunError) as exc:
         return fail(str(exc))
@@ -116,15 +135,52 @@ def finish(search: Search, *, progress: bool = True) -> int:
     if outcome.status == "backend_lost":
         print(f"error: {outcome.error}\nthe evaluations finished so far are saved in {out}; "
               f"continue later with: evokeras resume {out}", file=sys.stderr)
+    elif outcome.status == "all_failed":
+        print(f"error: {outcome.error}\nthe run stopped; fix the cause and continue with: evokeras resume {out}",
+              file=sys.stderr)
     elif outcome.status == "no_front":
         print(f"error: {outcome.error} in {out} (see `evokeras report {out}` "
               "and the error column of run.db's evaluations)", file=sys.stderr)
     elif outcome.status == "already_finished":
         print(format_report(out))
     else:
-        save_plots(out)
+        save_plots(out, search.task)
         print(format_report(out))
         result = outcome.result
         assert result is not None
         print(f"\nrun directory: {out}  ({result.evaluations} evaluations, {result.wall_seconds:.0f} s search)")
     return outcome.exit_code
+
+
+def run_config(args: argparse.Namespace) -> int:
+    """``evokeras run CONFIG.json``: a search on whatever task the configuration file
+    names (``args.config_file``), with the study flags.
+
+    The file holds config keys (:class:`~evokeras.engine.config.SearchConfig`) and
+    optionally ``"budgets": {name: {keys...}}`` overlaid on them (``--budget`` picks one:
+    default ``smoke`` or the first). Its task may be an importable factory
+    ``"package.module:function"``: the user names it by running the file, so it is imported.
+    """
+    path: Path = args.config_file
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError) as exc:
+        return fail(f"cannot read config file {path}: {exc}")
+    if not isinstance(data, dict):
+        return fail(f"config file {path}: expected a JSON object, got {type(data).__name__}")
+    presets = data.pop("budgets", None)
+    if presets is None:
+        if args.budget is not None:
+            return fail(f"config file {path} has no 'budgets' to choose --budget {args.budget!r} from")
+        budgets: dict[str, Any] = {"custom": data}
+    elif not isinstance(presets, dict) or not presets or not all(isinstance(v, dict) for v in presets.values()):
+        return fail(f"config file {path}: key 'budgets' must map budget names to objects of config keys")
+    else:
+        budgets = {name: {**data, **preset} for name, preset in presets.items()}
+    task = budgets.get(args.budget or _default_budget(budgets), {}).get("task")
+    if is_factory_name(task):
+        try:
+            register_factory(task)
+        except ValueError as exc:
+            return fail(f"config key 'task': {exc}")
+    return start_study(path.stem, budgets, args)

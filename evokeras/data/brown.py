@@ -29,7 +29,16 @@ from typing import NamedTuple
 
 import numpy as np
 
-from .base import DatasetNotFoundError, TextSplit, check_count, read_only, text_prefixes
+from .base import (
+    EOS,
+    UNK,
+    DatasetNotFoundError,
+    TextSplit,
+    check_count,
+    ranked_vocab,
+    read_only,
+    text_prefixes,
+)
 
 __all__ = [
     "BROWN_ENV_VAR",
@@ -52,8 +61,6 @@ _BROWN_INSTALL_HINT = (
     "or with `python -m nltk.downloader brown` where NLTK and its download server are "
     f"reachable; or pass path= or set {BROWN_ENV_VAR} to a brown directory"
 )
-#: Tokens added by :func:`brown_words`: end of sentence and out-of-vocabulary.
-EOS, UNK = "<eos>", "<unk>"
 #: A Brown token that PTB-style preprocessing replaces with "N" (after lower-casing):
 #: digits with the separators . , : / - and an optional sign, currency sign,
 #: trailing percent or quote marks ("1960", "$3.50", "5-3/4''", "61.2%", "1786-1865").
@@ -312,8 +319,7 @@ def brown_words_cached(location: str, vocab_size: int | None) -> TextSplit:
     for doc in documents:
         streams[split_of[doc.fileid]] += ptb_tokens(doc)
     counts = collections.Counter(streams["train"])
-    ranked = sorted(counts, key=lambda token: (-counts[token], token))
-    vocab = (*ranked[:vocab_size], UNK)
+    vocab = (*ranked_vocab(counts, vocab_size), UNK)
     unk_id = len(vocab) - 1
     mapping = {token: index for index, token in enumerate(vocab)}
 

@@ -13,8 +13,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from evokeras.data.files import DataChangedError
 from evokeras.engine.parallel import BACKENDS
-from evokeras.tasks import Task, make_task
+from evokeras.tasks import Task, make_task, registered_tasks
 from evokeras.training.records import (
     DEFAULT_OBJECTIVES,
     LEGACY_BUDGET_KEYS,
@@ -198,15 +199,30 @@ class SearchConfig:
         except (TypeError, ValueError) as exc:
             raise ConfigError(f"config key 'space': {exc}") from exc
 
-    def build_task(self) -> Task:
-        """The configured task (``task`` with ``task_options``) on its configured search
-        space, built once, after the checks that need it (objectives it measures, weight
-        inheritance, multi-fidelity); raises :class:`ConfigError` naming the key."""
+    def make_task(self) -> Task:
+        """The task that ``task`` and ``task_options`` name, as its factory builds it (no
+        search space or checks applied: :meth:`build_task`); :class:`ConfigError` naming
+        the key (a changed data file: the file)."""
         try:
-            task = make_task(self.task, **self.task_options)
+            return make_task(self.task, **self.task_options)
+        except DataChangedError as exc:
+            raise ConfigError(str(exc)) from exc
         except (TypeError, ValueError, OSError) as exc:
-            key = "task_options" if self.task_options else "task"
+            key = "task_options" if self.task_options and self.task in registered_tasks() else "task"
             raise ConfigError(f"config key {key!r}: {exc}") from exc
+
+    def with_task_objectives(self, task: Task) -> SearchConfig:
+        """This configuration with ``task``'s default objectives (for a configuration that
+        names none: the defaults of :class:`SearchConfig` are the image tasks')."""
+        return SearchConfig.from_dict({"objectives": dict(task.default_objectives)}, base=self)
+
+    def build_task(self, task: Task | None = None) -> Task:
+        """The configured task (``task`` with ``task_options``, or the task object given)
+        on its configured search space, built once, after the checks that need it
+        (objectives it measures, weight inheritance, multi-fidelity); raises
+        :class:`ConfigError` naming the key (a changed data file: the file)."""
+        if task is None:
+            task = self.make_task()
         if self.space:
             space = self.search_space(task)
             try:
@@ -234,6 +250,17 @@ class SearchConfig:
                 raise ConfigError(f"config key 'multi_fidelity.fraction': {fraction:g} of this evaluation budget "
                                   "is the full budget (nothing to save)")
         return task
+
+    def check_data(self, task: Task) -> None:
+        """Raise :class:`ConfigError` (key ``evaluation``) when ``task``'s data cannot give
+        the evaluation budget's sizes (loads the data, as the first evaluation would)."""
+        if not task.needs_data:
+            return
+        budget = self.budget()
+        try:
+            task.data(train_size=budget.train_samples, val_limit=budget.val_samples, test_limit=1)
+        except (ValueError, TypeError) as exc:
+            raise ConfigError(f"config key 'evaluation': {exc}") from exc
 
     def check(self) -> None:
         """Raise :class:`ConfigError` naming the first invalid key (the checks that need

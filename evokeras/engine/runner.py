@@ -12,7 +12,7 @@ from pathlib import Path
 
 from evokeras.engine.final import finalize
 from evokeras.engine.parallel import BackendError
-from evokeras.engine.search import Search, SearchResult
+from evokeras.engine.search import AllFailedError, Search, SearchResult
 
 __all__ = ["RunOutcome", "complete"]
 
@@ -24,7 +24,8 @@ class RunOutcome:
     Attributes:
         status: ``"finished"`` (searched and finalized now), ``"already_finished"``,
             ``"backend_lost"`` (the evaluation backend went away: resume later) or
-            ``"no_front"`` (no candidate succeeded).
+            ``"no_front"`` (no candidate succeeded) or ``"all_failed"`` (every candidate of
+            the first generation failed with the same error class: stopped early, resumable).
         out_dir: the run directory.
         result: the search's result (``None`` when already finished or the backend was lost).
         error: the reason, for the last two statuses.
@@ -37,8 +38,8 @@ class RunOutcome:
 
     @property
     def exit_code(self) -> int:
-        """The study exit status of this outcome: 0, 3 (backend lost) or 1 (no front)."""
-        return {"finished": 0, "already_finished": 0, "backend_lost": 3, "no_front": 1}[self.status]
+        """The study exit status of this outcome: 0, 3 (backend lost) or 1 (no front, all failed)."""
+        return {"finished": 0, "already_finished": 0, "backend_lost": 3, "no_front": 1, "all_failed": 1}[self.status]
 
 
 def _no_front_reason(search: Search) -> str:
@@ -57,6 +58,8 @@ def complete(search: Search, *, progress: bool = False) -> RunOutcome:
             result = search.run()
         except BackendError as exc:
             return RunOutcome("backend_lost", search.out_dir, error=str(exc))
+        except AllFailedError as exc:
+            return RunOutcome("all_failed", search.out_dir, error=str(exc))
         if not result.front:
             return RunOutcome("no_front", search.out_dir, result, _no_front_reason(search))
         finalize(search, result.front, progress=progress)

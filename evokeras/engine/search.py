@@ -44,7 +44,7 @@ from evokeras.training.evaluator import Evaluator
 from evokeras.training.inheritance import WeightCache
 from evokeras.training.records import MULTI_FIDELITY_DEFAULTS, EvalResult, worst_values
 
-__all__ = ["RunError", "Search", "SearchResult"]
+__all__ = ["AllFailedError", "RunError", "Search", "SearchResult"]
 
 log = logging.getLogger(__name__)
 
@@ -58,6 +58,13 @@ MapFn = Callable[[EvaluateFn, Sequence[Genome]], Iterable[EvalResult]]
 
 class RunError(RuntimeError):
     """A run directory is missing, unreadable or already holds another run."""
+
+
+class AllFailedError(RuntimeError):
+    """Every candidate of the first generation failed with the same error class: the
+    search stops rather than spend its budget on a task, configuration or installation
+    that fails every network (the run directory stays resumable: a resume evaluates the
+    first generation again)."""
 
 
 @dataclass
@@ -181,16 +188,25 @@ class Search:
             self._lock = None
 
     def _create_run_dir(self) -> RunStore:
-        """Create ``run.db`` and ``config.json``; on failure remove what was created."""
+        """Create ``run.db`` and ``config.json`` -- the configuration with the task's
+        :meth:`~evokeras.tasks.base.Task.recipe`, so that a new process rebuilds the same
+        task (data in memory is written to the run directory first); on failure remove
+        what was created."""
+        before = set(self.out_dir.iterdir())
         try:
+            spec = self.task.recipe(self.out_dir)
+            if spec is not None:
+                self.config = dataclasses.replace(self.config, task=spec["task"], task_options=dict(spec["task_options"]))
+                self.config.check()
             store = RunStore(self.out_dir / "run.db")
             store.set_meta("objectives", self.config.objectives)
             write_json_atomic(
                 self.out_dir / "config.json", {"config": self.config.to_dict(), "versions": _versions()}
             )
-        except (OSError, StoreError) as exc:
-            for name in ("run.db", "run.db-wal", "run.db-shm", "config.json"):
-                (self.out_dir / name).unlink(missing_ok=True)
+        except (OSError, StoreError, ConfigError) as exc:
+            for path in set(self.out_dir.iterdir()) - before:
+                if path.is_file():
+                    path.unlink(missing_ok=True)
             raise RunError(f"cannot create a run in {self.out_dir}: {exc}") from exc
         return store
 
@@ -461,6 +477,23 @@ class Search:
         if self.weight_cache is not None:
             self.weight_cache.keep_only({ind.key for ind in population})
 
+    def _fail_fast(self, population: list[Individual]) -> None:
+        """Raise :class:`AllFailedError` when every candidate of ``population`` failed
+        (status ``failed``) with the same error class; the run store keeps the failures and
+        notes ``failed_fast`` so that a resume evaluates them again."""
+        results = [self.store.get_evaluation(ind.key) for ind in population]
+        if not results or any(r is None or r.status != "failed" for r in results):
+            return
+        classes = {(r.error or "").partition(":")[0].strip() for r in results if r is not None}
+        if len(classes) != 1:
+            return
+        first = results[0]
+        assert first is not None
+        message = (f"all {len(results)} candidates of generation 0 failed with {classes.pop() or 'the same error'} "
+                   f"(the first: {(first.error or '').splitlines()[0][:300]})")
+        self.store.set_meta("failed_fast", message)
+        raise AllFailedError(message)
+
     # -- early stop on a verified solution ---------------------------------------------------
     def _solved(self, front: tools.ParetoFront) -> bool:
         """Whether a front member is verified to solve the task (:meth:`Task.verify`).
@@ -500,6 +533,10 @@ class Search:
             front.update(self._load(checkpoint["front"]))
             self.toolbox.rng.bit_generator.state = checkpoint["rng"]
             log.info("resuming %s after generation %d", self.out_dir, gen)
+        if checkpoint is None and self.store.get_meta("failed_fast"):
+            # the first generation failed as a whole: evaluate it again (the cause may be fixed)
+            self.store.forget_evaluations(generation=0)
+            self.store.set_meta("failed_fast", None)
         start = time.perf_counter()
         for callback in self.callbacks:
             callback.on_search_begin(self)
@@ -520,6 +557,8 @@ class Search:
                 else:
                     offspring = self._vary(population)
                 self._evaluate_all(offspring, gen, bar)
+                if gen == 0:
+                    self._fail_fast(offspring)
                 nevals = self.store.count_evaluations(gen)
                 nfailed = self.store.count_evaluations(gen, failed=True)
                 population = offspring if gen == 0 else self._select(population + offspring, cfg.population)

@@ -121,6 +121,11 @@ class RunStore:
             ),
         )
 
+    def forget_evaluations(self, *, generation: int) -> None:
+        """Delete the evaluations of ``generation`` (a first generation that failed as a
+        whole is evaluated again on resume)."""
+        self._db.execute("DELETE FROM evaluations WHERE generation = ?", (int(generation),))
+
     def _row_to_result(self, row: tuple[Any, ...]) -> EvalResult:
         key, genome, status, objectives, names, metrics, error, times = row
         return EvalResult(

@@ -22,6 +22,7 @@ non-dominated sort are moocore's (``moocore.hypervolume``, ``moocore.is_nondomin
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -31,7 +32,9 @@ import numpy as np
 
 from evokeras._io import atomic_path
 from evokeras.engine.store import RunStore
-from evokeras.tasks import make_task
+from evokeras.tasks import Task, make_task
+
+log = logging.getLogger(__name__)
 
 __all__ = [
     "HV_REFERENCE",
@@ -293,12 +296,14 @@ def plot_hypervolume(store: RunStore) -> Any:
     return fig
 
 
-def save_plots(run_dir: str | Path) -> list[Path]:
+def save_plots(run_dir: str | Path, task: Task | None = None) -> list[Path]:
     """Draw the run's figures into ``run_dir/plots`` and return their paths.
 
     Besides ``stats``, ``pareto`` and ``hypervolume``, the run's task may add its own
     (:meth:`evokeras.tasks.Task.save_plots`, e.g. an animation of the best CartPole
-    policy) once ``hall_of_fame.json`` exists.
+    policy) once ``hall_of_fame.json`` exists: ``task``, or the task that ``config.json``
+    names, rebuilt (a task that cannot be rebuilt here -- an importable factory not
+    trusted in this process, a data file that changed -- adds none; a warning says why).
     """
     import matplotlib.pyplot as plt
 
@@ -320,7 +325,11 @@ def save_plots(run_dir: str | Path) -> list[Path]:
     except (OSError, KeyError, ValueError):
         task_name, options = None, {}
     hof = run_dir / "hall_of_fame.json"
-    if task_name and hof.is_file():
-
-        paths += make_task(task_name, **options).save_plots(out, json.loads(hof.read_text()))
+    if (task is not None or task_name) and hof.is_file():
+        try:
+            task = task if task is not None else make_task(task_name, **options)
+        except (TypeError, ValueError, OSError) as exc:
+            log.warning("no figures of task %r: %s", task_name, exc)
+            return paths
+        paths += task.save_plots(out, json.loads(hof.read_text()))
     return paths

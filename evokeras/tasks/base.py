@@ -67,6 +67,16 @@ class Task:
     def __init__(self, *, space: SearchSpace | None = None) -> None:
         self.space = self._bind(space if space is not None else default_space(self.family))
 
+    def recipe(self, out_dir: Any) -> dict[str, Any] | None:
+        """How a new process rebuilds this task: the configuration keys ``{"task": name,
+        "task_options": {...}}`` that :func:`~evokeras.tasks.registry.make_task` turns back
+        into an equal task, or ``None`` when the run's configuration already names it (the
+        registered tasks built from their options). A task built from data in memory writes
+        that data into the run directory ``out_dir`` here; a task built from data files
+        records their paths and sha256 digests (a rebuild refuses changed files).
+        :class:`~evokeras.engine.search.Search` calls it once, when it creates the run."""
+        return None
+
     @property
     def stem_shape(self) -> tuple[int, ...]:
         """The shape :meth:`stem` outputs (what the first gene reads), without the batch

@@ -1,294 +1,33 @@
-"""CartPole-v1: evolve policy networks -- architecture and weights together.
+"""CartPole-v1: the built-in control task (:class:`~evokeras.tasks.control.GymControl`
+on gymnasium's ``CartPole-v1``, registered as ``"cartpole"``).
 
-The individual is a policy network, observation (4 numbers) -> action logits (2);
-the action is the arg-max. Its weights are not trained: they live in the genome
-(:mod:`evokeras.variation.weights`) and evolve with the architecture -- a child inherits its
-parent's weights wherever the layer shapes allow, architecture mutations keep what
-they can, and a Gaussian weight mutation perturbs them.
-
-Fitness is the mean return of ``Budget.episodes`` real episodes of gymnasium's
-``CartPole-v1``, run at once in gymnasium's vectorised CartPole
-(``gymnasium.make_vec(..., vectorization_mode="vector_entry_point")``); the policy's
-forward pass is one NumPy call for all episodes per step (never one call per
-environment). The NumPy forward pass computes what the decoded Keras model computes
-(a test checks it); the Keras model is what is saved and timed.
-
-Seeds: a candidate's episodes are seeded from the run seed and its key, in
-``[0, 2**30)``. "Solved" follows gymnasium: a mean return >= 475 over 100 consecutive
-episodes; :meth:`CartPole.verify` runs those 100 episodes from a seed in
-``[2**30, 3 * 2**29)``, a range the search never uses, so the verified policy has never
-seen them. A search on this task stops once a front member is verified solved. The
-final test of each front member (:meth:`CartPole.final_model`) is another 100 episodes
-from a third range, ``[3 * 2**29, 2**31)``: the episodes that stopped the search are not
-the ones that score it.
-
-Objectives: ``return`` (maximised), ``params``/``flops``/``exec_time`` (minimised).
+The policy network maps the observation (4 numbers) to action logits (2); its weights
+evolve with the architecture. Fitness is the mean return of real episodes, run at once in
+gymnasium's vectorised CartPole (its vector entry point). "Solved" follows gymnasium: a
+mean return >= 475 over 100 consecutive episodes on seeds the search never used; a
+search stops once a front member is verified solved. See :mod:`evokeras.tasks.control`
+for the seeds, the final test and the figures.
 """
 
 from __future__ import annotations
 
-import dataclasses
-import os
-from pathlib import Path
-from typing import Any
+from evokeras.genomes.space import SearchSpace
+from evokeras.tasks.control import TEST_SEED_BASE, VERIFY_SEED_BASE, GymControl, rollout
 
-import numpy as np
-
-from evokeras._io import atomic_path
-from evokeras._meta import optional_dependency
-from evokeras.build.decode import decode
-from evokeras.genomes.network import Genome
-from evokeras.genomes.space import SearchSpace, SpaceError
-from evokeras.tasks.base import Task
-from evokeras.training.context import FinalContext, ScoreContext
-from evokeras.training.records import derive_seed
-from evokeras.variation import weights as W
-from evokeras.variation.network import crossover, mutate, random_genome
-
-__all__ = ["CartPole", "rollout"]
-
-#: Seeds of search episodes are below this; verification seeds are at or above it.
-VERIFY_SEED_BASE = 2**30
-#: Seeds of the final test episodes are at or above this (and below 2**31).
-TEST_SEED_BASE = 3 * 2**29
+__all__ = ["TEST_SEED_BASE", "VERIFY_SEED_BASE", "CartPole", "rollout"]
 
 
-def rollout(policy: Any, episodes: int, seed: int, *, env_id: str = "CartPole-v1") -> tuple[np.ndarray, int]:
-    """Run ``episodes`` episodes at once; ``policy(obs[n, 4]) -> logits[n, 2]``.
-
-    Returns the return of each episode and the number of environment steps taken.
-    """
-    with optional_dependency():
-        import gymnasium as gym
-
-    env = gym.make_vec(env_id, num_envs=int(episodes), vectorization_mode="vector_entry_point")
-    try:
-        obs, _ = env.reset(seed=int(seed))
-        done = np.zeros(episodes, dtype=bool)
-        returns = np.zeros(episodes, dtype=np.float64)
-        steps = 0
-        while not done.all():
-            actions = np.argmax(policy(obs), axis=-1).astype(np.int64)
-            obs, reward, terminated, truncated, _ = env.step(actions)
-            returns += np.where(done, 0.0, reward)
-            steps += int((~done).sum())
-            done |= np.asarray(terminated) | np.asarray(truncated)
-    finally:
-        env.close()
-    return returns, steps
-
-
-class CartPole(Task):
+class CartPole(GymControl):
     """Balance the pole of gymnasium's ``CartPole-v1`` with an evolved policy network.
 
     Args:
-        space: a search space to use instead of the CartPole default (dense and
+        space: a search space to use instead of the control default (dense and
             activation genes with NumPy-evaluable activations, 0-4 layers).
         sigma: standard deviation of the Gaussian weight mutation.
         arch_rate: probability that a mutation also changes the architecture.
     """
 
     name = "cartpole"
-    family = "vector"
-    input_shape = (4,)
-    n_outputs = 2
-    measures = ("return", "params", "flops", "exec_time")
-    objective_directions = {"return": 1.0}
-    default_objectives = {"return": 1.0, "params": -1.0}
-    needs_data = False
-    builds_models = False  # rollouts run the NumPy forward pass; only timing builds one
-    supports_inheritance = False  # the weights already travel in the genome
-    env_id = "CartPole-v1"
-    threshold = 475.0
-    verify_episodes = 100
 
     def __init__(self, *, space: SearchSpace | None = None, sigma: float = 0.2, arch_rate: float = 0.3) -> None:
-        if space is None:
-            space = SearchSpace(
-                layer_kinds={"dense": 3.0, "activation": 0.5},
-                units=(2, 4, 8, 16, 32),
-                activations=("relu", "tanh", "elu", "sigmoid", "swish", "linear"),
-                reductions=("flatten",),
-                min_layers=0,
-                max_layers=4,
-                init_layers=(0, 1),
-                max_params=5_000,
-            )
-        super().__init__(space=space)
-        self.sigma = float(sigma)
-        self.arch_rate = float(arch_rate)
-
-    def _bind(self, space: SearchSpace) -> SearchSpace:
-        """Only genes with a NumPy forward pass (the weights evolve outside Keras)."""
-        bad = sorted(k for k, w in space.layer_kinds.items() if w > 0 and k not in W.FORWARD_KINDS)
-        if bad:
-            raise SpaceError(f"search space option 'layer_kinds': {bad[0]!r} has no evolved-weights form "
-                             f"(CartPole allows {sorted(W.FORWARD_KINDS)})")
-        bad = sorted(set(space.activations) - set(W.ACTIVATIONS))
-        if bad:
-            raise SpaceError(f"search space option 'activations': {bad[0]!r} has no NumPy form "
-                             f"(CartPole allows {sorted(W.ACTIVATIONS)})")
-        return super()._bind(space)
-
-    # -- model -----------------------------------------------------------------------
-    def head(self, x: Any) -> Any:
-        import keras
-
-        return keras.layers.Dense(self.n_outputs, name="head")(x)
-
-    def loss(self) -> Any:
-        return None
-
-    def data(self, **limits: int | None) -> None:
-        return None
-
-    # -- variation (weights travel with the architecture) ------------------------------
-    def random_genome(self, rng: np.random.Generator, space: SearchSpace) -> Genome:
-
-        return W.init_weights(random_genome(rng, space), rng, *self._dims)
-
-    def mutate(self, genome: Genome, rng: np.random.Generator, space: SearchSpace, **kwargs: Any) -> Genome:
-        """Architecture mutation with probability ``arch_rate`` (weights inherited), then
-        a Gaussian perturbation of a random fraction of the weights."""
-
-        child = genome
-        if rng.random() < self.arch_rate:
-            child = W.inherit(mutate(genome, rng, space, **kwargs), genome, rng, *self._dims)
-        fraction = float(rng.choice((0.1, 0.5, 1.0)))
-        return W.perturb(child, rng, *self._dims, sigma=self.sigma, fraction=fraction)
-
-    def crossover(self, a: Genome, b: Genome, rng: np.random.Generator, space: SearchSpace) -> tuple[Genome, Genome]:
-        """Same architecture: swap whole layers' weights at random. Otherwise a cut-point
-        crossover of the architectures, each child inheriting the weights of the parent
-        that gave its head."""
-
-        if a.layers == b.layers:
-            wa, wb = dict(a.weights), dict(b.weights)
-            ca, cb = {}, {}
-            for name in sorted(wa):
-                first, second = (wb, wa) if rng.random() < 0.5 else (wa, wb)
-                ca[name], cb[name] = first[name], second.get(name, first[name])
-            return a.replace(weights=ca), a.replace(weights=cb)
-        ca, cb = crossover(a, b, rng, space)
-        return W.inherit(ca, a, rng, *self._dims), W.inherit(cb, b, rng, *self._dims)
-
-    @property
-    def _dims(self) -> tuple[int, int]:
-        return int(self.input_shape[0]), int(self.n_outputs)
-
-    # -- evaluation ------------------------------------------------------------------
-    def policy(self, genome: Genome) -> Any:
-        """The NumPy policy ``obs[n, 4] -> logits[n, 2]`` of ``genome``."""
-        params = W.params_of(genome, *self._dims)
-        return lambda obs: W.forward(genome, obs, *self._dims, params=params)
-
-    def scaled_budget(self, budget: Any, fraction: float) -> Any:
-        """A lower fidelity is fewer episodes."""
-        return dataclasses.replace(budget, episodes=max(1, int(round(budget.episodes * fraction))))
-
-    def episode_seed(self, seed: int, key: str) -> int:
-
-        return derive_seed(seed, key) % VERIFY_SEED_BASE
-
-    def score(self, genome: Genome, ctx: ScoreContext) -> dict[str, Any]:
-        """Mean return over ``ctx.budget.episodes`` episodes; size, FLOPs, and (when an
-        objective) the Keras model's inference time."""
-        analysis = self.space.analyze(genome)
-        metrics: dict[str, Any] = {"params": int(analysis.params), "flops": int(analysis.flops)}
-        ctx.note(**metrics)
-        with ctx.timed("fit"):
-            returns, steps = rollout(self.policy(genome), ctx.budget.episodes, self.episode_seed(ctx.run_seed, genome.key))
-        metrics.update(
-            {"return": float(returns.mean()), "return_min": float(returns.min()),
-             "episodes": int(len(returns)), "steps": steps}
-        )
-        if "exec_time" in ctx.objectives:
-            with ctx.timed("timing"):
-                metrics["exec_time"] = ctx.time_inference(self.keras_policy(genome), self._probe())
-        return metrics
-
-    def keras_policy(self, genome: Genome) -> Any:
-        """The decoded Keras policy network carrying the genome's weights."""
-
-        model = decode(genome, self, compile=False)
-        W.set_model_weights(model, genome, *self._dims)
-        return model
-
-    def _probe(self) -> np.ndarray:
-        return np.random.default_rng(0).normal(0.0, 0.5, size=(256, self.input_shape[0])).astype(np.float32)
-
-    def is_candidate(self, metrics: dict[str, Any]) -> bool:
-        """Whether a search result is worth verifying (its search return reaches the threshold)."""
-        return float(metrics.get("return", -np.inf)) >= self.threshold
-
-    def verify(self, genome: Genome, seed: int) -> dict[str, Any]:
-        """gymnasium's criterion on unseen seeds: mean return over 100 consecutive episodes."""
-
-        vseed = VERIFY_SEED_BASE + derive_seed(seed, "verify:" + genome.key) % (TEST_SEED_BASE - VERIFY_SEED_BASE)
-        return self._hundred(genome, vseed)
-
-    def test(self, genome: Genome, seed: int) -> dict[str, Any]:
-        """The final test: 100 more episodes from a seed range neither search nor
-        verification uses."""
-
-        return self._hundred(genome, TEST_SEED_BASE + derive_seed(seed, "test:" + genome.key) % (2**31 - TEST_SEED_BASE))
-
-    def _hundred(self, genome: Genome, vseed: int) -> dict[str, Any]:
-        returns, steps = rollout(self.policy(genome), self.verify_episodes, vseed)
-        mean = float(returns.mean())
-        return {"mean_return": mean, "solved": mean >= self.threshold, "episodes": int(len(returns)),
-                "steps": steps, "seed": vseed}
-
-    def final_model(self, genome: Genome, final: FinalContext, path: Any) -> dict[str, Any]:
-        """Test the member on 100 episodes of the test seed range and save its Keras model."""
-        check = self.test(genome, final.run_seed)
-        model = self.keras_policy(genome)
-        exec_time = final.time_inference(model, self._probe())
-        with atomic_path(path) as tmp:
-            model.save(tmp)
-        return {"status": "ok", "test_return": check["mean_return"], "test_solved": check["solved"],
-                "test_exec_time": exec_time}
-
-    # -- figures ---------------------------------------------------------------------
-    def save_plots(self, out_dir: Any, hall_of_fame: dict[str, Any]) -> list[Any]:
-        """``policy.gif``: the best front member (highest test return, then fewest
-        parameters) balancing the pole, rendered by gymnasium (``rgb_array``)."""
-        members = [m for m in hall_of_fame.get("members", []) if m.get("status") == "ok"]
-        if not members:
-            return []
-        best = max(members, key=lambda m: (m.get("test_return", -1.0), -m.get("metrics", {}).get("params", 0)))
-        path = Path(out_dir) / "policy.gif"
-        self.animate(Genome.from_dict(best["genome"]), path)
-        return [path]
-
-    def animate(self, genome: Genome, path: Any, *, seed: int = TEST_SEED_BASE, max_steps: int = 500,
-                every: int = 2, width: int = 300) -> int:
-        """Write a GIF of one episode of ``genome``'s policy; returns the steps it lasted."""
-        from PIL import Image
-
-        with optional_dependency():
-            import gymnasium as gym
-
-
-        os.environ.setdefault("SDL_VIDEODRIVER", "dummy")  # off-screen rendering, no display
-        os.environ.setdefault("SDL_AUDIODRIVER", "dummy")
-        policy = self.policy(genome)
-        env = gym.make(self.env_id, render_mode="rgb_array")
-        frames, steps = [], 0
-        try:
-            obs, _ = env.reset(seed=int(seed))
-            done = False
-            while not done and steps < max_steps:
-                if steps % every == 0:
-                    image = Image.fromarray(env.render())
-                    frames.append(image.resize((width, width * image.height // image.width)))
-                action = int(np.argmax(policy(obs[None, :])[0]))
-                obs, _, terminated, truncated, _ = env.step(action)
-                done = terminated or truncated
-                steps += 1
-        finally:
-            env.close()
-        with atomic_path(path) as tmp:
-            frames[0].save(tmp, format="GIF", save_all=True, append_images=frames[1:],
-                           duration=int(1000 * every / 50), loop=0, optimize=True)
-        return steps
+        super().__init__("CartPole-v1", space=space, sigma=sigma, arch_rate=arch_rate)

@@ -33,12 +33,13 @@ import numpy as np
 
 from evokeras import data as datasets
 from evokeras._io import atomic_path
+from evokeras.data.files import check_sha256, read_text, text_split
 from evokeras.genomes.drawing import draw_cell
 from evokeras.genomes.network import Genome
 from evokeras.genomes.space import SearchSpace
 from evokeras.tasks.base import Task
 
-__all__ = ["LanguageModel"]
+__all__ = ["LanguageModel", "TextLanguageModel"]
 
 _LEVELS = {
     # name: (loader, vocabulary size, default window, default embedding width, metric)
@@ -67,7 +68,16 @@ class LanguageModel(Task):
                  space: SearchSpace | None = None) -> None:
         if name not in _LEVELS:
             raise ValueError(f"LanguageModel: unknown corpus {name!r} (known: {sorted(_LEVELS)})")
-        level, vocab, default_len, default_emb, metric = _LEVELS[name]
+        level, vocab, _, _, _ = _LEVELS[name]
+        self._configure(name, level, vocab, seq_len, embedding, space)
+
+    def _configure(self, name: str, level: str, vocab: int, seq_len: int | None, embedding: int | None,
+                   space: SearchSpace | None) -> None:
+        """Set the task's shapes and metric from the corpus's level and vocabulary size."""
+        _, _, default_len, default_emb, metric = _LEVELS["bible_chars" if level == "char" else "brown_words"]
+        for key, value in (("seq_len", seq_len), ("embedding", embedding)):
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+                raise ValueError(f"{key}: expected an integer >= 1 or None, got {value!r}")
         self.name, self.level, self.metric = name, level, metric
         self.seq_len = int(seq_len or default_len)
         self.embedding = int(embedding or default_emb)
@@ -180,3 +190,73 @@ class LanguageModel(Task):
                 fig.savefig(tmp, dpi=120)
             paths.append(path)
         return paths
+
+
+class TextLanguageModel(LanguageModel):
+    """Next-token prediction on your own UTF-8 text (registered as ``"text"``): a file
+    (``path``) or a string (``text``), at character or word level, with the built-in
+    corpora's options (:func:`evokeras.data.files.text_split`: vocabulary, contiguous
+    split; windows, embedding and search space as :class:`LanguageModel`).
+
+    A run directory rebuilds the task from the file's absolute path and sha256 (a string
+    is first written to ``DIR/data.txt``); a file that changed since is refused
+    (:class:`evokeras.data.DataChangedError`).
+
+    Args:
+        text: the text itself (instead of ``path``).
+        path: a UTF-8 text file.
+        sha256: the file's expected digest (a run directory's record).
+        level: ``"char"`` (metric ``val_bpc``) or ``"word"`` (``val_perplexity``).
+        vocab_size: word level: the most frequent training words kept (plus ``<unk>``;
+            ``None``: all).
+        lower: lower-case the text first.
+        val_fraction, test_fraction: the contiguous validation and test parts (at the end).
+        seq_len, embedding, space: as :class:`LanguageModel`.
+        name: a label for plots and reports (default: the file's stem, or ``"text"``).
+
+    Example:
+        >>> task = TextLanguageModel("to be or not to be, that is the question. " * 40, seq_len=16)
+        >>> task.n_outputs, task.metric, task.data().x_train.shape
+        (15, 'val_bpc', (94, 16))
+    """
+
+    def __init__(self, text: str | None = None, *, path: str | Path | None = None, sha256: str | None = None,
+                 level: str = "char", vocab_size: int | None = None, lower: bool = False,
+                 val_fraction: float = 0.05, test_fraction: float = 0.05, seq_len: int | None = None,
+                 embedding: int | None = None, name: str | None = None, space: SearchSpace | None = None) -> None:
+        if (path is None) == (text is None):
+            raise ValueError("text task: give either text (a string) or path (a UTF-8 file), not "
+                             + ("both" if path is not None else "neither"))
+        if path is not None and not isinstance(path, str | Path):
+            raise ValueError(f"path: expected a file path, got {path!r}")
+        self.path = None if path is None else Path(path).expanduser().resolve()
+        self.sha256 = None if self.path is None else check_sha256(self.path, sha256)
+        self._text = text if self.path is None else None  # written to the run directory by recipe()
+        self.options: dict[str, Any] = {"level": level, "vocab_size": vocab_size, "lower": lower,
+                                        "val_fraction": val_fraction, "test_fraction": test_fraction,
+                                        "seq_len": seq_len, "embedding": embedding}
+        self._split = text_split(text if self.path is None else read_text(self.path), level=level,
+                                 vocab_size=vocab_size, lower=lower, val_fraction=val_fraction,
+                                 test_fraction=test_fraction)
+        self._configure(name or (self.path.stem if self.path is not None else "text"), level,
+                        self._split.vocab_size, seq_len, embedding, space)
+        if len(self._split.train) <= self.seq_len:
+            raise ValueError(f"seq_len: {self.seq_len} tokens leave no training window in "
+                             f"{len(self._split.train)} training tokens")
+
+    def recipe(self, out_dir: Any) -> dict[str, Any] | None:
+        """The ``"text"`` task on the file (a string: written to ``DIR/data.txt``) with its
+        sha256 and options; ``None`` for a subclass (another task)."""
+        if type(self) is not TextLanguageModel:
+            return None
+        if self.path is None:  # from now on the task is the file's
+            self.path = Path(out_dir).resolve() / "data.txt"
+            with atomic_path(self.path) as tmp:
+                Path(tmp).write_text(self._text or "", encoding="utf-8", newline="")
+            self.sha256, self._text = check_sha256(self.path, None), None
+        return {"task": "text", "task_options": {"path": str(self.path), "sha256": self.sha256, **self.options,
+                                                 "name": self.name}}
+
+    def text(self) -> datasets.TextSplit:
+        """The text's split (token ids and vocabulary)."""
+        return self._split

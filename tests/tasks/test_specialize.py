@@ -17,7 +17,7 @@ splits read whole (final models, the study's baseline) are cut to 500 examples.
 from __future__ import annotations
 
 import copy
-import importlib.util
+import importlib
 import json
 import os
 import pickle
@@ -49,7 +49,6 @@ from evokeras.tasks.specialize import Specialization, fit_head, predict  # noqa:
 from evokeras.training.context import ScoreContext  # noqa: E402
 from evokeras.training.records import Budget  # noqa: E402
 
-STUDIES = Path(__file__).resolve().parents[2] / "studies"
 POISONED = "s2b2_add"  # the block whose batch norm has an infinite shift
 CONFIG = {
     "population": 3, "offspring": 3, "generations": 1,
@@ -395,10 +394,7 @@ def test_choose_prefers_fast_small_members_by_validation_error() -> None:
 # The study, end to end                                                        #
 # --------------------------------------------------------------------------- #
 def _study_module() -> Any:
-    spec = importlib.util.spec_from_file_location("specialize_objects_study", STUDIES / "specialize_objects.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return importlib.import_module("evokeras.studies.specialize_objects")  # studies/specialize_objects.py wraps it
 
 
 @pytest.mark.slow

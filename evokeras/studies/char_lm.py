@@ -1,0 +1,76 @@
+"""Character-level language-model study: evolve skip-step recurrent cells on the King James Bible.
+
+Task ``bible_chars`` (:mod:`evokeras.tasks.language`): the Bible as one character stream
+(65 symbols), contiguous splits 90/5/5 (train/validation/test), windows of 64
+characters, an embedding stem of 16 and a per-character softmax head. The genes are
+evolved skip-step recurrent layers (:class:`evokeras.build.layers.SkipStepCell`: nodes of
+tanh/GRU-like/LSTM-like type, feed-forward links within a step and recurrent links
+that read any node's state from k steps back), 1 to 3 of them stacked.
+
+Objectives: validation bits per character and inference time per character (both
+minimised); the smoke budget uses FLOPs instead of time (deterministic). The final
+models are retrained on train + validation windows and scored once on the test split
+(test bits per character); ``plots/cell.png`` draws the best member's cell.
+
+Budgets: ``smoke`` (seconds, tests and CI), ``default`` (the README's run: about 15
+minutes on 2 CPU cores), ``full`` (hours).
+
+Usage::
+
+    python studies/char_lm.py [--budget smoke|default|full] [--out DIR] [--seed N] [--config FILE.json]
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from evokeras.app.study import run_study
+
+BUDGETS = {
+    "smoke": {
+        "task": "bible_chars",
+        "population": 3,
+        "offspring": 3,
+        "generations": 1,
+        "objectives": {"val_bpc": -1.0, "flops": -1.0},
+        "evaluation": {"epochs": 1, "train_samples": 96, "val_samples": 32, "patience": 0,
+                       "seconds": 30, "timeout": 120, "time_batch": 16, "time_repeats": 1},
+        "space": {"max_layers": 2, "cell_units": [16, 32], "cell_max_nodes": 3, "cell_max_lag": 4},
+        "final_epochs": 1,
+        "final_train_samples": 128,
+    },
+    "default": {
+        "task": "bible_chars",
+        "population": 6,
+        "offspring": 6,
+        "generations": 12,
+        "wall_seconds": 660,
+        "objectives": {"val_bpc": -1.0, "exec_time": -1.0},
+        "evaluation": {"epochs": 1, "train_samples": 1500, "val_samples": 200, "patience": 0,
+                       "seconds": 60, "timeout": 180, "time_batch": 32, "time_repeats": 3},
+        "space": {"max_layers": 3, "cell_units": [32, 64, 128]},
+        "final_epochs": 2,
+        "final_train_samples": 3000,
+    },
+    "full": {
+        "task": "bible_chars",
+        "population": 16,
+        "offspring": 16,
+        "generations": 30,
+        "objectives": {"val_bpc": -1.0, "exec_time": -1.0},
+        "evaluation": {"epochs": 4, "train_samples": 20000, "val_samples": 1000, "patience": 1,
+                       "seconds": 900, "timeout": 1800, "time_batch": 64, "time_repeats": 5},
+        "space": {"max_layers": 4, "cell_units": [64, 128, 256]},
+        "final_epochs": 10,
+        "final_train_samples": None,
+    },
+}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the study with command-line arguments ``argv``; returns the exit status."""
+    return run_study("char_lm", BUDGETS, argv)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

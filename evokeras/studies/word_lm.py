@@ -1,0 +1,76 @@
+"""Word-level language-model study: evolve skip-step recurrent cells on the Brown corpus.
+
+Task ``brown_words`` (:mod:`evokeras.tasks.language`): the Brown corpus (NLTK layout;
+found in the NLTK data path or ``EVOKERAS_BROWN``; install with
+``scripts/install_brown.sh``), Penn-Treebank-style preprocessing, a vocabulary of the
+10,000 most frequent training words plus ``<unk>``, split by document within each genre
+(90/5/5), windows of 35 words, an embedding stem of 64 and a per-word softmax head.
+The genes are evolved skip-step recurrent layers (:class:`evokeras.build.layers.SkipStepCell`)
+1 to 3 of them stacked.
+
+Objectives: validation perplexity and inference time per word (minimised); the smoke
+budget uses FLOPs instead of time. Final models: retrained on train + validation
+windows, test perplexity once; ``plots/cell.png`` draws the best member's cell.
+
+Budgets: ``smoke`` (seconds), ``default`` (the README's run: about 15 minutes on 2 CPU
+cores), ``full`` (hours).
+
+Usage::
+
+    python studies/word_lm.py [--budget smoke|default|full] [--out DIR] [--seed N] [--config FILE.json]
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from evokeras.app.study import run_study
+
+BUDGETS = {
+    "smoke": {
+        "task": "brown_words",
+        "population": 3,
+        "offspring": 3,
+        "generations": 1,
+        "objectives": {"val_perplexity": -1.0, "flops": -1.0},
+        "evaluation": {"epochs": 1, "train_samples": 96, "val_samples": 32, "patience": 0,
+                       "seconds": 30, "timeout": 120, "time_batch": 8, "time_repeats": 1},
+        "space": {"max_layers": 2, "cell_units": [16, 32], "cell_max_nodes": 3, "cell_max_lag": 4},
+        "final_epochs": 1,
+        "final_train_samples": 128,
+    },
+    "default": {
+        "task": "brown_words",
+        "population": 6,
+        "offspring": 6,
+        "generations": 12,
+        "wall_seconds": 660,
+        "objectives": {"val_perplexity": -1.0, "exec_time": -1.0},
+        "evaluation": {"epochs": 1, "train_samples": 2000, "val_samples": 200, "patience": 0,
+                       "seconds": 60, "timeout": 180, "time_batch": 16, "time_repeats": 3},
+        "space": {"max_layers": 3, "cell_units": [32, 64, 128]},
+        "final_epochs": 2,
+        "final_train_samples": 4000,
+    },
+    "full": {
+        "task": "brown_words",
+        "population": 16,
+        "offspring": 16,
+        "generations": 30,
+        "objectives": {"val_perplexity": -1.0, "exec_time": -1.0},
+        "evaluation": {"epochs": 4, "train_samples": None, "val_samples": None, "patience": 1,
+                       "seconds": 1200, "timeout": 2400, "time_batch": 32, "time_repeats": 5},
+        "space": {"max_layers": 4, "cell_units": [64, 128, 256]},
+        "final_epochs": 10,
+        "final_train_samples": None,
+    },
+}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the study with command-line arguments ``argv``; returns the exit status."""
+    return run_study("word_lm", BUDGETS, argv)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
