@@ -20,13 +20,13 @@ Parallel evaluation: ``--workers N`` (process workers), ``--backend serial|proce
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from evokeras._io import MAX_CONFIG_BYTES, UnreadableFile, read_json
 from evokeras.data import DatasetNotFoundError
 from evokeras.engine.config import ConfigError, SearchConfig
 from evokeras.engine.parallel import BACKENDS
@@ -82,9 +82,9 @@ def run_study(name: str, budgets: Mapping[str, Mapping[str, Any]], argv: Sequenc
     if args.budget not in budgets:
         return fail(f"unknown budget {args.budget!r} (known: {', '.join(budgets)})")
     try:
-        overrides = json.loads(args.config.read_text()) if args.config else {}
-    except (OSError, json.JSONDecodeError) as exc:
-        return fail(f"cannot read config file {args.config}: {exc}")
+        overrides = read_json(args.config, max_bytes=MAX_CONFIG_BYTES) if args.config else {}
+    except UnreadableFile as exc:
+        return fail(f"config file {exc}")
     try:
         base = SearchConfig.from_dict({**budgets[args.budget], "study": name, "budget_name": args.budget, "seed": args.seed})
         config = SearchConfig.from_dict(overrides, base=base)

@@ -18,7 +18,6 @@ Example:
 from __future__ import annotations
 
 import dataclasses
-import json
 import logging
 import math
 import os
@@ -31,9 +30,9 @@ from typing import Any
 import numpy as np
 from deap import tools
 
-from evokeras._io import write_json_atomic, write_text_atomic
+from evokeras._io import MAX_CONFIG_BYTES, UnreadableFile, read_json, write_json_atomic, write_text_atomic
 from evokeras.engine.config import ConfigError, SearchConfig
-from evokeras.engine.parallel import Backend, make_backend
+from evokeras.engine.parallel import Backend, BackendError, make_backend
 from evokeras.engine.store import RunStore, StoreError
 from evokeras.engine.toolbox import Individual, make_toolbox, to_individual
 from evokeras.genomes.network import Genome
@@ -45,6 +44,10 @@ from evokeras.training.records import MULTI_FIDELITY_DEFAULTS, EvalResult, worst
 __all__ = ["RunError", "Search", "SearchResult"]
 
 log = logging.getLogger(__name__)
+
+#: The configuration keys that say where and how to evaluate: never read from a run
+#: directory; ``Search.resume`` takes them from its caller.
+PARALLEL_KEYS = ("workers", "backend", "scheduler")
 
 #: The values that configuration keys added in 0.4 take when an older run is resumed.
 LEGACY_RESUME_DEFAULTS: dict[str, Any] = {"max_val_error": 1.0, "final_schedule": "constant"}
@@ -127,6 +130,11 @@ class Search:
         if map_fn is None:
             self._backend = make_backend(config)
             self.toolbox.register("map", self._backend.map)
+            if config.scheduler is not None:  # an unreachable scheduler leaves no run directory behind
+                try:
+                    self._backend.connect()
+                except BackendError as exc:
+                    raise RunError(str(exc)) from exc
         self.map_fn: MapFn = map_fn or self._backend  # type: ignore[assignment]
         self._low_evaluators: dict[float, EvaluateFn] = {}
         if config.multi_fidelity is not None and not hasattr(self.evaluate, "at_fidelity"):
@@ -144,9 +152,16 @@ class Search:
         self.max_val_error = config.max_val_error if config.max_val_error is not None else self.task.default_max_val_error
         self._violation: dict[str, float] = {}  # key -> validation error above max_val_error
         self.store.set_meta("max_val_error", self.max_val_error)  # plots draw the same front
-        for _, result in self.store.evaluations():
-            self._note_best(result)
-            self._note_feasibility(result)
+        try:
+            for _, result in self.store.evaluations():
+                if result.objective_names != tuple(config.objectives):
+                    raise StoreError(f"run store {self.store.path}: evaluation {result.key!r} has objectives "
+                                     f"{list(result.objective_names)}, the run {list(config.objectives)}")
+                self._note_best(result)
+                self._note_feasibility(result)
+        except BaseException:
+            self.close()
+            raise
 
     # -- run directory ---------------------------------------------------------------------
     def _take_lock(self, *, create: bool) -> Any:
@@ -212,22 +227,34 @@ class Search:
         if not (out_dir / "run.db").is_file() or not cfg_path.is_file():
             raise RunError(f"{out_dir} is not a run directory (no run.db/config.json)")
         try:
-            stored = json.loads(cfg_path.read_text())["config"]
+            stored = read_json(cfg_path, max_bytes=MAX_CONFIG_BYTES)
+            if not isinstance(stored, dict) or not isinstance(stored.get("config"), dict):
+                raise ConfigError("expected {\"config\": {...}, ...}")
+            # A run directory is data, never instructions: where and how to evaluate (a
+            # Dask scheduler runs code in this process through the results it sends)
+            # comes from the caller only, never from the stored configuration.
+            stored = {**stored["config"], "backend": None, "scheduler": None}
             # Runs written before these keys existed (<= 0.3) keep their behaviour: no
             # constraint on the front, a constant final learning rate.
-            legacy = {k: v for k, v in LEGACY_RESUME_DEFAULTS.items() if isinstance(stored, dict) and k not in stored}
+            legacy = {k: v for k, v in LEGACY_RESUME_DEFAULTS.items() if k not in stored}
             config = SearchConfig.from_dict({**stored, **legacy})
-        except (OSError, KeyError, json.JSONDecodeError, ConfigError) as exc:
+        except (UnreadableFile, ConfigError) as exc:
             raise RunError(f"cannot read {cfg_path}: {exc}") from exc
         if parallel:
-            unknown = set(parallel) - {"workers", "backend", "scheduler"}
+            unknown = set(parallel) - set(PARALLEL_KEYS)
             if unknown:
                 raise ConfigError(f"resume can change only workers/backend/scheduler, not {sorted(unknown)[0]!r}")
             config = SearchConfig.from_dict(parallel, base=config)
         try:
-            return cls(config, out_dir, _resuming=True, **kwargs)
+            search = cls(config, out_dir, _resuming=True, **kwargs)
         except (StoreError, ConfigError) as exc:
             raise RunError(str(exc)) from exc
+        try:
+            search._restore()  # the checkpoint is checked now, before anything runs
+        except StoreError as exc:
+            search.close()
+            raise RunError(str(exc)) from exc
+        return search
 
     # -- evaluation ----------------------------------------------------------------------------
     def _evaluate_all(self, individuals: list[Individual], gen: int, bar: Any) -> None:
@@ -425,10 +452,31 @@ class Search:
             "fit_seconds": self.fit_seconds,
         }
 
+    def _restore(self) -> tuple[int, float, list[Individual], tools.ParetoFront]:
+        """The last checkpoint's generation, elapsed seconds, population and front (and
+        the run's random state and ``fit_seconds`` set from it); ``(-1, 0, [], empty)``
+        before the first. A checkpoint whose genomes, fitness or random state do not fit
+        this run raises :class:`StoreError`."""
+        checkpoint = self.store.latest_checkpoint()
+        front = tools.ParetoFront()
+        if checkpoint is None:
+            return -1, 0.0, [], front
+        try:
+            population = self._load(checkpoint["population"])
+            front.update(self._load(checkpoint["front"]))
+            self.toolbox.rng.bit_generator.state = checkpoint["rng"]
+        except (ValueError, TypeError, KeyError) as exc:  # GenomeError is a ValueError
+            raise StoreError(f"run store {self.store.path}: checkpoint of generation {checkpoint['gen']} "
+                             f"does not fit this run: {exc}") from None
+        self.fit_seconds = float(checkpoint.get("fit_seconds", 0.0))
+        return int(checkpoint["gen"]), float(checkpoint["elapsed"]), population, front
+
     def _load(self, items: list[dict[str, Any]]) -> list[Individual]:
         out = []
         for item in items:
             ind = to_individual(self.task.genome_from_dict(item["genome"]), self.toolbox.fitness_class)
+            if len(item["fitness"]) != len(self.weights):
+                raise ValueError(f"{len(item['fitness'])} fitness values for {len(self.weights)} objectives")
             ind.fitness.values = tuple(item["fitness"])
             self._status[ind.key] = item.get("status", "ok")
             out.append(ind)
@@ -474,17 +522,8 @@ class Search:
     def run(self) -> SearchResult:
         """Run (or continue) the search until its generations or wall budget are spent."""
         cfg = self.config
-        checkpoint = self.store.latest_checkpoint()
-        front = tools.ParetoFront()
-        if checkpoint is None:
-            gen, elapsed0 = -1, 0.0
-            population: list[Individual] = []
-        else:
-            gen, elapsed0 = int(checkpoint["gen"]), float(checkpoint["elapsed"])
-            self.fit_seconds = float(checkpoint.get("fit_seconds", 0.0))
-            population = self._load(checkpoint["population"])
-            front.update(self._load(checkpoint["front"]))
-            self.toolbox.rng.bit_generator.state = checkpoint["rng"]
+        gen, elapsed0, population, front = self._restore()
+        if gen >= 0:
             log.info("resuming %s after generation %d", self.out_dir, gen)
         start = time.perf_counter()
         bar = _progress_bar() if self.progress else None
