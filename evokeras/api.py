@@ -100,12 +100,13 @@ def specialize(base_model: Any, task: str, out: str | Path, *, config: Mapping[s
             if not (out / "run.db").exists() and not isinstance(base_model, str | Path):
                 base_path.unlink(missing_ok=True)
             raise
-    outcome = complete(search, progress=progress)
+    outcome = complete(search, progress=progress, draw=save_plots)
     if outcome.status in ("backend_lost", "no_front"):
         raise SpecializationError(f"specialization in {out} ended without a front: {outcome.error} (resume it "
                                   f"with `evokeras resume {out}` if its evaluation backend was lost)")
-    if outcome.status == "finished":
-        save_plots(out)
+    if outcome.status in ("io_error", "incomplete"):
+        raise SpecializationError(f"specialization in {out} is not finished: {outcome.error} (resume it "
+                                  f"with `evokeras resume {out}`)")
     return read_front(out)
 
 

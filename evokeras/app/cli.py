@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import sqlite3
@@ -10,9 +11,10 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from evokeras._io import UnreadableFile
 from evokeras.app.study import add_parallel_arguments, fail, finish, parallel_overrides
 from evokeras.engine.config import ConfigError
-from evokeras.engine.search import RunError, Search
+from evokeras.engine.search import RunError, Search, lock_run_dir
 from evokeras.engine.store import StoreError
 from evokeras.results.plotting import save_plots
 from evokeras.results.report import format_report, read_front
@@ -40,7 +42,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not (run_dir / "run.db").is_file():
         return fail(f"{run_dir} is not a run directory (no run.db)")
     if args.command == "resume":
-
         try:
             search = Search.resume(run_dir, parallel=parallel_overrides(args), progress=not args.no_progress)
         except (RunError, ConfigError) as exc:
@@ -48,16 +49,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         return finish(search, progress=not args.no_progress)
     try:
         if args.command == "plot":
-
-            for path in save_plots(run_dir):
+            with contextlib.closing(lock_run_dir(run_dir)):  # not while a run writes there
+                paths = save_plots(run_dir)
+            for path in paths:
                 print(path)
             return 0
-
         print(json.dumps(read_front(run_dir), indent=2) if args.json else format_report(run_dir))
         return 0
-    except (StoreError, sqlite3.DatabaseError, OSError, json.JSONDecodeError, KeyError) as exc:
+    except (RunError, StoreError, UnreadableFile, sqlite3.DatabaseError) as exc:
         return fail(f"cannot read run directory {run_dir}: {exc}")
-
+    except OSError as exc:
+        return fail(f"cannot write {exc.filename or run_dir}: {exc.strerror or exc}")
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -9,8 +9,10 @@ A study script defines its budget presets and calls :func:`run_study`::
 Exit status: 0 on success, 2 on bad input (unknown budget or config key, wrong type,
 missing data set, unreadable or occupied run directory) with one message on stderr;
 nothing is written in that case. 3 when the evaluation backend is lost mid-run (the
-Dask scheduler went away): every evaluation finished so far is in the run store, and
-``evokeras resume DIR`` continues the run.
+Dask scheduler went away), 4 when the disk refuses a write (full, read-only, permission
+lost), 5 when a front member's final model failed, 130 / 143 on SIGINT / SIGTERM: every
+evaluation finished so far is in the run store, and ``evokeras resume DIR`` continues
+the run (the message says so).
 
 Parallel evaluation: ``--workers N`` (process workers), ``--backend serial|process|dask``,
 ``--scheduler tcp://HOST:PORT`` (an existing Dask cluster); they override the config keys
@@ -20,9 +22,13 @@ Parallel evaluation: ``--workers N`` (process workers), ``--backend serial|proce
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
+import os
+import signal
 import sys
-from collections.abc import Mapping, Sequence
+import threading
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -31,11 +37,11 @@ from evokeras.data import DatasetNotFoundError
 from evokeras.engine.config import ConfigError, SearchConfig
 from evokeras.engine.parallel import BACKENDS
 from evokeras.engine.runner import complete
-from evokeras.engine.search import RunError, Search
+from evokeras.engine.search import Interrupted, RunError, Search
 from evokeras.results.plotting import save_plots
 from evokeras.results.report import format_report
 
-__all__ = ["finish", "run_study"]
+__all__ = ["finish", "run_study", "stop_on_signals"]
 
 
 def _parser(name: str, budgets: Mapping[str, Any]) -> argparse.ArgumentParser:
@@ -108,23 +114,63 @@ def run_study(name: str, budgets: Mapping[str, Mapping[str, Any]], argv: Sequenc
 
 
 def finish(search: Search, *, progress: bool = True) -> int:
-    """Complete ``search`` (:func:`evokeras.engine.runner.complete`), draw its plots and
-    print its report; the exit status: 0, 3 when the evaluation backend is lost (resume
-    later), 1 when no candidate succeeded."""
-    outcome = complete(search, progress=progress)
-    out = outcome.out_dir
+    """Complete ``search`` (:func:`evokeras.engine.runner.complete`, drawing its plots)
+    and print its report; the exit status (:data:`evokeras.engine.runner.EXIT_CODES`).
+
+    SIGINT and SIGTERM stop the run (:func:`stop_on_signals`): the search and its
+    backend are closed, the resume command is printed, and the status is 130 / 143."""
+    out = search.out_dir
+    resume = f"continue with: evokeras resume {out}"
+    try:
+        with stop_on_signals(search):
+            outcome = complete(search, progress=progress, draw=save_plots)
+    except Interrupted as exc:
+        signum = exc.signum or signal.SIGINT
+        print(f"stopped by {signal.Signals(signum).name}: everything finished so far is saved in {out}; "
+              f"{resume}", file=sys.stderr)
+        return 128 + signum
     if outcome.status == "backend_lost":
-        print(f"error: {outcome.error}\nthe evaluations finished so far are saved in {out}; "
-              f"continue later with: evokeras resume {out}", file=sys.stderr)
+        print(f"error: {outcome.error}\nthe evaluations finished so far are saved in {out}; {resume}",
+              file=sys.stderr)
+    elif outcome.status == "io_error":
+        print(f"error: {outcome.error}; free space or fix permissions, then {resume}", file=sys.stderr)
+    elif outcome.status == "incomplete":
+        print(f"error: {outcome.error}; the run is not finished: {resume}", file=sys.stderr)
     elif outcome.status == "no_front":
         print(f"error: {outcome.error} in {out} (see `evokeras report {out}` "
               "and the error column of run.db's evaluations)", file=sys.stderr)
     elif outcome.status == "already_finished":
         print(format_report(out))
     else:
-        save_plots(out)
         print(format_report(out))
         result = outcome.result
         assert result is not None
         print(f"\nrun directory: {out}  ({result.evaluations} evaluations, {result.wall_seconds:.0f} s search)")
     return outcome.exit_code
+
+
+@contextlib.contextmanager
+def stop_on_signals(search: Search) -> Iterator[None]:
+    """While inside, SIGINT and SIGTERM stop ``search``: the first asks it to stop
+    (:meth:`Search.request_stop`) and raises :class:`Interrupted` at once, abandoning
+    the evaluation in flight (nothing is committed after it); a second one ends the
+    process at once (``os._exit``: the run store is consistent at every moment).
+    Outside the main thread (no signal handlers there) it does nothing."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum: int, frame: Any) -> None:
+        if search.stop_signal is not None:
+            os.write(2, f"\nstopped at once by a second {signal.Signals(signum).name}; continue with: "
+                        f"evokeras resume {search.out_dir}\n".encode())
+            os._exit(128 + signum)
+        search.request_stop(signum)
+        raise Interrupted(signum)
+
+    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)

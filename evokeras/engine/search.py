@@ -30,7 +30,13 @@ from typing import Any
 import numpy as np
 from deap import tools
 
-from evokeras._io import MAX_CONFIG_BYTES, UnreadableFile, read_json, write_json_atomic, write_text_atomic
+from evokeras._io import (
+    MAX_CONFIG_BYTES,
+    UnreadableFile,
+    read_json,
+    write_json_atomic,
+    write_text_atomic,
+)
 from evokeras.engine.config import ConfigError, SearchConfig
 from evokeras.engine.parallel import Backend, BackendError, make_backend
 from evokeras.engine.store import RunStore, StoreError
@@ -41,7 +47,7 @@ from evokeras.training.evaluator import Evaluator
 from evokeras.training.inheritance import WeightCache
 from evokeras.training.records import MULTI_FIDELITY_DEFAULTS, EvalResult, worst_values
 
-__all__ = ["RunError", "Search", "SearchResult"]
+__all__ = ["Interrupted", "RunError", "Search", "SearchResult", "lock_run_dir"]
 
 log = logging.getLogger(__name__)
 
@@ -58,6 +64,17 @@ MapFn = Callable[[EvaluateFn, Sequence[Genome]], Iterable[EvalResult]]
 
 class RunError(RuntimeError):
     """A run directory is missing, unreadable or already holds another run."""
+
+
+class Interrupted(KeyboardInterrupt):
+    """The run was asked to stop (:meth:`Search.request_stop`, e.g. on SIGINT/SIGTERM).
+
+    Everything committed before it is in the run store; ``evokeras resume DIR``
+    continues. ``signum`` is the signal's number (``None`` if none)."""
+
+    def __init__(self, signum: int | None = None) -> None:
+        super().__init__(f"stopped by signal {signum}" if signum else "stopped")
+        self.signum = signum
 
 
 @dataclass
@@ -83,6 +100,27 @@ def _versions() -> dict[str, str]:
             continue
     out["keras_backend"] = os.environ.get("KERAS_BACKEND", "tensorflow")
     return out
+
+
+def lock_run_dir(out_dir: Path, *, create: bool = False) -> Any:
+    """Take ``out_dir/.lock`` (``flock``, exclusive): the open file, held until it is
+    closed. A search holds it while it lives; ``evokeras plot`` while it draws. Raises
+    :class:`RunError` when another process holds it or the directory is unusable
+    (``create``: make the directory first)."""
+    import fcntl
+
+    try:
+        if create:
+            out_dir.mkdir(parents=True, exist_ok=True)
+        handle = open(out_dir / ".lock", "w")  # noqa: SIM115 - held until closed
+    except OSError as exc:
+        raise RunError(f"cannot use {out_dir} as a run directory: {exc}") from exc
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.close()
+        raise RunError(f"{out_dir} is in use by another evokeras process") from None
+    return handle
 
 
 class Search:
@@ -147,6 +185,7 @@ class Search:
             self._release_lock()
             raise
         self._status: dict[str, str] = {}
+        self.stop_signal: int | None = None  # set by request_stop()
         self.fit_seconds = 0.0
         self._best: dict[str, float] = {}
         self.max_val_error = config.max_val_error if config.max_val_error is not None else self.task.default_max_val_error
@@ -166,21 +205,9 @@ class Search:
     # -- run directory ---------------------------------------------------------------------
     def _take_lock(self, *, create: bool) -> Any:
         """Hold ``DIR/.lock`` while this object lives: one process per run directory."""
-        import fcntl
-
         if create and (self.out_dir / "run.db").exists():
             raise RunError(f"{self.out_dir} already holds a run: use `evokeras resume {self.out_dir}`")
-        try:
-            self.out_dir.mkdir(parents=True, exist_ok=True)
-            handle = open(self.out_dir / ".lock", "w")  # noqa: SIM115 - held until close()
-        except OSError as exc:
-            raise RunError(f"cannot use {self.out_dir} as a run directory: {exc}") from exc
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            handle.close()
-            raise RunError(f"{self.out_dir} is in use by another evokeras process") from None
-        return handle
+        return lock_run_dir(self.out_dir, create=create)
 
     def _release_lock(self) -> None:
         if self._lock is not None:
@@ -207,6 +234,19 @@ class Search:
             self._backend.close()
         self.store.close()
         self._release_lock()
+
+    def request_stop(self, signum: int | None = None) -> None:
+        """Ask the run to stop: :meth:`check_stop` raises :class:`Interrupted` from now
+        on. The search checks it before committing each result and before each
+        generation, and :func:`~evokeras.engine.final.finalize` before each member, so a
+        stop requested from a signal handler holds even where the handler's own
+        exception was swallowed (raised inside a finalizer or a callback)."""
+        self.stop_signal = signum if signum is not None else 0
+
+    def check_stop(self) -> None:
+        """Raise :class:`Interrupted` once :meth:`request_stop` was called."""
+        if self.stop_signal is not None:
+            raise Interrupted(self.stop_signal or None)
 
     def __enter__(self) -> Search:
         return self
@@ -312,6 +352,7 @@ class Search:
             bar.set_description(f"gen {gen}" + (f" {suffix}" if suffix else ""))
         pending = {g.key for g in todo}
         for result in self.map_fn(evaluate, todo):
+            self.check_stop()  # a result that finishes after a stop request is abandoned
             if result.key not in pending:
                 raise RuntimeError(f"map backend returned an unexpected or repeated result {result.key}")
             pending.discard(result.key)
@@ -461,6 +502,7 @@ class Search:
         front = tools.ParetoFront()
         if checkpoint is None:
             return -1, 0.0, [], front
+        self.store.check_search_state(checkpoint)
         try:
             population = self._load(checkpoint["population"])
             front.update(self._load(checkpoint["front"]))
@@ -530,6 +572,7 @@ class Search:
         stopped_by = "generations"
         try:
             while gen < cfg.generations:
+                self.check_stop()
                 if gen >= 0 and self._solved(front):
                     stopped_by = "solved"
                     break

@@ -225,12 +225,14 @@ class RunStore:
         return [self._json(r[1], f"generation {r[0]} record", dict) for r in rows]
 
     def latest_checkpoint(self) -> dict[str, Any] | None:
-        """The last checkpoint (its structure checked; the genomes are the caller's to check)."""
+        """The last checkpoint (a JSON object; :meth:`check_search_state` checks a search's)."""
         row = self._db.execute("SELECT gen, state FROM checkpoints ORDER BY gen DESC LIMIT 1").fetchone()
-        if not row:
-            return None
-        where = f"checkpoint of generation {row[0]}"
-        state = self._json(row[1], where, dict)
+        return self._json(row[1], f"checkpoint of generation {row[0]}", dict) if row else None
+
+    def check_search_state(self, state: dict[str, Any]) -> dict[str, Any]:
+        """``state`` if it has the structure of a search's checkpoint (``gen``, ``rng``,
+        ``elapsed``, ``population`` and ``front`` as lists of ``{genome, fitness,
+        status}``); else :class:`StoreError`. The genomes are the task's to check."""
         ok = (isinstance(state.get("gen"), int) and isinstance(state.get("rng"), dict)
               and _is_number(state.get("elapsed")) and _is_number(state.get("fit_seconds", 0.0)))
         for part in ("population", "front"):
@@ -240,7 +242,7 @@ class RunStore:
                 and isinstance(item.get("fitness"), list) and all(map(_is_number, item["fitness"]))
                 and isinstance(item.get("status", "ok"), str) for item in items)
         if not ok:
-            raise StoreError(f"run store {self.path}: {where} is malformed")
+            raise StoreError(f"run store {self.path}: checkpoint of generation {state.get('gen')!r} is malformed")
         return state
 
 

@@ -10,14 +10,14 @@ the generations of one run (not across runs).
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from evokeras._io import atomic_path
+from evokeras._io import MAX_CONFIG_BYTES, UnreadableFile, atomic_path, read_json
 from evokeras.engine.store import RunStore
+from evokeras.results.report import read_front
 from evokeras.tasks import make_task
 
 __all__ = ["hypervolume", "new_figure", "hypervolume_by_generation", "nondominated", "plot_hypervolume", "plot_pareto", "plot_stats", "save_plots"]
@@ -192,13 +192,17 @@ def save_plots(run_dir: str | Path) -> list[Path]:
                 fig.savefig(tmp, dpi=120)
             plt.close(fig)
             paths.append(path)
-    try:
-        config = json.loads((run_dir / "config.json").read_text())["config"]
-        task_name, options = config["task"], config.get("task_options") or {}
-    except (OSError, KeyError, ValueError):
-        task_name, options = None, {}
     hof = run_dir / "hall_of_fame.json"
-    if task_name and hof.is_file():
-
-        paths += make_task(task_name, **options).save_plots(out, json.loads(hof.read_text()))
+    if hof.is_file():
+        front = read_front(run_dir)  # checked against its schema
+        stored = read_json(run_dir / "config.json", max_bytes=MAX_CONFIG_BYTES)
+        config = stored.get("config") if isinstance(stored, dict) else None
+        if not isinstance(config, dict) or not isinstance(config.get("task"), str) \
+                or not isinstance(config.get("task_options") or {}, dict):
+            raise UnreadableFile(f"{run_dir / 'config.json'}: expected {{\"config\": {{\"task\": NAME, ...}}}}")
+        try:
+            task = make_task(config["task"], **(config.get("task_options") or {}))
+        except (TypeError, ValueError, OSError) as exc:
+            raise UnreadableFile(f"{run_dir / 'config.json'}: task {config['task']!r}: {exc}") from None
+        paths += task.save_plots(out, front)
     return paths

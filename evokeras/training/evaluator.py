@@ -39,6 +39,7 @@ from evokeras.training.records import (
     NonFiniteError,
     TrainSettings,
     derive_seed,
+    is_storage_error,
     worst_values,
 )
 
@@ -211,6 +212,8 @@ class Evaluator:
             if time.perf_counter() - start > self.budget.timeout:
                 raise EvaluationTimeout(f"evaluation took longer than the {self.budget.timeout:g} s limit")
         except Exception as exc:  # recorded as a failed candidate with its reason
+            if is_storage_error(exc):  # a full disk is the run's error, not the candidate's
+                raise
             status = _classify_error(exc)
             metrics.update(ctx.notes)
             times = {**ctx.times, "total": time.perf_counter() - start}
