@@ -300,7 +300,7 @@ def test_resume_never_connects_to_a_stored_scheduler(fake_run: Path) -> None:
     listener.bind(("127.0.0.1", 0))
     listener.listen(4)
     listener.settimeout(0.2)
-    address = "tcp://127.0.0.1:%d" % listener.getsockname()[1]
+    address = f"tcp://127.0.0.1:{listener.getsockname()[1]}"
     connections: list[Any] = []
     stop = threading.Event()
 
