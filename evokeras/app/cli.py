@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from evokeras._io import UnreadableFile
-from evokeras.app.study import add_parallel_arguments, fail, finish, parallel_overrides
+from evokeras.app.study import add_parallel_arguments, fail, finish, guarded, parallel_overrides
 from evokeras.engine.config import ConfigError
 from evokeras.engine.search import RunError, Search, lock_run_dir
 from evokeras.engine.store import StoreError
@@ -23,6 +23,11 @@ __all__ = ["main"]
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """The console script: parse ``argv`` and run the command; returns the exit status."""
+    return guarded(lambda: _main(argv))
+
+
+def _main(argv: Sequence[str] | None) -> int:
     p = argparse.ArgumentParser(prog="evokeras", description="evokeras: evolve Keras networks with DEAP")
     sub = p.add_subparsers(dest="command", required=True)
     r = sub.add_parser("resume", help="continue an interrupted run")

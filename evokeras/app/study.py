@@ -22,13 +22,12 @@ Parallel evaluation: ``--workers N`` (process workers), ``--backend serial|proce
 from __future__ import annotations
 
 import argparse
-import contextlib
 import logging
 import os
 import signal
 import sys
 import threading
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -41,7 +40,7 @@ from evokeras.engine.search import Interrupted, RunError, Search
 from evokeras.results.plotting import save_plots
 from evokeras.results.report import format_report
 
-__all__ = ["finish", "run_study", "stop_on_signals"]
+__all__ = ["finish", "guarded", "run_study"]
 
 
 def _parser(name: str, budgets: Mapping[str, Any]) -> argparse.ArgumentParser:
@@ -83,6 +82,10 @@ def fail(message: str) -> int:
 
 def run_study(name: str, budgets: Mapping[str, Mapping[str, Any]], argv: Sequence[str] | None = None) -> int:
     """Parse the command line, run the search, finalize and plot. Returns the exit status."""
+    return guarded(lambda: _run_study(name, budgets, argv))
+
+
+def _run_study(name: str, budgets: Mapping[str, Mapping[str, Any]], argv: Sequence[str] | None) -> int:
     args = _parser(name, budgets).parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(message)s")
     if args.budget not in budgets:
@@ -117,13 +120,15 @@ def finish(search: Search, *, progress: bool = True) -> int:
     """Complete ``search`` (:func:`evokeras.engine.runner.complete`, drawing its plots)
     and print its report; the exit status (:data:`evokeras.engine.runner.EXIT_CODES`).
 
-    SIGINT and SIGTERM stop the run (:func:`stop_on_signals`): the search and its
-    backend are closed, the resume command is printed, and the status is 130 / 143."""
+    Under :func:`guarded`, SIGINT and SIGTERM stop the run: the search and its backend
+    are closed, the resume command is printed, and the status is 130 / 143."""
     out = search.out_dir
     resume = f"continue with: evokeras resume {out}"
+    if _signals is not None:
+        _signals.search = search
     try:
-        with stop_on_signals(search):
-            outcome = complete(search, progress=progress, draw=save_plots)
+        search.check_stop()  # a signal that came while the search was being made
+        outcome = complete(search, progress=progress, draw=save_plots)
     except Interrupted as exc:
         signum = exc.signum or signal.SIGINT
         print(f"stopped by {signal.Signals(signum).name}: everything finished so far is saved in {out}; "
@@ -149,28 +154,49 @@ def finish(search: Search, *, progress: bool = True) -> int:
     return outcome.exit_code
 
 
-@contextlib.contextmanager
-def stop_on_signals(search: Search) -> Iterator[None]:
-    """While inside, SIGINT and SIGTERM stop ``search``: the first asks it to stop
-    (:meth:`Search.request_stop`) and raises :class:`Interrupted` at once, abandoning
-    the evaluation in flight (nothing is committed after it); a second one ends the
-    process at once (``os._exit``: the run store is consistent at every moment).
-    Outside the main thread (no signal handlers there) it does nothing."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
+class _Signals:
+    """SIGINT and SIGTERM while an entry point runs (:func:`guarded`): the first asks the
+    search being completed to stop (:meth:`Search.request_stop`, so that the stop holds
+    even where the exception below is swallowed, e.g. raised inside a finalizer) and
+    raises :class:`Interrupted` at once, abandoning the evaluation in flight (nothing is
+    committed after it); a second one ends the process at once (``os._exit``: the run
+    store is consistent at every moment)."""
 
-    def handler(signum: int, frame: Any) -> None:
-        if search.stop_signal is not None:
-            os.write(2, f"\nstopped at once by a second {signal.Signals(signum).name}; continue with: "
-                        f"evokeras resume {search.out_dir}\n".encode())
+    def __init__(self) -> None:
+        self.search: Search | None = None
+        self.signum: int | None = None
+
+    def __call__(self, signum: int, frame: Any) -> None:
+        where = f"; continue with: evokeras resume {self.search.out_dir}" if self.search is not None else ""
+        if self.signum is not None:
+            os.write(2, f"\nstopped at once by a second {signal.Signals(signum).name}{where}\n".encode())
             os._exit(128 + signum)
-        search.request_stop(signum)
+        self.signum = signum
+        if self.search is not None:
+            self.search.request_stop(signum)
         raise Interrupted(signum)
 
+
+_signals: _Signals | None = None  # the handler of the entry point running in this process
+
+
+def guarded(entry: Callable[[], int]) -> int:
+    """``entry()`` (a command-line entry point returning its exit status) with SIGINT and
+    SIGTERM handled by :class:`_Signals`; a stop before any search exists prints one line
+    and returns 130 / 143 too. Outside the main thread (no signal handlers there) it just
+    calls ``entry``."""
+    global _signals
+    if threading.current_thread() is not threading.main_thread():
+        return entry()
+    handler = _signals = _Signals()
     previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
-        yield
+        return entry()
+    except KeyboardInterrupt as exc:  # Interrupted included
+        signum = getattr(exc, "signum", None) or signal.SIGINT
+        print(f"stopped by {signal.Signals(signum).name}", file=sys.stderr)
+        return 128 + signum
     finally:
         for sig, old in previous.items():
             signal.signal(sig, old)
+        _signals = None

@@ -222,10 +222,12 @@ class Search:
             write_json_atomic(
                 self.out_dir / "config.json", {"config": self.config.to_dict(), "versions": _versions()}
             )
-        except (OSError, StoreError) as exc:
+        except BaseException as exc:  # a signal included: no half-made run is left behind
             for name in ("run.db", "run.db-wal", "run.db-shm", "config.json"):
                 (self.out_dir / name).unlink(missing_ok=True)
-            raise RunError(f"cannot create a run in {self.out_dir}: {exc}") from exc
+            if isinstance(exc, OSError | StoreError):
+                raise RunError(f"cannot create a run in {self.out_dir}: {exc}") from exc
+            raise
         return store
 
     def close(self) -> None:
