@@ -44,6 +44,14 @@ def start(out: Path, tmp: Path) -> subprocess.Popen:
                             cwd=REPO_ROOT, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
+def wait_for_run(out: Path, proc: subprocess.Popen) -> None:
+    """Until the study has made its run directory (imports take seconds; a signal before
+    is Python's default: nothing is written yet)."""
+    deadline = time.monotonic() + 300
+    while not (out / "config.json").exists() and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+
+
 def resume(out: Path) -> subprocess.CompletedProcess:
     return subprocess.run([*EVOKERAS, "resume", str(out), "--no-progress"], cwd=REPO_ROOT, env=ENV,
                           capture_output=True, text=True, timeout=300)
@@ -89,7 +97,8 @@ def reference(reference_run: Path) -> dict[str, dict[str, float]]:
 def test_signal_at_a_random_moment_then_resume(tmp_path: Path, reference, signum: int, seed: int) -> None:
     out = tmp_path / "run"
     proc = start(out, tmp_path)
-    time.sleep(random.Random(seed).uniform(7.0, 25.0))  # imports take ~6 s; the run ~30 s
+    wait_for_run(out, proc)
+    time.sleep(random.Random(seed).uniform(0.0, 20.0))  # the run takes ~25 s
     proc.send_signal(signum)
     _, err = proc.communicate(timeout=300)
     if proc.returncode == 0:  # finished before the signal: nothing to resume
@@ -108,7 +117,8 @@ def test_signal_at_a_random_moment_then_resume(tmp_path: Path, reference, signum
 def test_second_ctrl_c_exits_at_once(tmp_path: Path, reference) -> None:
     out = tmp_path / "run"
     proc = start(out, tmp_path)
-    time.sleep(14.0)
+    wait_for_run(out, proc)
+    time.sleep(5.0)
     proc.send_signal(signal.SIGINT)
     time.sleep(0.05)
     proc.send_signal(signal.SIGINT)
