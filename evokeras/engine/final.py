@@ -12,6 +12,7 @@ from typing import Any
 from evokeras._io import write_json_atomic
 from evokeras.engine.search import Search
 from evokeras.training.context import FinalContext
+from evokeras.training.evaluator import seed_keras
 from evokeras.training.records import FINAL_SEED_OFFSET, derive_seed, is_storage_error
 
 __all__ = ["finalize", "missing_members", "spread"]
@@ -96,7 +97,7 @@ def finalize(search: Search, front: list[Any], *, progress: bool = False) -> lis
         try:
             keras.utils.clear_session(free_memory=True)
             seed = derive_seed(cfg.seed + FINAL_SEED_OFFSET, genome.key)
-            keras.utils.set_random_seed(seed)
+            seed_keras(seed)
             final = FinalContext(epochs=cfg.final_epochs, train_samples=cfg.final_train_samples, seed=seed,
                                  run_seed=cfg.seed, time_batch=budget.time_batch, time_repeats=budget.time_repeats,
                                  schedule=cfg.final_schedule)

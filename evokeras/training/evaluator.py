@@ -23,6 +23,7 @@ limit) gets ``status`` ``failed``/``nan``/``oom``/``timeout``, the reason in
 from __future__ import annotations
 
 import logging
+import random
 import math
 import time
 from collections.abc import Mapping
@@ -43,7 +44,7 @@ from evokeras.training.records import (
     worst_values,
 )
 
-__all__ = ["Evaluator", "Scorer"]
+__all__ = ["Evaluator", "Scorer", "seed_keras"]
 
 log = logging.getLogger(__name__)
 
@@ -83,6 +84,25 @@ def _configure_backend(deterministic: bool) -> None:
     if deterministic and "deterministic" not in _CONFIGURED:
         tf.config.experimental.enable_op_determinism()
         _CONFIGURED.add("deterministic")
+
+
+def seed_keras(seed: int) -> None:
+    """``keras.utils.set_random_seed(seed)``, and a random generator of Keras' own.
+
+    Keras draws the seed of every layer built without one (initializers, dropout) from
+    Python's global ``random`` generator. Other threads of the process may draw from it
+    too while a model is built: on a Dask worker, Dask's own threads do (retry jitter,
+    heartbeats), so the initial weights there depended on timing and Dask results
+    differed from serial ones. Keras gets a ``random.Random`` of its own, seeded as the
+    global one is here, so that it draws exactly what it drew before (when no other
+    thread interferes) whatever other threads do.
+    """
+    import keras
+    from keras.src.random import seed_generator
+
+    keras.utils.set_random_seed(seed)
+    if hasattr(seed_generator, "python_random"):  # where Keras' make_default_seed draws from
+        seed_generator.python_random = random.Random(seed)
 
 
 def _classify_error(exc: BaseException) -> str:
@@ -200,7 +220,7 @@ class Evaluator:
             keras.utils.clear_session(free_memory=True)
         _configure_backend(self.settings.deterministic)
         seed = derive_seed(self.seed, genome.key)
-        keras.utils.set_random_seed(seed)
+        seed_keras(seed)
         if self.task.needs_data:
             self.data()  # a missing data set is the run's error, not the candidate's
         ctx = ScoreContext(budget=self.budget, seed=seed, run_seed=self.seed, objectives=self.objective_names,
