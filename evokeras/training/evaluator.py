@@ -23,8 +23,8 @@ limit) gets ``status`` ``failed``/``nan``/``oom``/``timeout``, the reason in
 from __future__ import annotations
 
 import logging
-import random
 import math
+import random
 import time
 from collections.abc import Mapping
 from pathlib import Path
