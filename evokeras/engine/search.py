@@ -172,17 +172,21 @@ class Search:
                 try:
                     self._backend.connect()
                 except BackendError as exc:
+                    self._backend.close()
                     raise RunError(str(exc)) from exc
         self.map_fn: MapFn = map_fn or self._backend  # type: ignore[assignment]
         self._low_evaluators: dict[float, EvaluateFn] = {}
         if config.multi_fidelity is not None and not hasattr(self.evaluate, "at_fidelity"):
             raise ConfigError("config key 'multi_fidelity' needs the built-in Evaluator (a custom evaluate was given)")
         self.weights = tuple(float(w) for w in config.objectives.values())
-        self._lock = self._take_lock(create=not _resuming)
+        self._lock = None
         try:
+            self._lock = self._take_lock(create=not _resuming)
             self.store = RunStore(self.out_dir / "run.db", create=False) if _resuming else self._create_run_dir()
         except BaseException:
             self._release_lock()
+            if self._backend is not None:
+                self._backend.close()
             raise
         self._status: dict[str, str] = {}
         self.stop_signal: int | None = None  # set by request_stop()
