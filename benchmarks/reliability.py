@@ -53,7 +53,8 @@ STUDY = [sys.executable, str(ROOT / "studies" / "mnist.py"), "--no-progress"]
 EVOKERAS = [sys.executable, "-m", "evokeras"]
 ENV = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONHASHSEED": "0",
        "PYTHONPATH": os.pathsep.join([str(ROOT), *filter(None, [os.environ.get("PYTHONPATH")])])}
-TINY = {"population": 3, "offspring": 3, "generations": 2, "evaluation": {"train_samples": 300, "val_samples": 200},
+TINY = {"population": 3, "offspring": 3, "generations": 2,
+        "evaluation": {"train_samples": 300, "val_samples": 200, "seconds": 600, "timeout": 1200},  # no time limits: load-independent
         "final_train_samples": 300}
 
 

@@ -29,7 +29,8 @@ from _fakes import REPO_ROOT  # noqa: E402
 STUDY = str(REPO_ROOT / "studies" / "mnist.py")
 EVOKERAS = [sys.executable, "-m", "evokeras"]
 ENV = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONHASHSEED": "0"}
-TINY = {"population": 3, "offspring": 3, "generations": 2, "evaluation": {"train_samples": 300, "val_samples": 200},
+TINY = {"population": 3, "offspring": 3, "generations": 2,
+        "evaluation": {"train_samples": 300, "val_samples": 200, "seconds": 600, "timeout": 1200},  # no time limits: load-independent
         "final_train_samples": 300}
 
 
