@@ -146,13 +146,13 @@ _RECORDED = (ArrayClassification, ArrayRegression, GymControl, TextLanguageModel
 def _complete(search_run: Search, out: Path, progress: bool, error: type[SearchError]) -> dict[str, Any]:
     """Complete a search (:func:`~evokeras.engine.runner.complete`), draw its plots, and
     return its hall of fame; ``error`` when it ends without a front."""
-    outcome = complete(search_run, progress=progress)
+    outcome = complete(search_run, progress=progress, draw=lambda d: save_plots(d, search_run.task))
     if outcome.status in ("backend_lost", "no_front", "all_failed"):
         hint = ("" if outcome.status == "no_front" else
                 f" (fix the cause, then continue it with `evokeras resume {out}`)")
         raise error(f"the search in {out} ended without a front: {outcome.error}{hint}")
-    if outcome.status == "finished":
-        save_plots(out, search_run.task)
+    if outcome.status in ("io_error", "incomplete"):
+        raise error(f"the search in {out} is not finished: {outcome.error} (continue it with `evokeras resume {out}`)")
     return read_front(out)
 
 

@@ -10,6 +10,7 @@ factory here (nothing read from a run directory imports code).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import sqlite3
@@ -17,16 +18,18 @@ import sys
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
+from evokeras._io import UnreadableFile
 from evokeras.app.study import (
     add_parallel_arguments,
     add_study_arguments,
     fail,
     finish,
+    guarded,
     parallel_overrides,
     run_config,
 )
 from evokeras.engine.config import ConfigError
-from evokeras.engine.search import RunError, Search
+from evokeras.engine.search import RunError, Search, lock_run_dir
 from evokeras.engine.store import StoreError
 from evokeras.results.html import save_html_report
 from evokeras.results.plotting import save_plots
@@ -45,6 +48,10 @@ def main(argv: Sequence[str] | None = None, *,
          studies: Mapping[str, Callable[[Sequence[str] | None], int]] | None = None) -> int:
     """Run the console script on ``argv``; ``studies`` (name -> ``main(argv)``) adds the
     ``study`` command. Returns the exit status."""
+    return guarded(lambda: _main(argv, studies))
+
+
+def _main(argv: Sequence[str] | None, studies: Mapping[str, Callable[[Sequence[str] | None], int]] | None) -> int:
     p = argparse.ArgumentParser(prog="evokeras", description="evokeras: evolve Keras networks with DEAP")
     sub = p.add_subparsers(dest="command", required=True)
     rn = sub.add_parser("run", help="run a search on the task a JSON configuration names")
@@ -85,7 +92,6 @@ def main(argv: Sequence[str] | None = None, *,
     if not (run_dir / "run.db").is_file():
         return fail(f"{run_dir} is not a run directory (no run.db)")
     if args.command == "resume":
-
         try:
             search = Search.resume(run_dir, parallel=parallel_overrides(args), progress=not args.no_progress)
         except (RunError, ConfigError) as exc:
@@ -93,18 +99,21 @@ def main(argv: Sequence[str] | None = None, *,
         return finish(search, progress=not args.no_progress)
     try:
         if args.command == "plot":
-
-            for path in save_plots(run_dir):
+            with contextlib.closing(lock_run_dir(run_dir)):  # not while a run writes there
+                paths = save_plots(run_dir)
+            for path in paths:
                 print(path)
             return 0
-
         if args.html:
-            print(save_html_report(run_dir))
+            with contextlib.closing(lock_run_dir(run_dir)):
+                print(save_html_report(run_dir))
             return 0
         print(json.dumps(read_front(run_dir), indent=2) if args.json else format_report(run_dir))
         return 0
-    except (StoreError, sqlite3.DatabaseError, OSError, json.JSONDecodeError, KeyError) as exc:
+    except (RunError, StoreError, UnreadableFile, sqlite3.DatabaseError) as exc:
         return fail(f"cannot read run directory {run_dir}: {exc}")
+    except OSError as exc:
+        return fail(f"cannot write {exc.filename or run_dir}: {exc.strerror or exc}")
 
 
 if __name__ == "__main__":

@@ -9,8 +9,10 @@ A study script defines its budget presets and calls :func:`run_study`::
 Exit status: 0 on success, 2 on bad input (unknown budget or config key, wrong type,
 missing data set, unreadable or occupied run directory) with one message on stderr;
 nothing is written in that case. 3 when the evaluation backend is lost mid-run (the
-Dask scheduler went away): every evaluation finished so far is in the run store, and
-``evokeras resume DIR`` continues the run.
+Dask scheduler went away), 4 when the disk refuses a write (full, read-only, permission
+lost), 5 when a front member's final model failed, 130 / 143 on SIGINT / SIGTERM: every
+evaluation finished so far is in the run store, and ``evokeras resume DIR`` continues
+the run (the message says so).
 
 Parallel evaluation: ``--workers N`` (process workers), ``--backend serial|process|dask``,
 ``--scheduler tcp://HOST:PORT`` (an existing Dask cluster); they override the config keys
@@ -20,23 +22,26 @@ Parallel evaluation: ``--workers N`` (process workers), ``--backend serial|proce
 from __future__ import annotations
 
 import argparse
-import json
 import logging
+import os
+import signal
 import sys
-from collections.abc import Mapping, Sequence
+import threading
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from evokeras._io import MAX_CONFIG_BYTES, UnreadableFile, read_json
 from evokeras.data import DatasetNotFoundError
 from evokeras.engine.config import ConfigError, SearchConfig
 from evokeras.engine.parallel import BACKENDS
 from evokeras.engine.runner import complete
-from evokeras.engine.search import RunError, Search
+from evokeras.engine.search import Interrupted, RunError, Search
 from evokeras.results.plotting import save_plots
 from evokeras.results.report import format_report
 from evokeras.tasks import is_factory_name, register_factory
 
-__all__ = ["add_study_arguments", "finish", "run_config", "run_study", "start_study"]
+__all__ = ["add_study_arguments", "finish", "guarded", "run_config", "run_study", "start_study"]
 
 
 def _parser(name: str, budgets: Mapping[str, Any]) -> argparse.ArgumentParser:
@@ -90,7 +95,7 @@ def fail(message: str) -> int:
 
 def run_study(name: str, budgets: Mapping[str, Mapping[str, Any]], argv: Sequence[str] | None = None) -> int:
     """Parse the command line, run the search, finalize and plot. Returns the exit status."""
-    return start_study(name, budgets, _parser(name, budgets).parse_args(argv))
+    return guarded(lambda: start_study(name, budgets, _parser(name, budgets).parse_args(argv)))
 
 
 def start_study(name: str, budgets: Mapping[str, Mapping[str, Any]], args: argparse.Namespace) -> int:
@@ -102,9 +107,9 @@ def start_study(name: str, budgets: Mapping[str, Mapping[str, Any]], args: argpa
         return fail(f"unknown budget {args.budget!r} (known: {', '.join(budgets)})")
     config_file = getattr(args, "config", None)
     try:
-        overrides = json.loads(config_file.read_text()) if config_file else {}
-    except (OSError, json.JSONDecodeError) as exc:
-        return fail(f"cannot read config file {config_file}: {exc}")
+        overrides = read_json(config_file, max_bytes=MAX_CONFIG_BYTES) if config_file else {}
+    except UnreadableFile as exc:
+        return fail(f"config file {exc}")
     try:
         base = SearchConfig.from_dict({**budgets[args.budget], "study": name, "budget_name": args.budget, "seed": args.seed})
         config = SearchConfig.from_dict(overrides, base=base)
@@ -127,24 +132,38 @@ def start_study(name: str, budgets: Mapping[str, Mapping[str, Any]], args: argpa
 
 
 def finish(search: Search, *, progress: bool = True) -> int:
-    """Complete ``search`` (:func:`evokeras.engine.runner.complete`), draw its plots and
-    print its report; the exit status: 0, 3 when the evaluation backend is lost (resume
-    later), 1 when no candidate succeeded."""
-    outcome = complete(search, progress=progress)
-    out = outcome.out_dir
+    """Complete ``search`` (:func:`evokeras.engine.runner.complete`, drawing its plots)
+    and print its report; the exit status (:data:`evokeras.engine.runner.EXIT_CODES`).
+
+    Under :func:`guarded`, SIGINT and SIGTERM stop the run: the search and its backend
+    are closed, the resume command is printed, and the status is 130 / 143."""
+    out = search.out_dir
+    resume = f"continue with: evokeras resume {out}"
+    if _signals is not None:
+        _signals.search = search
+    try:
+        search.check_stop()  # a signal that came while the search was being made
+        outcome = complete(search, progress=progress, draw=lambda d: save_plots(d, search.task))
+    except Interrupted as exc:
+        signum = exc.signum or signal.SIGINT
+        print(f"stopped by {signal.Signals(signum).name}: everything finished so far is saved in {out}; "
+              f"{resume}", file=sys.stderr)
+        return 128 + signum
     if outcome.status == "backend_lost":
-        print(f"error: {outcome.error}\nthe evaluations finished so far are saved in {out}; "
-              f"continue later with: evokeras resume {out}", file=sys.stderr)
-    elif outcome.status == "all_failed":
-        print(f"error: {outcome.error}\nthe run stopped; fix the cause and continue with: evokeras resume {out}",
+        print(f"error: {outcome.error}\nthe evaluations finished so far are saved in {out}; {resume}",
               file=sys.stderr)
+    elif outcome.status == "all_failed":
+        print(f"error: {outcome.error}\nthe run stopped; fix the cause and {resume}", file=sys.stderr)
+    elif outcome.status == "io_error":
+        print(f"error: {outcome.error}; free space or fix permissions, then {resume}", file=sys.stderr)
+    elif outcome.status == "incomplete":
+        print(f"error: {outcome.error}; the run is not finished: {resume}", file=sys.stderr)
     elif outcome.status == "no_front":
         print(f"error: {outcome.error} in {out} (see `evokeras report {out}` "
               "and the error column of run.db's evaluations)", file=sys.stderr)
     elif outcome.status == "already_finished":
         print(format_report(out))
     else:
-        save_plots(out, search.task)
         print(format_report(out))
         result = outcome.result
         assert result is not None
@@ -163,9 +182,9 @@ def run_config(args: argparse.Namespace) -> int:
     """
     path: Path = args.config_file
     try:
-        data = json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError) as exc:
-        return fail(f"cannot read config file {path}: {exc}")
+        data = read_json(path, max_bytes=MAX_CONFIG_BYTES)
+    except UnreadableFile as exc:
+        return fail(f"config file {exc}")
     if not isinstance(data, dict):
         return fail(f"config file {path}: expected a JSON object, got {type(data).__name__}")
     presets = data.pop("budgets", None)
@@ -184,3 +203,51 @@ def run_config(args: argparse.Namespace) -> int:
         except ValueError as exc:
             return fail(f"config key 'task': {exc}")
     return start_study(path.stem, budgets, args)
+
+
+class _Signals:
+    """SIGINT and SIGTERM while an entry point runs (:func:`guarded`): the first asks the
+    search being completed to stop (:meth:`Search.request_stop`, so that the stop holds
+    even where the exception below is swallowed, e.g. raised inside a finalizer) and
+    raises :class:`Interrupted` at once, abandoning the evaluation in flight (nothing is
+    committed after it); a second one ends the process at once (``os._exit``: the run
+    store is consistent at every moment)."""
+
+    def __init__(self) -> None:
+        self.search: Search | None = None
+        self.signum: int | None = None
+
+    def __call__(self, signum: int, frame: Any) -> None:
+        where = f"; continue with: evokeras resume {self.search.out_dir}" if self.search is not None else ""
+        if self.signum is not None:
+            os.write(2, f"\nstopped at once by a second {signal.Signals(signum).name}{where}\n".encode())
+            os._exit(128 + signum)
+        self.signum = signum
+        if self.search is not None:
+            self.search.request_stop(signum)
+        raise Interrupted(signum)
+
+
+_signals: _Signals | None = None  # the handler of the entry point running in this process
+
+
+def guarded(entry: Callable[[], int]) -> int:
+    """``entry()`` (a command-line entry point returning its exit status) with SIGINT and
+    SIGTERM handled by :class:`_Signals`; a stop before any search exists prints one line
+    and returns 130 / 143 too. Outside the main thread (no signal handlers there) it just
+    calls ``entry``."""
+    global _signals
+    if threading.current_thread() is not threading.main_thread():
+        return entry()
+    handler = _signals = _Signals()
+    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        return entry()
+    except KeyboardInterrupt as exc:  # Interrupted included
+        signum = getattr(exc, "signum", None) or signal.SIGINT
+        print(f"stopped by {signal.Signals(signum).name}", file=sys.stderr)
+        return 128 + signum
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
+        _signals = None

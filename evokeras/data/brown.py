@@ -135,7 +135,8 @@ def find_brown(path: str | os.PathLike[str] | None = None) -> Path:
     holding ``cats.txt``), its parent ``corpora`` directory or an ``nltk_data``
     root all work, as does a ``brown.zip`` as NLTK's downloader leaves it.
     Without ``path`` the places searched are, in order: the environment
-    variable ``EVOKERAS_BROWN`` (same forms as ``path``), then
+    variable ``EVOKERAS_BROWN`` (same forms as ``path``; when it is set, only
+    there), then
     ``<root>/corpora/brown`` and ``<root>/corpora/brown.zip`` for every
     ``<root>`` of NLTK's default data path: the entries of ``NLTK_DATA``,
     ``~/nltk_data``, ``sys.prefix/{,share/,lib/}nltk_data``,
@@ -158,8 +159,13 @@ def find_brown(path: str | os.PathLike[str] | None = None) -> Path:
     else:
         candidates = []
         env = os.environ.get(BROWN_ENV_VAR)
-        if env:
-            candidates += _brown_candidates(Path(env).expanduser())
+        if env:  # named explicitly: it must hold the corpus (no silent fallback elsewhere)
+            named = _brown_candidates(Path(env).expanduser())
+            found = next((c for c in named if _is_brown(c)), None)
+            if found is None:
+                raise DatasetNotFoundError(f"{BROWN_ENV_VAR}={env}: no Brown corpus there (looked in: "
+                                           f"{', '.join(dict.fromkeys(map(str, named)))}); {_BROWN_INSTALL_HINT}")
+            return found
         for root in _nltk_data_dirs():
             candidates += [root / "corpora" / "brown", root / "corpora" / "brown.zip"]
     for candidate in candidates:

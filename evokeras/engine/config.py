@@ -9,6 +9,7 @@ key, before anything is written.
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -31,7 +32,20 @@ class ConfigError(ValueError):
     """A configuration key is unknown or has a wrong value; the message names it."""
 
 
+def _check_finite(where: str, value: Any) -> None:
+    """No NaN or infinity anywhere in a key's value (``wall_seconds: NaN`` would mean no limit)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ConfigError(f"config key {where!r}: expected a finite number, got {value!r}")
+    if isinstance(value, Mapping):
+        for k, v in value.items():
+            _check_finite(f"{where}.{k}", v)
+    elif isinstance(value, list | tuple):
+        for i, v in enumerate(value):
+            _check_finite(f"{where}[{i}]", v)
+
+
 def _check_type(key: str, value: Any, kind: str) -> None:
+    _check_finite(key, value)
     ok = {
         "int": isinstance(value, int) and not isinstance(value, bool),
         "num": isinstance(value, int | float) and not isinstance(value, bool),
@@ -267,6 +281,8 @@ class SearchConfig:
         the task are in :meth:`build_task`)."""
         for key, kind in self._TYPES.items():
             _check_type(key, getattr(self, key), kind)
+        if self.seed < 0:
+            raise ConfigError(f"config key 'seed': must be >= 0, got {self.seed}")
         if self.population < 2:
             raise ConfigError(f"config key 'population': must be >= 2, got {self.population}")
         if self.offspring < 1:
@@ -313,7 +329,8 @@ class SearchConfig:
             if not isinstance(fraction, int | float) or isinstance(fraction, bool) or not 0 < fraction < 1:
                 raise ConfigError(f"config key 'multi_fidelity.fraction': expected a number in (0, 1), got {fraction!r}")
         if not self.objectives or any(
-            not isinstance(w, int | float) or isinstance(w, bool) or w == 0 for w in self.objectives.values()
+            not isinstance(w, int | float) or isinstance(w, bool) or w == 0 or not math.isfinite(w)
+            for w in self.objectives.values()
         ):
             raise ConfigError(f"config key 'objectives': expected {{name: non-zero weight}}, got {self.objectives!r}")
         self.budget()

@@ -12,11 +12,24 @@ from typing import Any
 from evokeras._io import write_json_atomic
 from evokeras.engine.search import Search
 from evokeras.training.context import FinalContext
-from evokeras.training.records import FINAL_SEED_OFFSET, derive_seed
+from evokeras.training.evaluator import seed_keras
+from evokeras.training.records import FINAL_SEED_OFFSET, derive_seed, is_storage_error
 
-__all__ = ["finalize", "spread"]
+__all__ = ["finalize", "missing_members", "spread"]
 
 log = logging.getLogger(__name__)
+
+
+def missing_members(search: Search, entries: list[dict[str, Any]]) -> list[str]:
+    """Keys of the members of ``entries`` to finish whose final model is not done (failed,
+    or its file is missing)."""
+    return [e["key"] for e in entries if e.get("status") != "not_finalized" and not _complete(search, e)]
+
+
+def _complete(search: Search, entry: Any) -> bool:
+    """Whether a member's entry says its final model is done and the model file exists."""
+    return (isinstance(entry, dict) and entry.get("status") == "ok" and isinstance(entry.get("model"), str)
+            and (search.out_dir / entry["model"]).is_file())
 
 
 def spread(n: int, k: int | None) -> set[int] | None:
@@ -40,6 +53,12 @@ def finalize(search: Search, front: list[Any], *, progress: bool = False) -> lis
     Returns:
         The hall-of-fame entries (also written to ``hall_of_fame.json``), each with the
         genome, its search objectives and metrics, the test figures and the model path.
+
+    Each finished member's entry is committed to the run store (meta ``final_entries``)
+    as soon as its model is saved: a finish interrupted (a signal, a full disk) or with
+    failed members is completed by the next call, which redoes only the members without
+    an ``ok`` entry and a saved model. A disk that refuses a write
+    (:func:`~evokeras.training.records.is_storage_error`) stops it with that ``OSError``.
     """
     import keras
 
@@ -56,7 +75,9 @@ def finalize(search: Search, front: list[Any], *, progress: bool = False) -> lis
         from tqdm.auto import tqdm
 
         iterator = tqdm(members, desc="final models", unit="model", leave=False)
+    done: dict[str, Any] = search.store.get_meta("final_entries") or {}
     for i, ind in enumerate(iterator):
+        search.check_stop()
         genome = ind.as_genome()
         record = search.store.get_evaluation(genome.key)
         entry: dict[str, Any] = {
@@ -69,10 +90,14 @@ def finalize(search: Search, front: list[Any], *, progress: bool = False) -> lis
             entry["status"] = "not_finalized"  # beyond final_members: kept in the front, not retrained
             entries.append(entry)
             continue
+        previous = done.get(genome.key)
+        if _complete(search, previous):
+            entries.append({**entry, **{k: v for k, v in previous.items() if k not in entry}})
+            continue
         try:
             keras.utils.clear_session(free_memory=True)
             seed = derive_seed(cfg.seed + FINAL_SEED_OFFSET, genome.key)
-            keras.utils.set_random_seed(seed)
+            seed_keras(seed)
             final = FinalContext(epochs=cfg.final_epochs, train_samples=cfg.final_train_samples, seed=seed,
                                  run_seed=cfg.seed, time_batch=budget.time_batch, time_repeats=budget.time_repeats,
                                  schedule=cfg.final_schedule, augment=cfg.augment(task))
@@ -81,9 +106,14 @@ def finalize(search: Search, front: list[Any], *, progress: bool = False) -> lis
             entry["model"] = str(path.relative_to(search.out_dir))
             log.info("final model %s: %s", genome.key, {k: v for k, v in entry.items() if k.startswith("test_")})
         except Exception as exc:  # recorded in the entry; the other members go on
+            if is_storage_error(exc):
+                raise
             log.warning("final model %s failed: %s", genome.key, exc)
             entry["status"] = "failed"
             entry["error"] = f"{type(exc).__name__}: {exc}"[:2000]
+        else:
+            done[genome.key] = {k: v for k, v in entry.items() if k not in ("key", "genome", "objectives", "metrics")}
+            search.store.set_meta("final_entries", done)
         entries.append(entry)
     keras.utils.clear_session(free_memory=True)
     write_json_atomic(search.out_dir / "hall_of_fame.json", {"objectives": cfg.objectives, "members": entries})

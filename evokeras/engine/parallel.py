@@ -325,6 +325,10 @@ class Backend:
             out[i] = result
         return out
 
+    def connect(self) -> None:
+        """Start or reach the workers now rather than on first use; raise
+        :class:`BackendError` when they cannot be reached (no-op for local backends)."""
+
     def close(self) -> None:
         """Release workers (they start again on next use)."""
 
@@ -853,6 +857,9 @@ class DaskBackend(Backend):
             self._connect()
         return self._client
 
+    def connect(self) -> None:
+        self.client  # noqa: B018 - connects
+
     def _connect(self) -> None:
         try:
             with optional_dependency():
@@ -865,7 +872,7 @@ class DaskBackend(Backend):
             return
         try:
             self._client = Client(self.address, timeout=self.connect_timeout, set_as_default=False)
-        except (OSError, TimeoutError) as exc:
+        except (OSError, TimeoutError, ValueError) as exc:
             raise SchedulerLost(f"cannot reach the Dask scheduler at {self.address}: {exc}") from exc
         env = {"TF_CPP_MIN_LOG_LEVEL": os.environ.get("TF_CPP_MIN_LOG_LEVEL", "3"), **self.env}
         backend = _keras_backend()
@@ -884,7 +891,7 @@ class DaskBackend(Backend):
                 threads_per_worker=1,  # one evaluation at a time per worker; its threads come from env
                 processes=True,
                 host="127.0.0.1",
-                dashboard_address=":0",  # a free port (None still starts one on 8787)
+                dashboard_address="127.0.0.1:0",  # a free port on this host only (None still starts one on 8787)
                 env=env,
                 silence_logs=logging.WARNING,
             )
@@ -896,7 +903,7 @@ class DaskBackend(Backend):
             }}
             for i in range(self.workers)
         }
-        scheduler = {"cls": Scheduler, "options": {"host": "127.0.0.1", "dashboard_address": ":0"}}
+        scheduler = {"cls": Scheduler, "options": {"host": "127.0.0.1", "dashboard_address": "127.0.0.1:0"}}
         return SpecCluster(workers=workers, scheduler=scheduler, silence_logs=logging.WARNING)
 
     def _lost(self) -> bool:

@@ -18,7 +18,6 @@ Example:
 from __future__ import annotations
 
 import dataclasses
-import json
 import logging
 import math
 import os
@@ -31,11 +30,17 @@ from typing import Any
 import numpy as np
 from deap import tools
 
-from evokeras._io import write_json_atomic, write_text_atomic
+from evokeras._io import (
+    MAX_CONFIG_BYTES,
+    UnreadableFile,
+    read_json,
+    write_json_atomic,
+    write_text_atomic,
+)
 from evokeras._meta import __version__
 from evokeras.engine.callbacks import Callback
 from evokeras.engine.config import ConfigError, SearchConfig
-from evokeras.engine.parallel import Backend, make_backend
+from evokeras.engine.parallel import Backend, BackendError, make_backend
 from evokeras.engine.store import RunStore, StoreError
 from evokeras.engine.toolbox import Individual, make_toolbox, to_individual
 from evokeras.genomes.network import Genome
@@ -44,9 +49,13 @@ from evokeras.training.evaluator import Evaluator
 from evokeras.training.inheritance import WeightCache
 from evokeras.training.records import MULTI_FIDELITY_DEFAULTS, EvalResult, worst_values
 
-__all__ = ["AllFailedError", "RunError", "Search", "SearchResult"]
+__all__ = ["AllFailedError", "Interrupted", "RunError", "Search", "SearchResult", "lock_run_dir"]
 
 log = logging.getLogger(__name__)
+
+#: The configuration keys that say where and how to evaluate: never read from a run
+#: directory; ``Search.resume`` takes them from its caller.
+PARALLEL_KEYS = ("workers", "backend", "scheduler")
 
 #: The values that configuration keys added after 0.3 take when an older run is resumed
 #: (so that it keeps the behaviour it started with).
@@ -65,6 +74,17 @@ class AllFailedError(RuntimeError):
     search stops rather than spend its budget on a task, configuration or installation
     that fails every network (the run directory stays resumable: a resume evaluates the
     first generation again)."""
+
+
+class Interrupted(KeyboardInterrupt):
+    """The run was asked to stop (:meth:`Search.request_stop`, e.g. on SIGINT/SIGTERM).
+
+    Everything committed before it is in the run store; ``evokeras resume DIR``
+    continues. ``signum`` is the signal's number (``None`` if none)."""
+
+    def __init__(self, signum: int | None = None) -> None:
+        super().__init__(f"stopped by signal {signum}" if signum else "stopped")
+        self.signum = signum
 
 
 @dataclass
@@ -90,6 +110,27 @@ def _versions() -> dict[str, str]:
             continue
     out["keras_backend"] = os.environ.get("KERAS_BACKEND", "tensorflow")
     return out
+
+
+def lock_run_dir(out_dir: Path, *, create: bool = False) -> Any:
+    """Take ``out_dir/.lock`` (``flock``, exclusive): the open file, held until it is
+    closed. A search holds it while it lives; ``evokeras plot`` while it draws. Raises
+    :class:`RunError` when another process holds it or the directory is unusable
+    (``create``: make the directory first)."""
+    import fcntl
+
+    try:
+        if create:
+            out_dir.mkdir(parents=True, exist_ok=True)
+        handle = open(out_dir / ".lock", "w")  # noqa: SIM115 - held until closed
+    except OSError as exc:
+        raise RunError(f"cannot use {out_dir} as a run directory: {exc}") from exc
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.close()
+        raise RunError(f"{out_dir} is in use by another evokeras process") from None
+    return handle
 
 
 class Search:
@@ -142,45 +183,50 @@ class Search:
         if map_fn is None:
             self._backend = make_backend(config)
             self.toolbox.register("map", self._backend.map)
+            if config.scheduler is not None:  # an unreachable scheduler leaves no run directory behind
+                try:
+                    self._backend.connect()
+                except BackendError as exc:
+                    self._backend.close()
+                    raise RunError(str(exc)) from exc
         self.map_fn: MapFn = map_fn or self._backend  # type: ignore[assignment]
         self._low_evaluators: dict[float, EvaluateFn] = {}
         if config.multi_fidelity is not None and not hasattr(self.evaluate, "at_fidelity"):
             raise ConfigError("config key 'multi_fidelity' needs the built-in Evaluator (a custom evaluate was given)")
         self.weights = tuple(float(w) for w in config.objectives.values())
-        self._lock = self._take_lock(create=not _resuming)
+        self._lock = None
         try:
+            self._lock = self._take_lock(create=not _resuming)
             self.store = RunStore(self.out_dir / "run.db", create=False) if _resuming else self._create_run_dir()
         except BaseException:
             self._release_lock()
+            if self._backend is not None:
+                self._backend.close()
             raise
         self._status: dict[str, str] = {}
+        self.stop_signal: int | None = None  # set by request_stop()
         self.fit_seconds = 0.0
         self._best: dict[str, float] = {}
         self.max_val_error = config.max_val_error if config.max_val_error is not None else self.task.default_max_val_error
         self._violation: dict[str, float] = {}  # key -> validation error above max_val_error
         self.store.set_meta("max_val_error", self.max_val_error)  # plots draw the same front
-        for _, result in self.store.evaluations():
-            self._note_best(result)
-            self._note_feasibility(result)
+        try:
+            for _, result in self.store.evaluations():
+                if result.objective_names != tuple(config.objectives):
+                    raise StoreError(f"run store {self.store.path}: evaluation {result.key!r} has objectives "
+                                     f"{list(result.objective_names)}, the run {list(config.objectives)}")
+                self._note_best(result)
+                self._note_feasibility(result)
+        except BaseException:
+            self.close()
+            raise
 
     # -- run directory ---------------------------------------------------------------------
     def _take_lock(self, *, create: bool) -> Any:
         """Hold ``DIR/.lock`` while this object lives: one process per run directory."""
-        import fcntl
-
         if create and (self.out_dir / "run.db").exists():
             raise RunError(f"{self.out_dir} already holds a run: use `evokeras resume {self.out_dir}`")
-        try:
-            self.out_dir.mkdir(parents=True, exist_ok=True)
-            handle = open(self.out_dir / ".lock", "w")  # noqa: SIM115 - held until close()
-        except OSError as exc:
-            raise RunError(f"cannot use {self.out_dir} as a run directory: {exc}") from exc
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            handle.close()
-            raise RunError(f"{self.out_dir} is in use by another evokeras process") from None
-        return handle
+        return lock_run_dir(self.out_dir, create=create)
 
     def _release_lock(self) -> None:
         if self._lock is not None:
@@ -203,11 +249,13 @@ class Search:
             write_json_atomic(
                 self.out_dir / "config.json", {"config": self.config.to_dict(), "versions": _versions()}
             )
-        except (OSError, StoreError, ConfigError) as exc:
+        except BaseException as exc:  # a signal included: no half-made run is left behind
             for path in set(self.out_dir.iterdir()) - before:
                 if path.is_file():
                     path.unlink(missing_ok=True)
-            raise RunError(f"cannot create a run in {self.out_dir}: {exc}") from exc
+            if isinstance(exc, OSError | StoreError | ConfigError):
+                raise RunError(f"cannot create a run in {self.out_dir}: {exc}") from exc
+            raise
         return store
 
     def close(self) -> None:
@@ -216,6 +264,19 @@ class Search:
             self._backend.close()
         self.store.close()
         self._release_lock()
+
+    def request_stop(self, signum: int | None = None) -> None:
+        """Ask the run to stop: :meth:`check_stop` raises :class:`Interrupted` from now
+        on. The search checks it before committing each result and before each
+        generation, and :func:`~evokeras.engine.final.finalize` before each member, so a
+        stop requested from a signal handler holds even where the handler's own
+        exception was swallowed (raised inside a finalizer or a callback)."""
+        self.stop_signal = signum if signum is not None else 0
+
+    def check_stop(self) -> None:
+        """Raise :class:`Interrupted` once :meth:`request_stop` was called."""
+        if self.stop_signal is not None:
+            raise Interrupted(self.stop_signal or None)
 
     def __enter__(self) -> Search:
         return self
@@ -236,22 +297,34 @@ class Search:
         if not (out_dir / "run.db").is_file() or not cfg_path.is_file():
             raise RunError(f"{out_dir} is not a run directory (no run.db/config.json)")
         try:
-            stored = json.loads(cfg_path.read_text())["config"]
+            stored = read_json(cfg_path, max_bytes=MAX_CONFIG_BYTES)
+            if not isinstance(stored, dict) or not isinstance(stored.get("config"), dict):
+                raise ConfigError("expected {\"config\": {...}, ...}")
+            # A run directory is data, never instructions: where and how to evaluate (a
+            # Dask scheduler runs code in this process through the results it sends)
+            # comes from the caller only, never from the stored configuration.
+            stored = {**stored["config"], "backend": None, "scheduler": None}
             # Runs written before these keys existed keep their behaviour: no constraint
             # on the front, a constant final learning rate, no augmentation.
-            legacy = {k: v for k, v in LEGACY_RESUME_DEFAULTS.items() if isinstance(stored, dict) and k not in stored}
+            legacy = {k: v for k, v in LEGACY_RESUME_DEFAULTS.items() if k not in stored}
             config = SearchConfig.from_dict({**stored, **legacy})
-        except (OSError, KeyError, json.JSONDecodeError, ConfigError) as exc:
+        except (UnreadableFile, ConfigError) as exc:
             raise RunError(f"cannot read {cfg_path}: {exc}") from exc
         if parallel:
-            unknown = set(parallel) - {"workers", "backend", "scheduler"}
+            unknown = set(parallel) - set(PARALLEL_KEYS)
             if unknown:
                 raise ConfigError(f"resume can change only workers/backend/scheduler, not {sorted(unknown)[0]!r}")
             config = SearchConfig.from_dict(parallel, base=config)
         try:
-            return cls(config, out_dir, _resuming=True, **kwargs)
+            search = cls(config, out_dir, _resuming=True, **kwargs)
         except (StoreError, ConfigError) as exc:
             raise RunError(str(exc)) from exc
+        try:
+            search._restore()  # the checkpoint is checked now, before anything runs
+        except StoreError as exc:
+            search.close()
+            raise RunError(str(exc)) from exc
+        return search
 
     # -- evaluation ----------------------------------------------------------------------------
     def _evaluate_all(self, individuals: list[Individual], gen: int, bar: Any) -> None:
@@ -309,6 +382,7 @@ class Search:
             bar.set_description(f"gen {gen}" + (f" {suffix}" if suffix else ""))
         pending = {g.key for g in todo}
         for result in self.map_fn(evaluate, todo):
+            self.check_stop()  # a result that finishes after a stop request is abandoned
             if result.key not in pending:
                 raise RuntimeError(f"map backend returned an unexpected or repeated result {result.key}")
             pending.discard(result.key)
@@ -455,10 +529,32 @@ class Search:
             "fit_seconds": self.fit_seconds,
         }
 
+    def _restore(self) -> tuple[int, float, list[Individual], tools.ParetoFront]:
+        """The last checkpoint's generation, elapsed seconds, population and front (and
+        the run's random state and ``fit_seconds`` set from it); ``(-1, 0, [], empty)``
+        before the first. A checkpoint whose genomes, fitness or random state do not fit
+        this run raises :class:`StoreError`."""
+        checkpoint = self.store.latest_checkpoint()
+        front = tools.ParetoFront()
+        if checkpoint is None:
+            return -1, 0.0, [], front
+        self.store.check_search_state(checkpoint)
+        try:
+            population = self._load(checkpoint["population"])
+            front.update(self._load(checkpoint["front"]))
+            self.toolbox.rng.bit_generator.state = checkpoint["rng"]
+        except (ValueError, TypeError, KeyError) as exc:  # GenomeError is a ValueError
+            raise StoreError(f"run store {self.store.path}: checkpoint of generation {checkpoint['gen']} "
+                             f"does not fit this run: {exc}") from None
+        self.fit_seconds = float(checkpoint.get("fit_seconds", 0.0))
+        return int(checkpoint["gen"]), float(checkpoint["elapsed"]), population, front
+
     def _load(self, items: list[dict[str, Any]]) -> list[Individual]:
         out = []
         for item in items:
             ind = to_individual(self.task.genome_from_dict(item["genome"]), self.toolbox.fitness_class)
+            if len(item["fitness"]) != len(self.weights):
+                raise ValueError(f"{len(item['fitness'])} fitness values for {len(self.weights)} objectives")
             ind.fitness.values = tuple(item["fitness"])
             self._status[ind.key] = item.get("status", "ok")
             out.append(ind)
@@ -521,19 +617,10 @@ class Search:
     def run(self) -> SearchResult:
         """Run (or continue) the search until its generations or wall budget are spent."""
         cfg = self.config
-        checkpoint = self.store.latest_checkpoint()
-        front = tools.ParetoFront()
-        if checkpoint is None:
-            gen, elapsed0 = -1, 0.0
-            population: list[Individual] = []
-        else:
-            gen, elapsed0 = int(checkpoint["gen"]), float(checkpoint["elapsed"])
-            self.fit_seconds = float(checkpoint.get("fit_seconds", 0.0))
-            population = self._load(checkpoint["population"])
-            front.update(self._load(checkpoint["front"]))
-            self.toolbox.rng.bit_generator.state = checkpoint["rng"]
+        gen, elapsed0, population, front = self._restore()
+        if gen >= 0:
             log.info("resuming %s after generation %d", self.out_dir, gen)
-        if checkpoint is None and self.store.get_meta("failed_fast"):
+        if gen < 0 and self.store.get_meta("failed_fast"):
             # the first generation failed as a whole: evaluate it again (the cause may be fixed)
             self.store.forget_evaluations(generation=0)
             self.store.set_meta("failed_fast", None)
@@ -544,6 +631,7 @@ class Search:
         stopped_by = "generations"
         try:
             while gen < cfg.generations:
+                self.check_stop()
                 if gen >= 0 and self._solved(front):
                     stopped_by = "solved"
                     break

@@ -23,7 +23,11 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from evokeras._io import UnreadableFile, loads_json
 from evokeras.training.records import EvalResult
+
+#: Statuses an evaluation row may have.
+STATUSES = ("ok", "failed", "nan", "oom", "timeout", "pruned")
 
 __all__ = ["RunStore", "StoreError"]
 
@@ -71,11 +75,7 @@ class RunStore:
             else:
                 self._db = sqlite3.connect(self.path, timeout=30.0, isolation_level=None)
             if not create or readonly:
-                tables = {r[0] for r in self._db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
-                missing = {"meta", "evaluations", "generations", "checkpoints"} - tables
-                if missing:
-                    self._db.close()
-                    raise StoreError(f"{self.path} is not an evokeras run store (no table {sorted(missing)[0]!r})")
+                self._check_file()
             if readonly:
                 return
             self._db.execute("PRAGMA journal_mode=WAL")
@@ -83,6 +83,33 @@ class RunStore:
             self._db.executescript(_SCHEMA)
         except sqlite3.DatabaseError as exc:
             raise StoreError(f"cannot read run store {self.path}: {exc}") from exc
+
+    def _check_file(self) -> None:
+        """An existing file must be a sound SQLite database (``PRAGMA quick_check``) with
+        the tables of a run store."""
+        try:
+            problems = [r[0] for r in self._db.execute("PRAGMA quick_check")]
+            if problems != ["ok"]:
+                raise StoreError(f"run store {self.path} is damaged: {'; '.join(map(str, problems[:3]))}")
+            tables = {r[0] for r in self._db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+        except BaseException:
+            self._db.close()
+            raise
+        missing = {"meta", "evaluations", "generations", "checkpoints"} - tables
+        if missing:
+            self._db.close()
+            raise StoreError(f"{self.path} is not an evokeras run store (no table {sorted(missing)[0]!r})")
+
+    def _json(self, text: Any, where: str, kind: type | tuple[type, ...] = object) -> Any:
+        """A JSON column's value, checked: nothing read from the file is trusted."""
+        try:
+            value = loads_json(text, where=f"run store {self.path}: {where}", constants=True)
+        except UnreadableFile as exc:
+            raise StoreError(str(exc)) from None
+        if not isinstance(value, kind):
+            raise StoreError(f"run store {self.path}: {where}: expected {_kind_name(kind)}, "
+                             f"got {type(value).__name__}")
+        return value
 
     def close(self) -> None:
         self._db.close()
@@ -99,7 +126,7 @@ class RunStore:
 
     def get_meta(self, name: str, default: Any = None) -> Any:
         row = self._db.execute("SELECT value FROM meta WHERE name = ?", (name,)).fetchone()
-        return json.loads(row[0]) if row else default
+        return self._json(row[0], f"meta {name!r}") if row else default
 
     # -- evaluations -----------------------------------------------------------------------
     def add_evaluation(self, result: EvalResult, generation: int) -> None:
@@ -127,16 +154,29 @@ class RunStore:
         self._db.execute("DELETE FROM evaluations WHERE generation = ?", (int(generation),))
 
     def _row_to_result(self, row: tuple[Any, ...]) -> EvalResult:
+        """An evaluation row as an :class:`EvalResult`, every column checked."""
         key, genome, status, objectives, names, metrics, error, times = row
+        where = f"evaluation {str(key)[:80]!r}"
+        if not isinstance(key, str) or status not in STATUSES or not isinstance(error, str | None):
+            raise StoreError(f"run store {self.path}: {where}: malformed key, status or error")
+        objectives = self._json(objectives, f"{where} objectives", list)
+        names = self._json(names, f"{where} objective_names", list)
+        metrics = self._json(metrics, f"{where} metrics", dict)
+        times = self._json(times, f"{where} times", dict)
+        if (len(objectives) != len(names) or not all(map(_is_number, objectives))
+                or not all(isinstance(n, str) for n in names)
+                or not all(map(_is_number, times.values()))
+                or not (metrics.get("val_error") is None or _is_number(metrics["val_error"]))):
+            raise StoreError(f"run store {self.path}: {where}: malformed objectives, metrics or times")
         return EvalResult(
             key=key,
-            genome=json.loads(genome),
+            genome=self._json(genome, f"{where} genome", dict),
             status=status,
-            objectives=tuple(json.loads(objectives)),
-            objective_names=tuple(json.loads(names)),
-            metrics=json.loads(metrics),
+            objectives=tuple(float(v) for v in objectives),
+            objective_names=tuple(names),
+            metrics=metrics,
             error=error,
-            times=json.loads(times),
+            times=times,
         )
 
     _COLUMNS = "key, genome, status, objectives, objective_names, metrics, error, times"
@@ -186,9 +226,34 @@ class RunStore:
         self._db.execute("COMMIT")
 
     def generations(self) -> list[dict[str, Any]]:
-        rows = self._db.execute("SELECT record FROM generations ORDER BY gen").fetchall()
-        return [json.loads(r[0]) for r in rows]
+        rows = self._db.execute("SELECT gen, record FROM generations ORDER BY gen").fetchall()
+        return [self._json(r[1], f"generation {r[0]} record", dict) for r in rows]
 
     def latest_checkpoint(self) -> dict[str, Any] | None:
-        row = self._db.execute("SELECT state FROM checkpoints ORDER BY gen DESC LIMIT 1").fetchone()
-        return json.loads(row[0]) if row else None
+        """The last checkpoint (a JSON object; :meth:`check_search_state` checks a search's)."""
+        row = self._db.execute("SELECT gen, state FROM checkpoints ORDER BY gen DESC LIMIT 1").fetchone()
+        return self._json(row[1], f"checkpoint of generation {row[0]}", dict) if row else None
+
+    def check_search_state(self, state: dict[str, Any]) -> dict[str, Any]:
+        """``state`` if it has the structure of a search's checkpoint (``gen``, ``rng``,
+        ``elapsed``, ``population`` and ``front`` as lists of ``{genome, fitness,
+        status}``); else :class:`StoreError`. The genomes are the task's to check."""
+        ok = (isinstance(state.get("gen"), int) and isinstance(state.get("rng"), dict)
+              and _is_number(state.get("elapsed")) and _is_number(state.get("fit_seconds", 0.0)))
+        for part in ("population", "front"):
+            items = state.get(part)
+            ok = ok and isinstance(items, list) and all(
+                isinstance(item, dict) and isinstance(item.get("genome"), dict)
+                and isinstance(item.get("fitness"), list) and all(map(_is_number, item["fitness"]))
+                and isinstance(item.get("status", "ok"), str) for item in items)
+        if not ok:
+            raise StoreError(f"run store {self.path}: checkpoint of generation {state.get('gen')!r} is malformed")
+        return state
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def _kind_name(kind: type | tuple[type, ...]) -> str:
+    return {list: "a JSON list", dict: "a JSON object"}.get(kind, str(kind))  # type: ignore[call-overload]

@@ -184,8 +184,13 @@ class LayerGene:
         check_keys(data, {f.name for f in dataclasses.fields(cls)}, where)
         if "kind" not in data:
             raise GenomeError(f"{where}: missing key 'kind'")
+        if not isinstance(data["kind"], str):
+            raise GenomeError(f"{where}.kind: expected a layer kind name, got {type(data['kind']).__name__} {data['kind']!r}")
         kwargs = dict(data)
-        kwargs["skips"] = tuple(kwargs.get("skips", ()))
+        skips = kwargs.get("skips", ())
+        if not isinstance(skips, Sequence) or isinstance(skips, str):
+            raise GenomeError(f"{where}.skips: expected a list of integers, got {type(skips).__name__} {skips!r}")
+        kwargs["skips"] = tuple(skips)
         if isinstance(kwargs.get("cell"), Mapping):
 
             try:

@@ -21,7 +21,6 @@ non-dominated sort are moocore's (``moocore.hypervolume``, ``moocore.is_nondomin
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Sequence
 from pathlib import Path
@@ -30,8 +29,9 @@ from typing import Any
 import moocore
 import numpy as np
 
-from evokeras._io import atomic_path
+from evokeras._io import MAX_CONFIG_BYTES, UnreadableFile, atomic_path, read_json
 from evokeras.engine.store import RunStore
+from evokeras.results.report import read_front
 from evokeras.tasks import Task, make_task
 
 log = logging.getLogger(__name__)
@@ -319,17 +319,20 @@ def save_plots(run_dir: str | Path, task: Task | None = None) -> list[Path]:
                 fig.savefig(tmp, dpi=120)
             plt.close(fig)
             paths.append(path)
-    try:
-        config = json.loads((run_dir / "config.json").read_text())["config"]
-        task_name, options = config["task"], config.get("task_options") or {}
-    except (OSError, KeyError, ValueError):
-        task_name, options = None, {}
     hof = run_dir / "hall_of_fame.json"
-    if (task is not None or task_name) and hof.is_file():
-        try:
-            task = task if task is not None else make_task(task_name, **options)
-        except (TypeError, ValueError, OSError) as exc:
-            log.warning("no figures of task %r: %s", task_name, exc)
-            return paths
-        paths += task.save_plots(out, json.loads(hof.read_text()))
+    if hof.is_file():
+        front = read_front(run_dir)  # checked against its schema
+        if task is None:
+            stored = read_json(run_dir / "config.json", max_bytes=MAX_CONFIG_BYTES)
+            config = stored.get("config") if isinstance(stored, dict) else None
+            if not isinstance(config, dict) or not isinstance(config.get("task"), str) \
+                    or not isinstance(config.get("task_options") or {}, dict):
+                raise UnreadableFile(f"{run_dir / 'config.json'}: expected {{\"config\": {{\"task\": NAME, ...}}}}")
+            try:
+                task = make_task(config["task"], **(config.get("task_options") or {}))
+            except (TypeError, ValueError, OSError) as exc:
+                # (an importable factory not trusted in this process, a data file that changed)
+                log.warning("no figures of task %r: %s", config["task"], exc)
+                return paths
+        paths += task.save_plots(out, front)
     return paths

@@ -2,30 +2,88 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
+from evokeras._io import UnreadableFile, read_json
 from evokeras.engine.store import RunStore
 from evokeras.genomes.keyed import key_of
 
-__all__ = ["format_report", "front_table", "read_front", "report_title"]
+__all__ = ["check_front", "format_report", "front_table", "read_front", "report_title"]
 
 
 def read_front(run_dir: str | Path) -> dict[str, Any]:
-    """The front of a run: ``hall_of_fame.json`` if written, else the last checkpoint's front."""
+    """The front of a run: ``hall_of_fame.json`` if written, else the last checkpoint's front.
+
+    Nothing is trusted: the run store must pass SQLite's ``quick_check`` (also when the
+    hall of fame exists) and the hall of fame its schema (:func:`check_front`); else
+    :class:`~evokeras.engine.store.StoreError` or :class:`~evokeras._io.UnreadableFile`
+    naming the file.
+    """
 
     run_dir = Path(run_dir)
     hof = run_dir / "hall_of_fame.json"
-    if hof.is_file():
-        return json.loads(hof.read_text())
     with RunStore(run_dir / "run.db", readonly=True) as store:
-        state = store.latest_checkpoint() or {"front": []}
+        if hof.is_file():
+            return check_front(read_json(hof), hof)
+        checkpoint = store.latest_checkpoint()
+        state = store.check_search_state(checkpoint) if checkpoint is not None else {"front": []}
         objectives = store.get_meta("objectives") or {}
     members = []
     for item in state["front"]:
         members.append({"key": key_of(item["genome"]), "genome": item["genome"], "objectives": dict(zip(objectives, item["fitness"], strict=False))})
-    return {"objectives": objectives, "members": members, "final": False}
+    return check_front({"objectives": objectives, "members": members, "final": False}, run_dir / "run.db")
+
+
+def check_front(data: Any, where: str | Path) -> dict[str, Any]:
+    """``data`` if it has the shape of ``hall_of_fame.json``; else :class:`UnreadableFile`
+    naming ``where`` and the first offending entry.
+
+    ``{"objectives": {name: non-zero weight}, "members": [{"key": str, "genome": {...},
+    "objectives": {name: number or null for every objective}, "metrics": {...}?,
+    "status": str?, "model": str?, "error": str?, "test_*": number, bool, str or null}]}``.
+    """
+
+    def bad(path: str, expected: str, value: Any) -> UnreadableFile:
+        return UnreadableFile(f"{where}: {path}: expected {expected}, got {type(value).__name__} {str(value)[:60]!r}")
+
+    if not isinstance(data, dict):
+        raise bad("the file", "a JSON object", data)
+    objectives = data.get("objectives")
+    if not isinstance(objectives, dict) or not all(_number(w) and w for w in objectives.values()):
+        raise bad("objectives", "{name: non-zero weight}", objectives)
+    members = data.get("members")
+    if not isinstance(members, list):
+        raise bad("members", "a list", members)
+    for i, m in enumerate(members):
+        at = f"members[{i}]"
+        if not isinstance(m, dict):
+            raise bad(at, "an object", m)
+        if not isinstance(m.get("key"), str):
+            raise bad(f"{at}.key", "a string", m.get("key"))
+        genome = m.get("genome")
+        if not isinstance(genome, dict) or not isinstance(genome.get("layers", []), list) \
+                or not isinstance(genome.get("drop", []), list) or not isinstance(genome.get("squeeze", {}), dict):
+            raise bad(f"{at}.genome", "a genome object", genome)
+        values = m.get("objectives")
+        if not isinstance(values, dict):
+            raise bad(f"{at}.objectives", "an object", values)
+        for name in objectives:
+            if not (values.get(name) is None or _number(values[name])):
+                raise bad(f"{at}.objectives.{name}", "a number", values.get(name))
+        if not isinstance(m.get("metrics", {}), dict):
+            raise bad(f"{at}.metrics", "an object", m.get("metrics"))
+        for name in ("status", "model", "error"):
+            if not isinstance(m.get(name, ""), str):
+                raise bad(f"{at}.{name}", "a string", m.get(name))
+        for name, value in m.items():
+            if name.startswith("test_") and not (value is None or isinstance(value, int | float | str)):
+                raise bad(f"{at}.{name}", "a number", value)
+    return data
+
+
+def _number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
 
 
 def _program_steps(program: dict[str, Any]) -> int:
@@ -59,7 +117,7 @@ def front_table(data: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
         metrics = m.get("metrics", {})
         g = m["genome"]
         row = [m["key"], str(len(g["layers"]) if "layers" in g else _program_steps(g))]
-        row += [_cell(n, m["objectives"][n]) for n in names]
+        row += ["-" if m["objectives"].get(n) is None else _cell(n, m["objectives"][n]) for n in names]
         row += [str(metrics.get("params", ""))] * len(extra)
         row += [_cell(k, m.get(k)) for k in tests]
         rows.append(row)

@@ -45,7 +45,7 @@ def _load_base(path: str) -> Any:
     key = (path, os.path.getmtime(path))
     if key not in _BASES:
         _BASES.clear()
-        _BASES[key] = keras.saving.load_model(path, compile=False)
+        _BASES[key] = keras.saving.load_model(path, compile=False, safe_mode=True)  # no lambda code from a file
     return _BASES[key]
 
 

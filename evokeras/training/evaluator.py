@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import logging
 import math
+import random
 import time
 from collections.abc import Mapping
 from pathlib import Path
@@ -39,10 +40,11 @@ from evokeras.training.records import (
     NonFiniteError,
     TrainSettings,
     derive_seed,
+    is_storage_error,
     worst_values,
 )
 
-__all__ = ["Evaluator", "Scorer"]
+__all__ = ["Evaluator", "Scorer", "seed_keras"]
 
 log = logging.getLogger(__name__)
 
@@ -82,6 +84,25 @@ def _configure_backend(deterministic: bool) -> None:
     if deterministic and "deterministic" not in _CONFIGURED:
         tf.config.experimental.enable_op_determinism()
         _CONFIGURED.add("deterministic")
+
+
+def seed_keras(seed: int) -> None:
+    """``keras.utils.set_random_seed(seed)``, and a random generator of Keras' own.
+
+    Keras draws the seed of every layer built without one (initializers, dropout) from
+    Python's global ``random`` generator. Other threads of the process may draw from it
+    too while a model is built: on a Dask worker, Dask's own threads do (retry jitter,
+    heartbeats), so the initial weights there depended on timing and Dask results
+    differed from serial ones. Keras gets a ``random.Random`` of its own, seeded as the
+    global one is here, so that it draws exactly what it drew before (when no other
+    thread interferes) whatever other threads do.
+    """
+    import keras
+    from keras.src.random import seed_generator
+
+    keras.utils.set_random_seed(seed)
+    if hasattr(seed_generator, "python_random"):  # where Keras' make_default_seed draws from
+        seed_generator.python_random = random.Random(seed)
 
 
 def _classify_error(exc: BaseException) -> str:
@@ -199,7 +220,7 @@ class Evaluator:
             keras.utils.clear_session(free_memory=True)
         _configure_backend(self.settings.deterministic)
         seed = derive_seed(self.seed, genome.key)
-        keras.utils.set_random_seed(seed)
+        seed_keras(seed)
         if self.task.needs_data:
             self.data()  # a missing data set is the run's error, not the candidate's
         ctx = ScoreContext(budget=self.budget, seed=seed, run_seed=self.seed, objectives=self.objective_names,
@@ -211,6 +232,8 @@ class Evaluator:
             if time.perf_counter() - start > self.budget.timeout:
                 raise EvaluationTimeout(f"evaluation took longer than the {self.budget.timeout:g} s limit")
         except Exception as exc:  # recorded as a failed candidate with its reason
+            if is_storage_error(exc):  # a full disk is the run's error, not the candidate's
+                raise
             status = _classify_error(exc)
             metrics.update(ctx.notes)
             times = {**ctx.times, "total": time.perf_counter() - start}

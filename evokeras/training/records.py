@@ -9,12 +9,13 @@ engine (multi-fidelity defaults, the evaluation batch) live here, once.
 from __future__ import annotations
 
 import dataclasses
+import errno
 import hashlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["DEFAULT_OBJECTIVES", "EVAL_BATCH", "FINAL_SEED_OFFSET", "LEGACY_BUDGET_KEYS", "MULTI_FIDELITY_DEFAULTS", "WORST", "TrainSettings", "Budget", "EvalResult", "EvaluationTimeout", "NonFiniteError", "derive_seed", "worst_values"]
+__all__ = ["DEFAULT_OBJECTIVES", "EVAL_BATCH", "FINAL_SEED_OFFSET", "LEGACY_BUDGET_KEYS", "MULTI_FIDELITY_DEFAULTS", "WORST", "TrainSettings", "Budget", "EvalResult", "EvaluationTimeout", "NonFiniteError", "derive_seed", "is_storage_error", "worst_values"]
 
 
 #: The magnitude of the worst value given to a failed candidate (finite, so that
@@ -173,6 +174,17 @@ class EvalResult:
             error=d.get("error"),
             times=dict(d.get("times") or {}),
         )
+
+
+#: ``errno`` values of a disk that cannot take a write: full, over quota, read-only,
+#: permission lost, failing.
+STORAGE_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM, errno.EIO})
+
+
+def is_storage_error(exc: BaseException) -> bool:
+    """Whether ``exc`` is the disk refusing a write (the run's error: it stops, and
+    ``resume`` continues once the disk is fixed), not a candidate's."""
+    return isinstance(exc, OSError) and exc.errno in STORAGE_ERRNOS
 
 
 def worst_values(weights: Sequence[float]) -> tuple[float, ...]:

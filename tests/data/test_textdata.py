@@ -240,6 +240,17 @@ def test_find_brown_default_search_order(monkeypatch, tmp_path, no_brown_env):
     assert find_brown() == env
 
 
+def test_find_brown_env_pointing_nowhere_does_not_fall_back(monkeypatch, tmp_path, no_brown_env):
+    """EVOKERAS_BROWN names the corpus: pointing nowhere is an error, even when another
+    default location holds one."""
+    _write_fake_brown(tmp_path / "default" / "corpora" / "brown")
+    monkeypatch.setattr(brown_data, "_nltk_data_dirs", lambda: [tmp_path / "default"])
+    assert find_brown() == tmp_path / "default" / "corpora" / "brown"
+    monkeypatch.setenv(brown_data.BROWN_ENV_VAR, str(tmp_path / "nowhere"))
+    with pytest.raises(DatasetNotFoundError, match="EVOKERAS_BROWN=.*nowhere"):
+        find_brown()
+
+
 def test_nltk_data_dirs_follow_nltk(monkeypatch, tmp_path):
     a, b = tmp_path / "a", tmp_path / "b"
     monkeypatch.setenv("NLTK_DATA", f"{a}{os.pathsep}{b}")
