@@ -243,10 +243,11 @@ def run_kerastuner(kind: str, task: str, search_seconds: float, seed: int, recor
     acc, fit = final_retrain(lambda: kerastuner_model(best_hp), values["lr"], d, budget["final_epochs"], augment, seed)
     return {"best_test_accuracy": acc, "wall_seconds": search_wall + fit, "search_wall_seconds": search_wall,
             "final_fit_seconds": fit, "trials": trials, "best_hyperparameters": values,
-            "protocol": (f"trials on the full 55,000-image split for {search_seconds:.0f} s (evokeras's median search "
-                         f"time), best configuration retrained {budget['final_epochs']} epochs on train + validation, "
-                         f"cosine decay, shifts of up to {augment} px"
-                         + ("; trial phase of an earlier sitting, retrained now" if recorded else ""))}
+            "protocol": (f"trials on the full 55,000-image split for {search_seconds:.0f} s"
+                         + (" (a trial phase of an earlier sitting, retrained now)" if recorded
+                            else " (evokeras's median search time)")
+                         + f", best configuration retrained {budget['final_epochs']} epochs on train + validation, "
+                         f"cosine decay, shifts of up to {augment} px")}
 
 
 def rss_mb(pid: int | str = "self") -> float:
