@@ -18,7 +18,7 @@ directory (``base.keras``) so that the run is self-contained and resumable.
 Example:
     >>> # import evokeras, numpy as np
     >>> # run = evokeras.search(evokeras.from_arrays(x, y), "runs/mine", config={"generations": 4})
-    >>> # run.front[0]["test_error"], run.models[0]
+    >>> # run.front[0].get("test_error"), run.models[0]
     >>> # import evokeras, keras
     >>> # base = keras.saving.load_model("position_net.keras")
     >>> # front = evokeras.specialize(base, "objects", "runs/spec", config={"generations": 4})
@@ -190,7 +190,7 @@ def search(task: str | Task, out: str | Path, *, config: Mapping[str, Any] | Non
         >>> # import numpy as np, evokeras
         >>> # x, y = np.random.rand(600, 12, 20, 3), np.random.randint(0, 7, 600)
         >>> # run = evokeras.search(evokeras.from_arrays(x, y), "runs/mine", config={"generations": 2})
-        >>> # print(run.front[0]["test_error"], run.models[0])
+        >>> # print(run.front[0].get("test_error"), run.models[0])
     """
     out = Path(out)
     if isinstance(task, str) and is_factory_name(task):

@@ -210,8 +210,11 @@ class TextLanguageModel(LanguageModel):
         vocab_size: word level: the most frequent training words kept (plus ``<unk>``;
             ``None``: all).
         lower: lower-case the text first.
-        val_fraction, test_fraction: the contiguous validation and test parts (at the end).
-        seq_len, embedding, space: as :class:`LanguageModel`.
+        val_fraction: the contiguous validation part (before the test part, at the end).
+        test_fraction: the contiguous test part (at the end).
+        seq_len: as :class:`LanguageModel`.
+        embedding: as :class:`LanguageModel`.
+        space: as :class:`LanguageModel`.
         name: a label for plots and reports (default: the file's stem, or ``"text"``).
 
     Example:
