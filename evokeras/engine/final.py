@@ -12,7 +12,7 @@ from typing import Any
 from evokeras._io import write_json_atomic
 from evokeras.engine.search import Search
 from evokeras.training.context import FinalContext
-from evokeras.training.evaluator import seed_keras
+from evokeras.training.evaluator import release_keras_seed, seed_keras
 from evokeras.training.records import FINAL_SEED_OFFSET, derive_seed, is_storage_error
 
 __all__ = ["finalize", "missing_members", "spread"]
@@ -114,6 +114,8 @@ def finalize(search: Search, front: list[Any], *, progress: bool = False) -> lis
         else:
             done[genome.key] = {k: v for k, v in entry.items() if k not in ("key", "genome", "objectives", "metrics")}
             search.store.set_meta("final_entries", done)
+        finally:
+            release_keras_seed()
         entries.append(entry)
     keras.utils.clear_session(free_memory=True)
     write_json_atomic(search.out_dir / "hall_of_fame.json", {"objectives": cfg.objectives, "members": entries})

@@ -543,7 +543,7 @@ class Search:
             population = self._load(checkpoint["population"])
             front.update(self._load(checkpoint["front"]))
             self.toolbox.rng.bit_generator.state = checkpoint["rng"]
-        except (ValueError, TypeError, KeyError) as exc:  # GenomeError is a ValueError
+        except (ValueError, TypeError, KeyError, OverflowError) as exc:  # GenomeError is a ValueError
             raise StoreError(f"run store {self.store.path}: checkpoint of generation {checkpoint['gen']} "
                              f"does not fit this run: {exc}") from None
         self.fit_seconds = float(checkpoint.get("fit_seconds", 0.0))

@@ -44,7 +44,7 @@ from evokeras.training.records import (
     worst_values,
 )
 
-__all__ = ["Evaluator", "Scorer", "seed_keras"]
+__all__ = ["Evaluator", "Scorer", "release_keras_seed", "seed_keras"]
 
 log = logging.getLogger(__name__)
 
@@ -103,6 +103,15 @@ def seed_keras(seed: int) -> None:
     keras.utils.set_random_seed(seed)
     if hasattr(seed_generator, "python_random"):  # where Keras' make_default_seed draws from
         seed_generator.python_random = random.Random(seed)
+
+
+def release_keras_seed() -> None:
+    """Give Keras back Python's global ``random`` after :func:`seed_keras` (so that
+    ``keras.utils.set_random_seed`` governs models built outside an evaluation again)."""
+    from keras.src.random import seed_generator
+
+    if hasattr(seed_generator, "python_random"):
+        seed_generator.python_random = random
 
 
 def _classify_error(exc: BaseException) -> str:
@@ -222,7 +231,11 @@ class Evaluator:
         seed = derive_seed(self.seed, genome.key)
         seed_keras(seed)
         if self.task.needs_data:
-            self.data()  # a missing data set is the run's error, not the candidate's
+            try:
+                self.data()  # a missing data set is the run's error, not the candidate's
+            except BaseException:
+                release_keras_seed()
+                raise
         ctx = ScoreContext(budget=self.budget, seed=seed, run_seed=self.seed, objectives=self.objective_names,
                            data_fn=self.data, parent=parent, weights=self.weights, start=start,
                            fast=self.settings.fast, fidelity=self.fidelity)
@@ -243,6 +256,7 @@ class Evaluator:
             return self.failure(genome, status, f"{type(exc).__name__}: {exc}"[:2000], metrics=metrics, times=times)
         finally:
             keras.utils.clear_session(free_memory=False)  # the next evaluation frees memory first
+            release_keras_seed()
         times = {**ctx.times, "total": time.perf_counter() - start}
         missing = [name for name in self.objectives if name not in metrics]
         if missing:

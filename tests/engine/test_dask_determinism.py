@@ -21,7 +21,7 @@ from _fakes import SMALL_SPACE  # noqa: E402
 
 from evokeras.engine.config import SearchConfig  # noqa: E402
 from evokeras.engine.parallel import DaskBackend, SerialBackend  # noqa: E402
-from evokeras.training.evaluator import Evaluator, seed_keras  # noqa: E402
+from evokeras.training.evaluator import Evaluator, release_keras_seed, seed_keras  # noqa: E402
 from evokeras.variation.network import random_genome  # noqa: E402
 
 
@@ -32,13 +32,25 @@ def _initializer_seeds() -> list[int]:
 
 
 def test_keras_seeds_do_not_depend_on_other_draws_from_random() -> None:
-    seed_keras(11)
-    undisturbed = _initializer_seeds()
-    seed_keras(11)
-    random.random(), random.choice([1, 2, 3])  # another thread drawing meanwhile
-    assert _initializer_seeds() == undisturbed
-    seed_keras(12)
-    assert _initializer_seeds() != undisturbed
+    try:
+        seed_keras(11)
+        undisturbed = _initializer_seeds()
+        seed_keras(11)
+        random.random(), random.choice([1, 2, 3])  # another thread drawing meanwhile
+        assert _initializer_seeds() == undisturbed
+        seed_keras(12)
+        assert _initializer_seeds() != undisturbed
+    finally:
+        release_keras_seed()
+    import keras
+
+    keras.utils.set_random_seed(11)  # released: the global generator governs Keras again
+    first = _initializer_seeds()
+    keras.utils.set_random_seed(11)
+    assert _initializer_seeds() == first
+    keras.utils.set_random_seed(11)
+    random.random()
+    assert _initializer_seeds() != first
 
 
 @pytest.mark.slow
