@@ -29,6 +29,8 @@ from hypothesis import strategies as st
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from _fakes import fake_for, small_config  # noqa: E402
+from _fuzz import json_values  # noqa: E402
+from _fuzz import mutate as mutate_json  # noqa: E402
 
 from evokeras._io import atomic_path, read_json, write_json_atomic  # noqa: E402
 from evokeras.app.cli import main as cli_main  # noqa: E402
@@ -43,22 +45,12 @@ BUDGETS = {"smoke": {"task": "mnist", "population": 2, "offspring": 2, "generati
                      "evaluation": {"epochs": 1, "train_samples": 300, "val_samples": 200}}}
 FUZZ = settings(max_examples=60, deadline=None, suppress_health_check=list(HealthCheck), database=None)
 
-json_leaf = st.one_of(st.none(), st.booleans(), st.integers(-5, 2**70), st.floats(allow_nan=False),
-                      st.text(max_size=5))
-json_value = st.recursive(json_leaf, lambda c: st.one_of(st.lists(c, max_size=3),
-                                                         st.dictionaries(st.text(max_size=6), c, max_size=3)),
-                          max_leaves=6)
+json_value = json_values(allow_nan=False)
 
 
 def mutate(value: Any, data: st.DataObject) -> Any:
     """``value`` (parsed JSON) with one generated change somewhere inside it."""
-    if isinstance(value, dict) and value and data.draw(st.integers(0, 3)):
-        key = data.draw(st.sampled_from(sorted(value)))
-        return {**value, key: mutate(value[key], data)}
-    if isinstance(value, list) and value and data.draw(st.integers(0, 3)):
-        i = data.draw(st.integers(0, len(value) - 1))
-        return [*value[:i], mutate(value[i], data), *value[i + 1:]]
-    return data.draw(json_value)
+    return mutate_json(value, data, json_value)
 
 
 def call(fn: Any, *args: Any) -> tuple[int, str, str]:

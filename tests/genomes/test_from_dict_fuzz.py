@@ -5,42 +5,34 @@ genomes are read with it)."""
 from __future__ import annotations
 
 import json
-from typing import Any
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from evokeras.genomes.keyed import GenomeError
-from evokeras.genomes.network import Genome
-from evokeras.genomes.space import default_space
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from _fuzz import json_values, mutate  # noqa: E402
+
+from evokeras.genomes.keyed import GenomeError  # noqa: E402
+from evokeras.genomes.network import Genome  # noqa: E402
+from evokeras.genomes.space import default_space  # noqa: E402
 from evokeras.variation.network import random_genome
 
 _SHAPES = {"image": (28, 28, 1), "sequence": (16, 3), "vector": (4,)}
 BASES = [random_genome(np.random.default_rng(seed), default_space(family).replace(input_shape=shape, n_outputs=3))
          .to_dict() for family, shape in _SHAPES.items() for seed in range(4)]
 
-json_leaf = st.one_of(st.none(), st.booleans(), st.integers(-5, 2**70), st.floats(allow_nan=True), st.text(max_size=5))
-json_value = st.recursive(json_leaf, lambda c: st.one_of(st.lists(c, max_size=3),
-                                                         st.dictionaries(st.text(max_size=6), c, max_size=3)),
-                          max_leaves=6)
-
-
-def mutate(value: Any, data: st.DataObject) -> Any:
-    if isinstance(value, dict) and value and data.draw(st.integers(0, 3)):
-        key = data.draw(st.sampled_from(sorted(value)))
-        return {**value, key: mutate(value[key], data)}
-    if isinstance(value, list) and value and data.draw(st.integers(0, 3)):
-        i = data.draw(st.integers(0, len(value) - 1))
-        return [*value[:i], mutate(value[i], data), *value[i + 1:]]
-    return data.draw(json_value)
+json_value = json_values(allow_nan=True)
 
 
 @settings(max_examples=400, deadline=None, suppress_health_check=list(HealthCheck), database=None)
 @given(data=st.data())
 def test_from_dict_raises_only_genome_error(data: st.DataObject) -> None:
-    d = mutate(json.loads(json.dumps(data.draw(st.sampled_from(BASES)))), data)
+    d = mutate(json.loads(json.dumps(data.draw(st.sampled_from(BASES)))), data, json_value)
     try:
         genome = Genome.from_dict(d)
     except GenomeError as exc:
