@@ -141,6 +141,8 @@ def finish(search: Search, *, progress: bool = True) -> int:
     resume = f"continue with: evokeras resume {out}"
     if _signals is not None:
         _signals.search = search
+        if _signals.signum is not None:  # a signal whose exception was swallowed while the search was made
+            search.request_stop(_signals.signum)
     try:
         search.check_stop()  # a signal that came while the search was being made
         outcome = complete(search, progress=progress, draw=lambda d: save_plots(d, search.task))
@@ -208,14 +210,15 @@ def run_config(args: argparse.Namespace) -> int:
 class _Signals:
     """SIGINT and SIGTERM while an entry point runs (:func:`guarded`): the first asks the
     search being completed to stop (:meth:`Search.request_stop`, so that the stop holds
-    even where the exception below is swallowed, e.g. raised inside a finalizer) and
-    raises :class:`Interrupted` at once, abandoning the evaluation in flight (nothing is
-    committed after it); a second one ends the process at once (``os._exit``: the run
-    store is consistent at every moment)."""
+    even where the exception below is swallowed, e.g. raised inside a finalizer or a
+    weakref callback: :meth:`unraisable` keeps that quiet) and raises :class:`Interrupted`
+    at once, abandoning the evaluation in flight (nothing is committed after it); a second
+    one ends the process at once (``os._exit``: the run store is consistent at every moment)."""
 
     def __init__(self) -> None:
         self.search: Search | None = None
         self.signum: int | None = None
+        self.previous_unraisable = sys.unraisablehook
 
     def __call__(self, signum: int, frame: Any) -> None:
         where = f"; continue with: evokeras resume {self.search.out_dir}" if self.search is not None else ""
@@ -227,6 +230,12 @@ class _Signals:
             self.search.request_stop(signum)
         raise Interrupted(signum)
 
+    def unraisable(self, unraisable: Any) -> None:
+        """``sys.unraisablehook``: an :class:`Interrupted` raised where Python cannot
+        propagate it (a finalizer, a weakref callback) is not reported: the stop it asked
+        for holds through :meth:`Search.request_stop`. Anything else goes to the previous hook."""
+        if not isinstance(unraisable.exc_value, Interrupted):
+            self.previous_unraisable(unraisable)
 
 _signals: _Signals | None = None  # the handler of the entry point running in this process
 
@@ -235,12 +244,18 @@ def guarded(entry: Callable[[], int]) -> int:
     """``entry()`` (a command-line entry point returning its exit status) with SIGINT and
     SIGTERM handled by :class:`_Signals`; a stop before any search exists prints one line
     and returns 130 / 143 too. Outside the main thread (no signal handlers there) it just
-    calls ``entry``."""
+    calls ``entry``.
+
+    On the way out the previous handlers come back, except that after a stop by signal
+    Python's own default handlers become the system's (``SIG_DFL``): a further signal while
+    the process exits ends it at once, by that signal, instead of raising a
+    ``KeyboardInterrupt`` traceback into the interpreter's shutdown."""
     global _signals
     if threading.current_thread() is not threading.main_thread():
         return entry()
     handler = _signals = _Signals()
     previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
+    sys.unraisablehook = handler.unraisable
     try:
         return entry()
     except KeyboardInterrupt as exc:  # Interrupted included
@@ -249,5 +264,7 @@ def guarded(entry: Callable[[], int]) -> int:
         return 128 + signum
     finally:
         for sig, old in previous.items():
-            signal.signal(sig, old)
+            python_default = old in (signal.default_int_handler, signal.SIG_DFL)
+            signal.signal(sig, signal.SIG_DFL if handler.signum is not None and python_default else old)
+        sys.unraisablehook = handler.previous_unraisable
         _signals = None

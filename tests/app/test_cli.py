@@ -327,3 +327,32 @@ def test_bad_final_and_wall_keys(tmp_path: Path, bad: dict) -> None:
     cfg.write_text(json.dumps(bad))
     line = _error_line(study("--budget", "smoke", "--config", str(cfg), "--out", str(tmp_path / "run")))
     assert repr(next(iter(bad))) in line
+
+
+def test_a_stop_raised_where_python_cannot_propagate_it_is_quiet(monkeypatch) -> None:
+    """Under ``guarded``, an :class:`Interrupted` raised inside a finalizer (where the signal
+    handler may fire) is not reported as "Exception ignored"; other such errors still are."""
+    import gc
+
+    from evokeras.app.study import guarded
+    from evokeras.engine.search import Interrupted
+
+    class Raises:
+        def __init__(self, exc: BaseException) -> None:
+            self.exc = exc
+
+        def __del__(self) -> None:
+            raise self.exc
+
+    def entry() -> int:
+        Raises(Interrupted(2))
+        Raises(ValueError("kept"))
+        gc.collect()
+        return 0
+
+    reported: list[BaseException] = []
+    monkeypatch.setattr(sys, "unraisablehook", lambda u: reported.append(u.exc_value))
+    hook = sys.unraisablehook
+    assert guarded(entry) == 0
+    assert [type(e) for e in reported] == [ValueError]
+    assert sys.unraisablehook is hook

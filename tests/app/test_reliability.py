@@ -138,8 +138,10 @@ def test_second_ctrl_c_exits_at_once(tmp_path: Path, reference) -> None:
     time.sleep(0.05)
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=60)
-    assert proc.returncode == 130, err[-3000:]
-    assert "Traceback" not in err
+    # 130: the second signal came while the run stopped (our handler's exit); -SIGINT: it came
+    # after, while the process exited (the system's default action; a shell shows 130 for both)
+    assert proc.returncode in (130, -signal.SIGINT), err[-3000:]
+    assert "Traceback" not in err, err[-3000:]
     done = resume(out)
     assert done.returncode == 0, done.stderr[-3000:]
     assert front(out) == reference
