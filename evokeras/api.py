@@ -109,13 +109,15 @@ class SearchRun:
         return keras.saving.load_model(self.models[index])
 
 
-def from_arrays(x: Any, y: Any, *, validation_data: tuple[Any, Any] | None = None,
-                test_data: tuple[Any, Any] | None = None, regression: bool = False,
-                **options: Any) -> ArrayClassification | ArrayRegression:
+def from_arrays(x: Any, y: Any = None, *, validation_data: Any = None, test_data: Any = None,
+                regression: bool = False, **options: Any) -> ArrayClassification | ArrayRegression:
     """A classification task on your arrays (:class:`~evokeras.tasks.arrays.ArrayClassification`):
     inputs ``x`` of any shape (images ``(N, H, W[, C])``, vectors ``(N, D)``), integer labels
     ``y``; the user's validation/test data or seeded parts of ``x`` (``val_fraction``,
     ``test_fraction``, ``split_seed``). ``options``: ``family``, ``n_classes``, ``name``, ``space``.
+    As in Keras's ``fit``, ``x`` (then without ``y``), ``validation_data`` and ``test_data``
+    may be datasets of ``(x, y)`` batches: a ``keras.utils.PyDataset``, a batched
+    ``tf.data.Dataset``, any iterable of batches; they are read once into memory.
     With ``regression``, numeric targets ``y`` (:class:`~evokeras.tasks.arrays.ArrayRegression`:
     mean squared error, objectives ``val_loss`` and ``exec_time`` by default)."""
     cls = ArrayRegression if regression else ArrayClassification

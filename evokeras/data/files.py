@@ -57,6 +57,7 @@ __all__ = [
     "DataChangedError",
     "array_split",
     "check_sha256",
+    "dataset_arrays",
     "file_sha256",
     "load_npz",
     "npz_bytes",
@@ -128,6 +129,54 @@ def read_text(path: Path) -> str:
         return path.read_text(encoding="utf-8")
     except UnicodeDecodeError as exc:
         raise ValueError(f"data file {path}: not UTF-8 text ({exc})") from exc
+
+
+def dataset_arrays(name: str, dataset: Any) -> tuple[np.ndarray, np.ndarray]:
+    """The inputs and targets of a finite dataset of ``(x, y)`` (or ``(x, y, weights)``)
+    *batches*, as Keras's ``fit`` takes them: a ``keras.utils.PyDataset``, a batched
+    ``tf.data.Dataset``, or any iterable of batches (a generator, a loader); the batches
+    are concatenated in order, once.
+
+    The data must fit in memory: a search trains each candidate on a prefix of the same
+    arrays, and the run directory keeps them (``data.npz``) to rebuild the task. An
+    infinite dataset (``repeat()``, a ``PyDataset`` without ``num_batches``) is refused.
+
+    Example:
+        >>> import numpy as np
+        >>> batches = [(np.zeros((4, 3)), np.arange(4)), (np.ones((2, 3)), np.arange(2))]
+        >>> x, y = dataset_arrays("train", batches)
+        >>> x.shape, y.tolist()
+        ((6, 3), [0, 1, 2, 3, 0, 1])
+    """
+    if hasattr(dataset, "cardinality") and hasattr(dataset, "as_numpy_iterator"):  # tf.data
+        if int(dataset.cardinality()) == -1:  # tf.data.INFINITE_CARDINALITY
+            raise ValueError(f"{name}: an infinite tf.data.Dataset (repeat()); give a finite one")
+        batches: Any = dataset.as_numpy_iterator()
+    elif hasattr(dataset, "num_batches") and hasattr(dataset, "__getitem__"):  # keras.utils.PyDataset
+        n = dataset.num_batches
+        if n is None:
+            raise ValueError(f"{name}: a PyDataset without num_batches (infinite); give a finite one")
+        batches = (dataset[i] for i in range(int(n)))
+    elif isinstance(dataset, str | bytes | Mapping | np.ndarray) or not hasattr(dataset, "__iter__"):
+        raise ValueError(f"{name}: expected an (x, y) pair of arrays, a keras.utils.PyDataset, a tf.data.Dataset "
+                         f"or an iterable of (x, y) batches, got {type(dataset).__name__}")
+    else:
+        batches = iter(dataset)
+    xs: list[np.ndarray] = []
+    ys: list[np.ndarray] = []
+    for i, batch in enumerate(batches):
+        if not isinstance(batch, tuple | list) or len(batch) not in (2, 3) or isinstance(batch[0], Mapping):
+            raise ValueError(f"{name}: batch {i} is not an (x, y) or (x, y, weights) pair of arrays "
+                             "(dict inputs are not supported)")
+        x, y = np.asarray(batch[0]), np.asarray(batch[1])
+        if x.ndim == 0 or len(x) != len(y) or (xs and (x.shape[1:] != xs[0].shape[1:] or y.shape[1:] != ys[0].shape[1:])):
+            raise ValueError(f"{name}: batch {i} has inputs {x.shape} and targets {y.shape}, which do not "
+                             f"match each other or the earlier batches")
+        xs.append(x)
+        ys.append(y)
+    if not xs:
+        raise ValueError(f"{name}: the dataset is empty")
+    return np.concatenate(xs), np.concatenate(ys)
 
 
 def _fraction(name: str, value: Any) -> float:

@@ -2,7 +2,8 @@
 count, vectors, sequences; any number of classes (registered as ``"arrays"``; regression
 of numeric targets as ``"arrays_regression"``, :class:`ArrayRegression`).
 
-Build it from arrays in memory (:meth:`ArrayClassification.from_arrays`, or
+Build it from arrays in memory or from a dataset of batches (a ``keras.utils.PyDataset``,
+a ``tf.data.Dataset``: :meth:`ArrayClassification.from_arrays`, or
 :func:`evokeras.from_arrays`) or from an ``.npz`` file holding ``x_train``, ``y_train``
 and optionally ``x_val``, ``y_val``, ``x_test``, ``y_test``
 (``make_task("arrays", path="data.npz")``; a configuration's ``task_options``). Without
@@ -35,7 +36,7 @@ import numpy as np
 
 from evokeras import data as datasets
 from evokeras.data.base import take
-from evokeras.data.files import array_split, check_sha256, infer_family, load_npz, save_npz
+from evokeras.data.files import array_split, check_sha256, dataset_arrays, infer_family, load_npz, save_npz
 from evokeras.genomes.network import Genome
 from evokeras.genomes.space import SearchSpace
 from evokeras.tasks.base import Classification, Task
@@ -82,14 +83,26 @@ class _ArrayData:
         self.n_outputs = k
 
     @classmethod
-    def from_arrays(cls, x: Any, y: Any, *, validation_data: tuple[Any, Any] | None = None,
-                    test_data: tuple[Any, Any] | None = None, **options: Any) -> Any:
-        """The task of inputs ``x`` and targets ``y`` (plus ``(x, y)`` validation and
-        test data, else seeded parts of ``x``); ``options`` as the constructor's."""
-        arrays = {"x_train": x, "y_train": y}
-        for part, pair in (("val", validation_data), ("test", test_data)):
-            if pair is not None:
-                arrays[f"x_{part}"], arrays[f"y_{part}"] = pair
+    def from_arrays(cls, x: Any, y: Any = None, *, validation_data: Any = None, test_data: Any = None,
+                    **options: Any) -> Any:
+        """The task of inputs ``x`` and targets ``y`` (plus validation and test data, else
+        seeded parts of ``x``); ``options`` as the constructor's.
+
+        As in Keras's ``fit``, ``x`` may instead be a dataset of ``(x, y)`` batches (``y``
+        omitted): a ``keras.utils.PyDataset``, a batched ``tf.data.Dataset`` or any
+        iterable of batches; so may ``validation_data`` and ``test_data`` be, else
+        ``(x, y)`` pairs. Datasets are read once into memory
+        (:func:`evokeras.data.files.dataset_arrays`)."""
+        parts = {"train": x if y is None else (x, y), "val": validation_data, "test": test_data}
+        arrays = {}
+        for part, given in parts.items():
+            if given is None:
+                continue
+            if isinstance(given, tuple) and len(given) == 2:
+                arrays[f"x_{part}"], arrays[f"y_{part}"] = given
+            else:
+                label = {"train": "x", "val": "validation_data", "test": "test_data"}[part]
+                arrays[f"x_{part}"], arrays[f"y_{part}"] = dataset_arrays(label, given)
         return cls(arrays=arrays, **options)
 
     def recipe(self, out_dir: Any) -> dict[str, Any] | None:

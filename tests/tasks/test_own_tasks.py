@@ -150,3 +150,63 @@ def test_regression_from_arrays(tmp_path: Path) -> None:
     member = run.front[0]
     assert set(member["objectives"]) == {"val_loss", "exec_time"} and member["test_mae"] >= 0
     assert run.load_model().output_shape == (None, 2)
+
+
+class _Batches:
+    """A ``keras.utils.PyDataset`` of (images, labels) batches, the last one short."""
+
+    def __new__(cls, x: np.ndarray, y: np.ndarray, batch: int):
+        import keras
+
+        class Images(keras.utils.PyDataset):
+            def __len__(self) -> int:
+                return -(-len(x) // batch)
+
+            def __getitem__(self, i: int):
+                return x[i * batch:(i + 1) * batch], y[i * batch:(i + 1) * batch]
+
+        return Images()
+
+
+def test_tasks_from_datasets_equal_those_from_arrays(tmp_path: Path) -> None:
+    """A PyDataset, a batched tf.data pipeline and a list of batches give the task the
+    arrays give (same split, same recipe file); a search runs on it."""
+    x, y = _images(90)
+    xv, yv = _images(20)
+    expected = from_arrays(x, y, validation_data=(xv, yv), split_seed=1)
+    given = [from_arrays(_Batches(x, y, 16), validation_data=[(xv[:7], yv[:7]), (xv[7:], yv[7:])], split_seed=1)]
+    tf = pytest.importorskip("tensorflow")
+    given.append(from_arrays(tf.data.Dataset.from_tensor_slices((x, y)).batch(32),
+                             validation_data=tf.data.Dataset.from_tensor_slices((xv, yv)).batch(8), split_seed=1))
+    for task in given:
+        a, b = expected.data(), task.data()
+        for part in ("x_train", "y_train", "x_val", "y_val", "x_test", "y_test"):
+            assert np.array_equal(getattr(a, part), getattr(b, part)), part
+        assert task.input_shape == (12, 20, 3) and task.n_outputs == 7
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    assert given[0].recipe(tmp_path / "a")["task_options"]["sha256"] == expected.recipe(tmp_path / "b")["task_options"]["sha256"]
+    run = evokeras.search(from_arrays(_Batches(x, y, 16)), tmp_path / "run", config={
+        "population": 2, "offspring": 1, "generations": 1, "max_val_error": 1.0, "final_members": 1,
+        "final_epochs": 1, "evaluation": {"epochs": 1, "train_samples": 40, "val_samples": 9, "time_repeats": 1}})
+    assert run.models and run.front[0]["status"] == "ok"
+
+
+@pytest.mark.parametrize(("dataset", "match"), [
+    (np.zeros((4, 3)), "an .x, y. pair of arrays.*got ndarray"),
+    ([], "empty"),
+    ([(np.zeros((4, 3)), np.zeros(3))], "batch 0 has inputs"),
+    ([(np.zeros((4, 3)), np.zeros(4)), (np.zeros((4, 5)), np.zeros(4))], "batch 1 has inputs"),
+    ([({"a": np.zeros(3)}, np.zeros(3))], "dict inputs"),
+    ([np.zeros(3)], "batch 0 is not an"),
+])
+def test_bad_datasets_are_named(dataset, match: str) -> None:
+    with pytest.raises(ValueError, match=f"^x: .*{match}"):
+        from_arrays(dataset)
+
+
+def test_infinite_datasets_are_refused() -> None:
+    tf = pytest.importorskip("tensorflow")
+    x, y = _images(8)
+    with pytest.raises(ValueError, match="^validation_data: an infinite tf.data.Dataset"):
+        from_arrays(x, y, validation_data=tf.data.Dataset.from_tensor_slices((x, y)).batch(4).repeat())
