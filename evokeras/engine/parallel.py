@@ -57,6 +57,7 @@ import logging
 import os
 import pickle
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -784,6 +785,24 @@ def _noop(x: Any) -> Any:
     return x
 
 
+def _probe(address: str, seconds: float) -> None:
+    """Fail at once (``OSError``) where nothing listens at a ``tcp://``/``tls://`` address
+    (the connection is refused), instead of Dask's retries until its timeout; other
+    schemes and a slow or silent host are left to Dask."""
+    from distributed.comm import parse_address, parse_host_port
+
+    scheme, location = parse_address(address)
+    if scheme not in ("tcp", "tls"):
+        return
+    try:
+        with socket.create_connection(parse_host_port(location), timeout=seconds):
+            pass
+    except TimeoutError:
+        return  # a slow host: Dask waits for it up to connect_timeout
+    except ConnectionRefusedError as exc:
+        raise OSError(f"nothing listens at {location} ({exc.strerror})") from exc
+
+
 class DaskBackend(Backend):
     """Dask distributed: an embedded ``LocalCluster`` (default) or an existing scheduler.
 
@@ -871,6 +890,7 @@ class DaskBackend(Backend):
             self._client = Client(self._cluster, set_as_default=False)
             return
         try:
+            _probe(self.address, min(5.0, self.connect_timeout))
             self._client = Client(self.address, timeout=self.connect_timeout, set_as_default=False)
         except (OSError, TimeoutError, ValueError) as exc:
             raise SchedulerLost(f"cannot reach the Dask scheduler at {self.address}: {exc}") from exc

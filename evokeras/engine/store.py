@@ -122,7 +122,12 @@ class RunStore:
 
     # -- meta ----------------------------------------------------------------------------
     def set_meta(self, name: str, value: Any) -> None:
-        self._db.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (name, json.dumps(value)))
+        """Store ``value`` (JSON) under ``name``; nothing is written when it is already there
+        (opening a run, e.g. a ``resume`` that then refuses it, leaves the store as it was)."""
+        text = json.dumps(value)
+        row = self._db.execute("SELECT value FROM meta WHERE name = ?", (name,)).fetchone()
+        if row is None or row[0] != text:
+            self._db.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (name, text))
 
     def get_meta(self, name: str, default: Any = None) -> Any:
         row = self._db.execute("SELECT value FROM meta WHERE name = ?", (name,)).fetchone()

@@ -36,7 +36,14 @@ import numpy as np
 
 from evokeras import data as datasets
 from evokeras.data.base import take
-from evokeras.data.files import array_split, check_sha256, dataset_arrays, infer_family, load_npz, save_npz
+from evokeras.data.files import (
+    array_split,
+    check_sha256,
+    dataset_arrays,
+    infer_family,
+    load_npz,
+    save_npz,
+)
 from evokeras.genomes.network import Genome
 from evokeras.genomes.space import SearchSpace
 from evokeras.tasks.base import Classification, Task

@@ -2,11 +2,14 @@
 
 A child starts from its parent's trained weights where a layer (same name: same position
 and kind) has weights of the same shapes. Weights are stored as ``<dir>/<key>.npz`` with
-one array per ``<layer name>/<index>``.
+one array per ``<layer name>/<index>``. A cached file is data: it is read without
+unpickling, and one that cannot be read as such (truncated, tampered, not numbers) is
+skipped (``parent_weights = "unreadable"``): the child trains from its initial weights.
 """
 
 from __future__ import annotations
 
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +33,8 @@ class WeightCache:
         """Set ``model``'s matching layers from ``parent``'s cached weights.
 
         Returns the figures to record: ``inherited_layers`` (0 without a parent),
-        ``parent``, and ``parent_weights = "missing"`` when the parent is not cached.
+        ``parent``, and ``parent_weights`` ``"missing"`` when the parent is not cached,
+        ``"unreadable"`` when its file is not an ``.npz`` of numeric ``<layer>/<index>`` arrays.
         """
         metrics: dict[str, Any] = {"inherited_layers": 0}
         if parent is None:
@@ -40,11 +44,18 @@ class WeightCache:
         if not path.is_file():
             metrics["parent_weights"] = "missing"
             return metrics
-        with np.load(path) as stored:
-            arrays: dict[str, list[tuple[int, np.ndarray]]] = {}
-            for name in stored.files:
-                layer, _, index = name.rpartition("/")
-                arrays.setdefault(layer, []).append((int(index), stored[name]))
+        arrays: dict[str, list[tuple[int, np.ndarray]]] = {}
+        try:
+            with np.load(path, allow_pickle=False) as stored:
+                for name in stored.files:
+                    layer, slash, index = name.rpartition("/")
+                    array = stored[name]
+                    if not slash or not index.isdigit() or array.dtype.kind not in "fiu":
+                        raise ValueError(f"{name!r}: not a numeric <layer>/<index> array")
+                    arrays.setdefault(layer, []).append((int(index), array))
+        except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile):
+            metrics["parent_weights"] = "unreadable"
+            return metrics
         count = 0
         for layer in model.layers:
             old = [a for _, a in sorted(arrays.get(layer.name, []), key=lambda t: t[0])]

@@ -509,6 +509,20 @@ def test_dask_scheduler_lost_then_resume(cluster, serial_run, tmp_path) -> None:
         DaskBackend(cluster.address, connect_timeout=2).client  # noqa: B018
 
 
+def test_a_refused_scheduler_address_fails_at_once() -> None:
+    """Nothing listening at the address: one error at once, not after connect_timeout."""
+    import socket
+    import time
+
+    with socket.socket() as s:  # a port that was free a moment ago
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    start = time.monotonic()
+    with pytest.raises(SchedulerLost, match=f"cannot reach the Dask scheduler at tcp://127.0.0.1:{port}: nothing listens"):
+        DaskBackend(f"tcp://127.0.0.1:{port}", connect_timeout=60).client  # noqa: B018
+    assert time.monotonic() - start < 30
+
+
 # -- one real evaluation -------------------------------------------------------------------------------
 @pytest.mark.slow
 def test_process_backend_real_evaluator() -> None:

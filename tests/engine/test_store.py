@@ -68,6 +68,10 @@ def test_meta_round_trip(store: RunStore) -> None:
     store.set_meta("finished", False)
     assert store.get_meta("objectives") == {"val_error": -1.0, "flops": -1.0}
     assert store.get_meta("finished") is False
+    # setting a value already there writes nothing (a refused resume leaves the store as it was)
+    dump = list(store._db.iterdump())
+    store.set_meta("objectives", {"val_error": -1.0, "flops": -1.0})
+    assert list(store._db.iterdump()) == dump
 
 
 def test_end_generation_commits_record_and_checkpoint(store: RunStore) -> None:

@@ -122,3 +122,37 @@ def test_fast_path_in_the_evaluator() -> None:
     assert stock.metrics["train_path"] == "stock" and fast.metrics["train_path"] == "fast"
     assert fast.ok and 0.0 <= fast.metrics["val_error"] < 0.9
     assert fast.metrics["params"] == stock.metrics["params"]
+
+
+def _garbage(path: Path) -> None:
+    path.write_bytes(np.random.default_rng(0).bytes(300))
+
+
+def _pickled(path: Path) -> None:
+    np.savez(path, **{"g0_conv/0": np.array([{"a": 1}], dtype=object)})
+
+
+def _no_index(path: Path) -> None:
+    np.savez(path, g0_conv=np.zeros((3, 3, 1, 8), np.float32))
+
+
+def _text(path: Path) -> None:
+    np.savez(path, **{"g0_conv/0": np.array(["x"] * 8)})
+
+
+def _truncated(path: Path) -> None:
+    np.savez(path, **{"g0_conv/0": np.zeros((3, 3, 1, 8), np.float32)})
+    path.write_bytes(path.read_bytes()[:200])
+
+
+@pytest.mark.parametrize("spoil", [_garbage, _pickled, _no_index, _text, _truncated])
+def test_a_spoiled_weight_file_is_skipped(tmp_path: Path, spoil) -> None:
+    """A cached parent file that is not an .npz of numeric <layer>/<index> arrays (tampered,
+    truncated, pickled objects) is never unpickled or trusted: the child keeps its weights."""
+    parent, child = _genomes()
+    spoil(tmp_path / f"{parent.key}.npz")
+    model = decode(child, "mnist")
+    before = [w.copy() for w in model.get_weights()]
+    assert WeightCache(tmp_path).inherit(model, parent.key) == {
+        "inherited_layers": 0, "parent": parent.key, "parent_weights": "unreadable"}
+    assert all(np.array_equal(a, b) for a, b in zip(before, model.get_weights(), strict=True))
