@@ -3,15 +3,21 @@
 :class:`SkipStepRNN` is the recurrent layer :func:`evokeras.build.decode.decode` builds;
 :class:`SkipStepCell` is its cell, which also works inside a plain ``keras.layers.RNN``.
 
-Speed. The per-input kernels (the weights, as named below) are fused once per call of
-the layer, outside the time loop: node 0's step-input kernel becomes one projection of
-the whole sequence, computed before the recurrence (as cuDNN and Keras' LSTM on GPU do:
-it does not depend on the state), with node 0's bias folded in; every other node's
-inputs -- the previous node, feed-forward links and recurrent links -- are concatenated
-so that the node does **one** matmul per step with its kernels stacked row-wise (a gru
-node two: the recurrent part is gated by ``r``). Gate blocks are taken with one split.
-A step therefore costs one matmul per node whatever the number of links, and the
-concatenated kernels' gradients are summed by the loop, not per step.
+Speed. The weights stay one kernel per node input (named as below: mutations and weight
+inheritance see the same names and shapes as before); :class:`SkipStepRNN` fuses them
+once per call of the layer, outside the time loop: each node's inputs other than the
+step input -- the previous node, feed-forward links and recurrent links -- are
+concatenated so that the node does **one** matmul per step with its kernels stacked
+row-wise (a gru node one more for its recurrent inputs, which its reset gate scales).
+Gates are taken with one split, not one slice each (TensorFlow's gradient of a slice
+writes a full-width zero tensor). A step therefore costs one matmul per node whatever
+the number of links, as the stock LSTM costs one for ``h`` (and one for ``x``).
+
+Node 0's step input is projected inside the loop, as Keras' LSTM does on CPU. Projecting
+the whole sequence before the loop (what cuDNN does) was measured slower on CPU with
+both backends at inputs of 16 and 128 features and 128 units
+(``benchmarks/lm.py --part speed``): the projected sequence, ``gates x units`` wide, costs
+more memory traffic than the small per-step matmul saves.
 """
 
 from __future__ import annotations
@@ -90,7 +96,7 @@ class SkipStepCell(keras.layers.Layer):
             width = NODE_GATES[node.type] * units
             step_k: list[Any] = []
             rec_k: list[Any] = []
-            step_in: list[_FFInput] = []  # what multiplies step_k (node 0's x is projected apart)
+            step_in: list[_FFInput] = []  # what multiplies step_k (node 0's x has its own kernel)
             rec_in: list[_FFInput] = []
             for spec in genome.node_inputs(j):
                 if spec[0] == "x":
@@ -148,7 +154,7 @@ class SkipStepCell(keras.layers.Layer):
         with it (node 0's bias, or a gru node's input bias), then for each node
         ``(step_kernel, step_bias, rec_kernel, rec_bias)``: the row-wise concatenation of
         the kernels of its inputs (``None`` for node 0 without recurrent inputs), its bias
-        (``None`` for node 0: folded into the projection), and for a gru node the same for
+        (``None`` for node 0: it goes with ``x_kernel``), and for a gru node the same for
         its recurrent inputs (``rec_kernel`` ``None`` without any); ``None`` for others.
         """
         per_node = []
@@ -165,13 +171,8 @@ class SkipStepCell(keras.layers.Layer):
             ))
         return self._x_kernel, x_bias, tuple(per_node)
 
-    def project(self, inputs: Any, fused: tuple[Any, ...]) -> Any:
-        """Node 0's pre-activation from the step input(s), bias included: ``inputs`` may be
-        one step ``(batch, features)`` or a whole sequence ``(batch, time, features)``."""
-        return ops.matmul(inputs, fused[0]) + fused[1]
-
-    def step(self, projected: Any, states: Sequence[Any], fused: tuple[Any, ...]) -> tuple[Any, list[Any]]:
-        """One time step from node 0's :meth:`project`\\ ed input: ``(output, new_states)``."""
+    def step(self, inputs: Any, states: Sequence[Any], fused: tuple[Any, ...]) -> tuple[Any, list[Any]]:
+        """One time step with the kernels of :meth:`fused_weights`: ``(output, new_states)``."""
         outs: list[Any] = []
         memories: dict[int, Any] = {}
 
@@ -182,7 +183,7 @@ class SkipStepCell(keras.layers.Layer):
         for j, ((kind, step_in, rec_in, extra), (step_k, step_b, rec_k, rec_b)) in enumerate(
             zip(self._plan, fused[2], strict=True)
         ):
-            z = projected if j == 0 else None
+            z = ops.matmul(inputs, fused[0]) + fused[1] if j == 0 else None
             if step_in:
                 m = ops.matmul(gather(step_in), step_k)
                 z = m if z is None else z + m
@@ -212,8 +213,7 @@ class SkipStepCell(keras.layers.Layer):
     def call(self, inputs: Any, states: Any) -> tuple[Any, list[Any]]:
         if not isinstance(states, list | tuple):
             states = [states]
-        fused = self.fused_weights()
-        return self.step(self.project(inputs, fused), states, fused)
+        return self.step(inputs, states, self.fused_weights())
 
     def get_initial_state(self, batch_size: Any = None) -> list[Any]:
         return [ops.zeros((batch_size, self.units), dtype=self.compute_dtype) for _ in self.state_size]
@@ -225,12 +225,12 @@ class SkipStepCell(keras.layers.Layer):
 @keras.saving.register_keras_serializable(package="evokeras")
 class SkipStepRNN(keras.layers.RNN):
     """The recurrent layer of a skip-step cell: ``keras.layers.RNN(SkipStepCell(genome))``
-    with node 0's input projection computed for all time steps before the loop.
+    with the cell's kernels fused once per call, before the time loop.
 
     Same weights (on ``self.cell``), states, masking, ``return_sequences``,
     ``return_state``, ``stateful`` and ``go_backwards`` as the plain ``RNN`` wrapper, and
     the same outputs up to float rounding; faster because the loop body holds no kernel
-    concatenation and no input projection.
+    concatenation (nor, in the backward pass, its per-step split).
 
     Args:
         genome: a :class:`CellGenome` or its :meth:`~CellGenome.to_dict` form.
@@ -261,12 +261,12 @@ class SkipStepRNN(keras.layers.RNN):
         if isinstance(mask, list | tuple):
             mask = mask[0]
 
-        def step(projected: Any, states: Any) -> tuple[Any, list[Any]]:
-            return cell.step(projected, list(states), fused)
+        def step(inputs: Any, states: Any) -> tuple[Any, list[Any]]:
+            return cell.step(inputs, list(states), fused)
 
         return _backend_rnn(
             step,
-            cell.project(sequences, fused),
+            sequences,
             list(initial_state),
             go_backwards=self.go_backwards,
             mask=mask,
