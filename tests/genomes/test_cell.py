@@ -586,9 +586,17 @@ def test_fused_layer_masks_carries_state_and_goes_backwards() -> None:
     plain = _rnn(EXAMPLE, x, seed=11)
     layer = _fused(EXAMPLE, x, seed=11)
     np.testing.assert_allclose(_np(layer(x, mask=mask)), _np(plain(x, mask=mask)), atol=1e-5)
-    # masked steps repeat the last output (Keras' default), as the plain RNN does
-    np.testing.assert_allclose(_np(layer(x, mask=mask))[2, 2:], np.repeat(_np(layer(x[2:3, :2]))[0, 1:], 6, 0),
-                               atol=1e-5)
+    # masked steps hold the states: the final states of a sample masked after 2 steps are
+    # those of its first 2 steps; with zero_output_for_mask its masked outputs are zeros.
+    # (Without it, Keras' JAX loop repeats states[0] as "the previous output", which is
+    # node 0's register, not the cell's output, for a multi-node cell; TensorFlow repeats
+    # the output. The plain RNN wrapper does the same, as checked above.)
+    held = _fused(EXAMPLE, x, seed=11, return_state=True, zero_output_for_mask=True)
+    out, *states = held(x, mask=mask)
+    _, *short = held(x[2:3, :2])
+    np.testing.assert_array_equal(_np(out)[2, 2:], 0.0)
+    for a, b in zip(states, short, strict=True):
+        np.testing.assert_allclose(_np(a)[2], _np(b)[0], atol=1e-5)
     back = _fused(EXAMPLE, x, seed=11, go_backwards=True)
     np.testing.assert_allclose(_np(back(x)), _np(layer(x[:, ::-1])), atol=1e-5)
     # return_state: the final states of the state layout, equal to the plain wrapper's
