@@ -2,7 +2,8 @@
 
 Layer names are stable (``g{index}_{kind}``, merges ``g{index}_merge``, projections
 ``g{index}_proj{j}``), so weights can be matched between related models. A recurrent
-gene is ``keras.layers.RNN(SkipStepCell(cell), return_sequences=True)``; tasks with
+gene is ``SkipStepRNN(cell, return_sequences=True)`` (``keras.layers.RNN`` around a
+``SkipStepCell``, with the input projection taken out of the time loop); tasks with
 ``sequence_output`` keep the time axis to the head (no reduction anywhere), and their
 Conv1D genes use "causal" padding so that no output step sees a later input.
 """
@@ -125,8 +126,7 @@ def _apply(layer: LayerGene, x: Any, name: str, causal: bool = False) -> Any:
     if kind == "dropout":
         return keras.layers.Dropout(layer.rate, name=name)(x)
     if kind == "recurrent":
-
-        return keras.layers.RNN(layers.SkipStepCell(layer.cell), return_sequences=True, name=name)(x)
+        return layers.SkipStepRNN(layer.cell, return_sequences=True, name=name)(x)
     return keras.layers.Activation(layer.activation, name=name)(x)
 
 

@@ -23,7 +23,7 @@ batchnorm  --
 dropout    ``rate``
 activation ``activation``
 recurrent  ``cell`` (a :class:`~evokeras.genomes.cell.CellGenome`): a skip-step recurrent
-           layer, ``keras.layers.RNN(SkipStepCell(cell), return_sequences=True)``
+           layer, ``SkipStepRNN(cell, return_sequences=True)`` (a ``keras.layers.RNN``)
            on sequence inputs ``(T, C) -> (T, cell.units)``; the default is a
            1-node lstm cell of 32 units with the recurrent link ``(0, 1, 0)``
 ========== ================================================================

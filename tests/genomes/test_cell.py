@@ -7,7 +7,11 @@ within the limits and be a fixed point of the repair. Keras cell: correctness an
 against SimpleRNNCell, LSTMCell and GRUCell, a hand-written numpy loop for a cell
 with a feed-forward link and lag-2/lag-3 links, an impulse that must come back exactly
 three steps later, a generic numpy interpreter on random cells, config and ``.keras``
-round trips, one training step. Runs on both Keras backends.
+round trips, one training step. The fused layer :class:`SkipStepRNN` against the plain
+``RNN(SkipStepCell)`` and the numpy interpreter (outputs, masking, states, stateful
+carry, ``go_backwards``), and its gradients against an unfused reference cell kept here
+(one input, one kernel, one matmul: the cell as it was before the fusion). Runs on both
+Keras backends.
 """
 
 from __future__ import annotations
@@ -23,7 +27,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from evokeras.build.layers import SkipStepCell
+from evokeras.build.layers import SkipStepCell, SkipStepRNN
 from evokeras.genomes.cell import CellGenome, CellLimits, NodeGene
 from evokeras.genomes.drawing import draw_cell
 from evokeras.genomes.keyed import GenomeError
@@ -509,3 +513,221 @@ def test_trains() -> None:
     losses = history.history["loss"]
     assert np.all(np.isfinite(losses)) and losses[-1] < losses[0]
     assert all(not np.array_equal(a, _np(w)) for a, w in zip(before, model.weights, strict=True))
+
+
+# -- the fused layer -----------------------------------------------------------------------------
+def _fused(genome: CellGenome, x: np.ndarray, seed: int = 0, **kwargs: Any) -> SkipStepRNN:
+    """A built SkipStepRNN with the random weights of :func:`_rnn`."""
+    layer = SkipStepRNN(genome, return_sequences=True, **kwargs)
+    layer.build(x.shape)
+    layer.set_weights(_rnn(genome, x, seed=seed).get_weights())
+    return layer
+
+
+RANDOM_CELLS = [
+    EXAMPLE,
+    CellGenome(4, ("tanh", "tanh")),
+    CellGenome(4, ("gru",)),  # gru without recurrent inputs: only its own h_prev
+    CellGenome(4, ("gru", "lstm", "tanh"), ff_links=((0, 2),), rec_links=((1, 2, 0), (2, 1, 0), (2, 1, 2))),
+]
+
+
+def _random_cells(n: int, seed: int) -> list[CellGenome]:
+    rng = np.random.default_rng(seed)
+    limits = CellLimits(max_nodes=4, max_lag=4, max_links=8, units=(4,))
+    out = []
+    for _ in range(n):
+        genome = C.random_cell(rng, limits)
+        for _ in range(3):
+            genome = C.add_link(genome, rng, limits) or genome
+        out.append(genome)
+    return out
+
+
+def test_fused_layer_matches_the_numpy_semantics_and_the_plain_rnn() -> None:
+    x = np.random.default_rng(8).normal(size=(2, 7, 3)).astype("float32")
+    for seed, genome in enumerate(RANDOM_CELLS + _random_cells(5, seed=9)):
+        layer = _fused(genome, x, seed=seed)
+        plain = _rnn(genome, x, seed=seed)
+        assert [w.name for w in layer.weights] == [w.name for w in plain.weights]
+        ours = _np(layer(x))
+        np.testing.assert_allclose(ours, _numpy_cell(genome, _weights(plain), x), atol=1e-5,
+                                   err_msg=str(genome.to_dict()))
+        np.testing.assert_allclose(ours, _np(plain(x)), atol=1e-5, err_msg=str(genome.to_dict()))
+
+
+@pytest.mark.parametrize(
+    ("node", "keras_layer"),
+    [("tanh", keras.layers.SimpleRNN), ("lstm", keras.layers.LSTM), ("gru", keras.layers.GRU)],
+)
+def test_one_node_fused_layer_equals_the_keras_layer(node: str, keras_layer: Callable[..., Any]) -> None:
+    x = np.random.default_rng(1).normal(size=(2, 9, 3)).astype("float32")
+    genome = CellGenome(4, (node,), rec_links=((0, 1, 0),))
+    ours = _fused(genome, x)
+    ref = keras_layer(4, return_sequences=True, return_state=True)
+    ref.build(x.shape)
+    ref.set_weights(ours.get_weights())
+    out, *states = ref(x)
+    mine = SkipStepRNN(genome, return_sequences=True, return_state=True)
+    mine.build(x.shape)
+    mine.set_weights(ours.get_weights())
+    got, *got_states = mine(x)
+    np.testing.assert_allclose(_np(got), _np(out), atol=1e-5)
+    assert len(got_states) == len(states)
+    for a, b in zip(got_states, states, strict=True):
+        np.testing.assert_allclose(_np(a), _np(b), atol=1e-5)
+
+
+def test_fused_layer_masks_carries_state_and_goes_backwards() -> None:
+    x = np.random.default_rng(10).normal(size=(3, 8, 3)).astype("float32")
+    mask = np.ones((3, 8), bool)
+    mask[1, 5:] = False
+    mask[2, 2:] = False
+    plain = _rnn(EXAMPLE, x, seed=11)
+    layer = _fused(EXAMPLE, x, seed=11)
+    np.testing.assert_allclose(_np(layer(x, mask=mask)), _np(plain(x, mask=mask)), atol=1e-5)
+    # masked steps hold the states: the final states of a sample masked after 2 steps are
+    # those of its first 2 steps; with zero_output_for_mask its masked outputs are zeros.
+    # (Without it, Keras' JAX loop repeats states[0] as "the previous output", which is
+    # node 0's register, not the cell's output, for a multi-node cell; TensorFlow repeats
+    # the output. The plain RNN wrapper does the same, as checked above.)
+    held = _fused(EXAMPLE, x, seed=11, return_state=True, zero_output_for_mask=True)
+    out, *states = held(x, mask=mask)
+    _, *short = held(x[2:3, :2])
+    np.testing.assert_array_equal(_np(out)[2, 2:], 0.0)
+    for a, b in zip(states, short, strict=True):
+        np.testing.assert_allclose(_np(a)[2], _np(b)[0], atol=1e-5)
+    back = _fused(EXAMPLE, x, seed=11, go_backwards=True)
+    np.testing.assert_allclose(_np(back(x)), _np(layer(x[:, ::-1])), atol=1e-5)
+    # return_state: the final states of the state layout, equal to the plain wrapper's
+    both = _fused(EXAMPLE, x, seed=11, return_state=True)
+    plain_both = keras.layers.RNN(SkipStepCell(EXAMPLE), return_sequences=True, return_state=True)
+    plain_both.build(x.shape)
+    plain_both.set_weights(both.get_weights())
+    _, *states = both(x)
+    _, *plain_states = plain_both(x)
+    assert len(states) == len(EXAMPLE.state_layout())
+    for a, b in zip(states, plain_states, strict=True):
+        np.testing.assert_allclose(_np(a), _np(b), atol=1e-5)
+    # stateful: two halves give the whole sequence's outputs (the registers carry over)
+    stateful = SkipStepRNN(EXAMPLE, return_sequences=True, stateful=True)
+    stateful.build(x.shape)
+    stateful.set_weights(layer.get_weights())
+    halves = np.concatenate([_np(stateful(x[:, :4])), _np(stateful(x[:, 4:]))], axis=1)
+    np.testing.assert_allclose(halves, _np(layer(x)), atol=1e-5)
+    stateful.reset_states()
+    np.testing.assert_allclose(_np(stateful(x[:, :4])), _np(layer(x))[:, :4], atol=1e-5)
+
+
+@keras.saving.register_keras_serializable(package="evokeras_tests")
+class _ReferenceCell(keras.layers.Layer):
+    """The cell before the fusion: one kernel, one matmul and one add per node input,
+    gates by slicing (same weights, in the same order, as :class:`SkipStepCell`)."""
+
+    def __init__(self, genome: CellGenome, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.genome, self.units = genome, genome.units
+        self.layout = genome.state_layout()
+        self.state_size = [genome.units] * len(self.layout)
+
+    def build(self, input_shape: Any) -> None:
+        pos = {entry: s for s, entry in enumerate(self.layout)}
+        self.nodes = []
+        for j, node in enumerate(self.genome.nodes):
+            width = {"tanh": 1, "gru": 3, "lstm": 4}[node.type] * self.units
+            reads = []
+            for spec in self.genome.node_inputs(j):
+                rows = input_shape[-1] if spec[0] == "x" else self.units
+                if spec[0] in ("x", "prev"):
+                    name, source = f"node{j}_kernel", ("x", 0) if spec[0] == "x" else ("out", j - 1)
+                elif spec[0] == "ff":
+                    name, source = f"node{j}_ff{spec[1]}_kernel", ("out", spec[1])
+                else:
+                    name, source = f"node{j}_rec{spec[1]}_lag{spec[2]}_kernel", ("state", pos[("h", spec[1], spec[2])])
+                reads.append((source, self.add_weight(shape=(rows, width), name=name)))
+            bias = self.add_weight(shape=(2, width) if node.type == "gru" else (width,), name=f"node{j}_bias")
+            extra = pos[("h", j, 1)] if node.type == "gru" else pos.get(("c", j), -1)
+            self.nodes.append((node.type, reads, bias, extra))
+
+    def call(self, inputs: Any, states: Any) -> Any:
+        ops, u = keras.ops, self.units
+        outs: list[Any] = []
+        mem: dict[int, Any] = {}
+        for j, (kind, reads, bias, extra) in enumerate(self.nodes):
+            zx, zr = 0.0, 0.0
+            for (how, i), kernel in reads:
+                value = inputs if how == "x" else outs[i] if how == "out" else states[i]
+                if how == "state" and kind == "gru":
+                    zr = zr + ops.matmul(value, kernel)
+                else:
+                    zx = zx + ops.matmul(value, kernel)
+            if kind == "gru":
+                zx, zr = zx + bias[0], zr + bias[1]
+                gz = ops.sigmoid(zx[:, :u] + zr[..., :u])
+                gr = ops.sigmoid(zx[:, u : 2 * u] + zr[..., u : 2 * u])
+                h = gz * states[extra] + (1.0 - gz) * ops.tanh(zx[:, 2 * u :] + gr * zr[..., 2 * u :])
+            elif kind == "tanh":
+                h = ops.tanh(zx + bias)
+            else:
+                z = zx + bias
+                c = ops.sigmoid(z[:, u : 2 * u]) * states[extra] + ops.sigmoid(z[:, :u]) * ops.tanh(z[:, 2 * u : 3 * u])
+                h = ops.sigmoid(z[:, 3 * u :]) * ops.tanh(c)
+                mem[j] = c
+            outs.append(h)
+        new = []
+        for entry in self.layout:
+            if entry[0] == "c":
+                new.append(mem[entry[1]])
+            elif entry[2] == 1:
+                new.append(outs[entry[1]])
+            else:
+                new.append(states[self.layout.index(("h", entry[1], entry[2] - 1))])
+        return outs[-1], new
+
+
+def _one_sgd_step(rnn_layer: Any, weights: list[np.ndarray], x: np.ndarray, y: np.ndarray) -> list[np.ndarray]:
+    """Weights after one plain SGD step of rate 1 (so ``before - after`` is the gradient)."""
+    model = keras.Sequential([keras.Input(x.shape[1:]), rnn_layer, keras.layers.Dense(2, name="out")])
+    model.set_weights(weights)
+    model.compile(optimizer=keras.optimizers.SGD(1.0), loss="mse")
+    model.train_on_batch(x, y)
+    return [_np(w) for w in model.weights]
+
+
+@pytest.mark.parametrize("genome", [EXAMPLE, RANDOM_CELLS[3]], ids=["example", "gru_lstm_tanh"])
+def test_fused_gradients_equal_the_unfused_reference(genome: CellGenome) -> None:
+    rng = np.random.default_rng(12)
+    x = rng.normal(size=(3, 6, 3)).astype("float32")
+    y = rng.normal(size=(3, 6, 2)).astype("float32")
+    ref_layer = keras.layers.RNN(_ReferenceCell(genome), return_sequences=True)
+    ref_layer.build(x.shape)
+    start = [(0.5 * rng.normal(size=w.shape)).astype("float32") for w in ref_layer.weights]
+    start += [(0.5 * rng.normal(size=s)).astype("float32") for s in ((4, 2), (2,))]
+    ours = _one_sgd_step(SkipStepRNN(genome, return_sequences=True), start, x, y)
+    ref = _one_sgd_step(keras.layers.RNN(_ReferenceCell(genome), return_sequences=True), start, x, y)
+    names = [w.name for w in ref_layer.weights] + ["out_kernel", "out_bias"]
+    for name, a, b, w0 in zip(names, ours, ref, start, strict=True):
+        grad = w0 - b
+        assert np.all(np.isfinite(a)) and np.abs(grad).max() > 0, name
+        np.testing.assert_allclose(w0 - a, grad, atol=1e-5, rtol=1e-4, err_msg=name)
+
+
+def test_fused_layer_config_and_keras_round_trip(tmp_path: Any) -> None:
+    layer = SkipStepRNN(EXAMPLE.to_dict(), return_sequences=True, name="g0_recurrent")
+    assert layer.genome == EXAMPLE and isinstance(layer, keras.layers.RNN) and isinstance(layer.cell, SkipStepCell)
+    config = layer.get_config()
+    assert config["genome"] == EXAMPLE.to_dict() and "cell" not in config and config["return_sequences"]
+    clone = SkipStepRNN.from_config(config)
+    assert clone.genome == EXAMPLE and clone.get_config() == config
+    assert keras.saving.get_registered_name(SkipStepRNN) == "evokeras>SkipStepRNN"
+    x = np.random.default_rng(13).normal(size=(4, 10, 3)).astype("float32")
+    inputs = keras.Input((10, 3))
+    model = keras.Model(inputs, keras.layers.Dense(2)(layer(inputs)))
+    path = tmp_path / "fused.keras"
+    model.save(path)
+    loaded = keras.saving.load_model(path)
+    np.testing.assert_array_equal(model.predict(x, verbose=0), loaded.predict(x, verbose=0))
+    assert isinstance(loaded.layers[1], SkipStepRNN) and loaded.layers[1].genome == EXAMPLE
+    assert [w.name for w in loaded.layers[1].weights] == [w.name for w in layer.weights]
+    with pytest.raises(GenomeError, match=r"cell\.units"):
+        SkipStepRNN({**EXAMPLE.to_dict(), "units": 0})

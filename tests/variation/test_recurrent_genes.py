@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 
 from evokeras import decode
-from evokeras.build.layers import SkipStepCell
+from evokeras.build.layers import SkipStepCell, SkipStepRNN
 from evokeras.genomes.analysis import analyze, cell_cost
 from evokeras.genomes.cell import CellGenome, CellLimits
 from evokeras.genomes.keyed import GenomeError
@@ -546,6 +546,34 @@ def test_language_model_trains_and_saves(lm_model: Any, tmp_path: Path) -> None:
     np.testing.assert_allclose(_np(loaded(x, training=False)), before, rtol=1e-5, atol=1e-5)
     assert loaded.get_layer("g2_recurrent").cell.genome == LM.layers[2].cell
     assert loaded.count_params() == lm_model.count_params()
+
+
+def test_trained_recurrent_weights_pass_to_a_mutated_child(language_task: Task, lm_model: Any,
+                                                            tmp_path: Path) -> None:
+    """Weight inheritance (:class:`WeightCache`) across mutations of a language model: an
+    unchanged recurrent gene, and a cell whose lag changed (same weight shapes), take the
+    parent's trained arrays; a cell that gained a node does not (its weights differ)."""
+    from evokeras.training.inheritance import WeightCache
+
+    assert isinstance(lm_model.get_layer("g0_recurrent"), SkipStepRNN)
+    cache = WeightCache(tmp_path)
+    cache.save(lm_model, "parent")
+    g2 = LM.layers[2]
+    relagged = g2.replace(cell=g2.cell.replace(rec_links=((1, 3, 0),)))  # change_lag: same shapes
+    grown = LM.layers[0].replace(cell=LM.layers[0].cell.replace(nodes=LM.layers[0].cell.nodes * 2))
+    child = LM.replace(layers=(grown, LM.layers[1], relagged, LM.layers[3]))
+    keras.utils.set_random_seed(1)
+    model = decode(child, language_task)
+    metrics = cache.inherit(model, "parent")
+    inherited = {layer.name for layer in model.layers
+                 if layer.get_weights() and all(np.array_equal(a, b) for a, b in zip(
+                     layer.get_weights(), lm_model.get_layer(layer.name).get_weights(), strict=False))}
+    assert inherited == {"g2_recurrent", "g3_dense", "head", "stem_embedding"}
+    assert metrics["inherited_layers"] == 4
+    assert [w.name for w in model.get_layer("g2_recurrent").weights] == [
+        "node0_kernel", "node0_rec1_lag3_kernel", "node0_bias", "node1_kernel", "node1_bias"]
+    x = _tokens(2)
+    assert np.all(np.isfinite(_np(model(x, training=False))))
 
 
 def test_recurrent_genes_with_skips_and_reduction(sequence_task: Task, lazy: Any) -> None:

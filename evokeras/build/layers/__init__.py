@@ -13,13 +13,13 @@ from typing import Any
 
 from evokeras._meta import BACKEND_MODULES, optional_dependency, quiet_backend_import
 
-__all__ = ["LastStep", "SkipStepCell", "SpatialResize"]
+__all__ = ["LastStep", "SkipStepCell", "SkipStepRNN", "SpatialResize"]
 
 try:
     with quiet_backend_import():  # the first Keras import of the package, mostly
         from evokeras.build.layers._laststep import LastStep
         from evokeras.build.layers._resize import SpatialResize
-        from evokeras.build.layers.skipstep import SkipStepCell
+        from evokeras.build.layers.skipstep import SkipStepCell, SkipStepRNN
 except ModuleNotFoundError as _exc:
     if (_exc.name or "").partition(".")[0] not in BACKEND_MODULES:
         raise
