@@ -439,24 +439,42 @@ def test_toolbox_individuals_are_edit_programs(base_path) -> None:
 # --------------------------------------------------------------------------- #
 def _member(key: str, val_error: float, exec_time: float, params: int, test_error: float,
             status: str = "ok") -> dict[str, Any]:
-    return {"key": key, "status": status, "metrics": {"val_error": val_error}, "test_exec_time": exec_time,
-            "params": params, "test_error": test_error}
+    return {"key": key, "status": status, "metrics": {"val_error": val_error, "exec_time": exec_time},
+            "test_exec_time": exec_time, "params": params, "test_error": test_error}
 
 
-def test_choose_prefers_fast_small_members_by_validation_error() -> None:
-    baseline = {"exec_time": 1.0, "params": 1000, "test_error": 0.2}
+def test_choose_takes_the_fastest_member_better_than_the_baseline_on_validation() -> None:
+    baseline = {"exec_time": 1.0, "params": 1000, "test_error": 0.2, "val_error": 0.15}
     members = [
-        _member("big", 0.01, 0.5, 900, 0.01),  # best, but neither fast nor small
-        _member("fast_small_worse", 0.2, 0.1, 50, 0.05),
-        _member("fast_small_better", 0.1, 0.1, 50, 0.3),  # its test error plays no part
+        _member("big", 0.01, 0.5, 900, 0.01),
+        _member("fast_worse", 0.2, 0.05, 50, 0.05),  # faster, but not better than the baseline
+        _member("fast_better", 0.1, 0.1, 50, 0.3),  # its test error plays no part
         _member("failed", 0.0, 0.01, 10, 0.0, status="nan"),
     ]
-    assert choose(members, baseline)["key"] == "fast_small_better"
-    assert choose(members[:1], baseline)["key"] == "big"  # no fast small member: the best
+    assert choose(members, baseline)["key"] == "fast_better"
+    assert choose(members[1:2], baseline)["key"] == "fast_worse"  # none better: the lowest validation error
     assert choose([members[-1]], baseline) is None
     r = ratios(members[2], baseline)
     assert r == pytest.approx({"speedup": 10.0, "size_ratio": 20.0, "relative_error_reduction": -0.5,
                                "specialized_test_error": 0.3, "baseline_test_error": 0.2})
+
+
+def test_train_best_keeps_the_learning_rate_of_lowest_validation_error() -> None:
+    from evokeras.app.specialization import train_best
+
+    data = datasets.mnist_splits(train_size=128, val_limit=64, test_limit=64)
+
+    def build() -> Any:
+        return keras.Sequential([keras.Input((28, 28, 1)), keras.layers.Flatten(),
+                                 keras.layers.Dense(10, activation="softmax")])
+
+    model, info = train_best(build, data, learning_rates=[1e-6, 1e-2], loss="sparse_categorical_crossentropy",
+                             epochs=3, batch_size=32, patience=1)
+    grid = info["baseline_lr_grid"]
+    assert [g["learning_rate"] for g in grid] == [1e-6, 1e-2]
+    assert info["learning_rate"] == min(grid, key=lambda g: g["val_error"])["learning_rate"] == 1e-2
+    assert info["train_seconds"] == pytest.approx(sum(g["train_seconds"] for g in grid))
+    assert "test_error" in info and all("test_error" not in g for g in grid)
 
 
 # --------------------------------------------------------------------------- #
