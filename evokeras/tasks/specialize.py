@@ -50,6 +50,7 @@ __all__ = ["Specialization", "fit_head", "predict"]
 
 _BASES: dict[tuple[str, float], Any] = {}
 _TEACHERS: dict[str, dict[str, Any]] = {}
+_TEACHER_CACHE = 3
 
 
 def _load_base(path: str) -> Any:
@@ -228,7 +229,9 @@ class Specialization(Task):
                           self.teacher_epochs, self.importance_samples, list(self.space.importance)],
                          sort_keys=True, default=str)
         if key not in _TEACHERS:
-            _TEACHERS.clear()  # one training set at a time (the search's, then the final models')
+            # a few training sets at once: the search's, its low-fidelity prefix, the final models'
+            while len(_TEACHERS) >= _TEACHER_CACHE:
+                del _TEACHERS[next(iter(_TEACHERS))]
             try:
                 _TEACHERS[key] = self._make_teacher(x, y)
             except NonFiniteError as exc:  # every candidate that needs it fails the same way (status nan)

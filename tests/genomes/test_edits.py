@@ -307,6 +307,15 @@ def test_importance_is_validated_by_program_and_space(spaces) -> None:
     tay = program.replace(importance="taylor")
     assert EditProgram.from_dict(tay.to_dict()) == tay and tay.key != program.key
     assert "squeeze stage1_conv1 to 0.5 by taylor" in tay.steps()
+    # the importance mutation changes the criterion only, and only of a program that squeezes
+    full = spaces["cnn"]
+    zero = {name: 0.0 for name in EDIT_MUTATIONS}
+    rng = np.random.default_rng(1)
+    tay = repair_program(tay, full)
+    child = mutate_program(tay, rng, full, weights={**zero, "importance": 1.0})
+    assert child.importance != "taylor" and child.replace(importance="taylor") == tay
+    plain = repair_program(EditProgram(cut="fc", pool="none"), full)
+    assert mutate_program(plain, rng, full, weights={**zero, "importance": 1.0}) is plain
 
 
 def test_repair_removes_squeezes_a_drop_invalidates(spaces) -> None:
