@@ -20,6 +20,7 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 from evokeras._io import MAX_CONFIG_BYTES, UnreadableFile, read_json
+from evokeras.api import SpecializationError, specialize
 from evokeras.app.study import (
     add_parallel_arguments,
     add_study_arguments,
@@ -29,6 +30,8 @@ from evokeras.app.study import (
     parallel_overrides,
     run_config,
 )
+from evokeras.build.surgery import structure
+from evokeras.data import DatasetNotFoundError
 from evokeras.engine.config import ConfigError
 from evokeras.engine.search import RunError, Search, lock_run_dir
 from evokeras.engine.store import StoreError
@@ -131,10 +134,6 @@ def _main(argv: Sequence[str] | None, studies: Mapping[str, Callable[[Sequence[s
 def _specialize(args: argparse.Namespace) -> int:
     """``evokeras specialize MODEL.keras --task NAME``: check the inputs (one line naming
     the path, flag or key; exit 2), run :func:`evokeras.specialize`, print the front."""
-    from evokeras.api import SpecializationError, specialize
-    from evokeras.build.surgery import structure
-    from evokeras.data import DatasetNotFoundError
-
     path: Path = args.model
     if not path.is_file() or path.suffix != ".keras":
         return fail(f"{path}: no Keras model file (MODEL.keras)")
@@ -151,8 +150,6 @@ def _specialize(args: argparse.Namespace) -> int:
             return fail(f"config file {args.config}: expected a JSON object, got {type(config).__name__}")
     try:
         import keras
-
-        import evokeras.build.layers  # noqa: F401 - registers evokeras' layers for loading
 
         structure(keras.saving.load_model(path, compile=False, safe_mode=True))
     except Exception as exc:  # noqa: BLE001 - any failure to read the file is the file's
