@@ -1,13 +1,24 @@
-"""Specialization benchmark: specialized models vs fully trained larger networks.
+"""Specialization benchmark: specialized models vs fully trained baselines.
 
 For each of the three specialization studies (object recognition from a position
 network; ResNet from Fashion-MNIST to MNIST; LSTM language model to Brown genres), read
-the finished ``default`` study directory, take its chosen specialized model
-(:func:`evokeras.app.specialization.choose`: among the final front members >= 8x faster and
->= 17x smaller than the baseline, the lowest *validation* error, else the lowest
-validation error overall -- test errors play no part) and the baseline (the base's
-full architecture trained from scratch on the new task with a larger budget), and
-report:
+the finished study directories (objects: one per seed) and report, per seed, the
+chosen specialized model against the baseline.
+
+**Baselines** (trained by the study, :func:`evokeras.app.specialization.train_best`): the
+base's full architecture trained from scratch on the target task to convergence --
+early stopping on validation loss (best weights restored), the best of at least three
+learning rates on validation (``baseline_lr_grid``: each run's validation figures,
+epochs and seconds; ``training_seconds.baseline`` is the whole grid's) -- and, where
+the budget has one, a larger variant (``baseline_large``, the same protocol).
+
+**Chosen member** (fixed before the runs, validation figures only:
+:data:`evokeras.app.specialization.CHOICE_RULE`): the fastest final front member whose
+validation error is below the baseline's validation error; if none is, the member of
+lowest validation error. Test errors play no part in the choice.
+
+Figures (``speedup``, ``size_ratio``, ``relative_error_reduction`` against the baseline,
+and the same against ``baseline_large`` under ``vs_large``):
 
 * ``speedup`` -- baseline / specialized inference time per sample, both re-timed here
   in one process, alternating, on the test inputs (median of ``--rounds`` rounds of
@@ -15,21 +26,32 @@ report:
 * ``size_ratio`` -- baseline / specialized parameters;
 * ``relative_error_reduction`` -- (baseline - specialized) / baseline test error (each
   model scored once on the same test split by its study);
-* the test errors, and the training time each side used (base training + search +
-  final model vs the baseline's training);
+* ``recovery`` -- of the search's fine-tuned candidates: the median validation error
+  their fine-tuning removed per second of it (``recovered_per_second``), and the chosen
+  member's own figures;
+* ``importance`` -- the squeeze criterion of the chosen member and the count of front
+  members per criterion;
 * ``most_accurate``: the same figures for the front member of lowest validation error
   (the other end of the trade-off).
+
+Objects with several seeds: ``per_seed`` holds each seed's figures and the top-level
+figures are their medians (``seeds`` lists them).
 
 Targets (the seed paper's object-recognition figures, all three at once): speedup >= 8,
 size_ratio >= 17, relative_error_reduction >= 0.13.
 
 Usage::
 
-    python studies/specialize_objects.py --budget default --out runs/specialize_objects-default
+    for s in 0 1 2; do python studies/specialize_objects.py --budget default --seed $s \\
+        --out runs/specialize_objects-default-seed$s; done
     python studies/specialize_resnet.py --budget default --out runs/specialize_resnet-default
     python studies/specialize_lstm.py --budget default --out runs/specialize_lstm-default
-    python benchmarks/specialize.py --objects runs/specialize_objects-default \\
+    python benchmarks/specialize.py --objects runs/specialize_objects-default-seed{0,1,2} \\
         --resnet runs/specialize_resnet-default --lstm runs/specialize_lstm-default
+
+``--only objects`` measures one study; ``--result NAME`` writes
+``benchmarks/results/NAME.json`` (e.g. a partial or smaller-budget run) instead of
+``specialize.json``.
 """
 
 from __future__ import annotations
@@ -46,12 +68,29 @@ import _common  # noqa: E402
 TARGETS = {"speedup": 8.0, "size_ratio": 17.0, "relative_error_reduction": 0.13}
 
 
+def _recovery(run: Path, chosen: dict[str, Any]) -> dict[str, Any]:
+    """What fine-tuning recovered in the search (full-fidelity fine-tuned candidates)."""
+    import numpy as np
+
+    from evokeras.engine.store import RunStore
+
+    with RunStore(run / "run.db", readonly=True) as store:
+        rates = [r.metrics["recovered_per_second"] for _, r in store.evaluations()
+                 if r.ok and r.full and "recovered_per_second" in r.metrics]
+    m = chosen["metrics"]
+    return {"candidates": len(rates), "median_recovered_per_second": float(np.median(rates)) if rates else None,
+            "chosen_head_val_error": m.get("head_val_error"), "chosen_val_error": m.get("val_error"),
+            "chosen_finetune_seconds": m.get("finetune_seconds"),
+            "chosen_recovered_per_second": m.get("recovered_per_second")}
+
+
 def measure(study_dir: Path, rounds: int) -> dict[str, Any]:
     import keras
     import numpy as np
 
     import evokeras.build.layers  # noqa: F401 - registers LastStep for loading
-    from evokeras.app.specialization import ratios
+    from evokeras.app.specialization import CHOICE_RULE, ratios
+    from evokeras.genomes.edits import EditProgram
     from evokeras.tasks import make_task
     from evokeras.training.records import Budget
     from evokeras.training.stock import time_inference
@@ -71,6 +110,8 @@ def measure(study_dir: Path, rounds: int) -> dict[str, Any]:
     models = {"specialized": keras.saving.load_model(run / chosen["model"]),
               "most_accurate": keras.saving.load_model(run / accurate["model"]),
               "baseline": keras.saving.load_model(study_dir / "baseline.keras")}
+    if "baseline_large" in summary:
+        models["baseline_large"] = keras.saving.load_model(study_dir / "baseline_large.keras")
     times: dict[str, list[float]] = {name: [] for name in models}
     for _ in range(rounds):
         for name, model in models.items():
@@ -83,6 +124,14 @@ def measure(study_dir: Path, rounds: int) -> dict[str, Any]:
 
     member = retimed("specialized", chosen)
     out = ratios(member, base_line)
+    if "baseline_large" in summary:
+        large = dict(summary["baseline_large"], exec_time=float(np.median(times["baseline_large"])),
+                     params=int(models["baseline_large"].count_params()))
+        out["vs_large"] = dict(ratios(member, large), baseline_params=large["params"],
+                               baseline_val_error=large["val_error"], baseline_lr_grid=large.get("baseline_lr_grid"),
+                               train_seconds=large["train_seconds"], arch=large.get("arch"))
+    criteria = [EditProgram.from_dict(m["genome"]).importance if EditProgram.from_dict(m["genome"]).squeeze
+                else "none" for m in members]
     out["most_accurate"] = dict(ratios(retimed("most_accurate", accurate), base_line), key=accurate["key"],
                                 steps=accurate["metrics"].get("steps"))
     out.update(
@@ -101,26 +150,60 @@ def measure(study_dir: Path, rounds: int) -> dict[str, Any]:
             "baseline": summary["baseline"]["train_seconds"],
         },
         baseline_epochs=summary["baseline"]["epochs"],
+        baseline_lr_grid=summary["baseline"].get("baseline_lr_grid"),
+        baseline_learning_rate=summary["baseline"].get("learning_rate"),
+        choice_rule=summary.get("choice_rule", CHOICE_RULE),
+        importance={"chosen": EditProgram.from_dict(chosen["genome"]).importance,
+                    "front": {c: criteria.count(c) for c in sorted(set(criteria))}},
+        recovery=_recovery(run, chosen),
         evaluations=summary.get("evaluations"),
         targets_met={k: bool(out[k] >= v) for k, v in TARGETS.items()},
     )
     return out
 
 
+def _median(per_seed: list[dict[str, Any]]) -> dict[str, Any]:
+    """The per-seed results with the headline figures replaced by their medians."""
+    import numpy as np
+
+    ok = [r for r in per_seed if "error" not in r]
+    if not ok:
+        return {"error": "; ".join(r["error"] for r in per_seed), "per_seed": per_seed}
+    out = dict(ok[0])
+    for key in ("speedup", "size_ratio", "relative_error_reduction", "specialized_test_error", "baseline_test_error",
+                "specialized_us_per_sample", "baseline_us_per_sample"):
+        out[key] = float(np.median([r[key] for r in ok]))
+    out["targets_met"] = {k: bool(out[k] >= v) for k, v in TARGETS.items()}
+    out["per_seed"] = per_seed
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--objects", type=Path, default=Path("runs/specialize_objects-default"))
-    p.add_argument("--resnet", type=Path, default=Path("runs/specialize_resnet-default"))
-    p.add_argument("--lstm", type=Path, default=Path("runs/specialize_lstm-default"))
+    p.add_argument("--objects", type=Path, nargs="+", default=[Path("runs/specialize_objects-default")],
+                   help="study directories, one per seed")
+    p.add_argument("--resnet", type=Path, nargs="+", default=[Path("runs/specialize_resnet-default")])
+    p.add_argument("--lstm", type=Path, nargs="+", default=[Path("runs/specialize_lstm-default")])
+    p.add_argument("--only", choices=("objects", "resnet", "lstm"), action="append",
+                   help="measure only these studies (repeatable)")
+    p.add_argument("--result", default="specialize", help="write benchmarks/results/RESULT.json")
     p.add_argument("--rounds", type=int, default=7, help="timing rounds per model (alternating)")
     args = p.parse_args(argv)
     result: dict[str, Any] = {}
-    for name in ("objects", "resnet", "lstm"):
-        study_dir = getattr(args, name)
-        if not (study_dir / "summary.json").is_file():
-            print(f"error: {study_dir}/summary.json not found: run studies/specialize_{name}.py first", file=sys.stderr)
-            return 2
-        result[name] = measure(study_dir, args.rounds)
+    for name in args.only or ("objects", "resnet", "lstm"):
+        dirs = getattr(args, name)
+        for study_dir in dirs:
+            if not (study_dir / "summary.json").is_file():
+                print(f"error: {study_dir}/summary.json not found: run studies/specialize_{name}.py first",
+                      file=sys.stderr)
+                return 2
+        per_seed = []
+        for study_dir in dirs:
+            r = measure(study_dir, args.rounds)
+            r["seed"] = json.loads((study_dir / "summary.json").read_text()).get("seed")
+            per_seed.append(r)
+        result[name] = _median(per_seed)
+        result[name]["seeds"] = [r["seed"] for r in per_seed]
         r = result[name]
         if "error" in r:
             print(f"{name}: {r['error']}")
@@ -130,9 +213,13 @@ def main(argv: list[str] | None = None) -> int:
               f"({r['specialized_params']:,} vs {r['baseline_params']:,} params), test error "
               f"{r['specialized_test_error']:.4f} vs {r['baseline_test_error']:.4f} "
               f"({100 * r['relative_error_reduction']:+.1f}% relative reduction)")
+        rec = r["recovery"]
+        if rec["median_recovered_per_second"] is not None:
+            print(f"  fine-tuning recovered {rec['median_recovered_per_second']:.2e} validation error per second "
+                  f"(median of {rec['candidates']} fine-tuned candidates)")
     result["targets"] = TARGETS
     result["machine"] = _common.machine_info()
-    path = _common.write_result("specialize", result)
+    path = _common.write_result(args.result, result)
     print(f"wrote {path}")
     return 0
 

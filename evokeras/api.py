@@ -268,8 +268,10 @@ def specialize(base_model: Any, task: str, out: str | Path, *, config: Mapping[s
     if (out / "run.db").is_file():
         search = Search.resume(out, progress=progress, callbacks=callbacks)
     else:
+        made_dir = not out.exists()
         out.mkdir(parents=True, exist_ok=True)
         base_path = out / "base.keras"
+        made_base = not base_path.exists()
         if isinstance(base_model, str | Path):
             if Path(base_model).resolve() != base_path.resolve():
                 with atomic_path(base_path) as tmp:
@@ -280,9 +282,12 @@ def specialize(base_model: Any, task: str, out: str | Path, *, config: Mapping[s
         try:
             cfg = specialization_config(base_path, task, config, seed=seed, target_options=target_options)
             search = Search(cfg, out, progress=progress, callbacks=callbacks)
-        except BaseException:
-            if not (out / "run.db").exists() and not isinstance(base_model, str | Path):
-                base_path.unlink(missing_ok=True)
+        except BaseException:  # nothing half-written: the copy made here, and the directory
+            if not (out / "run.db").exists():
+                if made_base:
+                    base_path.unlink(missing_ok=True)
+                if made_dir and not any(out.iterdir()):
+                    out.rmdir()
             raise
     return _complete(search, out, progress, SpecializationError)
 

@@ -1,6 +1,7 @@
 """The ``evokeras`` console script: ``run CONFIG.json`` (a search on any task a configuration
-names), ``study NAME`` (the studies shipped in the package, when :mod:`evokeras.__main__`
-passes them), and ``resume``, ``plot``, ``report`` on a run directory.
+names), ``specialize MODEL.keras --task NAME`` (edit programs of a trained network,
+:func:`evokeras.specialize`), ``study NAME`` (the studies shipped in the package, when
+:mod:`evokeras.__main__` passes them), and ``resume``, ``plot``, ``report`` on a run directory.
 
 ``--factory package.module:function`` (repeatable) trusts an importable task factory: a
 run directory whose task is one is resumed or plotted only when the user names the
@@ -18,7 +19,8 @@ import sys
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
-from evokeras._io import UnreadableFile
+from evokeras._io import MAX_CONFIG_BYTES, UnreadableFile, read_json
+from evokeras.api import SpecializationError, specialize
 from evokeras.app.study import (
     add_parallel_arguments,
     add_study_arguments,
@@ -28,13 +30,15 @@ from evokeras.app.study import (
     parallel_overrides,
     run_config,
 )
+from evokeras.build.surgery import structure
+from evokeras.data import DatasetNotFoundError
 from evokeras.engine.config import ConfigError
 from evokeras.engine.search import RunError, Search, lock_run_dir
 from evokeras.engine.store import StoreError
 from evokeras.results.html import save_html_report
 from evokeras.results.plotting import save_plots
 from evokeras.results.report import format_report, read_front
-from evokeras.tasks import register_factory
+from evokeras.tasks import register_factory, registered_tasks
 
 __all__ = ["main"]
 
@@ -57,6 +61,15 @@ def _main(argv: Sequence[str] | None, studies: Mapping[str, Callable[[Sequence[s
     rn = sub.add_parser("run", help="run a search on the task a JSON configuration names")
     rn.add_argument("config_file", type=Path, metavar="CONFIG.json")
     add_study_arguments(rn, {}, config=False)
+    sp = sub.add_parser("specialize", help="specialize a trained Keras model to a classification task")
+    sp.add_argument("model", type=Path, metavar="MODEL.keras", help="the trained network (a .keras file)")
+    sp.add_argument("--task", required=True, help="the target task's registered name (objects, mnist, brown_genre, ...)")
+    sp.add_argument("--config", type=Path, default=None, help="JSON file of config keys (population, space, ...)")
+    sp.add_argument("--out", type=Path, default=None, help="run directory (default: runs/specialize-<task>-seed<N>)")
+    sp.add_argument("--seed", type=int, default=0, help="the run's seed (default: 0)")
+    add_parallel_arguments(sp)
+    sp.add_argument("--no-progress", action="store_true")
+    sp.add_argument("-v", "--verbose", action="store_true")
     if studies:
         st = sub.add_parser("study", help=f"run a shipped study: {', '.join(studies)}", add_help=False)
         st.add_argument("name", choices=sorted(studies))
@@ -80,13 +93,15 @@ def _main(argv: Sequence[str] | None, studies: Mapping[str, Callable[[Sequence[s
         assert studies is not None
         return studies[args.name](args.study_args)
     logging.basicConfig(level=logging.INFO if getattr(args, "verbose", False) else logging.WARNING, format="%(message)s")
-    for spec in args.factory:
+    for spec in getattr(args, "factory", []):
         try:
             register_factory(spec)
         except ValueError as exc:
             return fail(f"--factory: {exc}")
     if args.command == "run":
         return run_config(args)
+    if args.command == "specialize":
+        return _specialize(args)
 
     run_dir: Path = args.run_dir
     if not (run_dir / "run.db").is_file():
@@ -114,6 +129,45 @@ def _main(argv: Sequence[str] | None, studies: Mapping[str, Callable[[Sequence[s
         return fail(f"cannot read run directory {run_dir}: {exc}")
     except OSError as exc:
         return fail(f"cannot write {exc.filename or run_dir}: {exc.strerror or exc}")
+
+
+def _specialize(args: argparse.Namespace) -> int:
+    """``evokeras specialize MODEL.keras --task NAME``: check the inputs (one line naming
+    the path, flag or key; exit 2), run :func:`evokeras.specialize`, print the front."""
+    path: Path = args.model
+    if not path.is_file() or path.suffix != ".keras":
+        return fail(f"{path}: no Keras model file (MODEL.keras)")
+    if args.task not in registered_tasks() or args.task == "specialize":
+        known = ", ".join(t for t in sorted(registered_tasks()) if t != "specialize")
+        return fail(f"--task: unknown task {args.task!r} (known: {known})")
+    config: dict = {}
+    if args.config is not None:
+        try:
+            config = read_json(args.config, max_bytes=MAX_CONFIG_BYTES)
+        except UnreadableFile as exc:
+            return fail(f"config file {exc}")
+        if not isinstance(config, dict):
+            return fail(f"config file {args.config}: expected a JSON object, got {type(config).__name__}")
+    try:
+        import keras
+
+        structure(keras.saving.load_model(path, compile=False, safe_mode=True))
+    except Exception as exc:  # noqa: BLE001 - any failure to read the file is the file's
+        return fail(f"{path}: not a Keras model that can be specialized: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}")
+    out = args.out or Path("runs") / f"specialize-{args.task}-seed{args.seed}"
+    if out.exists() and not out.is_dir():
+        return fail(f"--out {out} is not a directory")
+    try:
+        specialize(path, args.task, out, config={**config, **parallel_overrides(args)}, seed=args.seed,
+                   progress=not args.no_progress)
+    except (ConfigError, RunError, DatasetNotFoundError) as exc:
+        return fail(str(exc))
+    except SpecializationError as exc:  # the search ended without a front (its reason is printed)
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    print(format_report(out))
+    print(f"run directory: {out}", file=sys.stderr)
+    return 0
 
 
 if __name__ == "__main__":

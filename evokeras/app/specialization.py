@@ -1,5 +1,6 @@
-"""The specialization studies' runner: base network, baseline, search, report and figure,
-with the helpers the studies share (:func:`train_model`, :func:`choose`, :func:`ratios`)."""
+"""The specialization studies' runner: base network, baselines, search, report and figure,
+with the helpers the studies share (:func:`train_model`, :func:`train_best`,
+:func:`choose`, :func:`ratios`)."""
 
 
 from __future__ import annotations
@@ -29,10 +30,10 @@ from evokeras.training.stock import time_inference
 
 
 def train_model(model: Any, data: Any, *, loss: Any, epochs: int, batch_size: int = 64, learning_rate: float = 1e-3,
-                patience: int = 2, metrics: Sequence[str] = ("accuracy",)) -> dict[str, Any]:
+                patience: int = 2, metrics: Sequence[str] = ("accuracy",), test: bool = True) -> dict[str, Any]:
     """Compile and train ``model`` on ``data`` (a :class:`~evokeras.data.Split`) with
     Adam, early stopping on validation loss (best weights restored); score validation and
-    test. Returns the figures and ``train_seconds``."""
+    (with ``test``) test. Returns the figures and ``train_seconds``."""
     import keras
 
     model.compile(optimizer=keras.optimizers.Adam(learning_rate), loss=loss, metrics=list(metrics))
@@ -47,9 +48,9 @@ def train_model(model: Any, data: Any, *, loss: Any, epochs: int, batch_size: in
     out: dict[str, Any] = {"train_seconds": seconds, "epochs": len(history.history["loss"]),
                            "train_samples": len(data.y_train), "params": int(model.count_params())}
     out.update({f"val_{k}": float(v) for k, v in val.items()})
-    if len(data.y_test):
-        test = model.evaluate(data.x_test, data.y_test, batch_size=512, verbose=0, return_dict=True)
-        out.update({f"test_{k}": float(v) for k, v in test.items()})
+    if test and len(data.y_test):
+        scores = model.evaluate(data.x_test, data.y_test, batch_size=512, verbose=0, return_dict=True)
+        out.update({f"test_{k}": float(v) for k, v in scores.items()})
     if "accuracy" in val:
         out["val_error"] = 1.0 - float(val["accuracy"])
         if "test_accuracy" in out:
@@ -57,12 +58,46 @@ def train_model(model: Any, data: Any, *, loss: Any, epochs: int, batch_size: in
     return out
 
 
-def choose(members: Sequence[Mapping[str, Any]], baseline: Mapping[str, Any], *,
-           speedup: float = 8.0, size_ratio: float = 17.0) -> dict[str, Any] | None:
-    """The specialized model a study reports: among the final front members that are at
-    least ``speedup`` times faster (test-input inference time) and ``size_ratio`` times
-    smaller (parameters) than the baseline, the one with the lowest *validation* error;
-    if none is, the member with the lowest validation error. Test errors play no part."""
+def train_best(build: Callable[[], Any], data: Any, *, learning_rates: Sequence[float], **options: Any) -> tuple[Any, dict[str, Any]]:
+    """Train a fresh ``build()`` at each of ``learning_rates`` (:func:`train_model`: early
+    stopping on validation loss, ``options``) and keep the one of lowest validation error
+    (validation loss without accuracy); only it is scored on the test split. Returns the
+    model and its figures with ``learning_rate``, ``baseline_lr_grid`` (each run's
+    validation figures, epochs and seconds) and ``train_seconds`` (the whole grid's; the
+    chosen run's is ``chosen_train_seconds``)."""
+    import keras
+
+    if not learning_rates:
+        raise ValueError("learning_rates: at least one")
+    runs = []
+    for lr in learning_rates:
+        keras.utils.clear_session(free_memory=True)
+        model = build()
+        info = train_model(model, data, learning_rate=float(lr), test=False, **options)
+        runs.append((info.get("val_error", info.get("val_loss")), float(lr), model, info))
+    _, lr, model, info = min(runs, key=lambda r: r[0])
+    if len(data.y_test):
+        scores = model.evaluate(data.x_test, data.y_test, batch_size=512, verbose=0, return_dict=True)
+        info.update({f"test_{k}": float(v) for k, v in scores.items()})
+        if "test_accuracy" in info:
+            info["test_error"] = 1.0 - info["test_accuracy"]
+    grid = [{"learning_rate": r_lr, "epochs": i["epochs"], "train_seconds": i["train_seconds"],
+             **{k: v for k, v in i.items() if k.startswith("val_")}} for _, r_lr, _, i in runs]
+    info.update(learning_rate=lr, baseline_lr_grid=grid, chosen_train_seconds=info["train_seconds"],
+                train_seconds=sum(g["train_seconds"] for g in grid))
+    return model, info
+
+
+#: The chosen-member rule, fixed before any run (validation figures only).
+CHOICE_RULE = ("the fastest final front member (search-time inference per sample) whose validation error is "
+               "below the baseline's validation error; if none is, the member of lowest validation error")
+
+
+def choose(members: Sequence[Mapping[str, Any]], baseline: Mapping[str, Any]) -> dict[str, Any] | None:
+    """The specialized model a study reports (:data:`CHOICE_RULE`): among the final
+    front members whose *validation* error is below the baseline's validation error, the
+    fastest (inference time measured in the search, on validation inputs); if none is,
+    the member with the lowest validation error. Test figures play no part."""
     ok = [m for m in members if m.get("status") == "ok" and "test_error" in m]
     if not ok:
         return None
@@ -70,9 +105,11 @@ def choose(members: Sequence[Mapping[str, Any]], baseline: Mapping[str, Any], *,
     def val_error(m: Mapping[str, Any]) -> float:
         return float(m["metrics"]["val_error"])
 
-    fast_small = [m for m in ok if baseline["exec_time"] / m["test_exec_time"] >= speedup
-                  and baseline["params"] / m["params"] >= size_ratio]
-    return dict(min(fast_small or ok, key=val_error))
+    def speed(m: Mapping[str, Any]) -> float:
+        return float(m["metrics"].get("exec_time", m.get("test_exec_time", 0.0)))
+
+    better = [m for m in ok if val_error(m) < float(baseline["val_error"])]
+    return dict(min(better, key=lambda m: (speed(m), val_error(m))) if better else min(ok, key=val_error))
 
 
 def ratios(chosen: Mapping[str, Any], baseline: Mapping[str, Any]) -> dict[str, Any]:
@@ -149,11 +186,13 @@ def run_specialization_study(
     """Train a base network, specialize it to ``target``, train the baseline, compare.
 
     Each budget has the keys ``base`` and ``baseline`` (given to ``train_base`` /
-    ``train_baseline`` with the seed; each returns a trained model and its figures) and
+    ``train_baseline`` with the seed; each returns a trained model and its figures),
+    optionally ``baseline_large`` (given to ``train_baseline``: the larger variant) and
     ``search`` (the search configuration). The study directory holds ``base.keras`` +
     ``base.json``, the search run ``search/`` (a normal run directory), ``baseline.keras``
-    + ``baseline.json`` and ``summary.json`` (the chosen model and the ratios); each step
-    is skipped when its files exist, so an interrupted study continues where it stopped.
+    + ``baseline.json`` (and ``baseline_large.*``) and ``summary.json`` (the chosen model,
+    by :data:`CHOICE_RULE`, and the ratios against the baseline); each step is skipped
+    when its files exist, so an interrupted study continues where it stopped.
     Exit status 0, or 2 on bad input.
     """
     import keras
@@ -170,13 +209,15 @@ def run_specialization_study(
     out.mkdir(parents=True, exist_ok=True)
     search_cfg = {**spec["search"], "study": name, "budget_name": args.budget}
     try:
-        for label, fn, key in (("base", train_base, "base"), ("baseline", train_baseline, "baseline")):
+        steps = [("base", train_base), ("baseline", train_baseline)]
+        steps += [("baseline_large", train_baseline)] if "baseline_large" in spec else []
+        for n, (label, fn) in enumerate(steps):
             if not (out / f"{label}.keras").is_file() or not (out / f"{label}.json").is_file():
                 keras.utils.clear_session(free_memory=True)
-                keras.utils.set_random_seed(args.seed + (0 if label == "base" else 1))
-                model, info = fn(spec[key], args.seed)
+                keras.utils.set_random_seed(args.seed + n)
+                model, info = fn(spec[label], args.seed)
                 data = info.pop("_data")
-                if label == "baseline":
+                if label != "base":
                     budget = Budget.from_dict(spec["search"].get("evaluation", {}))
                     info["exec_time"] = time_inference(model, data.x_test, budget.time_batch, budget.time_repeats)
                 with atomic_path(out / f"{label}.keras") as tmp:
@@ -195,7 +236,9 @@ def run_specialization_study(
     base = json.loads((out / "base.json").read_text())
     chosen = choose(hof["members"], baseline)
     summary: dict[str, Any] = {"study": name, "budget": args.budget, "seed": args.seed, "target": target,
-                               "base": base, "baseline": baseline, "chosen": chosen}
+                               "base": base, "baseline": baseline, "choice_rule": CHOICE_RULE, "chosen": chosen}
+    if (out / "baseline_large.json").is_file():
+        summary["baseline_large"] = json.loads((out / "baseline_large.json").read_text())
     if chosen is not None:
         summary["ratios"] = ratios(chosen, baseline)
 

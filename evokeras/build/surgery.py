@@ -8,14 +8,19 @@ for, up to its cut and pool, as a new functional model of fresh standard layers 
 weights are the base's trained weights, sliced where units were squeezed:
 
 * a squeezed ``Conv1D``/``Conv2D``/``Dense`` keeps the output filters/units of largest
-  :func:`importance`; an ``LSTM`` keeps whole units (the matching columns of each of its
+  importance (:func:`importance`, or the data-driven scores given to
+  :func:`apply_program`, see :mod:`evokeras.build.importance`); an ``LSTM`` keeps whole units (the matching columns of each of its
   four gates and the rows and columns of its recurrent kernel); an ``Embedding`` keeps
   output dimensions;
 * the layers that read a squeezed output keep the matching input weights: batch norm
   statistics and scales, the next layer's input kernel rows, and after a ``Flatten``
   the rows of every position's kept channels;
-* a dropped unit is skipped (it preserves shapes); a residual block's stream channels
-  are never squeezed (only the layers inside its main branch but the last).
+* a dropped unit is skipped (it preserves shapes);
+* a residual stream (:meth:`~evokeras.genomes.edits.BaseStructure.streams`) is squeezed
+  as one: its producer (a layer, or a projection block's two branches) and the last
+  weighted layer of every identity-shortcut block that adds into it keep the same
+  channels, chosen by the importance summed over all of them; a block reading a squeezed
+  input slices its first layers' input weights.
 
 Equivalence anchors (tests): with no squeeze and no drop the rebuilt body computes
 exactly the base's features; a squeezed model equals the base with the removed units'
@@ -32,7 +37,7 @@ import numpy as np
 from evokeras.build import layers
 from evokeras.genomes.edits import BaseStructure, EditProgram, UnitInfo
 
-__all__ = ["SurgeryError", "apply_program", "count_flops", "importance", "structure"]
+__all__ = ["SurgeryError", "apply_program", "count_flops", "importance", "structure", "weighted_layers"]
 
 _WEIGHTED = {"Conv1D", "Conv2D", "Dense", "LSTM", "Embedding"}
 _PASS = {
@@ -131,9 +136,11 @@ def _info(unit: _Unit) -> UnitInfo:
     if unit.kind == "block":
         weighted = [layer for layer in unit.layers if _role(layer) == "weighted"]
         inner = tuple((layer.name, int(layer.get_config()[_WIDTH_KEY[type(layer).__name__]])) for layer in weighted[:-1])
-        if any(_role(layer) == "other" for layer in unit.layers):
+        if any(_role(layer) == "other" for layer in [*unit.layers, *unit.shortcut]):
             inner = ()
-        return UnitInfo(unit.name, "block", "block", 0, in_shape, out_shape, params, inner)
+        width = int(out_shape[-1] or 0) if out_shape else 0
+        return UnitInfo(unit.name, "block", "block", width, in_shape, out_shape, params, inner,
+                        projection=bool(unit.shortcut))
     layer = unit.layers[0]
     role = _role(layer)
     width = int(layer.get_config()[_WIDTH_KEY[type(layer).__name__]]) if role == "weighted" else 0
@@ -174,10 +181,41 @@ def importance(layer: Any, bn: Any = None) -> np.ndarray:
     return np.asarray(score, dtype=np.float64)
 
 
-def _kept_units(layer: Any, keep: float, bn: Any) -> np.ndarray:
-    width = int(layer.get_config()[_WIDTH_KEY[type(layer).__name__]])
-    n = max(1, int(round(keep * width)))
-    score = importance(layer, bn)
+def weighted_layers(model: Any) -> list[tuple[Any, Any]]:
+    """``(layer, bn)`` for each weighted layer of ``model``'s units whose output a squeeze
+    can slice: ``bn`` is the BatchNormalization that directly follows it (or ``None``)."""
+    out = []
+    units = _parse(model)
+    for i, unit in enumerate(units):
+        if unit.kind == "layer":
+            if _role(unit.layers[0]) == "weighted":
+                nxt = units[i + 1].layers[0] if i + 1 < len(units) and units[i + 1].kind == "layer" else None
+                out.append((unit.layers[0], nxt if nxt is not None and type(nxt).__name__ == "BatchNormalization"
+                            else None))
+            continue
+        for branch in (unit.layers, unit.shortcut):
+            out += [(layer, _next_bn(branch, j)) for j, layer in enumerate(branch) if _role(layer) == "weighted"]
+    return out
+
+
+def _contribution(layer: Any, bn: Any, scores: Any) -> np.ndarray:
+    """Per-unit contributions of ``layer`` as a ``(rows, units)`` matrix: the data-driven
+    rows of ``scores`` when it has the layer, else :func:`importance` as one row."""
+    if scores is not None and layer.name in scores:
+        return np.asarray(scores[layer.name], dtype=np.float64).reshape(-1, _width(layer))
+    return importance(layer, bn)[None, :]
+
+
+def _width(layer: Any) -> int:
+    return int(layer.get_config()[_WIDTH_KEY[type(layer).__name__]])
+
+
+def _select(parts: list[np.ndarray], keep: float) -> np.ndarray:
+    """The units to keep: the ``keep`` fraction of largest importance, where a unit's
+    importance is the mean over rows of ``|sum of its contributions|`` (one part per
+    tensor; several for a residual stream)."""
+    score = np.abs(np.sum(parts, axis=0)).mean(axis=0)
+    n = max(1, int(round(keep * score.shape[-1])))
     return np.sort(np.argsort(-score, kind="stable")[:n])
 
 
@@ -216,16 +254,16 @@ def _clone(layer: Any, **changes: Any) -> Any:
     return type(layer).from_config(cfg)
 
 
-def _apply_layer(layer: Any, x: Any, kept: np.ndarray | None, keep: float | None, bn: Any,
+def _apply_layer(layer: Any, x: Any, kept: np.ndarray | None, kept_out: np.ndarray | None,
                  trainable: bool) -> tuple[Any, np.ndarray | None]:
     """Call a copy of ``layer`` on ``x`` whose input channels ``kept`` survive (``None``:
-    all); squeeze it to ``keep`` when given. Returns the output and its kept channels
-    (indices into the base layer's output channels; ``None``: all)."""
+    all); a weighted layer keeps the output units ``kept_out`` (``None``: all). Returns
+    the output and its kept channels (indices into the base layer's output channels;
+    ``None``: all)."""
     cls = type(layer).__name__
     role = _role(layer)
     weights = layer.get_weights()
     if role == "weighted":
-        kept_out = _kept_units(layer, keep, bn) if keep else None
         changes = {_WIDTH_KEY[cls]: len(kept_out)} if kept_out is not None else {}
         new = _clone(layer, **changes)
         weights = _slice_weighted(layer, weights, kept, kept_out)
@@ -256,13 +294,53 @@ def _next_bn(layers: list[Any], i: int) -> Any:
     return layers[i + 1] if i + 1 < len(layers) and type(layers[i + 1]).__name__ == "BatchNormalization" else None
 
 
-def apply_program(model: Any, program: EditProgram) -> Any:
+def _last_weighted(layers: list[Any]) -> int:
+    return max((j for j, layer in enumerate(layers) if _role(layer) == "weighted"), default=-1)
+
+
+def _stream_kept(kept_units: list[tuple[int, _Unit]], streams: dict[str, list[str]],
+                 squeeze: dict[str, float], scores: Any) -> dict[str, np.ndarray]:
+    """``{unit name: kept channels}`` of the squeezed residual streams: the producer's
+    and each of its identity blocks' (all the same channels)."""
+    by_name = {u.name: u for _, u in kept_units}
+    chain = [u for _, u in kept_units]
+    out: dict[str, np.ndarray] = {}
+    for name, keep in squeeze.items():
+        unit = by_name.get(name)
+        if unit is None or not (unit.kind == "block" or name in streams):
+            continue
+        parts = []
+        if unit.kind == "layer":
+            pos = chain.index(unit)
+            nxt = chain[pos + 1].layers[0] if pos + 1 < len(chain) and chain[pos + 1].kind == "layer" else None
+            parts.append(_contribution(unit.layers[0], nxt if nxt is not None and type(nxt).__name__
+                                       == "BatchNormalization" else None, scores))
+        for member in [unit] * (unit.kind == "block") + [by_name[b] for b in streams.get(name, [])]:
+            branches = [member.layers, member.shortcut] if member is unit else [member.layers]
+            for branch in branches:
+                j = _last_weighted(branch)
+                if j < 0:
+                    raise SurgeryError(f"squeeze: a branch of block {member.name!r} has no weighted layer")
+                parts.append(_contribution(branch[j], _next_bn(branch, j), scores))
+        rows = max(p.shape[0] for p in parts)
+        kept = _select([np.broadcast_to(p, (rows, p.shape[1])) for p in parts], keep)
+        for member_name in [name, *streams.get(name, [])]:
+            out[member_name] = kept
+    return out
+
+
+def apply_program(model: Any, program: EditProgram, scores: Any = None) -> Any:
     """The body ``program`` makes of ``model``: a new functional Keras model from the
     base's input to the pooled features at the cut (a vector per sample), built from
     fresh copies of the base's layers with its trained weights (sliced where squeezed).
     Layers of units up to ``program.freeze`` are not trainable; batch normalization layers
     never are (fine-tuning keeps them in inference mode, with the base's statistics, as
-    the head was fitted on those features)."""
+    the head was fitted on those features).
+
+    ``scores``: ``{weighted layer name: (rows, units) contributions}`` of a data-driven
+    importance criterion (:func:`evokeras.build.importance.unit_scores`); a unit's
+    importance is the mean over rows of the absolute contribution (summed over a
+    residual stream's tensors). Layers it lacks, or ``None``, use :func:`importance`."""
     import keras
 
 
@@ -275,28 +353,46 @@ def apply_program(model: Any, program: EditProgram) -> Any:
     squeeze = dict(program.squeeze)
     frozen_to = names.index(program.freeze) if program.freeze else -1
     kept_units = [(i, u) for i, u in enumerate(units[: end + 1]) if u.name not in dropped]
-    # the layers of the kept chain, flattened (to find the BatchNormalization after a layer)
+    streams = structure(model).streams(program)
+    forced = _stream_kept(kept_units, streams, squeeze, scores)
+
+    def out_units(layer: Any, bn: Any) -> np.ndarray | None:
+        keep = squeeze.get(layer.name)
+        return _select([_contribution(layer, bn, scores)], keep) if keep else None
+
     inp = keras.Input(shape=model.inputs[0].shape[1:], dtype=model.inputs[0].dtype, name=model.inputs[0].name)
     x, kept = inp, None
     for pos, (i, unit) in enumerate(kept_units):
         trainable = i > frozen_to
         if unit.kind == "layer":
+            layer = unit.layers[0]
             nxt = kept_units[pos + 1][1] if pos + 1 < len(kept_units) else None
             bn = nxt.layers[0] if nxt is not None and nxt.kind == "layer" else None
             bn = bn if bn is not None and type(bn).__name__ == "BatchNormalization" else None
-            x, kept = _apply_layer(unit.layers[0], x, kept, squeeze.get(unit.name), bn, trainable)
+            kept_out = forced[unit.name] if unit.name in forced else (
+                out_units(layer, bn) if _role(layer) == "weighted" else None)
+            x, kept = _apply_layer(layer, x, kept, kept_out, trainable)
             continue
-        if kept is not None:
-            raise SurgeryError(f"block {unit.name!r} reads a squeezed residual stream")
-        h, hk = x, None
-        for j, layer in enumerate(unit.layers):
-            h, hk = _apply_layer(layer, h, hk, squeeze.get(layer.name), _next_bn(unit.layers, j), trainable)
-        if hk is not None:
-            raise SurgeryError(f"block {unit.name!r}: its main branch ends squeezed")
-        s = x
-        for layer in unit.shortcut:
-            s, _ = _apply_layer(layer, s, None, None, None, trainable)
+        stream = forced.get(unit.name)
+        if kept is not None and unit.shortcut == [] and (stream is None or not np.array_equal(stream, kept)):
+            raise SurgeryError(f"block {unit.name!r} reads a squeezed residual stream it does not belong to")
+
+        ends: list[tuple[Any, np.ndarray | None]] = []
+        for layers_ in (unit.layers, unit.shortcut):
+            h, hk = x, kept
+            last = _last_weighted(layers_)
+            for j, layer in enumerate(layers_):
+                if j == last and stream is not None:
+                    kept_out = stream
+                else:
+                    kept_out = out_units(layer, _next_bn(layers_, j)) if _role(layer) == "weighted" else None
+                h, hk = _apply_layer(layer, h, hk, kept_out, trainable)
+            ends.append((h, hk))
+        (h, hk), (s, sk) = ends
+        if not (hk is None and sk is None) and (hk is None or sk is None or not np.array_equal(hk, sk)):
+            raise SurgeryError(f"block {unit.name!r}: its branches end with different channels")
         x = _clone(unit.add)([s, h])
+        kept = hk
     rank = len(x.shape)
     pools = {"avg": keras.layers.GlobalAveragePooling2D, "max": keras.layers.GlobalMaxPooling2D,
              "flatten": keras.layers.Flatten, "mean": keras.layers.GlobalAveragePooling1D, "last": layers.LastStep}

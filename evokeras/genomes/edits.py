@@ -6,9 +6,16 @@ for another task. Applied (by :func:`evokeras.build.surgery.apply_program`) in t
 1. **drop** whole units -- a shape-preserving layer (e.g. a 64->64 convolution) or a
    residual block with an identity shortcut (the block becomes the identity);
 2. **squeeze** layers -- keep the ``keep`` fraction of a layer's filters/units with the
-   largest importance (:func:`evokeras.build.surgery.importance`: the L1 norm of each unit's
-   trained incoming weights, times its batch-norm scale where a BatchNormalization
-   follows), keeping their trained weights and slicing the consumers' input weights;
+   largest importance, keeping their trained weights and slicing the consumers' input
+   weights. The criterion is the program's ``importance``: ``weight_norm``
+   (:func:`evokeras.build.surgery.importance`: the L1 norm of each unit's trained incoming
+   weights, times its batch-norm scale where a BatchNormalization follows), or, measured
+   on a sample of the target task's training data (:mod:`evokeras.build.importance`),
+   ``activation`` (mean absolute output) or ``taylor`` (first-order Taylor estimate of the
+   loss change when the unit is removed: ``|activation x gradient|``). Squeezing a
+   residual *stream* (named by the layer or projection block that starts it) removes the
+   same channels from every tensor added into it: the producer's output and the last
+   layer of every identity-shortcut block the stream passes through;
 3. **cut** the network after unit ``cut`` and **pool** its output into a feature vector
    (``avg``/``max``/``flatten`` for feature maps, ``last``/``mean`` for sequences);
 4. attach a **new head** (a softmax Dense) whose weights are **fitted** on the cut
@@ -36,10 +43,12 @@ import numpy as np
 
 from evokeras.genomes.keyed import GenomeError, Keyed
 
-__all__ = ["HEADS", "POOLS", "BaseStructure", "EditProgram", "EditSpace", "UnitInfo"]
+__all__ = ["HEADS", "IMPORTANCE", "POOLS", "BaseStructure", "EditProgram", "EditSpace", "UnitInfo"]
 
 POOLS = {4: ("avg", "max", "flatten"), 3: ("last", "mean"), 2: ("none",)}
 HEADS = ("ridge", "logistic")
+#: Importance criteria of a squeeze (see the module docstring).
+IMPORTANCE = ("weight_norm", "activation", "taylor")
 
 
 # --------------------------------------------------------------------------- #
@@ -56,11 +65,12 @@ class UnitInfo:
         role: of a layer: ``"weighted"`` (Conv/Dense/LSTM/Embedding: its outputs can be
             squeezed), ``"pass"`` (per-channel: batch norm, activation, dropout,
             pooling, flatten) or ``"other"``; ``"block"`` for a block.
-        width: output channels/units of a weighted layer (0 otherwise).
+        width: output channels/units of a weighted layer or of a block (0 otherwise).
         in_shape, out_shape: shapes without the batch axis (``None`` for a free length).
         params: trained parameters of the unit.
         inner: squeezable layers inside a block (the main branch's weighted layers but
             its last), as ``(name, width)`` pairs.
+        projection: of a block: its shortcut has layers (not the identity).
     """
 
     name: str
@@ -71,6 +81,12 @@ class UnitInfo:
     out_shape: tuple[int | None, ...]
     params: int
     inner: tuple[tuple[str, int], ...] = ()
+    projection: bool = False
+
+    @property
+    def identity_block(self) -> bool:
+        """A residual block whose shortcut is the identity (it adds into its input's stream)."""
+        return self.kind == "block" and not self.projection
 
     @property
     def droppable(self) -> bool:
@@ -94,6 +110,7 @@ class UnitInfo:
             name=str(d["name"]), kind=str(d["kind"]), role=str(d["role"]), width=int(d["width"]),
             in_shape=tuple(d["in_shape"]), out_shape=tuple(d["out_shape"]), params=int(d["params"]),
             inner=tuple((str(n), int(w)) for n, w in d.get("inner", ())),
+            projection=bool(d.get("projection", False)),
         )
 
 
@@ -139,25 +156,52 @@ class BaseStructure:
         return [u for u in self.units[: end + 1] if u.name not in dropped]
 
     def squeezable(self, program: EditProgram) -> dict[str, int]:
-        """``{layer name: width}`` of the layers the program may squeeze (given its cut
-        and drops): weighted layers whose outputs reach, through per-channel layers only,
-        the next weighted layer or the cut (not a residual stream); and block internals."""
+        """``{name: width}`` of what the program may squeeze (given its cut and drops):
+        weighted layers whose outputs reach, through per-channel layers only, the next
+        weighted layer, a residual block or the cut; block internals; and projection
+        blocks (their output stream). A layer or projection block whose output reaches
+        a block starts a residual *stream* (:meth:`streams`): squeezing it squeezes the
+        whole stream."""
         chain = self.chain(program)
         out: dict[str, int] = {}
         for i, u in enumerate(chain):
             if u.kind == "block":
                 out.update(dict(u.inner))
+                if u.projection and u.inner and u.width >= 2:
+                    out[u.name] = u.width
                 continue
             if u.role != "weighted" or u.width < 2:
                 continue
             for v in chain[i + 1 :]:
                 if v.role == "pass":
                     continue
-                if v.role == "weighted":
+                if v.role == "weighted" or v.kind == "block":
                     out[u.name] = u.width
                 break
             else:
                 out[u.name] = u.width
+        return out
+
+    def streams(self, program: EditProgram) -> dict[str, list[str]]:
+        """The residual streams of the program's chain: ``{producer: [identity blocks]}``
+        -- a weighted layer or projection block, and the identity-shortcut blocks that
+        add into its output (through per-channel layers only) before the cut. Squeezing
+        the producer removes the same channels from each of them."""
+        chain = self.chain(program)
+        out: dict[str, list[str]] = {}
+        for i, u in enumerate(chain):
+            if not (u.role == "weighted" or (u.kind == "block" and u.projection)):
+                continue
+            blocks = []
+            for v in chain[i + 1 :]:
+                if v.role == "pass":
+                    continue
+                if v.identity_block:
+                    blocks.append(v.name)
+                    continue
+                break
+            if blocks:
+                out[u.name] = blocks
         return out
 
     def droppable(self, program: EditProgram) -> list[str]:
@@ -189,8 +233,11 @@ class EditProgram(Keyed):
     finetune: int = 0
     freeze: str = ""
     learning_rate: float = 1e-3
+    importance: str = "weight_norm"
 
     def __post_init__(self) -> None:
+        if self.importance not in IMPORTANCE:
+            raise GenomeError(f"edit program: importance must be one of {list(IMPORTANCE)}, got {self.importance!r}")
         for name in ("cut", "pool", "head", "freeze"):
             if not isinstance(getattr(self, name), str):
                 raise GenomeError(f"edit program: {name} must be a string, got {getattr(self, name)!r}")
@@ -234,7 +281,8 @@ class EditProgram(Keyed):
     def steps(self) -> list[str]:
         """The program as readable steps, in the order they are applied."""
         out = [f"drop {d}" for d in self.drop]
-        out += [f"squeeze {n} to {k:g}" for n, k in self.squeeze]
+        by = f" by {self.importance}" if self.importance != "weight_norm" else ""
+        out += [f"squeeze {n} to {k:g}{by}" for n, k in self.squeeze]
         out.append(f"cut after {self.cut}, {self.pool} pool")
         out.append(f"fit new head: {self.head} (alpha {self.alpha:g})")
         if self.finetune:
@@ -250,6 +298,8 @@ class EditProgram(Keyed):
         d["squeeze"] = {k: v for k, v in self.squeeze}
         d["drop"] = list(self.drop)
         d["program"] = "edit"
+        if self.importance == "weight_norm":  # the first criterion: programs (and keys) of older runs
+            del d["importance"]
         return d
 
     @classmethod
@@ -282,6 +332,8 @@ class EditSpace:
         learning_rates: fine-tuning learning rates.
         max_flatten: largest feature count a ``flatten`` pool may produce.
         init_squeezes, init_drops: at most this many squeezes/drops in a random program.
+        importance: squeeze criteria to choose from (:data:`IMPORTANCE`; the first is
+            the one a repaired program falls back to).
     """
 
     base: BaseStructure
@@ -293,11 +345,15 @@ class EditSpace:
     max_flatten: int = 2048
     init_squeezes: int = 2
     init_drops: int = 1
+    importance: tuple[str, ...] = ("taylor", "activation", "weight_norm")
 
-    _OPTIONS = ("keep", "alphas", "heads", "finetune", "learning_rates", "max_flatten", "init_squeezes", "init_drops")
+    _OPTIONS = ("keep", "alphas", "heads", "finetune", "learning_rates", "max_flatten", "init_squeezes", "init_drops",
+                "importance")
 
     def __post_init__(self) -> None:
-        for name in ("keep", "alphas", "heads", "finetune", "learning_rates"):
+        if isinstance(self.importance, str) or not self.importance or set(self.importance) - set(IMPORTANCE):
+            raise ValueError(f"space option 'importance': a list from {list(IMPORTANCE)}, got {self.importance!r}")
+        for name in ("keep", "alphas", "heads", "finetune", "learning_rates", "importance"):
             object.__setattr__(self, name, tuple(getattr(self, name)))
         if not self.keep or any(not 0 < k < 1 for k in self.keep):
             raise ValueError(f"space option 'keep': fractions in (0, 1), got {self.keep}")
@@ -363,6 +419,8 @@ class EditSpace:
             raise ValueError(f"freeze: {program.freeze!r} is not a kept unit before the cut")
         if not program.learning_rate > 0:
             raise ValueError(f"learning_rate: must be > 0, got {program.learning_rate}")
+        if program.squeeze and program.importance not in self.importance:
+            raise ValueError(f"importance: {program.importance!r} not in {self.importance}")
 
 
 # --------------------------------------------------------------------------- #

@@ -22,7 +22,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from evokeras import data as datasets
-from evokeras.app.specialization import run_specialization_study, train_model
+from evokeras.app.specialization import run_specialization_study, train_best, train_model
 from evokeras.build import zoo
 from evokeras.tasks import make_task
 
@@ -43,17 +43,25 @@ def train_base(cfg: dict[str, Any], seed: int) -> tuple[Any, dict[str, Any]]:
 
 
 def train_baseline(cfg: dict[str, Any], seed: int) -> tuple[Any, dict[str, Any]]:
+    """The base's architecture (or ``cfg["arch"]``) trained from scratch on the genres:
+    early stopping, the best of ``cfg["learning_rates"]`` on validation."""
     data = datasets.brown_genre(train_size=cfg["train_samples"], val_limit=cfg["val_samples"], test_limit=None)
-    model = zoo.lstm_model(VOCAB, len(datasets.brown_genre_names()), per_step=False, activation="softmax", **ARCH)
-    info = train_model(model, data, loss="sparse_categorical_crossentropy", epochs=cfg["epochs"], batch_size=32)
-    info["_data"] = data
+    arch = {**ARCH, **cfg.get("arch", {})}
+    n = len(datasets.brown_genre_names())
+    model, info = train_best(lambda: zoo.lstm_model(VOCAB, n, per_step=False, activation="softmax", **arch), data,
+                             learning_rates=cfg["learning_rates"], loss="sparse_categorical_crossentropy",
+                             epochs=cfg["epochs"], patience=cfg.get("patience", 3), batch_size=32)
+    info.update(arch={k: list(v) if isinstance(v, tuple) else v for k, v in arch.items()}, _data=data)
     return model, info
+
+
+LRS = [3e-4, 1e-3, 3e-3]
 
 
 BUDGETS = {
     "smoke": {
         "base": {"train_samples": 300, "val_samples": 100, "epochs": 1},
-        "baseline": {"train_samples": 300, "val_samples": 100, "epochs": 1},
+        "baseline": {"train_samples": 300, "val_samples": 100, "epochs": 1, "learning_rates": [1e-3, 3e-3]},
         "search": {"population": 4, "offspring": 4, "generations": 1,
                    "objectives": {"val_error": -1.0, "params": -1.0},
                    "evaluation": {"train_samples": 300, "val_samples": 100, "seconds": 20, "timeout": 120,
@@ -62,7 +70,7 @@ BUDGETS = {
     },
     "default": {
         "base": {"train_samples": 12000, "val_samples": 1000, "epochs": 3},
-        "baseline": {"train_samples": None, "val_samples": None, "epochs": 10},
+        "baseline": {"train_samples": None, "val_samples": None, "epochs": 15, "learning_rates": LRS},
         "search": {"population": 10, "offspring": 10, "generations": 8, "wall_seconds": 900,
                    "objectives": {"val_error": -1.0, "exec_time": -1.0},
                    "evaluation": {"train_samples": 3000, "val_samples": None, "seconds": 60, "timeout": 240,
@@ -71,7 +79,7 @@ BUDGETS = {
     },
     "full": {
         "base": {"train_samples": None, "val_samples": None, "epochs": 10},
-        "baseline": {"train_samples": None, "val_samples": None, "epochs": 30},
+        "baseline": {"train_samples": None, "val_samples": None, "epochs": 30, "learning_rates": LRS},
         "search": {"population": 24, "offspring": 24, "generations": 20,
                    "objectives": {"val_error": -1.0, "exec_time": -1.0},
                    "evaluation": {"train_samples": None, "val_samples": None, "seconds": 300, "timeout": 900},

@@ -8,7 +8,9 @@ predict the digit's *position* (two sigmoid outputs, mean squared error). The se
 evolves edit programs of the base (:func:`evokeras.specialize`) that *classify* the
 digit: objectives validation error and inference time per sample. The **baseline** is
 the base's full architecture with a 10-way softmax head trained from scratch on
-classification with a larger training budget (the "fully trained larger network").
+classification to convergence (early stopping on validation loss, the best of three
+learning rates: :func:`evokeras.app.specialization.train_best`), and a larger variant
+(1.5x the widths) trained the same way (the "fully trained larger network").
 
 Usage::
 
@@ -24,7 +26,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from evokeras import data as datasets
-from evokeras.app.specialization import run_specialization_study, train_model
+from evokeras.app.specialization import run_specialization_study, train_best, train_model
 from evokeras.build import zoo
 
 ARCH = {"widths": (16, 32, 64), "dense": 256}
@@ -43,17 +45,20 @@ def train_base(cfg: dict[str, Any], seed: int) -> tuple[Any, dict[str, Any]]:
 def train_baseline(cfg: dict[str, Any], seed: int) -> tuple[Any, dict[str, Any]]:
     data = datasets.object_scenes(target="class", train_size=cfg["train_samples"],
                                   val_limit=cfg["val_samples"], test_limit=None)
-    model = zoo.plain_cnn((48, 48, 1), 10, **ARCH)
-    info = train_model(model, data, loss="sparse_categorical_crossentropy", epochs=cfg["epochs"], batch_size=64)
-    info["_data"] = data
+    arch = {**ARCH, **cfg.get("arch", {})}
+    model, info = train_best(lambda: zoo.plain_cnn((48, 48, 1), 10, **arch), data,
+                             learning_rates=cfg["learning_rates"], loss="sparse_categorical_crossentropy",
+                             epochs=cfg["epochs"], patience=cfg.get("patience", 3), batch_size=64)
+    info.update(arch={k: list(v) if isinstance(v, tuple) else v for k, v in arch.items()}, _data=data)
     return model, info
 
 
-EVALUATION = {"train_samples": 4000, "val_samples": 2000, "seconds": 60, "timeout": 240, "time_repeats": 5}
+EVALUATION = {"train_samples": 8000, "val_samples": 2000, "seconds": 90, "timeout": 300, "time_repeats": 5}
+LRS = [3e-4, 1e-3, 3e-3]
 BUDGETS = {
     "smoke": {
         "base": {"train_samples": 600, "val_samples": 200, "epochs": 1},
-        "baseline": {"train_samples": 600, "val_samples": 200, "epochs": 1},
+        "baseline": {"train_samples": 600, "val_samples": 200, "epochs": 1, "learning_rates": [1e-3, 3e-3]},
         "search": {"population": 4, "offspring": 4, "generations": 1,
                    "objectives": {"val_error": -1.0, "params": -1.0},
                    "evaluation": {"train_samples": 300, "val_samples": 200, "seconds": 20, "timeout": 120,
@@ -62,15 +67,22 @@ BUDGETS = {
     },
     "default": {
         "base": {"train_samples": 20000, "val_samples": 5000, "epochs": 4},
-        "baseline": {"train_samples": 20000, "val_samples": 5000, "epochs": 12},
+        "baseline": {"train_samples": 20000, "val_samples": 5000, "epochs": 20, "learning_rates": LRS},
+        "baseline_large": {"train_samples": 20000, "val_samples": 5000, "epochs": 20, "learning_rates": LRS,
+                           "arch": {"widths": (24, 48, 96), "dense": 384}},
+        # successive halving: every offspring fine-tuned on a quarter of the examples, the
+        # best third promoted to the full evaluation
         "search": {"population": 12, "offspring": 12, "generations": 10, "wall_seconds": 1500,
                    "objectives": {"val_error": -1.0, "exec_time": -1.0},
-                   "evaluation": EVALUATION, "space": {"finetune": [0, 1, 2, 4, 8]},
+                   "evaluation": EVALUATION, "space": {"finetune": [0, 2, 4, 8]},
+                   "multi_fidelity": {"eta": 3, "fraction": 0.25},
                    "final_train_samples": 20000},
     },
     "full": {
         "base": {"train_samples": None, "val_samples": None, "epochs": 10},
-        "baseline": {"train_samples": None, "val_samples": None, "epochs": 30},
+        "baseline": {"train_samples": None, "val_samples": None, "epochs": 40, "learning_rates": LRS},
+        "baseline_large": {"train_samples": None, "val_samples": None, "epochs": 40, "learning_rates": LRS,
+                           "arch": {"widths": (24, 48, 96), "dense": 384}},
         "search": {"population": 24, "offspring": 24, "generations": 20,
                    "objectives": {"val_error": -1.0, "exec_time": -1.0},
                    "evaluation": {**EVALUATION, "train_samples": 20000, "val_samples": None},

@@ -19,7 +19,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from evokeras import data as datasets
-from evokeras.app.specialization import run_specialization_study, train_model
+from evokeras.app.specialization import run_specialization_study, train_best, train_model
 from evokeras.build import zoo
 
 ARCH = {"widths": (16, 32, 64), "blocks": 2}
@@ -38,14 +38,24 @@ def train_base(cfg: dict[str, Any], seed: int) -> tuple[Any, dict[str, Any]]:
 
 
 def train_baseline(cfg: dict[str, Any], seed: int) -> tuple[Any, dict[str, Any]]:
-    return _train(datasets.mnist_splits(train_size=cfg["train_samples"], val_limit=cfg["val_samples"],
-                                        test_limit=None), cfg)
+    """The base's architecture (or ``cfg["arch"]``) trained from scratch on MNIST:
+    early stopping, the best of ``cfg["learning_rates"]`` on validation."""
+    data = datasets.mnist_splits(train_size=cfg["train_samples"], val_limit=cfg["val_samples"], test_limit=None)
+    arch = {**ARCH, **cfg.get("arch", {})}
+    model, info = train_best(lambda: zoo.resnet((28, 28, 1), 10, **arch), data, learning_rates=cfg["learning_rates"],
+                             loss="sparse_categorical_crossentropy", epochs=cfg["epochs"],
+                             patience=cfg.get("patience", 3), batch_size=64)
+    info.update(arch={k: list(v) if isinstance(v, tuple) else v for k, v in arch.items()}, _data=data)
+    return model, info
+
+
+LRS = [3e-4, 1e-3, 3e-3]
 
 
 BUDGETS = {
     "smoke": {
         "base": {"train_samples": 600, "val_samples": 200, "epochs": 1},
-        "baseline": {"train_samples": 600, "val_samples": 200, "epochs": 1},
+        "baseline": {"train_samples": 600, "val_samples": 200, "epochs": 1, "learning_rates": [1e-3, 3e-3]},
         "search": {"population": 4, "offspring": 4, "generations": 1,
                    "objectives": {"val_error": -1.0, "params": -1.0},
                    "evaluation": {"train_samples": 300, "val_samples": 200, "seconds": 20, "timeout": 120,
@@ -54,7 +64,7 @@ BUDGETS = {
     },
     "default": {
         "base": {"train_samples": 20000, "val_samples": 5000, "epochs": 4},
-        "baseline": {"train_samples": 20000, "val_samples": 5000, "epochs": 12},
+        "baseline": {"train_samples": 20000, "val_samples": 5000, "epochs": 15, "learning_rates": LRS},
         "search": {"population": 10, "offspring": 10, "generations": 5, "wall_seconds": 600,
                    "objectives": {"val_error": -1.0, "exec_time": -1.0},
                    "evaluation": {"train_samples": 3000, "val_samples": 2000, "seconds": 60, "timeout": 240,
@@ -63,7 +73,9 @@ BUDGETS = {
     },
     "full": {
         "base": {"train_samples": None, "val_samples": None, "epochs": 15},
-        "baseline": {"train_samples": None, "val_samples": None, "epochs": 30},
+        "baseline": {"train_samples": None, "val_samples": None, "epochs": 30, "learning_rates": LRS},
+        "baseline_large": {"train_samples": None, "val_samples": None, "epochs": 30, "learning_rates": LRS,
+                           "arch": {"widths": (24, 48, 96)}},
         "search": {"population": 24, "offspring": 24, "generations": 20,
                    "objectives": {"val_error": -1.0, "exec_time": -1.0},
                    "evaluation": {"train_samples": 20000, "val_samples": None, "seconds": 300, "timeout": 900},

@@ -9,10 +9,23 @@ when the program asks for it (under the budget's time limits), then measure the
 validation error and the inference time per sample of the whole model, its parameters
 and FLOPs. A front member's final model is made the same way with the head fitted on
 train + validation (``final_train_samples``) and is scored once on the test split.
+
+The **teacher** (once per process and training set, :meth:`Specialization.teacher`): the
+whole base up to its last cut point with a softmax head fitted on the training examples.
+It gives the data-driven squeeze criteria (``activation``, ``taylor``:
+:func:`evokeras.build.importance.unit_scores`, on the first ``importance_samples``
+examples) and, after ``teacher_epochs`` of fine-tuning, the soft targets of
+**distillation**: fine-tuning minimises ``(1 - w) * CE(labels) + w * T^2 * CE(softmax(t/T),
+softmax(s/T))`` (Hinton et al., 2015; ``w``: ``distill_weight``, ``T``: ``temperature``)
+with a learning rate that warms up linearly over the first tenth of the steps and then
+follows a cosine decay to 0. A fine-tuned candidate records ``head_val_error`` (before
+fine-tuning) and ``recovered_per_second`` (validation error removed per second of it).
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import math
 import os
 import time
@@ -24,6 +37,7 @@ from typing import Any
 import numpy as np
 
 from evokeras.build import layers  # noqa: F401 - registers evokeras' layers for loading
+from evokeras.build.importance import unit_scores
 from evokeras.build.surgery import apply_program, count_flops, structure
 from evokeras.genomes.edits import EditProgram, EditSpace
 from evokeras.tasks.base import Task
@@ -35,6 +49,8 @@ from evokeras.variation.edits import crossover_programs, mutate_program, random_
 __all__ = ["Specialization", "fit_head", "predict"]
 
 _BASES: dict[tuple[str, float], Any] = {}
+_TEACHERS: dict[str, dict[str, Any]] = {}
+_TEACHER_CACHE = 3
 
 
 def _load_base(path: str) -> Any:
@@ -119,6 +135,13 @@ class Specialization(Task):
         target_options: keyword arguments of the target task.
         finetune_batch: batch size of fine-tuning.
         space: an :class:`~evokeras.genomes.edits.EditSpace` instead of the default one.
+        distill_weight: weight of the teacher's soft targets in the fine-tuning loss
+            (0: labels only; 1: teacher only).
+        temperature: softening temperature of distillation.
+        teacher_epochs: epochs the teacher is fine-tuned before it gives soft targets
+            (0: the base with its fitted head).
+        importance_samples: training examples the data-driven squeeze criteria are
+            measured on.
     """
 
     family = "specialize"
@@ -127,7 +150,18 @@ class Specialization(Task):
 
     def __init__(self, base: str | os.PathLike[str], target: str = "objects", *,
                  target_options: dict[str, Any] | None = None, finetune_batch: int = 64,
-                 space: EditSpace | None = None) -> None:
+                 space: EditSpace | None = None, distill_weight: float = 0.5, temperature: float = 4.0,
+                 teacher_epochs: int = 1, importance_samples: int = 512) -> None:
+        checks = (("distill_weight", distill_weight, float, lambda v: 0 <= v <= 1, "a number in [0, 1]"),
+                  ("temperature", temperature, float, lambda v: v > 0, "a number > 0"),
+                  ("teacher_epochs", teacher_epochs, int, lambda v: v >= 0, "an integer >= 0"),
+                  ("importance_samples", importance_samples, int, lambda v: v >= 1, "an integer >= 1"))
+        for name, value, kind, ok, what in checks:
+            if (isinstance(value, bool) or not isinstance(value, int | float) or (kind is int and value != int(value))
+                    or not ok(value)):
+                raise ValueError(f"{name}: {what}, got {value!r}")
+        self.distill_weight, self.temperature = float(distill_weight), float(temperature)
+        self.teacher_epochs, self.importance_samples = int(teacher_epochs), int(importance_samples)
 
         path = Path(base)
         if not path.is_file():
@@ -184,17 +218,84 @@ class Specialization(Task):
         return crossover_programs(a, b, rng, space)
 
     # -- building a specialized model -------------------------------------------------------
+    def teacher(self, x: np.ndarray, y: np.ndarray) -> dict[str, Any]:
+        """The teacher of training set ``(x, y)`` (cached per process): ``scores``
+        (``{criterion: unit_scores}`` of the data-driven criteria of the space, on the
+        base with its fitted head) and ``logits`` (the teacher's logits for ``x`` after
+        ``teacher_epochs`` of fine-tuning with the learning-rate schedule). Raises
+        :class:`NonFiniteError` when the base's features or the teacher are not finite."""
+        digest = hashlib.sha256(np.ascontiguousarray(x[: min(len(x), 256)]).tobytes()).hexdigest()[:16]
+        key = json.dumps([self.base_path, os.path.getmtime(self.base_path), self.target_name, len(x), digest,
+                          self.teacher_epochs, self.importance_samples, list(self.space.importance)],
+                         sort_keys=True, default=str)
+        if key not in _TEACHERS:
+            # a few training sets at once: the search's, its low-fidelity prefix, the final models'
+            while len(_TEACHERS) >= _TEACHER_CACHE:
+                del _TEACHERS[next(iter(_TEACHERS))]
+            try:
+                _TEACHERS[key] = self._make_teacher(x, y)
+            except NonFiniteError as exc:  # every candidate that needs it fails the same way (status nan)
+                _TEACHERS[key] = {"error": str(exc)}
+        if "error" in _TEACHERS[key]:
+            raise NonFiniteError(_TEACHERS[key]["error"])
+        return _TEACHERS[key]
+
+    def _make_teacher(self, x: np.ndarray, y: np.ndarray) -> dict[str, Any]:
+        import keras
+
+        cut = self.space.base.cut_points[-1]
+        body = apply_program(self.base_model(), EditProgram(cut=cut, pool=self.space.pools(cut)[0]))
+        features = predict(body, x)
+        if not np.all(np.isfinite(features)):
+            raise NonFiniteError(f"the teacher's features (the base up to {cut!r}) are not finite")
+        w, b = fit_head(features, y, self.n_outputs, "logistic", 1e-2)
+        head = keras.layers.Dense(self.n_outputs, name="teacher_head")
+        model = keras.Model(body.input, head(body.output), name="teacher")
+        head.set_weights([w, b])
+        n = min(len(x), self.importance_samples)
+        scores = {c: unit_scores(model, c, x[:n], y[:n]) for c in self.space.importance if c != "weight_norm"}
+        if self.teacher_epochs:
+            model.compile(optimizer=keras.optimizers.Adam(self._schedule(1e-3, self.teacher_epochs, len(x))),
+                          loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+            model.fit(x, y, batch_size=self.finetune_batch, epochs=self.teacher_epochs, verbose=0)
+        logits = predict(model, x)
+        if not np.all(np.isfinite(logits)):
+            raise NonFiniteError("the teacher's logits are not finite after its fine-tuning")
+        return {"scores": scores, "logits": logits}
+
+    def _schedule(self, learning_rate: float, epochs: int, n: int) -> Any:
+        """Linear warm-up over the first tenth of the steps, then cosine decay to 0."""
+        import keras
+
+        steps = max(1, epochs * math.ceil(n / self.finetune_batch))
+        warm = max(1, steps // 10) if steps > 1 else 0
+        return keras.optimizers.schedules.CosineDecay(0.0 if warm else learning_rate, max(1, steps - warm),
+                                                      warmup_target=learning_rate if warm else None,
+                                                      warmup_steps=warm)
+
     def build(self, program: EditProgram, x: np.ndarray, y: np.ndarray, *, callbacks: list[Any] | None = None,
-              timed: Callable[[str], AbstractContextManager[None]] | None = None) -> Any:
+              timed: Callable[[str], AbstractContextManager[None]] | None = None,
+              on_head: Callable[[Any], None] | None = None) -> Any:
         """The specialized model ``program`` makes, its head fitted (and the model
-        fine-tuned) on ``(x, y)``, integer class labels; compiled with sparse
-        cross-entropy and accuracy (softmax outputs). ``timed(section)`` times the
-        ``build``, ``head`` and ``fit`` steps (:meth:`ScoreContext.timed`)."""
+        fine-tuned, distilled from :meth:`teacher`) on ``(x, y)``, integer class labels;
+        compiled with sparse cross-entropy and accuracy (softmax outputs).
+        ``timed(section)`` times the ``teacher``, ``build``, ``head`` and ``fit`` steps
+        (:meth:`ScoreContext.timed`); ``on_head(model)`` sees the model before fine-tuning."""
         import keras
 
         timed = timed or (lambda section: nullcontext())
+        data_driven = bool(program.squeeze) and program.importance != "weight_norm"
+        distill = bool(program.finetune) and self.distill_weight > 0
+        teacher = None
+        if data_driven or distill:
+            with timed("teacher"):
+                teacher = self.teacher(x, y)
         with timed("build"):
-            body = apply_program(self.base_model(), program)
+            scores = teacher["scores"].get(program.importance) if teacher is not None and data_driven else None
+            if data_driven and scores is None:
+                raise ValueError(f"importance: {program.importance!r} is not among the space's criteria "
+                                 f"{self.space.importance}")
+            body = apply_program(self.base_model(), program, scores)
         with timed("head"):
             features = predict(body, x)
             if not np.all(np.isfinite(features)):
@@ -207,12 +308,20 @@ class Specialization(Task):
             head.set_weights([w, b])
         model.compile(loss="sparse_categorical_crossentropy", metrics=["accuracy"])
         if program.finetune:
+            if on_head is not None:
+                on_head(model)
             # fine-tune on the logits (a numerically stable loss on every backend)
             trainer = keras.Model(body.input, logits)
-            trainer.compile(optimizer=keras.optimizers.Adam(program.learning_rate),
-                            loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+            soft = teacher["logits"] if teacher is not None and distill else None
+            target: Any = y
+            loss: Any = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+            if soft is not None:
+                target = np.concatenate([np.asarray(y, np.float32)[:, None], soft.astype(np.float32)], axis=1)
+                loss = _distillation_loss(self.distill_weight, self.temperature)
+            trainer.compile(optimizer=keras.optimizers.Adam(self._schedule(program.learning_rate, program.finetune,
+                                                                           len(x))), loss=loss)
             with timed("fit"):
-                history = trainer.fit(x, y, batch_size=self.finetune_batch, epochs=program.finetune, verbose=0,
+                history = trainer.fit(x, target, batch_size=self.finetune_batch, epochs=program.finetune, verbose=0,
                                       callbacks=callbacks or [])
             losses = history.history.get("loss", [])
             if not losses or not all(math.isfinite(v) for v in losses):
@@ -221,14 +330,26 @@ class Specialization(Task):
 
     def score(self, genome: Any, ctx: ScoreContext) -> dict[str, Any]:
         data = ctx.data()
+        before: dict[str, float] = {}
+
+        def on_head(model: Any) -> None:
+            with ctx.timed("evaluate"):
+                scores = model.evaluate(data.x_val, data.y_val, batch_size=EVAL_BATCH, verbose=0, return_dict=True)
+            before["head_val_error"] = 1.0 - float(scores["accuracy"])
+
         model = self.build(genome, data.x_train, data.y_train, callbacks=ctx.callbacks(early_stopping=False),
-                           timed=ctx.timed)
+                           timed=ctx.timed, on_head=on_head)
         metrics: dict[str, Any] = {"params": int(model.count_params()), "flops": count_flops(model),
                                    "base_params": int(self.base_model().count_params()), "steps": genome.steps()}
         ctx.note(**metrics)
         with ctx.timed("evaluate"):
             scores = model.evaluate(data.x_val, data.y_val, batch_size=EVAL_BATCH, verbose=0, return_dict=True)
         metrics.update(self.val_metrics(scores))
+        if before and "val_error" in metrics:
+            fit = ctx.times.get("fit", 0.0)
+            metrics.update(before, finetune_seconds=fit)
+            if fit > 0:
+                metrics["recovered_per_second"] = (before["head_val_error"] - metrics["val_error"]) / fit
         if ctx.wants_exec_time:
             with ctx.timed("timing"):
                 metrics["exec_time"] = ctx.time_inference(model, data.x_val) / self.tokens_per_sample
@@ -245,3 +366,20 @@ class Specialization(Task):
 
     def __repr__(self) -> str:
         return f"Specialization(base={self.base_path!r}, target={self.target_name!r})"
+
+
+def _distillation_loss(weight: float, temperature: float) -> Callable[[Any, Any], Any]:
+    """The fine-tuning loss on logits ``s`` of targets ``[label, teacher logits t...]``:
+    ``(1 - weight) * CE(label, s) + weight * T^2 * CE(softmax(t / T), softmax(s / T))``."""
+    import keras
+    from keras import ops
+
+    def loss(y_true: Any, y_pred: Any) -> Any:
+        labels = ops.cast(y_true[:, 0], "int32")
+        teacher = y_true[:, 1:]
+        hard = keras.losses.sparse_categorical_crossentropy(labels, y_pred, from_logits=True)
+        soft = -ops.sum(ops.softmax(teacher / temperature, axis=-1) * ops.log_softmax(y_pred / temperature, axis=-1),
+                        axis=-1) * (temperature * temperature)
+        return (1.0 - weight) * hard + weight * soft
+
+    return loss

@@ -1,5 +1,5 @@
 """Variation operators of edit programs (:class:`~evokeras.genomes.edits.EditProgram`):
-repair, random programs, nine mutations and crossover, pure functions of an explicit
+repair, random programs, ten mutations and crossover, pure functions of an explicit
 ``numpy.random.Generator``; :func:`evokeras.make_toolbox` registers them for a
 specialization task like the architecture operators.
 """
@@ -43,8 +43,11 @@ def repair_program(program: EditProgram, space: EditSpace) -> EditProgram:
     kept = [u.name for u in base.chain(program)]
     freeze = program.freeze if finetune and program.freeze in kept else ""
     lr = float(_draw.nearest(program.learning_rate, space.learning_rates)) if finetune else space.learning_rates[0]
+    # the criterion matters only to a squeeze; without one it takes the field's default
+    importance = (program.importance if program.importance in space.importance else space.importance[0]) \
+        if squeeze else "weight_norm"
     return program.replace(squeeze=squeeze, pool=pool, head=head, alpha=alpha, finetune=finetune,
-                           freeze=freeze, learning_rate=lr)
+                           freeze=freeze, learning_rate=lr, importance=importance)
 
 
 def random_program(rng: np.random.Generator, space: EditSpace) -> EditProgram:
@@ -55,6 +58,7 @@ def random_program(rng: np.random.Generator, space: EditSpace) -> EditProgram:
         cut=cut, pool=_draw.pick(rng, space.pools(cut)), head=_draw.pick(rng, space.heads),
         alpha=float(_draw.pick(rng, space.alphas)), finetune=int(_draw.pick(rng, space.finetune)),
         learning_rate=float(_draw.pick(rng, space.learning_rates)),
+        importance=_draw.pick(rng, space.importance),
     )
     for _ in range(int(rng.integers(space.init_drops + 1))):
         program = _drop(program, rng, space) or program
@@ -94,6 +98,12 @@ def _restore(p: EditProgram, rng: np.random.Generator, space: EditSpace) -> Edit
         return None
     name = _draw.pick(rng, list(p.drop))
     return p.replace(drop=[d for d in p.drop if d != name])
+
+
+def _importance(p: EditProgram, rng: np.random.Generator, space: EditSpace) -> EditProgram | None:
+    """Squeeze by another importance criterion."""
+    options = [c for c in space.importance if c != p.importance]
+    return p.replace(importance=_draw.pick(rng, options)) if p.squeeze and options else None
 
 
 def _cut(p: EditProgram, rng: np.random.Generator, space: EditSpace) -> EditProgram | None:
@@ -148,6 +158,7 @@ EDIT_MUTATIONS = {
     "head": (_head, 1.0),
     "finetune": (_finetune, 1.0),
     "freeze": (_freeze, 0.5),
+    "importance": (_importance, 0.5),
 }
 
 
@@ -167,8 +178,9 @@ def crossover_programs(a: EditProgram, b: EditProgram, rng: np.random.Generator,
                        space: EditSpace) -> tuple[EditProgram, EditProgram]:
     """Uniform crossover: each gene group (cut and pool; each layer's squeeze; each
     unit's drop; head; fine-tuning) comes from either parent; both children repaired."""
-    groups: list[Sequence[str]] = [("cut", "pool"), ("head", "alpha"), ("finetune", "freeze", "learning_rate")]
-    ca, cb = a.to_dict(), b.to_dict()
+    groups: list[Sequence[str]] = [("cut", "pool"), ("head", "alpha"), ("finetune", "freeze", "learning_rate"),
+                                   ("importance",)]
+    ca, cb = {**a.to_dict(), "importance": a.importance}, {**b.to_dict(), "importance": b.importance}
     for group in groups:
         if rng.random() < 0.5:
             for name in group:

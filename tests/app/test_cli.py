@@ -356,3 +356,53 @@ def test_a_stop_raised_where_python_cannot_propagate_it_is_quiet(monkeypatch) ->
     assert guarded(entry) == 0
     assert [type(e) for e in reported] == [ValueError]
     assert sys.unraisablehook is hook
+
+
+# --------------------------------------------------------------------------- #
+# evokeras specialize MODEL.keras --task ...                                   #
+# --------------------------------------------------------------------------- #
+SPECIALIZE_CONFIG = {
+    "population": 2, "offspring": 2, "generations": 0,
+    "objectives": {"val_error": -1, "params": -1},
+    "evaluation": {"train_samples": 64, "val_samples": 32, "time_repeats": 1, "time_batch": 16},
+    "space": {"finetune": [0, 1], "importance": ["taylor"]},
+    "task_options": {"teacher_epochs": 0, "importance_samples": 32},
+    "final_train_samples": 64, "final_members": 1,
+}
+
+
+def test_cli_specialize_end_to_end_and_bad_input(tmp_path, capsys) -> None:
+    keras = pytest.importorskip("keras")
+    from evokeras.app.cli import main
+    from evokeras.build import zoo
+
+    keras.utils.set_random_seed(0)
+    model_path = tmp_path / "tiny.keras"
+    zoo.plain_cnn((28, 28, 1), 2, widths=(2, 4), dense=8, activation="sigmoid").save(model_path)
+    cfg = tmp_path / "cfg.json"
+    cfg.write_text(json.dumps(SPECIALIZE_CONFIG))
+    # bad input: one line naming the path, flag or key; status 2; nothing written
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps({**SPECIALIZE_CONFIG, "space": {"importance": "taylor"}}))
+    for argv, named in (([str(tmp_path / "none.keras"), "--task", "mnist"], "none.keras"),
+                        ([str(cfg), "--task", "mnist"], "cfg.json"),
+                        ([str(model_path), "--task", "no_such_task"], "--task"),
+                        ([str(model_path), "--task", "mnist", "--config", str(tmp_path / "nope.json")], "nope.json"),
+                        ([str(model_path), "--task", "mnist", "--config", str(bad)], "importance"),
+                        ([str(model_path), "--task", "fashion_mnist", "--config", str(cfg), "--out", str(cfg)], "--out")):
+        out = tmp_path / "bad_run"
+        assert main(["specialize", *argv, "--no-progress", *([] if "--out" in argv else ["--out", str(out)])]) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and err[0].startswith("error:") and named in err[0], err
+        assert not out.exists()
+    out = tmp_path / "run"
+    assert main(["specialize", str(model_path), "--task", "mnist", "--config", str(cfg), "--out", str(out),
+                 "--no-progress"]) == 0
+    printed = capsys.readouterr().out
+    hof = json.loads((out / "hall_of_fame.json").read_text())
+    member = hof["members"][0]
+    assert member["genome"]["program"] == "edit" and (out / member["model"]).is_file()
+    assert (out / "base.keras").is_file() and member["key"] in printed
+    config = json.loads((out / "config.json").read_text())["config"]
+    assert config["task"] == "specialize" and config["task_options"]["target"] == "mnist"
+    assert config["task_options"]["teacher_epochs"] == 0

@@ -343,8 +343,9 @@ def test_two_inputs_raise_surgery_error() -> None:
 def test_bad_programs_raise_surgery_error(res) -> None:
     with pytest.raises(SurgeryError, match="cut"):
         apply_program(res, EditProgram(cut="head", pool="none"))
-    with pytest.raises(SurgeryError, match="residual stream"):
-        apply_program(res, EditProgram(cut="pool", pool="none", squeeze={"stem_conv": 0.5}))
+    # the last layer of an identity block alone: its output would not match the stream
+    with pytest.raises(SurgeryError, match="different channels"):
+        apply_program(res, EditProgram(cut="pool", pool="none", squeeze={"s1b1_conv2": 0.5}))
 
 
 # --------------------------------------------------------------------------- #
@@ -379,3 +380,122 @@ def test_count_flops_matches_a_hand_count() -> None:
     expected = 2 * 36 * (3 * 3 * 3 * 5) + 2 * 9 * (5 * 2) + 2 * 18 * 7
     assert count_flops(_build(_conv_dense, seed=5)) == expected
     assert count_flops(_build(_recurrent, seed=6)) == 2 * 10 * 4 * 4 * (3 + 4)
+
+
+# --------------------------------------------------------------------------- #
+# Residual streams and data-driven importance                                  #
+# --------------------------------------------------------------------------- #
+def _silence_bn(model: Any, name: str, gone: np.ndarray) -> None:
+    bn = model.get_layer(name)
+    gamma, beta, mean, var = (w.copy() for w in bn.get_weights())
+    gamma[gone] = 0.0
+    beta[gone] = 0.0
+    bn.set_weights([gamma, beta, mean, var])
+
+
+@pytest.mark.parametrize("producer, tensors", [
+    ("stem_conv", [("stem_conv", "stem_bn"), ("s1b1_conv2", "s1b1_bn2"), ("s1b2_conv2", "s1b2_bn2")]),
+    ("s2b1_add", [("s2b1_conv2", "s2b1_bn2"), ("s2b1_proj", "s2b1_proj_bn"), ("s2b2_conv2", "s2b2_bn2")]),
+])
+def test_squeezed_residual_stream_equals_base_with_silenced_channels(res, small_images, producer, tensors) -> None:
+    """Squeezing a stream removes the same channels from every tensor added into it; the
+    channels kept are those of largest summed importance; the result equals the base with
+    those channels silenced (batch-norm scale and shift zeroed in each tensor)."""
+    program = EditProgram(cut="pool", pool="none", squeeze={producer: 0.5})
+    EditSpace(structure(res)).check(program)
+    score = sum(importance(res.get_layer(layer), res.get_layer(bn)) for layer, bn in tensors)
+    gone = _removed(score, 0.5)
+    kept = np.setdiff1d(np.arange(len(score)), gone)
+    silenced = _copy(res)
+    for _, bn in tensors:
+        _silence_bn(silenced, bn, gone)
+    body = apply_program(res, program)
+    for layer, _ in tensors:
+        np.testing.assert_array_equal(body.get_layer(layer).get_weights()[0], res.get_layer(layer).get_weights()[0][..., kept])
+    out = body.predict_on_batch(small_images)
+    expected = _features(silenced, "pool", small_images)
+    if producer == "s2b1_add":  # the last stage's stream reaches the pool: compare its kept channels
+        assert np.all(expected[:, gone] == 0.0)
+        expected = expected[:, kept]
+    assert np.abs(expected).max() > 1e-3
+    np.testing.assert_allclose(out, expected, atol=ATOL)
+    assert body.count_params() < apply_program(res, EditProgram(cut="pool", pool="none")).count_params()
+
+
+def _teacher(res: Any) -> Any:
+    """``res``'s body up to its pool with a Dense head: logits for 3 classes."""
+    body = apply_program(res, EditProgram(cut="pool", pool="none"))
+    head = keras.layers.Dense(3, name="teacher_head")
+    model = keras.Model(body.inputs, head(body.output))
+    head.set_weights([np.random.default_rng(7).normal(0, 1, (8, 3)).astype("float32"), np.zeros(3, "float32")])
+    return model
+
+
+def test_data_driven_criteria_change_which_units_go_and_keep_surgery_exact(res, small_images) -> None:
+    from evokeras.build.importance import unit_scores
+
+    teacher = _teacher(res)
+    x = np.concatenate([small_images] * 4)
+    y = np.arange(len(x)) % 3
+    kept: dict[str, np.ndarray] = {}
+    for criterion in ("weight_norm", "activation", "taylor"):
+        scores = unit_scores(teacher, criterion, x, y, batch_size=8)
+        if criterion != "weight_norm":
+            assert scores["s1b1_conv1"].shape == (3, 4) and scores["s2b1_proj"].shape == (3, 8)
+            assert np.all(np.isfinite(scores["stem_conv"]))
+        program = EditProgram(cut="pool", pool="none", squeeze={"s1b1_conv1": 0.5, "s2b2_conv1": 0.5, "stem_conv": 0.5},
+                              importance=criterion)
+        body = apply_program(res, program, scores)
+        # exact on the kept units: the base with the others silenced
+        silenced = _copy(res)
+        for name, bn in (("s1b1_conv1", "s1b1_bn1"), ("s2b2_conv1", "s2b2_bn1")):
+            gone = np.setdiff1d(np.arange(res.get_layer(name).filters), _kept_filters(res, body, name))
+            _silence_bn(silenced, bn, gone)
+        stream = _kept_filters(res, body, "stem_conv")
+        gone = np.setdiff1d(np.arange(4), stream)
+        for bn in ("stem_bn", "s1b1_bn2", "s1b2_bn2"):
+            _silence_bn(silenced, bn, gone)
+        np.testing.assert_allclose(body.predict_on_batch(small_images), _features(silenced, "pool", small_images),
+                                   atol=ATOL)
+        kept[criterion] = np.concatenate([_kept_filters(res, body, n) for n in ("s1b1_conv1", "s2b2_conv1", "stem_conv")])
+    # the criteria disagree on what can go
+    assert len({tuple(k) for k in kept.values()}) >= 2, kept
+
+
+_BN_AFTER = {"s1b1_conv1": "s1b1_bn1", "s2b2_conv1": "s2b2_bn1", "stem_conv": "stem_bn"}
+
+
+def _kept_filters(base: Any, body: Any, name: str) -> np.ndarray:
+    """Which output filters of ``name`` the body kept (matched by the moving means of
+    the batch norm after it: distinct random numbers)."""
+    full = base.get_layer(_BN_AFTER[name]).get_weights()[2]
+    part = body.get_layer(_BN_AFTER[name]).get_weights()[2]
+    return np.array([int(np.argmin(np.abs(full - v))) for v in part])
+
+
+def test_taylor_equals_activation_times_gradient() -> None:
+    """On a conv + batch norm + ReLU graph the weight-gradient form of the Taylor score
+    equals ``sum(a * dL/da)`` over the ReLU's output (finite differences of a gate)."""
+    from evokeras.build.importance import unit_scores
+
+    model = _build(_conv_bn_graph, seed=4)
+    x = np.random.default_rng(3).normal(0, 1, (6, 6, 6, 2)).astype("float32")
+    y = np.array([0, 1, 1, 0, 1, 0])
+    got = unit_scores(model, "taylor", x, y, batch_size=6)["c"][0]
+    relu = keras.Model(model.inputs, model.get_layer("relu").output)
+    a = np.asarray(relu.predict_on_batch(x), np.float64)
+    tail_in = keras.Input(a.shape[1:])
+    h = tail_in
+    for name in ("c2", "gap", "head"):
+        h = model.get_layer(name)(h)
+    tail = keras.Model(tail_in, h)
+
+    def loss(gate: np.ndarray) -> float:
+        logits = np.asarray(tail.predict_on_batch((a * gate).astype("float32")), np.float64)
+        logits -= logits.max(axis=1, keepdims=True)
+        return float(-(logits[np.arange(6), y] - np.log(np.exp(logits).sum(axis=1))).sum())
+
+    eps = 1e-2
+    want = np.array([(loss(np.where(np.arange(4) == c, 1 + eps, 1.0)) - loss(np.where(np.arange(4) == c, 1 - eps, 1.0)))
+                     / (2 * eps) for c in range(4)])
+    np.testing.assert_allclose(got, want, rtol=2e-2, atol=1e-3)

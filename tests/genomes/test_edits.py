@@ -226,7 +226,7 @@ def test_repair_removes_genes_without_effect(spaces) -> None:
     ("cnn", EditProgram(cut="fc", pool="avg"), "pool"),
     ("cnn", EditProgram(cut="stage2_pool", pool="last"), "pool"),
     ("lstm", EditProgram(cut="lstm2", pool="avg"), "pool"),
-    ("resnet", EditProgram(cut="pool", pool="none", squeeze={"stem_conv": 0.5}), "squeeze"),
+    ("resnet", EditProgram(cut="pool", pool="none", squeeze={"s1b1_add": 0.5}), "squeeze"),
     ("resnet", EditProgram(cut="pool", pool="none", squeeze={"s1b1_conv2": 0.5}), "squeeze"),
     ("resnet", EditProgram(cut="pool", pool="none", drop=("stem_conv",)), "drop"),
     ("resnet", EditProgram(cut="pool", pool="none", drop=("s2b1_add",)), "drop"),
@@ -270,22 +270,52 @@ def test_flatten_pool_respects_max_flatten(spaces) -> None:
 
 def test_residual_stream_rule(structures) -> None:
     res = structures["resnet"]
-    squeezable = res.squeezable(EditProgram(cut="pool", pool="none"))
-    assert set(squeezable) == {"s1b1_conv1", "s1b2_conv1", "s2b1_conv1", "s2b2_conv1"}
-    assert squeezable["s2b1_conv1"] == 8
-    for name in ("stem_conv", "s1b1_conv2", "s2b1_conv2", "s2b1_proj"):
+    program = EditProgram(cut="pool", pool="none")
+    squeezable = res.squeezable(program)
+    # block internals, and the two streams: the stem's and the projection block's
+    assert set(squeezable) == {"s1b1_conv1", "s1b2_conv1", "s2b1_conv1", "s2b2_conv1", "stem_conv", "s2b1_add"}
+    assert squeezable["s2b1_conv1"] == 8 and squeezable["stem_conv"] == 4 and squeezable["s2b1_add"] == 8
+    for name in ("s1b1_conv2", "s2b1_conv2", "s2b1_proj", "s1b1_add", "s2b2_add"):
         assert name not in squeezable
-    # cut before the first block: the stem's output reaches the cut, not a stream
+    assert res.streams(program) == {"stem_conv": ["s1b1_add", "s1b2_add"], "s2b1_add": ["s2b2_add"]}
+    # a dropped or cut-away block leaves the stream
+    assert res.streams(program.replace(drop=("s1b1_add",))) == {"stem_conv": ["s1b2_add"], "s2b1_add": ["s2b2_add"]}
+    assert res.streams(EditProgram(cut="s1b1_relu")) == {"stem_conv": ["s1b1_add"]}
+    # cut before the first block: the stem's output reaches the cut, no stream
     assert "stem_conv" in res.squeezable(EditProgram(cut="stem_relu"))
-    # dropping the block the stem feeds does not make its output a plain chain: the next
-    # block reads it (through s1b1_relu and s1b2_add)
-    assert "stem_conv" not in res.squeezable(EditProgram(cut="s1b2_relu", drop=("s1b1_add",)))
-    # dropping the only block before the cut does
-    assert "stem_conv" in res.squeezable(EditProgram(cut="s1b1_relu", drop=("s1b1_add",)))
+    assert res.streams(EditProgram(cut="stem_relu")) == {}
     # the plain CNN: every conv and fc can be squeezed
     cnn = structures["cnn"]
     assert set(cnn.squeezable(EditProgram(cut="fc"))) == {
         "stage1_conv1", "stage1_conv2", "stage2_conv1", "stage2_conv2", "fc"}
+
+
+def test_importance_is_validated_by_program_and_space(spaces) -> None:
+    with pytest.raises(GenomeError, match="importance must be one of"):
+        EditProgram(cut="fc", importance="l2")
+    space = spaces["cnn"].replace(importance=("taylor",))
+    program = EditProgram(cut="fc", pool="none", squeeze={"stage1_conv1": 0.5})  # weight_norm
+    with pytest.raises(ValueError, match="^importance:"):
+        space.check(program)
+    assert repair_program(program, space).importance == "taylor"
+    with pytest.raises(ValueError, match="space option 'importance'"):
+        EditSpace.from_dict({"importance": "taylor"}, base=spaces["cnn"])
+    with pytest.raises(ValueError, match="space option 'importance'"):
+        EditSpace.from_dict({"importance": ["fisher"]}, base=spaces["cnn"])
+    # the criterion is part of the program's JSON (and key) unless it is the default
+    assert "importance" not in program.to_dict()
+    tay = program.replace(importance="taylor")
+    assert EditProgram.from_dict(tay.to_dict()) == tay and tay.key != program.key
+    assert "squeeze stage1_conv1 to 0.5 by taylor" in tay.steps()
+    # the importance mutation changes the criterion only, and only of a program that squeezes
+    full = spaces["cnn"]
+    zero = {name: 0.0 for name in EDIT_MUTATIONS}
+    rng = np.random.default_rng(1)
+    tay = repair_program(tay, full)
+    child = mutate_program(tay, rng, full, weights={**zero, "importance": 1.0})
+    assert child.importance != "taylor" and child.replace(importance="taylor") == tay
+    plain = repair_program(EditProgram(cut="fc", pool="none"), full)
+    assert mutate_program(plain, rng, full, weights={**zero, "importance": 1.0}) is plain
 
 
 def test_repair_removes_squeezes_a_drop_invalidates(spaces) -> None:
@@ -298,11 +328,13 @@ def test_repair_removes_squeezes_a_drop_invalidates(spaces) -> None:
     fixed = repair_program(bad, space)
     assert fixed.drop == ("s1b2_add",) and fixed.squeeze == (("s2b1_conv1", 0.5),)
     space.check(fixed)
-    # restoring a block can make a squeeze reach a residual stream
-    stem = EditProgram(cut="s1b1_relu", drop=("s1b1_add",), squeeze={"stem_conv": 0.5})
+    # restoring a block makes a squeeze of the stem a squeeze of its stream: still allowed
+    stem = EditProgram(cut="s1b1_relu", drop=("s1b1_add",), squeeze={"stem_conv": 0.5}, importance="taylor")
     space.check(stem)
     restored = repair_program(stem.replace(drop=()), space)
-    assert restored.squeeze == () and restored.drop == ()
+    assert restored.squeeze == (("stem_conv", 0.5),) and restored.drop == () and restored.importance == "taylor"
+    # without a squeeze the criterion has no effect: repair gives the field's default (same key)
+    assert repair_program(stem.replace(squeeze={}), space).importance == "weight_norm"
     # a cut moved before a squeezed layer removes the squeeze
     assert repair_program(ok.replace(cut="s1b1_relu", pool="avg"), space).squeeze == ()
 

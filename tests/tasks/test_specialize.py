@@ -54,7 +54,9 @@ CONFIG = {
     "population": 3, "offspring": 3, "generations": 1,
     "objectives": {"val_error": -1, "params": -1},
     "evaluation": {"train_samples": 200, "val_samples": 100, "time_repeats": 1, "time_batch": 32},
-    "space": {"finetune": [0]},  # fine-tuning is tested on its own (test_build_..., test_fine_tuning_...)
+    # fine-tuning is tested on its own (test_build_..., test_fine_tuning_...); the poisoned base
+    # has no finite teacher, so the data-driven criteria are tested on a clean one
+    "space": {"finetune": [0], "importance": ["weight_norm"]},
     "final_train_samples": 300,
 }
 
@@ -264,6 +266,12 @@ def test_config_error_names_the_option_and_writes_no_run(base_model, tmp_path) -
         specialize(base_model, "mnist", out, config={**CONFIG, "space": {"bogus": 1}})
     assert not (out / "run.db").exists()
     assert not (out / "base.keras").exists()
+    for config, key in (({"space": {"importance": ["fisher"]}}, "importance"),
+                        ({"task_options": {"temperature": 0}}, "temperature"),
+                        ({"task_options": {"distill_weight": 1.5}}, "distill_weight")):
+        with pytest.raises(ConfigError, match=f"config key '(space|task_options)': .*{key}"):
+            specialize(base_model, "mnist", out, config={**CONFIG, **config})
+        assert not (out / "run.db").exists()
 
 
 # --------------------------------------------------------------------------- #
@@ -284,7 +292,7 @@ def test_task_rejects_a_missing_base_and_a_base_of_the_wrong_shape(base_path, tm
 
 
 def test_build_fits_the_head_and_fine_tunes_only_unfrozen_units(base_path) -> None:
-    task = Specialization(base_path, "mnist")
+    task = Specialization(base_path, "mnist", distill_weight=0.0)  # the poisoned base has no finite teacher
     data = datasets.mnist_splits(train_size=64, val_limit=0, test_limit=0)
     program = EditProgram(cut="s1b2_relu", pool="avg", head="logistic", learning_rate=3e-3)
     ctx = ScoreContext(budget=Budget(), seed=0, run_seed=0, objectives=(), data_fn=lambda: data)
@@ -314,7 +322,7 @@ def test_build_fits_the_head_and_fine_tunes_only_unfrozen_units(base_path) -> No
 
 
 def test_fine_tuning_does_not_undo_the_head_fit(base_path) -> None:
-    task = Specialization(base_path, "mnist")
+    task = Specialization(base_path, "mnist", distill_weight=0.0)
     data = datasets.mnist_splits(train_size=128, val_limit=0, test_limit=0)
     program = EditProgram(cut="s1b2_relu", pool="avg", head="logistic", learning_rate=1e-3)
     before = task.build(program, data.x_train, data.y_train).evaluate(
@@ -329,6 +337,67 @@ def test_fine_tuning_does_not_undo_the_head_fit(base_path) -> None:
     after = tuned.evaluate(data.x_train, data.y_train, verbose=0, return_dict=True)
     assert losses[0] < 2 * before["loss"]
     assert after["accuracy"] >= before["accuracy"] - 0.05
+
+
+# --------------------------------------------------------------------------- #
+# Teacher, data-driven importance and distillation (a clean base)              #
+# --------------------------------------------------------------------------- #
+@pytest.fixture(scope="module")
+def clean_path(base_model, tmp_path_factory) -> Path:
+    model = keras.models.clone_model(base_model)
+    model.set_weights(base_model.get_weights())
+    bn = model.get_layer("s2b2_bn2")
+    gamma, beta, mean, var = bn.get_weights()
+    beta[0] = 0.0
+    bn.set_weights([gamma, beta, mean, var])
+    path = tmp_path_factory.mktemp("clean") / "base.keras"
+    model.save(path)
+    return path
+
+
+def test_teacher_gives_cached_scores_and_soft_targets(clean_path) -> None:
+    task = Specialization(clean_path, "mnist", teacher_epochs=1, importance_samples=64)
+    data = datasets.mnist_splits(train_size=128, val_limit=64, test_limit=0)
+    teacher = task.teacher(data.x_train, data.y_train)
+    assert set(teacher["scores"]) == {"taylor", "activation"}
+    assert teacher["scores"]["taylor"]["stem_conv"].shape == (2, 4)  # 64 samples in batches of 32
+    assert teacher["logits"].shape == (128, 10) and np.all(np.isfinite(teacher["logits"]))
+    assert task.teacher(data.x_train, data.y_train) is teacher  # once per training set
+    # a squeeze by each criterion builds; the criteria keep different stem channels here
+    stems = {}
+    for criterion in ("weight_norm", "activation", "taylor"):
+        program = EditProgram(cut="s2b2_relu", pool="avg", squeeze={"stem_conv": 0.5}, importance=criterion)
+        task.space.check(program)
+        model = task.build(program, data.x_train, data.y_train)
+        stems[criterion] = tuple(model.get_layer("stem_bn").get_weights()[2])
+    assert len(set(stems.values())) >= 2, stems
+    # a fine-tuned candidate, distilled, records what its fine-tuning recovered
+    program = EditProgram(cut="s2b2_relu", pool="avg", squeeze={"stem_conv": 0.5}, importance="taylor", finetune=1)
+    ctx = ScoreContext(budget=Budget(time_repeats=0), seed=0, run_seed=0, objectives=("val_error",),
+                       data_fn=lambda: data)
+    metrics = task.score(program, ctx)
+    assert {"teacher", "build", "head", "fit"} <= set(ctx.times)
+    assert 0 <= metrics["head_val_error"] <= 1 and metrics["finetune_seconds"] > 0
+    assert metrics["recovered_per_second"] == pytest.approx(
+        (metrics["head_val_error"] - metrics["val_error"]) / metrics["finetune_seconds"])
+
+
+def test_distillation_loss_mixes_labels_and_softened_teacher() -> None:
+    from evokeras.tasks.specialize import _distillation_loss
+
+    rng = np.random.default_rng(0)
+    s, t = rng.normal(0, 2, (5, 4)), rng.normal(0, 2, (5, 4))
+    y = np.array([0, 3, 1, 2, 3])
+
+    def log_softmax(z: np.ndarray) -> np.ndarray:
+        z = z - z.max(axis=1, keepdims=True)
+        return z - np.log(np.exp(z).sum(axis=1, keepdims=True))
+
+    w, temp = 0.3, 2.0
+    hard = -log_softmax(s)[np.arange(5), y]
+    soft = -(np.exp(log_softmax(t / temp)) * log_softmax(s / temp)).sum(axis=1) * temp ** 2
+    got = _distillation_loss(w, temp)(np.concatenate([y[:, None], t], axis=1).astype("float32"), s.astype("float32"))
+    np.testing.assert_allclose(np.asarray(got), (1 - w) * hard + w * soft, rtol=1e-4)
 
 
 # --------------------------------------------------------------------------- #
@@ -370,24 +439,42 @@ def test_toolbox_individuals_are_edit_programs(base_path) -> None:
 # --------------------------------------------------------------------------- #
 def _member(key: str, val_error: float, exec_time: float, params: int, test_error: float,
             status: str = "ok") -> dict[str, Any]:
-    return {"key": key, "status": status, "metrics": {"val_error": val_error}, "test_exec_time": exec_time,
-            "params": params, "test_error": test_error}
+    return {"key": key, "status": status, "metrics": {"val_error": val_error, "exec_time": exec_time},
+            "test_exec_time": exec_time, "params": params, "test_error": test_error}
 
 
-def test_choose_prefers_fast_small_members_by_validation_error() -> None:
-    baseline = {"exec_time": 1.0, "params": 1000, "test_error": 0.2}
+def test_choose_takes_the_fastest_member_better_than_the_baseline_on_validation() -> None:
+    baseline = {"exec_time": 1.0, "params": 1000, "test_error": 0.2, "val_error": 0.15}
     members = [
-        _member("big", 0.01, 0.5, 900, 0.01),  # best, but neither fast nor small
-        _member("fast_small_worse", 0.2, 0.1, 50, 0.05),
-        _member("fast_small_better", 0.1, 0.1, 50, 0.3),  # its test error plays no part
+        _member("big", 0.01, 0.5, 900, 0.01),
+        _member("fast_worse", 0.2, 0.05, 50, 0.05),  # faster, but not better than the baseline
+        _member("fast_better", 0.1, 0.1, 50, 0.3),  # its test error plays no part
         _member("failed", 0.0, 0.01, 10, 0.0, status="nan"),
     ]
-    assert choose(members, baseline)["key"] == "fast_small_better"
-    assert choose(members[:1], baseline)["key"] == "big"  # no fast small member: the best
+    assert choose(members, baseline)["key"] == "fast_better"
+    assert choose(members[1:2], baseline)["key"] == "fast_worse"  # none better: the lowest validation error
     assert choose([members[-1]], baseline) is None
     r = ratios(members[2], baseline)
     assert r == pytest.approx({"speedup": 10.0, "size_ratio": 20.0, "relative_error_reduction": -0.5,
                                "specialized_test_error": 0.3, "baseline_test_error": 0.2})
+
+
+def test_train_best_keeps_the_learning_rate_of_lowest_validation_error() -> None:
+    from evokeras.app.specialization import train_best
+
+    data = datasets.mnist_splits(train_size=128, val_limit=64, test_limit=64)
+
+    def build() -> Any:
+        return keras.Sequential([keras.Input((28, 28, 1)), keras.layers.Flatten(),
+                                 keras.layers.Dense(10, activation="softmax")])
+
+    model, info = train_best(build, data, learning_rates=[1e-6, 1e-2], loss="sparse_categorical_crossentropy",
+                             epochs=3, batch_size=32, patience=1)
+    grid = info["baseline_lr_grid"]
+    assert [g["learning_rate"] for g in grid] == [1e-6, 1e-2]
+    assert info["learning_rate"] == min(grid, key=lambda g: g["val_error"])["learning_rate"] == 1e-2
+    assert info["train_seconds"] == pytest.approx(sum(g["train_seconds"] for g in grid))
+    assert "test_error" in info and all("test_error" not in g for g in grid)
 
 
 # --------------------------------------------------------------------------- #
