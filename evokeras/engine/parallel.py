@@ -785,22 +785,32 @@ def _noop(x: Any) -> Any:
     return x
 
 
+#: How long a scheduler address may refuse connections before :class:`DaskBackend` gives up
+#: (a scheduler that is starting listens within it; ``connect_timeout`` bounds the rest).
+REFUSED_SECONDS = 10.0
+
+
 def _probe(address: str, seconds: float) -> None:
-    """Fail at once (``OSError``) where nothing listens at a ``tcp://``/``tls://`` address
-    (the connection is refused), instead of Dask's retries until its timeout; other
-    schemes and a slow or silent host are left to Dask."""
+    """Fail (``OSError``) where nothing listens at a ``tcp://``/``tls://`` address for
+    ``seconds`` (every connection refused; a scheduler still starting gets that long),
+    instead of Dask's retries until ``connect_timeout``; other schemes and a slow or
+    silent host are left to Dask."""
     from distributed.comm import parse_address, parse_host_port
 
     scheme, location = parse_address(address)
     if scheme not in ("tcp", "tls"):
         return
-    try:
-        with socket.create_connection(parse_host_port(location), timeout=seconds):
-            pass
-    except TimeoutError:
-        return  # a slow host: Dask waits for it up to connect_timeout
-    except ConnectionRefusedError as exc:
-        raise OSError(f"nothing listens at {location} ({exc.strerror})") from exc
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            with socket.create_connection(parse_host_port(location), timeout=seconds):
+                return
+        except TimeoutError:
+            return  # a slow host: Dask waits for it up to connect_timeout
+        except ConnectionRefusedError as exc:
+            if time.monotonic() >= deadline:
+                raise OSError(f"nothing listens at {location} ({exc.strerror} for {seconds:.0f} s)") from exc
+            time.sleep(0.25)
 
 
 class DaskBackend(Backend):
@@ -826,7 +836,8 @@ class DaskBackend(Backend):
         threads_per_worker: threads of each local worker (default cores // workers).
         timeout: hard wall limit in seconds per task (``None``: none).
         env: extra environment variables for the workers.
-        connect_timeout: seconds to wait for the scheduler.
+        connect_timeout: seconds to wait for the scheduler (an address where nothing
+            listens fails after :data:`REFUSED_SECONDS`).
         gpus: GPUs of the local cluster (default: :func:`detect_gpus`); 0 for CPU only.
         workers_per_gpu: local workers sharing each GPU.
 
@@ -890,7 +901,7 @@ class DaskBackend(Backend):
             self._client = Client(self._cluster, set_as_default=False)
             return
         try:
-            _probe(self.address, min(5.0, self.connect_timeout))
+            _probe(self.address, min(REFUSED_SECONDS, self.connect_timeout))
             self._client = Client(self.address, timeout=self.connect_timeout, set_as_default=False)
         except (OSError, TimeoutError, ValueError) as exc:
             raise SchedulerLost(f"cannot reach the Dask scheduler at {self.address}: {exc}") from exc

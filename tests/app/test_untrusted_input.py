@@ -228,7 +228,7 @@ def test_fuzzed_evaluation_rows(fake_run: Path, data: st.DataObject, column: str
         try:
             changed = json.dumps(mutate(json.loads(value), data))
         except (TypeError, ValueError):
-            changed = data.draw(st.one_of(st.text(max_size=10), st.integers(), st.none()))
+            changed = data.draw(st.one_of(st.text(max_size=10), st.integers(-2**63, 2**63 - 1), st.none()))  # SQLite INTEGER
         with contextlib.suppress(sqlite3.IntegrityError):  # NOT NULL, UNIQUE
             _set(run_dir, f"UPDATE evaluations SET {column} = ? WHERE id = (SELECT MIN(id) FROM evaluations)", changed)
         _check_entry_points(run_dir, small_config(generations=1))

@@ -509,8 +509,8 @@ def test_dask_scheduler_lost_then_resume(cluster, serial_run, tmp_path) -> None:
         DaskBackend(cluster.address, connect_timeout=2).client  # noqa: B018
 
 
-def test_a_refused_scheduler_address_fails_at_once() -> None:
-    """Nothing listening at the address: one error at once, not after connect_timeout."""
+def test_a_refused_scheduler_address_fails_soon() -> None:
+    """Nothing listening at the address: one error after REFUSED_SECONDS, not after connect_timeout."""
     import socket
     import time
 
@@ -520,7 +520,7 @@ def test_a_refused_scheduler_address_fails_at_once() -> None:
     start = time.monotonic()
     with pytest.raises(SchedulerLost, match=f"cannot reach the Dask scheduler at tcp://127.0.0.1:{port}: nothing listens"):
         DaskBackend(f"tcp://127.0.0.1:{port}", connect_timeout=60).client  # noqa: B018
-    assert time.monotonic() - start < 30
+    assert time.monotonic() - start < 40
 
 
 # -- one real evaluation -------------------------------------------------------------------------------
