@@ -371,6 +371,7 @@ SPECIALIZE_CONFIG = {
 }
 
 
+@pytest.mark.slow  # a real specialization search end to end (~40 s): the engine and CLI, once, on TensorFlow
 def test_cli_specialize_end_to_end_and_bad_input(tmp_path, capsys) -> None:
     keras = pytest.importorskip("keras")
     from evokeras.app.cli import main
