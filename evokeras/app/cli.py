@@ -20,7 +20,8 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 from evokeras._io import MAX_CONFIG_BYTES, UnreadableFile, read_json
-from evokeras.api import SpecializationError, specialize
+from evokeras.api import specialize
+from evokeras.app.specialization import SPECIALIZE_ERRORS, specialize_failed
 from evokeras.app.study import (
     add_parallel_arguments,
     add_study_arguments,
@@ -31,7 +32,6 @@ from evokeras.app.study import (
     run_config,
 )
 from evokeras.build.surgery import structure
-from evokeras.data import DatasetNotFoundError
 from evokeras.engine.config import ConfigError
 from evokeras.engine.search import RunError, Search, lock_run_dir
 from evokeras.engine.store import StoreError
@@ -160,11 +160,8 @@ def _specialize(args: argparse.Namespace) -> int:
     try:
         specialize(path, args.task, out, config={**config, **parallel_overrides(args)}, seed=args.seed,
                    progress=not args.no_progress)
-    except (ConfigError, RunError, DatasetNotFoundError) as exc:
-        return fail(str(exc))
-    except SpecializationError as exc:  # the search ended without a front (its reason is printed)
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
+    except SPECIALIZE_ERRORS as exc:
+        return specialize_failed(exc)
     print(format_report(out))
     print(f"run directory: {out}", file=sys.stderr)
     return 0

@@ -28,6 +28,20 @@ from evokeras.results.report import read_front
 from evokeras.training.records import Budget
 from evokeras.training.stock import time_inference
 
+#: What :func:`evokeras.specialize` raises for bad input or a search without a front
+#: (:func:`specialize_failed` turns each into an exit status).
+SPECIALIZE_ERRORS = (ConfigError, DatasetNotFoundError, RunError, SpecializationError)
+
+
+def specialize_failed(exc: Exception) -> int:
+    """The exit status of a specialization that raised ``exc`` (:data:`SPECIALIZE_ERRORS`):
+    1 when its search ended without a front (the reason printed), else 2 with one line
+    (bad input)."""
+    if isinstance(exc, SpecializationError):
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    return fail(str(exc))
+
 
 def train_model(model: Any, data: Any, *, loss: Any, epochs: int, batch_size: int = 64, learning_rate: float = 1e-3,
                 patience: int = 2, metrics: Sequence[str] = ("accuracy",), test: bool = True) -> dict[str, Any]:
@@ -48,13 +62,22 @@ def train_model(model: Any, data: Any, *, loss: Any, epochs: int, batch_size: in
     out: dict[str, Any] = {"train_seconds": seconds, "epochs": len(history.history["loss"]),
                            "train_samples": len(data.y_train), "params": int(model.count_params())}
     out.update({f"val_{k}": float(v) for k, v in val.items()})
-    if test and len(data.y_test):
-        scores = model.evaluate(data.x_test, data.y_test, batch_size=512, verbose=0, return_dict=True)
-        out.update({f"test_{k}": float(v) for k, v in scores.items()})
     if "accuracy" in val:
         out["val_error"] = 1.0 - float(val["accuracy"])
-        if "test_accuracy" in out:
-            out["test_error"] = 1.0 - out["test_accuracy"]
+    if test:
+        out.update(_test_figures(model, data))
+    return out
+
+
+def _test_figures(model: Any, data: Any) -> dict[str, float]:
+    """``test_*`` scores of ``model`` on ``data``'s test split (``test_error`` with
+    accuracy); none without a test split."""
+    if not len(data.y_test):
+        return {}
+    scores = model.evaluate(data.x_test, data.y_test, batch_size=512, verbose=0, return_dict=True)
+    out = {f"test_{k}": float(v) for k, v in scores.items()}
+    if "test_accuracy" in out:
+        out["test_error"] = 1.0 - out["test_accuracy"]
     return out
 
 
@@ -76,11 +99,7 @@ def train_best(build: Callable[[], Any], data: Any, *, learning_rates: Sequence[
         info = train_model(model, data, learning_rate=float(lr), test=False, **options)
         runs.append((info.get("val_error", info.get("val_loss")), float(lr), model, info))
     _, lr, model, info = min(runs, key=lambda r: r[0])
-    if len(data.y_test):
-        scores = model.evaluate(data.x_test, data.y_test, batch_size=512, verbose=0, return_dict=True)
-        info.update({f"test_{k}": float(v) for k, v in scores.items()})
-        if "test_accuracy" in info:
-            info["test_error"] = 1.0 - info["test_accuracy"]
+    info.update(_test_figures(model, data))
     grid = [{"learning_rate": r_lr, "epochs": i["epochs"], "train_seconds": i["train_seconds"],
              **{k: v for k, v in i.items() if k.startswith("val_")}} for _, r_lr, _, i in runs]
     info.update(learning_rate=lr, baseline_lr_grid=grid, chosen_train_seconds=info["train_seconds"],
@@ -227,11 +246,8 @@ def run_specialization_study(
         keras.utils.clear_session(free_memory=True)
         hof = specialize(out / "base.keras", target, out / "search", config=search_cfg, seed=args.seed,
                          progress=not args.no_progress)
-    except (ConfigError, DatasetNotFoundError, RunError) as exc:
-        return fail(str(exc))
-    except SpecializationError as exc:  # the search ended without a front (its reason is printed)
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
+    except SPECIALIZE_ERRORS as exc:
+        return specialize_failed(exc)
     baseline = json.loads((out / "baseline.json").read_text())
     base = json.loads((out / "base.json").read_text())
     chosen = choose(hof["members"], baseline)

@@ -3,7 +3,7 @@
 Layer names are stable (``g{index}_{kind}``, merges ``g{index}_merge``, projections
 ``g{index}_proj{j}``), so weights can be matched between related models. A recurrent
 gene is ``SkipStepRNN(cell, return_sequences=True)`` (``keras.layers.RNN`` around a
-``SkipStepCell``, with the input projection taken out of the time loop); tasks with
+``SkipStepCell``, its kernels fused once per call, outside the time loop); tasks with
 ``sequence_output`` keep the time axis to the head (no reduction anywhere), and their
 Conv1D genes use "causal" padding so that no output step sees a later input.
 """
