@@ -149,7 +149,7 @@ class SearchConfig:
     workers: int = 1
     backend: str | None = None
     scheduler: str | None = None
-    recycle_after: int | None = 40
+    recycle_after: int | None = 20
     inherit_weights: bool = False
     fast_path: bool = False
     deterministic: bool = True

@@ -53,6 +53,7 @@ Example:
 from __future__ import annotations
 
 import collections
+import gc
 import logging
 import os
 import pickle
@@ -406,6 +407,7 @@ def _worker_main(conn: Any, env: Mapping[str, str]) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent handles Ctrl-C
     conn.send(("ready", os.getpid(), None))
     token, fn = None, None
+    answered = 0
     while True:
         try:
             message = conn.recv()
@@ -426,6 +428,13 @@ def _worker_main(conn: Any, env: Mapping[str, str]) -> None:
             conn.send((task_id, *out))
         except Exception as exc:  # an unpicklable result
             conn.send((task_id, "error", _portable_exception(exc)))
+        answered += 1
+        if answered == 1:
+            # What survives the first task (modules, data, the function's caches) stays for
+            # the process's life: freezing it keeps every later garbage collection (Keras's
+            # clear_session runs one per evaluation) from walking those millions of objects.
+            gc.collect()
+            gc.freeze()
 
 
 class _Worker:
@@ -500,8 +509,10 @@ class ProcessBackend(Backend):
             many tasks (``None``: never). Bounds what a long-lived process accumulates:
             TensorFlow keeps every traced graph of every model alive after
             ``clear_session``, so a worker's memory and the per-evaluation clean-up time
-            grow with each candidate. Results do not change: every evaluation seeds
-            itself from the run seed and the genome.
+            grow with each candidate. The successor starts when the worker is given its
+            last task, so its start-up (imports) overlaps that task instead of delaying
+            the next. Results do not change: every evaluation seeds itself from the run
+            seed and the genome.
     """
 
     name = "process"
@@ -532,6 +543,7 @@ class ProcessBackend(Backend):
             raise ValueError(f"ProcessBackend: recycle_after must be >= 1 or None, got {recycle_after}")
         self.recycle_after = recycle_after
         self._retired: list[_Worker] = []
+        self._spares: dict[int, _Worker] = {}  # slot -> a fresh worker starting up to replace a retiring one
         self._ctx = get_context("spawn")
         self._pool: list[_Worker | None] = [None] * self.workers
         self._fn: Any = None
@@ -557,7 +569,11 @@ class ProcessBackend(Backend):
         if w is None or w.task is not None or not w.proc.is_alive():
             if w is not None:
                 w.kill()
-            w = self._pool[slot] = _Worker(self._ctx, slot, self.worker_env(slot))
+            spare = self._spares.pop(slot, None)
+            if spare is not None and not spare.proc.is_alive():
+                spare.kill()
+                spare = None
+            w = self._pool[slot] = spare or _Worker(self._ctx, slot, self.worker_env(slot))
         return w
 
     def _replace(self, w: _Worker) -> None:
@@ -602,6 +618,9 @@ class ProcessBackend(Backend):
                     w.token = self._token
                     w.task = (self._next_task, i, time.monotonic())
                     busy[slot] = w
+                    if self.recycle_after is not None and w.done + 1 >= self.recycle_after and slot not in self._spares:
+                        # its last task: its successor starts up meanwhile (imports, not on the critical path)
+                        self._spares[slot] = _Worker(self._ctx, slot, self.worker_env(slot))
                 if not busy:
                     continue
                 wait = None
@@ -689,9 +708,10 @@ class ProcessBackend(Backend):
             if w is not None:
                 w.stop()
                 self._pool[slot] = None
-        for w in self._retired:
+        for w in [*self._retired, *self._spares.values()]:
             w.stop()
         self._retired.clear()
+        self._spares.clear()
         self._fn, self._fn_bytes = None, b""
 
 

@@ -276,7 +276,7 @@ def test_config_keys_and_make_backend() -> None:
     proc = make_backend(small_config(workers=2))
     assert isinstance(proc, ProcessBackend) and proc.workers == 2
     assert proc.timeout == hard_timeout(cfg.budget().timeout)
-    assert proc.recycle_after == cfg.recycle_after == 40
+    assert proc.recycle_after == cfg.recycle_after == 20
     assert make_backend(small_config(workers=2, recycle_after=None)).recycle_after is None
     dask = make_backend(small_config(workers=2, backend="dask"))
     assert isinstance(dask, DaskBackend) and dask.address is None and dask.workers == 2
@@ -368,6 +368,19 @@ def test_process_workers_are_recycled_after_n_tasks() -> None:
     assert counts == [2, 2, 2]  # tasks 0-1, 2-3, 4-5: the count carries over between maps
     with pytest.raises(ValueError, match="recycle_after"):
         ProcessBackend(1, gpus=0, recycle_after=0)
+
+
+def test_a_recycled_workers_successor_starts_during_its_last_task() -> None:
+    """The replacement process is started when a worker gets its last task, so the next
+    task finds it started (and the first worker's start-up is not repeated on the critical path)."""
+    with ProcessBackend(1, gpus=0, recycle_after=2) as backend:
+        first = backend.map(pid_of, range(2))
+        assert backend._pool[0] is None  # retired
+        spare = backend._spares[0]
+        assert spare.proc.is_alive() and spare.proc.pid not in first
+        (second,) = backend.map(pid_of, range(1))
+        assert second == spare.proc.pid and not backend._spares
+    assert not spare.proc.is_alive()  # close() stops it
 
 
 def test_process_worker_crash_reruns_the_task(tmp_path) -> None:
