@@ -379,6 +379,9 @@ def main() -> int:
         print(json.dumps({k: figures[k] for k in ("seed", "best_test_accuracy", "wall_seconds", "fast_test_accuracy",
                                                   "fast_time_ratio", "time_to_99_s", "overhead_fraction", "evaluations")}))
     elif args.part == "quick":
+        taken = [d for d in (ROOT / "runs" / f"{args.task}-quick-seed{seed}" for seed in args.seeds) if d.exists()]
+        if taken:
+            raise SystemExit(f"--part quick: {taken[0]} exists (move it away to run that seed again)")
         runs = []
         for seed in args.seeds:
             run_dir = ROOT / "runs" / f"{args.task}-quick-seed{seed}"

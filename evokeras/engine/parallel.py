@@ -402,7 +402,9 @@ def _portable_exception(exc: BaseException) -> BaseException:
 
 def _worker_main(conn: Any, env: Mapping[str, str]) -> None:
     """A worker process: receive ``(task_id, token, fn_bytes | None, item_bytes)``,
-    send back ``(task_id, "ok" | "error", payload)``; ``None`` ends it."""
+    send back ``(task_id, "ok" | "error", payload)``; ``None`` ends it. A message
+    without ``item_bytes`` only prepares the function (unpickles it and calls its
+    ``warm_up()`` if it has one) and gets no answer: a spare worker starting up."""
     _apply_env(env)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent handles Ctrl-C
     conn.send(("ready", os.getpid(), None))
@@ -416,8 +418,19 @@ def _worker_main(conn: Any, env: Mapping[str, str]) -> None:
         if message is None:
             return
         task_id, task_token, fn_bytes, item_bytes = message
+        if fn_bytes is not None and task_token != token:
+            token, fn, answered = None, None, 0
+            gc.unfreeze()  # a new function: what the last one froze may go
+        if item_bytes is None:
+            try:
+                fn = pickle.loads(fn_bytes)
+                token = task_token
+                getattr(fn, "warm_up", lambda: None)()
+            except Exception:
+                token, fn = None, None  # the first task (it carries the function too) reports it
+            continue
         try:
-            if fn_bytes is not None:
+            if fn_bytes is not None and task_token != token:
                 token, fn = task_token, pickle.loads(fn_bytes)
             if task_token != token:
                 raise BackendError("worker process received a task without its function")
@@ -430,8 +443,8 @@ def _worker_main(conn: Any, env: Mapping[str, str]) -> None:
             conn.send((task_id, "error", _portable_exception(exc)))
         answered += 1
         if answered == 1:
-            # What survives the first task (modules, data, the function's caches) stays for
-            # the process's life: freezing it keeps every later garbage collection (Keras's
+            # What survives the function's first task (modules, data, its caches) stays while
+            # the function does: freezing it keeps every later garbage collection (Keras's
             # clear_session runs one per evaluation) from walking those millions of objects.
             gc.collect()
             gc.freeze()
@@ -510,8 +523,11 @@ class ProcessBackend(Backend):
             TensorFlow keeps every traced graph of every model alive after
             ``clear_session``, so a worker's memory and the per-evaluation clean-up time
             grow with each candidate. The successor starts when the worker is given its
-            last task, so its start-up (imports) overlaps that task instead of delaying
-            the next. Results do not change: every evaluation seeds itself from the run
+            last task and prepares the function there (``warm_up()``: an evaluator
+            imports Keras and loads its data), so its start-up overlaps that task instead
+            of delaying the next; it shares the cores with that task meanwhile (the
+            task's inference timing comes at its end, usually after the start-up).
+            Validation errors do not change: every evaluation seeds itself from the run
             seed and the genome.
     """
 
@@ -571,6 +587,8 @@ class ProcessBackend(Backend):
                 w.kill()
             spare = self._spares.pop(slot, None)
             if spare is not None and not spare.proc.is_alive():
+                log.warning("worker %d's spare process died while waiting (exit code %s); starting another",
+                            slot, spare.proc.exitcode)
                 spare.kill()
                 spare = None
             w = self._pool[slot] = spare or _Worker(self._ctx, slot, self.worker_env(slot))
@@ -619,8 +637,7 @@ class ProcessBackend(Backend):
                     w.task = (self._next_task, i, time.monotonic())
                     busy[slot] = w
                     if self.recycle_after is not None and w.done + 1 >= self.recycle_after and slot not in self._spares:
-                        # its last task: its successor starts up meanwhile (imports, not on the critical path)
-                        self._spares[slot] = _Worker(self._ctx, slot, self.worker_env(slot))
+                        self._start_spare(slot)
                 if not busy:
                     continue
                 wait = None
@@ -681,6 +698,20 @@ class ProcessBackend(Backend):
             for w in busy.values():  # abandoned tasks: their results would be stale
                 self._replace(w)
 
+    def _start_spare(self, slot: int) -> None:
+        """Start the successor of the worker in ``slot``, which was just given its last
+        task: it imports, unpickles the function and warms it up (an
+        :class:`~evokeras.training.evaluator.Evaluator` imports Keras and loads its data)
+        while that task runs, instead of after it. Only an optimisation: a spare that
+        cannot start is skipped."""
+        try:
+            spare = _Worker(self._ctx, slot, self.worker_env(slot))
+            spare.conn.send((0, self._token, self._fn_bytes, None))
+        except (OSError, ValueError) as exc:
+            log.warning("could not start a spare for worker %d (%s); it starts when needed", slot, exc)
+            return
+        self._spares[slot] = spare
+
     def _recycle(self, w: _Worker) -> None:
         """Retire ``w`` (it exits once idle); its slot starts a fresh worker when next used."""
         w.retire()
@@ -708,8 +739,10 @@ class ProcessBackend(Backend):
             if w is not None:
                 w.stop()
                 self._pool[slot] = None
-        for w in [*self._retired, *self._spares.values()]:
+        for w in self._retired:
             w.stop()
+        for w in self._spares.values():  # no state to keep; may still be starting up
+            w.kill()
         self._retired.clear()
         self._spares.clear()
         self._fn, self._fn_bytes = None, b""

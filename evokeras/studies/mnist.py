@@ -16,10 +16,11 @@ Budgets:
   replaced every 20 evaluations, then the front's four spread-out members retrained
   10 epochs on all 60,000 images (cosine learning rate, images shifted by up to 2
   pixels).
-* ``quick`` -- a usable model in about five minutes on 2 CPU cores: the ``default``
-  search stopped after 2 minutes (the reference architectures and the first random
-  networks, then what evolution reaches by then), and only the front's most accurate
-  member (by validation error) retrained as ``default`` retrains.
+* ``quick`` -- a usable model in 5 to 9 minutes on 2 CPU cores: the ``default``
+  search stopped after the generation that passes 2 minutes (the reference
+  architectures and the first random networks, then what evolution reaches by then),
+  and only the front's most accurate member (by validation error) retrained as
+  ``default`` retrains (which takes 2.5 to 7 minutes, by its size).
 * ``full`` -- a longer search closer to the seed paper's setting (hours on a CPU).
 
 Usage::

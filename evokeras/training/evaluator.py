@@ -196,6 +196,14 @@ class Evaluator:
     def objective_names(self) -> tuple[str, ...]:
         return tuple(self.objectives)
 
+    def warm_up(self) -> None:
+        """Import Keras and load the data now (a worker process starting up ahead of its
+        first evaluation calls this; see :class:`~evokeras.engine.parallel.ProcessBackend`)."""
+        import keras  # noqa: F401
+
+        if self.task.needs_data:
+            self.data()
+
     def data(self) -> Any:
         """The (cached) data split at this budget's sizes."""
         if self._data is None:

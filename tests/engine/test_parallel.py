@@ -383,6 +383,18 @@ def test_a_recycled_workers_successor_starts_during_its_last_task() -> None:
     assert not spare.proc.is_alive()  # close() stops it
 
 
+def test_a_spare_that_died_is_replaced_and_close_kills_a_starting_one() -> None:
+    with ProcessBackend(1, gpus=0, recycle_after=1) as backend:
+        (first,) = backend.map(pid_of, range(1))
+        spare = backend._spares[0]
+        spare.proc.kill()
+        spare.proc.join(10)
+        (second,) = backend.map(pid_of, range(1))  # a fresh worker, not the dead spare
+        assert second not in (first, spare.proc.pid)
+        starting = backend._spares[0]
+    assert not starting.proc.is_alive() and not backend._spares
+
+
 def test_process_worker_crash_reruns_the_task(tmp_path) -> None:
     cfg = small_config()
     fake = fake_for(cfg)
@@ -550,3 +562,26 @@ def test_process_backend_real_evaluator() -> None:
         results = list(backend(ev, gs))
     assert sorted(r.key for r in results) == sorted(g.key for g in gs)
     assert all(r.ok for r in results), [r.error for r in results]
+
+
+@pytest.mark.slow
+def test_recycled_workers_with_warmed_up_spares_give_the_serial_results() -> None:
+    """A real evaluator in workers replaced after every task: each successor is started
+    and warmed up (Keras imported, data loaded) during its predecessor's task, freezes
+    after its first task, and the validation errors equal those of in-process evaluation."""
+    import numpy as np
+
+    from evokeras.training.evaluator import Evaluator
+    from evokeras.training.records import Budget
+    from evokeras.variation.network import random_genome
+
+    cfg = small_config()
+    task = cfg.build_task()
+    ev = Evaluator(task, Budget(epochs=1, train_samples=300, val_samples=200, patience=0, time_repeats=1),
+                   {"val_error": -1.0, "flops": -1.0}, seed=0)
+    rng = np.random.default_rng(0)
+    genomes = [random_genome(rng, task.space) for _ in range(3)]
+    with ProcessBackend(1, gpus=0, recycle_after=1) as backend:
+        results = backend.map(ev, genomes)
+    assert [r.status for r in results] == ["ok"] * 3
+    assert [r.objectives for r in results] == [ev(g).objectives for g in genomes]
