@@ -17,8 +17,9 @@ Parts:
   from the start of the search until it was evaluated, plus its final training), the
   evaluation time split and ``overhead_fraction`` (search wall time outside
   build/fit/evaluate/timing). ``evokeras`` holds the medians over the seeds run so far.
-* ``quick`` -- the study's ``quick`` budget (the default search stopped after 2
-  minutes, its most accurate member retrained as ``default`` retrains) on ``--seeds``:
+* ``quick`` -- the study's ``quick`` budget (the default search stopped after the
+  generation that passes 2 minutes, its most accurate member retrained as ``default``
+  retrains) on ``--seeds``:
   per seed the end-to-end wall seconds and the test accuracy; ``time_to_99_quick_s`` is
   the median over the seeds of that wall time where the model reached 99.0% (a seed
   that did not counts as never). It answers "how long until I hold a 99% model" as a
@@ -395,7 +396,7 @@ def main() -> int:
         section["quick"] = {"per_seed": runs, "seeds": args.seeds,
                             "test_accuracy": statistics.median(r["test_accuracy"] for r in runs),
                             "wall_seconds": statistics.median(r["wall_seconds"] for r in runs),
-                            "protocol": "studies/mnist.py --budget quick (default search stopped after 120 s, "
+                            "protocol": "studies/mnist.py --budget quick (default search stopped after the generation past 120 s, "
                                         "its most accurate member by validation error retrained 10 epochs); "
                                         "wall seconds end to end", "machine": machine}
         median_reached = statistics.median(reached)
