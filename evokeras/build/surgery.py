@@ -189,9 +189,7 @@ def weighted_layers(model: Any) -> list[tuple[Any, Any]]:
     for i, unit in enumerate(units):
         if unit.kind == "layer":
             if _role(unit.layers[0]) == "weighted":
-                nxt = units[i + 1].layers[0] if i + 1 < len(units) and units[i + 1].kind == "layer" else None
-                out.append((unit.layers[0], nxt if nxt is not None and type(nxt).__name__ == "BatchNormalization"
-                            else None))
+                out.append((unit.layers[0], _unit_bn(units, i)))
             continue
         for branch in (unit.layers, unit.shortcut):
             out += [(layer, _next_bn(branch, j)) for j, layer in enumerate(branch) if _role(layer) == "weighted"]
@@ -294,6 +292,13 @@ def _next_bn(layers: list[Any], i: int) -> Any:
     return layers[i + 1] if i + 1 < len(layers) and type(layers[i + 1]).__name__ == "BatchNormalization" else None
 
 
+def _unit_bn(chain: list[_Unit], pos: int) -> Any:
+    """The BatchNormalization layer unit directly after ``chain[pos]`` (or ``None``)."""
+    nxt = chain[pos + 1] if pos + 1 < len(chain) else None
+    layer = nxt.layers[0] if nxt is not None and nxt.kind == "layer" else None
+    return layer if layer is not None and type(layer).__name__ == "BatchNormalization" else None
+
+
 def _last_weighted(layers: list[Any]) -> int:
     return max((j for j, layer in enumerate(layers) if _role(layer) == "weighted"), default=-1)
 
@@ -311,10 +316,7 @@ def _stream_kept(kept_units: list[tuple[int, _Unit]], streams: dict[str, list[st
             continue
         parts = []
         if unit.kind == "layer":
-            pos = chain.index(unit)
-            nxt = chain[pos + 1].layers[0] if pos + 1 < len(chain) and chain[pos + 1].kind == "layer" else None
-            parts.append(_contribution(unit.layers[0], nxt if nxt is not None and type(nxt).__name__
-                                       == "BatchNormalization" else None, scores))
+            parts.append(_contribution(unit.layers[0], _unit_bn(chain, chain.index(unit)), scores))
         for member in [unit] * (unit.kind == "block") + [by_name[b] for b in streams.get(name, [])]:
             branches = [member.layers, member.shortcut] if member is unit else [member.layers]
             for branch in branches:
@@ -353,6 +355,7 @@ def apply_program(model: Any, program: EditProgram, scores: Any = None) -> Any:
     squeeze = dict(program.squeeze)
     frozen_to = names.index(program.freeze) if program.freeze else -1
     kept_units = [(i, u) for i, u in enumerate(units[: end + 1]) if u.name not in dropped]
+    chain = [u for _, u in kept_units]
     streams = structure(model).streams(program)
     forced = _stream_kept(kept_units, streams, squeeze, scores)
 
@@ -366,9 +369,7 @@ def apply_program(model: Any, program: EditProgram, scores: Any = None) -> Any:
         trainable = i > frozen_to
         if unit.kind == "layer":
             layer = unit.layers[0]
-            nxt = kept_units[pos + 1][1] if pos + 1 < len(kept_units) else None
-            bn = nxt.layers[0] if nxt is not None and nxt.kind == "layer" else None
-            bn = bn if bn is not None and type(bn).__name__ == "BatchNormalization" else None
+            bn = _unit_bn(chain, pos)
             kept_out = forced[unit.name] if unit.name in forced else (
                 out_units(layer, bn) if _role(layer) == "weighted" else None)
             x, kept = _apply_layer(layer, x, kept, kept_out, trainable)
