@@ -130,8 +130,8 @@ def measure(study_dir: Path, rounds: int) -> dict[str, Any]:
         out["vs_large"] = dict(ratios(member, large), baseline_params=large["params"],
                                baseline_val_error=large["val_error"], baseline_lr_grid=large.get("baseline_lr_grid"),
                                train_seconds=large["train_seconds"], arch=large.get("arch"))
-    criteria = [EditProgram.from_dict(m["genome"]).importance if EditProgram.from_dict(m["genome"]).squeeze
-                else "none" for m in members]
+    programs = [EditProgram.from_dict(m["genome"]) for m in members]
+    criteria = [p.importance if p.squeeze else "none" for p in programs]
     out["most_accurate"] = dict(ratios(retimed("most_accurate", accurate), base_line), key=accurate["key"],
                                 steps=accurate["metrics"].get("steps"))
     out.update(
