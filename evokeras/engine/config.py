@@ -92,6 +92,10 @@ class SearchConfig:
         space: :class:`~evokeras.genomes.space.SearchSpace` options overriding the task default.
         final_epochs: epochs of the final retraining of front members on train + validation.
         final_train_samples: training examples of that retraining (``None``: all).
+        final_seconds: train each final model for this many seconds instead of by
+            epochs (``final_epochs`` is then a cap): the learning rate warms up and
+            decays over them (:func:`evokeras.training.stock.timed_schedule`), whatever
+            ``final_schedule`` says; ``None``: by epochs.
         workers: evaluations run at once (1: in this process).
         backend: ``serial``, ``process`` or ``dask`` (``None``: ``process`` when
             ``workers > 1``, else ``serial``); see :mod:`evokeras.engine.parallel`.
@@ -146,6 +150,7 @@ class SearchConfig:
     space: dict[str, Any] = field(default_factory=dict)
     final_epochs: int = 3
     final_train_samples: int | None = None
+    final_seconds: float | None = None
     workers: int = 1
     backend: str | None = None
     scheduler: str | None = None
@@ -165,7 +170,7 @@ class SearchConfig:
         "study": "str", "task": "str", "budget_name": "str", "seed": "int", "population": "int",
         "offspring": "int", "generations": "int", "cxpb": "num", "mutpb": "num",
         "wall_seconds": "optnum", "objectives": "dict", "evaluation": "dict", "space": "dict",
-        "final_epochs": "int", "final_train_samples": "optint",
+        "final_epochs": "int", "final_train_samples": "optint", "final_seconds": "optnum",
         "workers": "int", "backend": "optstr", "scheduler": "optstr", "recycle_after": "optint",
         "inherit_weights": "bool", "fast_path": "bool", "deterministic": "bool",
         "reference_architectures": "bool", "max_val_error": "optnum", "final_members": "optint", "final_schedule": "str", "final_augment": "optint", "multi_fidelity": "optdict", "task_options": "dict",
@@ -297,6 +302,8 @@ class SearchConfig:
             raise ConfigError(f"config key 'final_train_samples': must be >= 1 or null, got {self.final_train_samples}")
         if self.max_val_error is not None and not 0 < self.max_val_error <= 1:
             raise ConfigError(f"config key 'max_val_error': must be in (0, 1] or null, got {self.max_val_error}")
+        if self.final_seconds is not None and not self.final_seconds > 0:
+            raise ConfigError(f"config key 'final_seconds': must be > 0 or null, got {self.final_seconds}")
         if self.final_members is not None and self.final_members < 1:
             raise ConfigError(f"config key 'final_members': must be >= 1 or null, got {self.final_members}")
         if self.final_augment is not None and self.final_augment < 0:

@@ -100,7 +100,8 @@ def finalize(search: Search, front: list[Any], *, progress: bool = False) -> lis
             seed_keras(seed)
             final = FinalContext(epochs=cfg.final_epochs, train_samples=cfg.final_train_samples, seed=seed,
                                  run_seed=cfg.seed, time_batch=budget.time_batch, time_repeats=budget.time_repeats,
-                                 schedule=cfg.final_schedule, augment=cfg.augment(task))
+                                 schedule=cfg.final_schedule, augment=cfg.augment(task),
+                                 seconds=cfg.final_seconds)
             path = models_dir / f"{genome.key}.keras"
             entry.update(task.final_model(genome, final, path))
             entry["model"] = str(path.relative_to(search.out_dir))

@@ -16,6 +16,7 @@ from evokeras.genomes.space import SearchSpace, default_space
 from evokeras.training.context import FinalContext, ScoreContext
 from evokeras.training.fast import evaluate_fast, fit_fast
 from evokeras.training.records import DEFAULT_OBJECTIVES, EVAL_BATCH, Budget, NonFiniteError
+from evokeras.training.stock import timed_schedule
 from evokeras.variation.network import crossover, mutate, random_genome
 
 __all__ = ["Classification", "Task"]
@@ -144,7 +145,9 @@ class Task:
         The default trains the decoded model with ``fit`` on ``ctx.data()`` under the
         budget (early stopping on validation loss) -- or with
         :func:`evokeras.training.fast.fit_fast` when ``ctx.fast`` is set and the task
-        is :attr:`fast_trainable` (``train_path`` says which) -- starting from the
+        is :attr:`fast_trainable` (``train_path`` says which; an annealed budget,
+        :attr:`~evokeras.training.records.Budget.anneal`, trains with ``fit`` and the
+        learning rate warmed up and decayed over its seconds) -- starting from the
         parent's weights where inheritance is on, scores the validation split with
         :meth:`val_metrics` and times inference. Raise to fail the candidate
         (:class:`~evokeras.training.records.NonFiniteError` for a NaN loss).
@@ -168,9 +171,13 @@ class Task:
                 losses = list(hist.loss) if not hist.nan else [math.nan]
                 metrics["train_path"] = "fast"
             else:
+                callbacks = ctx.callbacks()
+                if budget.anneal:  # a short copy of a timed final training
+                    left = max(budget.seconds - (time.perf_counter() - ctx.start), 1e-3)
+                    callbacks.append(timed_schedule(left, float(genome.training.learning_rate)))
                 history = model.fit(
                     data.x_train, data.y_train, batch_size=genome.training.batch_size, epochs=budget.epochs,
-                    validation_data=(data.x_val, data.y_val), callbacks=ctx.callbacks(), verbose=0,
+                    validation_data=(data.x_val, data.y_val), callbacks=callbacks, verbose=0,
                 )
                 losses = history.history.get("loss", [])
                 metrics["train_path"] = "stock"
@@ -217,24 +224,30 @@ class Task:
 
     def final_model(self, genome: Genome, final: FinalContext, path: Any) -> dict[str, Any]:
         """Finish a front member: retrain it on train + validation (``final.epochs``,
-        ``final.train_samples``, the learning rate decaying by ``final.schedule``), score
-        it once on the test split, save it to ``path``.
+        ``final.train_samples``, the learning rate decaying by ``final.schedule``; with
+        ``final.seconds``, for that many seconds with the learning rate warmed up and
+        decayed over them, ``final.epochs`` only a cap), score it once on the test
+        split, save it to ``path``.
 
         Returns the figures for the hall of fame (``test_*`` keys, ``status``).
         """
         x, y, data = self.final_data(final.train_samples)
         model = decode(genome, self, compile=False)
         batch = genome.training.batch_size
-        steps = final.epochs * -(-len(x) // batch) if final.schedule == "cosine" else None
+        timed = final.seconds is not None
+        steps = final.epochs * -(-len(x) // batch) if final.schedule == "cosine" and not timed else None
         model.compile(optimizer=build_optimizer(genome, decay_steps=steps), loss=self.loss(), metrics=self.metrics())
+        callbacks = [timed_schedule(final.seconds, float(genome.training.learning_rate))] if timed else []
         t0 = time.perf_counter()
         if final.augment:
             rng = np.random.default_rng(final.seed)
             for epoch in range(final.epochs):  # a fresh draw of the augmentation each epoch
                 model.fit(self.augment(x, final.augment, rng), y, batch_size=batch, epochs=epoch + 1,
-                          initial_epoch=epoch, verbose=0)
+                          initial_epoch=epoch, callbacks=callbacks, verbose=0)
+                if timed and callbacks[0].done:
+                    break
         else:
-            model.fit(x, y, batch_size=batch, epochs=final.epochs, verbose=0)
+            model.fit(x, y, batch_size=batch, epochs=final.epochs, callbacks=callbacks, verbose=0)
         return self.finish_model(model, data, final, path, fit_seconds=time.perf_counter() - t0)
 
     #: The final training's augmentation strength when the configuration sets none

@@ -113,6 +113,9 @@ class FinalContext:
             to 0 over the epochs) or ``"constant"``.
         augment: light augmentation of the training examples, redrawn each epoch
             (images: the largest random shift in pixels; 0: none).
+        seconds: train for this many seconds (the learning rate warmed up and decayed
+            over them, :func:`~evokeras.training.stock.timed_schedule`) instead of by
+            epochs; ``None``: by epochs.
     """
 
     epochs: int
@@ -123,6 +126,7 @@ class FinalContext:
     time_repeats: int = 5
     schedule: str = "cosine"
     augment: int = 0
+    seconds: float | None = None
 
     def time_inference(self, model: Any, x: np.ndarray) -> float:
         """Median seconds per sample of ``model`` (:func:`~evokeras.training.stock.time_inference`)."""

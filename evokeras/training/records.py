@@ -60,6 +60,11 @@ class Budget:
         time_repeats: timed calls (after one warm-up); the median is reported.
         episodes: episodes per evaluation of a reinforcement task (CartPole): what such
             an evaluation spends instead of training samples.
+        anneal: train for ``seconds`` with the learning rate warmed up and decayed over
+            that time (:func:`evokeras.training.stock.timed_schedule`), as a timed final
+            training does (config key ``final_seconds``), instead of at the constant
+            rate of the genome's gene: the evaluation is then a short copy of the final
+            training. Off by default.
 
     How an evaluation trains (the fast path, deterministic ops) is not a budget: see
     :class:`TrainSettings`.
@@ -74,13 +79,17 @@ class Budget:
     time_batch: int = 256
     time_repeats: int = 5
     episodes: int = 5
+    anneal: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
     def scaled(self, fraction: float) -> Budget:
         """A lower-fidelity budget: ``fraction`` of the training samples (of the epochs
-        when all samples are used), at least one of each."""
+        when all samples are used), at least one of each; an annealed budget keeps its
+        samples and gets ``fraction`` of its seconds (what bounds its training)."""
+        if self.anneal:
+            return dataclasses.replace(self, seconds=self.seconds * fraction)
         if self.train_samples is not None:
             return dataclasses.replace(self, train_samples=max(1, int(round(self.train_samples * fraction))))
         return dataclasses.replace(self, epochs=max(1, int(round(self.epochs * fraction))))
@@ -93,6 +102,8 @@ class Budget:
                 raise ValueError(f"{where}: unknown key {key!r} (known: {sorted(fields)})")
             if key in ("train_samples", "val_samples"):
                 ok = value is None or (isinstance(value, int) and not isinstance(value, bool) and value > 0)
+            elif key == "anneal":
+                ok = isinstance(value, bool)
             elif key in ("seconds", "timeout"):
                 ok = isinstance(value, int | float) and not isinstance(value, bool) and value > 0
             else:

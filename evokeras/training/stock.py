@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import time
 from typing import Any
 
@@ -9,7 +10,10 @@ import numpy as np
 
 from evokeras.training.records import Budget, EvaluationTimeout
 
-__all__ = ["budget_callbacks", "time_inference"]
+__all__ = ["WARMUP_FRACTION", "annealed_rate", "budget_callbacks", "time_inference", "timed_schedule"]
+
+#: The share of a timed training spent warming the learning rate up (linearly from 0).
+WARMUP_FRACTION = 0.05
 
 
 def budget_callbacks(budget: Budget, start: float, *, early_stopping: bool = True) -> list[Any]:
@@ -33,6 +37,58 @@ def budget_callbacks(budget: Budget, start: float, *, early_stopping: bool = Tru
             keras.callbacks.EarlyStopping(monitor="val_loss", patience=budget.patience, restore_best_weights=True)
         )
     return callbacks
+
+
+def annealed_rate(fraction: float, peak: float, warmup: float = WARMUP_FRACTION) -> float:
+    """The learning rate ``fraction`` (0 to 1) of the way through a timed training: a
+    linear warm-up to ``peak`` over the first ``warmup`` of the time, then a cosine decay
+    to 0 at the end."""
+    fraction = min(max(fraction, 0.0), 1.0)
+    if fraction < warmup:
+        return peak * max(fraction / warmup, 0.01)
+    return peak * 0.5 * (1.0 + math.cos(math.pi * (fraction - warmup) / (1.0 - warmup)))
+
+
+def timed_schedule(seconds: float, peak: float, *, warmup: float = WARMUP_FRACTION, every: int = 8) -> Any:
+    """A Keras callback that trains for ``seconds`` of wall time: the learning rate follows
+    :func:`annealed_rate` of the elapsed share (set before every ``every``-th batch), and
+    training stops once the time is spent (``fit``'s ``epochs`` is then only a cap).
+
+    The clock starts at the first ``on_train_begin``, so the callback can span several
+    ``fit`` calls (one per epoch); ``done`` says whether the time is spent. On JAX the
+    trainer's state is synced before the rate is set, so the next step reads it."""
+    import keras
+
+    class _TimedSchedule(keras.callbacks.Callback):
+        def __init__(self) -> None:
+            super().__init__()
+            self.start: float | None = None
+            self.done = False
+
+        def _fraction(self) -> float:
+            return (time.perf_counter() - (self.start or 0.0)) / seconds
+
+        def on_train_begin(self, logs: Any = None) -> None:
+            if self.start is None:
+                self.start = time.perf_counter()
+            self._set_rate()
+
+        def _set_rate(self) -> None:
+            sync = getattr(self.model, "jax_state_sync", None)
+            if sync is not None:
+                sync()
+            self.model.optimizer.learning_rate = annealed_rate(self._fraction(), peak, warmup)
+
+        def on_train_batch_begin(self, batch: int, logs: Any = None) -> None:
+            if batch % every == 0:
+                self._set_rate()
+
+        def on_train_batch_end(self, batch: int, logs: Any = None) -> None:
+            if self._fraction() >= 1.0:
+                self.done = True
+                self.model.stop_training = True
+
+    return _TimedSchedule()
 
 
 def time_inference(model: Any, x: np.ndarray, batch_size: int = 256, repeats: int = 5) -> float:
