@@ -1,29 +1,37 @@
-"""Language-model benchmark: the best evolved skip-step cell vs a standard LSTM.
+"""Language-model benchmark: the best evolved skip-step cell vs a tuned stock LSTM.
 
-For each level (``char``: King James Bible, ``word``: Brown corpus), side by side in one
-run: the best member of a finished ``default`` study run (lowest *validation* figure
-among the front; the test split plays no part in the choice) and a standard LSTM
-language model -- the same embedding stem and softmax head around one
-``keras.layers.LSTM`` whose width is chosen so that the whole model has the parameter
-count closest to the evolved model's. Both are trained from scratch with the same
-budget: the same training windows, epochs, batch size and optimizer, the same seed; the
-evolved model with its evolved learning rate (chosen by the search on validation data),
-the LSTM with the best of three learning rates (1e-3, 3e-3, 1e-2) chosen on the same
-validation windows -- so that the baseline is tuned too. Both are then scored once on
-the test split.
+One level at a time (``char``: King James Bible, ``word``: Brown corpus), from a finished
+``default`` study run of that level:
 
-Reported per level: test bits per character (char) / test perplexity (word), inference
-milliseconds per character, parameters, training seconds; and the search's wall time of
-each default run (from its run store).
+``--part compare``
+    The run's best member (lowest *validation* figure on the front; the test split plays
+    no part in the choice) and a stock Keras LSTM language model -- the same embedding
+    stem and softmax head around one ``keras.layers.LSTM`` whose width gives the whole
+    model the parameter count closest to the evolved model's (the ratio is reported) --
+    are each trained from scratch with the same protocol: the whole training split, the
+    same wall-clock seconds (``--seconds``, the study's ``final_seconds``), the same batch
+    size, the learning rate warmed up and decayed over those seconds
+    (:func:`evokeras.training.stock.timed_schedule`). The evolved model uses its evolved
+    optimizer and learning rate (chosen by the search on validation data); the LSTM uses
+    Adam with the best of ``LSTM_LEARNING_RATES`` on the validation split (seed 0), then
+    the other seeds at that rate. Each model is scored once on the test split; medians
+    over ``--seeds``. Reported: test bits per character / perplexity, inference
+    milliseconds per token, parameters, training seconds, tokens seen.
 
-Targets: word -- the evolved cell's test perplexity is lower than the LSTM's; char --
-the evolved cell's test bits per character are lower at no more time per character.
+``--part rank``
+    Whether the search's evaluation ranks cells as longer training does: ``--cells``
+    evaluated candidates of the run (spread over its validation figures) are retrained
+    from scratch for ``--rank-seconds`` (the same annealed protocol, the whole training
+    split) and scored on ``RANK_VAL_WINDOWS`` validation windows; the Spearman
+    correlation of the search figure and that figure is reported.
 
-Usage::
+Every part merges its figures into ``benchmarks/results/lm.json`` and keeps every other
+key. Usage (the studies' ``default`` budgets, then the benchmark)::
 
     python studies/char_lm.py --budget default --out runs/char_lm-default
-    python studies/word_lm.py --budget default --out runs/word_lm-default
-    python benchmarks/lm.py --char-run runs/char_lm-default --word-run runs/word_lm-default
+    python benchmarks/lm.py --part compare --level char --run runs/char_lm-default
+    python benchmarks/lm.py --part rank --level char --run runs/char_lm-default
+    (the same with word_lm / --level word)
 
 ``--part speed`` instead times one training step (forward, backward, Adam update) and
 one inference call per token, at a character-level shape (the ``bible_chars`` task's
@@ -32,8 +40,7 @@ for the stock ``keras.layers.LSTM(units)`` and skip-step layers of the same widt
 one-node cell equal to an LSTM and a few multi-node cells with links across time and
 depth. Models are timed in interleaved rounds (each round times every model once) so that
 a change of machine load falls on all of them alike; the figures are medians over rounds.
-Run once per Keras backend; each run fills ``speed.<backend>`` of ``lm.json`` and keeps
-every other key::
+Run once per Keras backend; each run fills ``speed.<backend>`` of ``lm.json``::
 
     KERAS_BACKEND=tensorflow python benchmarks/lm.py --part speed
     KERAS_BACKEND=jax python benchmarks/lm.py --part speed
@@ -56,8 +63,9 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _common  # noqa: E402
 
-VAL_WINDOWS = 200  # validation windows for choosing the LSTM's learning rate
-LSTM_LEARNING_RATES = (1e-3, 3e-3, 1e-2)
+LSTM_LEARNING_RATES = (1e-3, 3e-3, 1e-2)  # Adam; the best on validation (seed 0) is kept
+RANK_VAL_WINDOWS = 1000  # validation windows of the rank part's longer trainings
+LEVELS = {"char": ("bible_chars", "val_bpc", "test_bpc"), "word": ("brown_words", "val_perplexity", "test_perplexity")}
 
 
 def lstm_units_for(task: Any, params: int) -> int:
@@ -79,23 +87,48 @@ def lstm_model(task: Any, units: int) -> Any:
     return keras.Model(inputs, task.head(x), name=f"lstm_{units}")
 
 
-def train_and_test(task: Any, model: Any, genome: Any, data: Any, epochs: int, seed: int, timer: Any) -> dict[str, Any]:
+def train_timed(task: Any, model: Any, genome: Any, data: Any, seconds: float, seed: int) -> dict[str, Any]:
+    """Train ``model`` from scratch on the whole training split for ``seconds`` (the
+    learning rate of ``genome``'s training genes warmed up and decayed over them), score
+    the validation and test splits once, time inference per token."""
     import keras
 
     from evokeras.build.decode import build_optimizer
+    from evokeras.training.stock import time_inference, timed_schedule
 
+    class _Steps(keras.callbacks.Callback):
+        steps = 0
+
+        def on_train_batch_end(self, batch: int, logs: Any = None) -> None:
+            _Steps.steps += 1
+
+    _Steps.steps = 0
+    batch = genome.training.batch_size
     model.compile(optimizer=build_optimizer(genome), loss=task.loss())
     t0 = time.perf_counter()
-    model.fit(data.x_train, data.y_train, batch_size=genome.training.batch_size, epochs=epochs, verbose=0)
+    model.fit(data.x_train, data.y_train, batch_size=batch, epochs=1000,
+              callbacks=[timed_schedule(seconds, float(genome.training.learning_rate)), _Steps()], verbose=0)
     fit_seconds = time.perf_counter() - t0
     val_loss = float(model.evaluate(data.x_val, data.y_val, batch_size=64, verbose=0))
     loss = float(model.evaluate(data.x_test, data.y_test, batch_size=64, verbose=0))
-    figures = task.val_metrics({"loss": loss})
-    per_token = timer.time_inference(model, data.x_test) / task.seq_len
+    if not (math.isfinite(val_loss) and math.isfinite(loss)):
+        raise FloatingPointError("the loss is not finite")
+    per_token = time_inference(model, data.x_test, 32, 5) / task.seq_len
+    result = {"val_loss": val_loss, "val_metric": task.val_metrics({"loss": val_loss})[task.metric],
+              "test_loss": loss, "test_metric": task.val_metrics({"loss": loss})[task.metric],
+              "ms_per_token": 1e3 * per_token, "params": int(model.count_params()), "fit_seconds": fit_seconds,
+              "tokens_seen": _Steps.steps * batch * task.seq_len, "learning_rate": float(genome.training.learning_rate),
+              "optimizer": genome.training.optimizer, "batch_size": batch, "seed": seed}
     keras.utils.clear_session(free_memory=True)
-    return {"val_loss": val_loss, "test_loss": loss, "test_metric": figures[task.metric],
-            "ms_per_token": 1e3 * per_token, "params": int(model.count_params()), "fit_seconds": fit_seconds,
-            "learning_rate": float(genome.training.learning_rate)}
+    return result
+
+
+def _run(run_dir: Path) -> tuple[Any, Any, dict[str, Any]]:
+    """The run's configuration, task and hall of fame."""
+    from evokeras.engine.config import SearchConfig
+
+    cfg = SearchConfig.from_dict(json.loads((run_dir / "config.json").read_text())["config"])
+    return cfg, cfg.build_task(), json.loads((run_dir / "hall_of_fame.json").read_text())
 
 
 def search_wall_seconds(run_dir: Path) -> float | None:
@@ -106,41 +139,106 @@ def search_wall_seconds(run_dir: Path) -> float | None:
     return float(gens[-1]["elapsed"]) if gens else None
 
 
-def compare(run_dir: Path, *, train_windows: int, epochs: int, seed: int) -> dict[str, Any]:
+def median(values: list[float]) -> float:
+    import numpy as np
+
+    return float(np.median(values))
+
+
+def compare(run_dir: Path, *, seconds: float, seeds: list[int]) -> dict[str, Any]:
+    """The run's best member and the matched, tuned LSTM, each trained ``seconds`` per seed."""
     import keras
 
     from evokeras.build.decode import decode
     from evokeras.genomes.network import Genome
-    from evokeras.tasks import make_task
+
+    cfg, task, hof = _run(run_dir)
+    metric = task.metric
+    members = [m for m in hof["members"] if metric in m.get("metrics", {})]
+    best = min(members, key=lambda m: m["metrics"][metric])  # validation only
+    genome = Genome.from_dict(best["genome"])
+    data = task.data(train_size=None, val_limit=None, test_limit=None)
+
+    def seeded(seed: int, make: Any) -> Any:
+        keras.utils.clear_session(free_memory=True)
+        keras.utils.set_random_seed(seed)
+        return make()
+
+    evolved = []
+    for seed in seeds:
+        evolved.append(train_timed(task, seeded(seed, lambda: decode(genome, task, compile=False)), genome, data,
+                                   seconds, seed))
+        print(f"  evolved seed {seed}: {evolved[-1]['test_metric']:.4f} test, {evolved[-1]['val_metric']:.4f} val, "
+              f"{evolved[-1]['tokens_seen']} tokens", flush=True)
+    units = lstm_units_for(task, evolved[0]["params"])
+    base = genome.training
+    trials = []
+    for lr in LSTM_LEARNING_RATES:
+        tuned = genome.replace(training=dataclasses.replace(base, optimizer="adam", learning_rate=lr))
+        trials.append(train_timed(task, seeded(seeds[0], lambda: lstm_model(task, units)), tuned, data, seconds, seeds[0]))
+        print(f"  lstm({units}) lr {lr:g} seed {seeds[0]}: val {trials[-1]['val_metric']:.4f}", flush=True)
+    first = min(trials, key=lambda r: r["val_loss"])
+    lr = first["learning_rate"]
+    tuned = genome.replace(training=dataclasses.replace(base, optimizer="adam", learning_rate=lr))
+    lstm = [first]
+    for seed in seeds[1:]:
+        lstm.append(train_timed(task, seeded(seed, lambda: lstm_model(task, units)), tuned, data, seconds, seed))
+        print(f"  lstm({units}) seed {seed}: {lstm[-1]['test_metric']:.4f} test", flush=True)
+    return {"key": best["key"], "genome": best["genome"], "search_val_metric": best["metrics"][metric],
+            "evolved": evolved, "lstm": lstm, "lstm_units": units, "lstm_lr_trials": trials, "lstm_learning_rate": lr,
+            "train_windows": len(data.x_train), "val_windows": len(data.x_val), "test_windows": len(data.x_test),
+            "seconds": seconds, "seeds": seeds, "search_wall_seconds": search_wall_seconds(run_dir),
+            "study_budget": cfg.budget_name, "run_dir": str(run_dir)}
+
+
+def spearman(a: list[float], b: list[float]) -> float:
+    """Spearman's rank correlation (average ranks for ties)."""
+    import numpy as np
+
+    def ranks(v: list[float]) -> Any:
+        v = np.asarray(v, dtype=float)
+        order = np.argsort(v, kind="stable")
+        r = np.empty(len(v))
+        r[order] = np.arange(len(v), dtype=float)
+        for x in np.unique(v):  # ties share their mean rank
+            r[v == x] = r[v == x].mean()
+        return r
+
+    return float(np.corrcoef(ranks(a), ranks(b))[0, 1])
+
+
+def rank(run_dir: Path, *, cells: int, seconds: float, seed: int, progress: Path | None = None) -> dict[str, Any]:
+    """Spearman correlation of the search figure and a longer training's validation figure."""
+    import numpy as np
+
+    from evokeras.engine.store import RunStore
+    from evokeras.genomes.network import Genome
     from evokeras.training.evaluator import Evaluator
     from evokeras.training.records import Budget
 
-    config = json.loads((run_dir / "config.json").read_text())["config"]
-    hof = json.loads((run_dir / "hall_of_fame.json").read_text())
-    task = make_task(config["task"])
+    cfg, task, _ = _run(run_dir)
     metric = task.metric
-    members = [m for m in hof["members"] if m.get("status") == "ok"]
-    best = min(members, key=lambda m: m["metrics"][metric])
-    genome = Genome.from_dict(best["genome"])
-    data = task.data(train_size=train_windows, val_limit=VAL_WINDOWS, test_limit=None)
-    budget = Budget(time_batch=int(config["evaluation"].get("time_batch", 16)), time_repeats=5)
-    timer = Evaluator(task, budget, {metric: -1.0}, seed=seed)
-
-    keras.utils.clear_session(free_memory=True)
-    keras.utils.set_random_seed(seed)
-    evolved = train_and_test(task, decode(genome, task, compile=False), genome, data, epochs, seed, timer)
-    units = lstm_units_for(task, evolved["params"])
-    trials = []
-    for lr in LSTM_LEARNING_RATES:
-        keras.utils.set_random_seed(seed)
-        tuned = genome.replace(training=dataclasses.replace(genome.training, learning_rate=lr))
-        trials.append(train_and_test(task, lstm_model(task, units), tuned, data, epochs, seed, timer))
-        print(f"  lstm({units}) lr {lr:g}: val loss {trials[-1]['val_loss']:.4f}", flush=True)
-    lstm = min(trials, key=lambda r: r["val_loss"])
-    return {"key": best["key"], "genome": best["genome"], "evolved": evolved, "lstm": lstm, "lstm_units": units,
-            "lstm_trials": trials,
-            "train_windows": len(data.x_train), "test_windows": len(data.x_test), "epochs": epochs,
-            "search_wall_seconds": search_wall_seconds(run_dir)}
+    with RunStore(run_dir / "run.db", readonly=True) as store:
+        ok = sorted((r for _, r in store.evaluations() if r.status == "ok" and math.isfinite(r.metrics.get(metric, math.nan))),
+                    key=lambda r: r.metrics[metric])
+    picks = [ok[int(i)] for i in np.unique(np.linspace(0, len(ok) - 1, min(cells, len(ok))).round().astype(int))]
+    budget = Budget(epochs=1000, train_samples=None, val_samples=RANK_VAL_WINDOWS, patience=0, seconds=seconds,
+                    anneal=True, timeout=seconds * 3 + 300, time_repeats=1)
+    long = Evaluator(task, budget, {metric: -1.0}, seed=seed, settings=cfg.train_settings())
+    done: dict[str, Any] = json.loads(progress.read_text()) if progress is not None and progress.is_file() else {}
+    t0 = time.perf_counter()
+    for r in picks:
+        if r.key not in done:
+            res = long(Genome.from_dict(r.genome))
+            done[r.key] = {"search": r.metrics[metric], "long": res.metrics.get(metric) if res.ok else None,
+                           "status": res.status, "params": r.metrics.get("params")}
+            print(f"  {r.key}: search {r.metrics[metric]:.4f} -> {done[r.key]['long']}", flush=True)
+            if progress is not None:
+                progress.write_text(json.dumps(done))
+    pairs = [(v["search"], v["long"]) for k, v in done.items() if v["long"] is not None]
+    return {"spearman": spearman([a for a, _ in pairs], [b for _, b in pairs]), "cells": len(pairs),
+            "search_budget": cfg.evaluation, "long_seconds": seconds, "long_val_windows": RANK_VAL_WINDOWS,
+            "pairs": done, "seconds": time.perf_counter() - t0, "run_dir": str(run_dir)}
 
 
 #: The skip-step cells timed by ``--part speed`` (name -> constructor of a CellGenome of
@@ -266,18 +364,22 @@ def update_result(name: str, updates: dict[str, Any]) -> Path:
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--part", choices=("compare", "speed"), default="compare",
-                   help="compare: evolved vs LSTM language models; speed: time per token of the layers")
+    p.add_argument("--part", choices=("compare", "rank", "speed"), default="compare",
+                   help="compare: evolved vs LSTM language models; rank: cheap vs long evaluations; "
+                        "speed: time per token of the layers")
+    p.add_argument("--level", choices=tuple(LEVELS), help="compare/rank: the level of --run")
+    p.add_argument("--run", type=Path, help="compare/rank: a finished default study run of --level")
+    p.add_argument("--seconds", type=float, default=None,
+                   help="compare: training seconds of each model (default: the run's final_seconds)")
+    p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="compare: seeds (medians)")
+    p.add_argument("--cells", type=int, default=20, help="rank: candidates retrained")
+    p.add_argument("--rank-seconds", type=float, default=60.0, help="rank: training seconds of each candidate")
     p.add_argument("--units", type=int, nargs="+", default=[128, 256], help="speed: state sizes")
     p.add_argument("--batch", type=int, default=64, help="speed: windows per training step")
     p.add_argument("--seq-len", type=int, default=100, help="speed: tokens per window")
     p.add_argument("--rounds", type=int, default=7, help="speed: timed rounds (medians)")
     p.add_argument("--warmup", type=int, default=2, help="speed: untimed steps per model first")
-    p.add_argument("--char-run", type=Path, default=Path("runs/char_lm-default"))
-    p.add_argument("--word-run", type=Path, default=Path("runs/word_lm-default"))
-    p.add_argument("--train-windows", type=int, default=4000, help="training windows of both models")
-    p.add_argument("--epochs", type=int, default=3)
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0, help="speed/rank: seed")
     p.add_argument("--results-dir", type=Path, default=None)
     args = p.parse_args(argv)
     if args.results_dir is not None:
@@ -288,36 +390,55 @@ def main(argv: list[str] | None = None) -> int:
         path = update_result("lm", {"speed": {result["backend"]: result}})
         print(f"wrote speed.{result['backend']} of {path}")
         return 0
-    for run in (args.char_run, args.word_run):
-        if not (run / "hall_of_fame.json").is_file():
-            print(f"error: {run} is not a finished study run (no hall_of_fame.json)", file=sys.stderr)
-            return 2
-    char = compare(args.char_run, train_windows=args.train_windows, epochs=args.epochs, seed=args.seed)
-    print(f"char: evolved {char['evolved']}\n      lstm({char['lstm_units']}) {char['lstm']}", flush=True)
-    word = compare(args.word_run, train_windows=args.train_windows, epochs=args.epochs, seed=args.seed)
-    print(f"word: evolved {word['evolved']}\n      lstm({word['lstm_units']}) {word['lstm']}", flush=True)
-    result = {
-        "word": {"evolved_test_perplexity": word["evolved"]["test_metric"],
-                 "lstm_test_perplexity": word["lstm"]["test_metric"],
-                 "params": {"evolved": word["evolved"]["params"], "lstm": word["lstm"]["params"]}},
-        "char": {"evolved_test_bpc": char["evolved"]["test_metric"], "lstm_test_bpc": char["lstm"]["test_metric"],
-                 "evolved_ms_per_char": char["evolved"]["ms_per_token"], "lstm_ms_per_char": char["lstm"]["ms_per_token"],
-                 "params": {"evolved": char["evolved"]["params"], "lstm": char["lstm"]["params"]}},
-        "search_wall_seconds": {"char": char["search_wall_seconds"], "word": word["search_wall_seconds"]},
-        "targets": {
-            "word_evolved_lower_perplexity": word["evolved"]["test_metric"] < word["lstm"]["test_metric"],
-            "char_evolved_lower_bpc": char["evolved"]["test_metric"] < char["lstm"]["test_metric"],
-            "char_no_more_time": char["evolved"]["ms_per_token"] <= char["lstm"]["ms_per_token"],
-        },
-        "details": {"char": char, "word": word, "train_windows": args.train_windows, "epochs": args.epochs},
-        "machine": _common.machine_info(),
+    if args.level is None or args.run is None:
+        print(f"error: --part {args.part} needs --level and --run", file=sys.stderr)
+        return 2
+    if not (args.run / "hall_of_fame.json").is_file():
+        print(f"error: --run {args.run} is not a finished study run (no hall_of_fame.json)", file=sys.stderr)
+        return 2
+    task_name, _, test_key = LEVELS[args.level]
+    config = json.loads((args.run / "config.json").read_text())["config"]
+    if config.get("task") != task_name:
+        print(f"error: --run {args.run} is a run of task {config.get('task')!r}, not {task_name!r} (--level {args.level})",
+              file=sys.stderr)
+        return 2
+    machine = _common.machine_info() | {"affinity": sorted(os.sched_getaffinity(0))}
+    if args.part == "rank":
+        progress = _common.RESULTS_DIR / f".lm_rank_{args.level}.progress.json"
+        result = rank(args.run, cells=args.cells, seconds=args.rank_seconds, seed=args.seed, progress=progress)
+        path = update_result("lm", {"rank_correlation": {args.level: result["spearman"]},
+                                    "details": {"rank": {args.level: result | {"machine": machine}}}})
+        progress.unlink(missing_ok=True)
+        print(f"{args.level}: Spearman {result['spearman']:.3f} over {result['cells']} cells; wrote {path}")
+        return 0
+    seconds = args.seconds if args.seconds is not None else config.get("final_seconds")
+    if not seconds:
+        print(f"error: --seconds: the run {args.run} has no final_seconds; give --seconds", file=sys.stderr)
+        return 2
+    c = compare(args.run, seconds=float(seconds), seeds=args.seeds)
+    ev, ls = c["evolved"], c["lstm"]
+    name = "test_bpc" if args.level == "char" else "test_perplexity"
+    summary: dict[str, Any] = {
+        f"evolved_{name}": median([r["test_metric"] for r in ev]),
+        f"lstm_{name}": median([r["test_metric"] for r in ls]),
+        "params": {"evolved": ev[0]["params"], "lstm": ls[0]["params"], "ratio": ls[0]["params"] / ev[0]["params"]},
+        "train_seconds": float(seconds),
+        "evolved_ms_per_char" if args.level == "char" else "evolved_ms_per_word": median([r["ms_per_token"] for r in ev]),
+        "lstm_ms_per_char" if args.level == "char" else "lstm_ms_per_word": median([r["ms_per_token"] for r in ls]),
+        "lstm_units": c["lstm_units"], "lstm_learning_rate": c["lstm_learning_rate"],
+        "per_seed": {"evolved": [r["test_metric"] for r in ev], "lstm": [r["test_metric"] for r in ls]},
+        "search_wall_seconds": c["search_wall_seconds"],
     }
-    old = _read_result("lm")
-    if "speed" in old:  # written by --part speed; keep it
-        result["speed"] = old["speed"]
-    path = _common.write_result("lm", result)
-    print(json.dumps(result["targets"]), f"\nwrote {path}")
-    return 0 if all(math.isfinite(v) for v in (word["evolved"]["test_metric"], char["evolved"]["test_metric"])) else 1
+    ratio = summary[f"evolved_{name}"] / summary[f"lstm_{name}"]
+    targets = ({"char_evolved_lower_bpc": ratio < 1.0,
+                "char_no_more_time": summary["evolved_ms_per_char"] <= summary["lstm_ms_per_char"],
+                "char_baseline_good": summary["lstm_test_bpc"] <= 2.1}
+               if args.level == "char" else
+               {"word_evolved_5pct_lower_perplexity": ratio <= 0.95, "word_baseline_good": summary["lstm_test_perplexity"] <= 160})
+    path = update_result("lm", {args.level: summary, "seeds": args.seeds, "targets": targets,
+                                "details": {args.level: c | {"machine": machine}}})
+    print(json.dumps(summary | {"targets": targets}, indent=1), f"\nwrote {path}")
+    return 0
 
 
 if __name__ == "__main__":

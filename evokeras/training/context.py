@@ -39,7 +39,8 @@ class ScoreContext:
         parent: the key of the genome's parent (weight inheritance), or ``None``.
         fast: train with the fast path where the task allows it (:class:`TrainSettings`).
         fidelity: the fraction of the full budget (1.0, or less while screening).
-        start: ``time.perf_counter()`` when the evaluation began (the budget's clocks).
+        start: ``time.perf_counter()`` when the candidate's work began, after the previous
+            models were freed and the data loaded (the budget's clocks start here).
         times: seconds per named section (:meth:`timed`), read by the evaluator.
         notes: figures measured before a failure (:meth:`note`), kept in a failed record.
     """

@@ -244,8 +244,10 @@ class Evaluator:
             except BaseException:
                 release_keras_seed()
                 raise
+        # the budget's clocks start now: freeing the previous models' memory and loading
+        # the data are not this candidate's training time (they count in ``total``)
         ctx = ScoreContext(budget=self.budget, seed=seed, run_seed=self.seed, objectives=self.objective_names,
-                           data_fn=self.data, parent=parent, weights=self.weights, start=start,
+                           data_fn=self.data, parent=parent, weights=self.weights, start=time.perf_counter(),
                            fast=self.settings.fast, fidelity=self.fidelity)
         metrics: dict[str, Any] = {"fidelity": self.fidelity}
         try:
