@@ -20,7 +20,8 @@ def budget_callbacks(budget: Budget, start: float, *, early_stopping: bool = Tru
     """Keras callbacks enforcing ``budget`` for a ``fit`` whose evaluation began at
     ``start`` (``time.perf_counter()``): NaN termination, the soft time limit (stop and
     score), the hard limit (:class:`EvaluationTimeout`), and early stopping on
-    validation loss with the best weights restored (``budget.patience``)."""
+    validation loss with the best weights restored (``budget.patience``). An annealed
+    budget (:attr:`Budget.anneal`) leaves the soft limit to its :func:`timed_schedule`."""
     import keras  # the training layer's Keras-free modules stay importable without it
 
     class _Clock(keras.callbacks.Callback):
@@ -28,7 +29,7 @@ def budget_callbacks(budget: Budget, start: float, *, early_stopping: bool = Tru
             elapsed = time.perf_counter() - start
             if elapsed > budget.timeout:
                 raise EvaluationTimeout(f"training passed the {budget.timeout:g} s limit")
-            if elapsed > budget.seconds:
+            if elapsed > budget.seconds and not budget.anneal:
                 self.model.stop_training = True
 
     callbacks: list[Any] = [keras.callbacks.TerminateOnNaN(), _Clock()]
@@ -54,9 +55,11 @@ def timed_schedule(seconds: float, peak: float, *, warmup: float = WARMUP_FRACTI
     :func:`annealed_rate` of the elapsed share (set before every ``every``-th batch), and
     training stops once the time is spent (``fit``'s ``epochs`` is then only a cap).
 
-    The clock starts at the first ``on_train_begin``, so the callback can span several
-    ``fit`` calls (one per epoch); ``done`` says whether the time is spent. On JAX the
-    trainer's state is synced before the rate is set, so the next step reads it."""
+    The clock starts when the first batch ends, so that compiling the training step (a
+    few seconds for a recurrent model, more under load) does not eat the training; the
+    first batch runs at the warm-up's first rate. It can span several ``fit`` calls (one
+    per epoch); ``done`` says whether the time is spent. On JAX the trainer's state is
+    synced before the rate is set, so the next step reads it."""
     import keras
 
     class _TimedSchedule(keras.callbacks.Callback):
@@ -66,12 +69,7 @@ def timed_schedule(seconds: float, peak: float, *, warmup: float = WARMUP_FRACTI
             self.done = False
 
         def _fraction(self) -> float:
-            return (time.perf_counter() - (self.start or 0.0)) / seconds
-
-        def on_train_begin(self, logs: Any = None) -> None:
-            if self.start is None:
-                self.start = time.perf_counter()
-            self._set_rate()
+            return 0.0 if self.start is None else (time.perf_counter() - self.start) / seconds
 
         def _set_rate(self) -> None:
             sync = getattr(self.model, "jax_state_sync", None)
@@ -79,13 +77,19 @@ def timed_schedule(seconds: float, peak: float, *, warmup: float = WARMUP_FRACTI
                 sync()
             self.model.optimizer.learning_rate = annealed_rate(self._fraction(), peak, warmup)
 
+        def on_train_begin(self, logs: Any = None) -> None:
+            self._set_rate()
+
         def on_train_batch_begin(self, batch: int, logs: Any = None) -> None:
             if batch % every == 0:
                 self._set_rate()
 
         def on_train_batch_end(self, batch: int, logs: Any = None) -> None:
-            if self._fraction() >= 1.0:
+            if self.start is None:
+                self.start = time.perf_counter()
+            elif self._fraction() >= 1.0:
                 self.done = True
+            if self.done:
                 self.model.stop_training = True
 
     return _TimedSchedule()
