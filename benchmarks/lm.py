@@ -373,7 +373,7 @@ def main(argv: list[str] | None = None) -> int:
                    help="compare: training seconds of each model (default: the run's final_seconds)")
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="compare: seeds (medians)")
     p.add_argument("--cells", type=int, default=20, help="rank: candidates retrained")
-    p.add_argument("--rank-seconds", type=float, default=60.0, help="rank: training seconds of each candidate")
+    p.add_argument("--rank-seconds", type=float, default=120.0, help="rank: training seconds of each candidate")
     p.add_argument("--units", type=int, nargs="+", default=[128, 256], help="speed: state sizes")
     p.add_argument("--batch", type=int, default=64, help="speed: windows per training step")
     p.add_argument("--seq-len", type=int, default=100, help="speed: tokens per window")
