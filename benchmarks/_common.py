@@ -79,3 +79,18 @@ def write_result(name: str, data: dict[str, Any]) -> Path:
         Path(tmp).unlink(missing_ok=True)
         raise
     return path
+
+
+def spearman(a: list[float], b: list[float]) -> float:
+    """Spearman's rank correlation of ``a`` and ``b`` (tied values share their mean rank)."""
+    import numpy as np
+
+    def ranks(v: list[float]) -> Any:
+        v = np.asarray(v, dtype=float)
+        r = np.empty(len(v))
+        r[np.argsort(v, kind="stable")] = np.arange(len(v), dtype=float)
+        for x in np.unique(v):
+            r[v == x] = r[v == x].mean()
+        return r
+
+    return float(np.corrcoef(ranks(a), ranks(b))[0, 1])

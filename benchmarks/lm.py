@@ -155,6 +155,8 @@ def compare(run_dir: Path, *, seconds: float, seeds: list[int]) -> dict[str, Any
     cfg, task, hof = _run(run_dir)
     metric = task.metric
     members = [m for m in hof["members"] if metric in m.get("metrics", {})]
+    if not members:
+        raise SystemExit(f"error: {run_dir}: no front member has a {metric} figure")
     best = min(members, key=lambda m: m["metrics"][metric])  # validation only
     genome = Genome.from_dict(best["genome"])
     data = task.data(train_size=None, val_limit=None, test_limit=None)
@@ -191,22 +193,6 @@ def compare(run_dir: Path, *, seconds: float, seeds: list[int]) -> dict[str, Any
             "study_budget": cfg.budget_name, "run_dir": str(run_dir)}
 
 
-def spearman(a: list[float], b: list[float]) -> float:
-    """Spearman's rank correlation (average ranks for ties)."""
-    import numpy as np
-
-    def ranks(v: list[float]) -> Any:
-        v = np.asarray(v, dtype=float)
-        order = np.argsort(v, kind="stable")
-        r = np.empty(len(v))
-        r[order] = np.arange(len(v), dtype=float)
-        for x in np.unique(v):  # ties share their mean rank
-            r[v == x] = r[v == x].mean()
-        return r
-
-    return float(np.corrcoef(ranks(a), ranks(b))[0, 1])
-
-
 def rank(run_dir: Path, *, cells: int, seconds: float, seed: int, progress: Path | None = None) -> dict[str, Any]:
     """Spearman correlation of the search figure and a longer training's validation figure."""
     import numpy as np
@@ -219,8 +205,8 @@ def rank(run_dir: Path, *, cells: int, seconds: float, seed: int, progress: Path
     cfg, task, _ = _run(run_dir)
     metric = task.metric
     with RunStore(run_dir / "run.db", readonly=True) as store:
-        ok = sorted((r for _, r in store.evaluations() if r.status == "ok" and math.isfinite(r.metrics.get(metric, math.nan))),
-                    key=lambda r: r.metrics[metric])
+        ok = sorted((r for _, r in store.evaluations() if r.status == "ok" and r.metrics.get("fidelity", 1.0) == 1.0
+                     and math.isfinite(r.metrics.get(metric, math.nan))), key=lambda r: r.metrics[metric])
     picks = [ok[int(i)] for i in np.unique(np.linspace(0, len(ok) - 1, min(cells, len(ok))).round().astype(int))]
     budget = Budget(epochs=1000, train_samples=None, val_samples=RANK_VAL_WINDOWS, patience=0, seconds=seconds,
                     anneal=True, timeout=seconds * 3 + 300, time_repeats=1)
@@ -235,10 +221,10 @@ def rank(run_dir: Path, *, cells: int, seconds: float, seed: int, progress: Path
             print(f"  {r.key}: search {r.metrics[metric]:.4f} -> {done[r.key]['long']}", flush=True)
             if progress is not None:
                 progress.write_text(json.dumps(done))
-    pairs = [(v["search"], v["long"]) for k, v in done.items() if v["long"] is not None]
-    return {"spearman": spearman([a for a, _ in pairs], [b for _, b in pairs]), "cells": len(pairs),
+    pairs = [(done[r.key]["search"], done[r.key]["long"]) for r in picks if done[r.key]["long"] is not None]
+    return {"spearman": _common.spearman([a for a, _ in pairs], [b for _, b in pairs]), "cells": len(pairs),
             "search_budget": cfg.evaluation, "long_seconds": seconds, "long_val_windows": RANK_VAL_WINDOWS,
-            "pairs": done, "seconds": time.perf_counter() - t0, "run_dir": str(run_dir)}
+            "pairs": {r.key: done[r.key] for r in picks}, "seconds": time.perf_counter() - t0, "run_dir": str(run_dir)}
 
 
 #: The skip-step cells timed by ``--part speed`` (name -> constructor of a CellGenome of
@@ -346,10 +332,16 @@ def _read_result(name: str) -> dict[str, Any]:
     return json.loads(path.read_text()) if path.is_file() else {}
 
 
-def update_result(name: str, updates: dict[str, Any]) -> Path:
+def update_result(name: str, updates: dict[str, Any], *, replace: dict[tuple[str, ...], Any] | None = None) -> Path:
     """Merge ``updates`` into ``benchmarks/results/<name>.json`` (a nested dict is merged,
-    not replaced) and write it back; keys the updates do not name are kept."""
+    not replaced), set each path of ``replace`` to its value whole, and write it back;
+    keys neither names are kept."""
     data = _read_result(name)
+    for path, value in (replace or {}).items():
+        node = data
+        for key in path[:-1]:
+            node = node.setdefault(key, {})
+        node[path[-1]] = value
 
     def merge(into: dict[str, Any], new: dict[str, Any]) -> None:
         for key, value in new.items():
@@ -396,7 +388,7 @@ def main(argv: list[str] | None = None) -> int:
     if not (args.run / "hall_of_fame.json").is_file():
         print(f"error: --run {args.run} is not a finished study run (no hall_of_fame.json)", file=sys.stderr)
         return 2
-    task_name, _, test_key = LEVELS[args.level]
+    task_name, _, name = LEVELS[args.level]
     config = json.loads((args.run / "config.json").read_text())["config"]
     if config.get("task") != task_name:
         print(f"error: --run {args.run} is a run of task {config.get('task')!r}, not {task_name!r} (--level {args.level})",
@@ -404,10 +396,11 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     machine = _common.machine_info() | {"affinity": sorted(os.sched_getaffinity(0))}
     if args.part == "rank":
-        progress = _common.RESULTS_DIR / f".lm_rank_{args.level}.progress.json"
+        # resumable: the retrained cells of this run, seconds and seed (outside the results)
+        progress = args.run / f"lm_rank_{args.rank_seconds:g}s_seed{args.seed}.json"
         result = rank(args.run, cells=args.cells, seconds=args.rank_seconds, seed=args.seed, progress=progress)
-        path = update_result("lm", {"rank_correlation": {args.level: result["spearman"]},
-                                    "details": {"rank": {args.level: result | {"machine": machine}}}})
+        path = update_result("lm", {"rank_correlation": {args.level: result["spearman"]}},
+                             replace={("details", "rank", args.level): result | {"machine": machine}})
         progress.unlink(missing_ok=True)
         print(f"{args.level}: Spearman {result['spearman']:.3f} over {result['cells']} cells; wrote {path}")
         return 0
@@ -417,7 +410,6 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     c = compare(args.run, seconds=float(seconds), seeds=args.seeds)
     ev, ls = c["evolved"], c["lstm"]
-    name = "test_bpc" if args.level == "char" else "test_perplexity"
     summary: dict[str, Any] = {
         f"evolved_{name}": median([r["test_metric"] for r in ev]),
         f"lstm_{name}": median([r["test_metric"] for r in ls]),
@@ -435,8 +427,8 @@ def main(argv: list[str] | None = None) -> int:
                 "char_baseline_good": summary["lstm_test_bpc"] <= 2.1}
                if args.level == "char" else
                {"word_evolved_5pct_lower_perplexity": ratio <= 0.95, "word_baseline_good": summary["lstm_test_perplexity"] <= 160})
-    path = update_result("lm", {args.level: summary, "seeds": args.seeds, "targets": targets,
-                                "details": {args.level: c | {"machine": machine}}})
+    path = update_result("lm", {"seeds": args.seeds, "targets": targets},
+                         replace={(args.level,): summary, ("details", args.level): c | {"machine": machine}})
     print(json.dumps(summary | {"targets": targets}, indent=1), f"\nwrote {path}")
     return 0
 

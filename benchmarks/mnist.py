@@ -67,7 +67,7 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import RESULTS_DIR, machine_info, study_budgets, write_result  # noqa: E402
+from _common import RESULTS_DIR, machine_info, spearman, study_budgets, write_result  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 PARTS = ("evokeras", "quick", "kerastuner-random", "kerastuner-hyperband", "memory", "rank")
@@ -336,10 +336,7 @@ def rank_correlation(task: str, run_dir: Path, n: int = 30, epochs: int = 3, see
             low.append(r.metrics["val_error"])
             high.append(res.objectives[0])
 
-    def ranks(v: list[float]) -> np.ndarray:
-        return np.argsort(np.argsort(v)).astype(float)
-
-    rho = float(np.corrcoef(ranks(low), ranks(high))[0, 1])
+    rho = spearman(low, high)
     return {"spearman": rho, "candidates": len(low), "full_budget": f"{epochs} epochs on the full 55,000-image split",
             "low_fidelity": cfg.evaluation, "low_val_error": low, "full_val_error": high,
             "seconds": time.perf_counter() - t0, "run_dir": str(run_dir)}

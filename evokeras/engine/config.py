@@ -260,6 +260,11 @@ class SearchConfig:
             raise ConfigError(f"config key 'reference_architectures': task {self.task!r} has no reference architectures")
         if self.final_augment and not task.supports_augment:
             raise ConfigError(f"config key 'final_augment': task {self.task!r} has no augmentation")
+        if not task.supports_timed_training:
+            if self.final_seconds is not None:
+                raise ConfigError(f"config key 'final_seconds': task {self.task!r} does not train its final models by seconds")
+            if self.budget().anneal:
+                raise ConfigError(f"config key 'evaluation.anneal': task {self.task!r} does not train by seconds")
         if self.inherit_weights and not task.supports_inheritance:
             raise ConfigError(f"config key 'inherit_weights': task {self.task!r} does not train from inherited weights")
         if self.multi_fidelity is not None:

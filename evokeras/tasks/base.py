@@ -51,6 +51,9 @@ class Task:
     #: Whether :meth:`score` starts children from their parent's trained weights when
     #: the evaluator caches weights (config key ``inherit_weights``).
     supports_inheritance: bool = True
+    #: Whether :meth:`score` and :meth:`final_model` train by seconds when asked (the
+    #: evaluation budget's ``anneal``, config key ``final_seconds``).
+    supports_timed_training: bool = True
     #: Whether the model keeps the time axis to the head: nothing is reduced, dense
     #: genes and :meth:`head` act on every time step (e.g. next-token prediction).
     sequence_output: bool = False
@@ -147,7 +150,8 @@ class Task:
         :func:`evokeras.training.fast.fit_fast` when ``ctx.fast`` is set and the task
         is :attr:`fast_trainable` (``train_path`` says which; an annealed budget,
         :attr:`~evokeras.training.records.Budget.anneal`, trains with ``fit`` and the
-        learning rate warmed up and decayed over its seconds) -- starting from the
+        learning rate warmed up and decayed over its seconds, without early stopping)
+        -- starting from the
         parent's weights where inheritance is on, scores the validation split with
         :meth:`val_metrics` and times inference. Raise to fail the candidate
         (:class:`~evokeras.training.records.NonFiniteError` for a NaN loss).
@@ -161,7 +165,7 @@ class Task:
             ctx.note(**metrics)
         hist = None
         with ctx.timed("fit"):
-            if ctx.fast and self.fast_trainable:
+            if ctx.fast and self.fast_trainable and not budget.anneal:
                 hist = fit_fast(
                     model, data.x_train, data.y_train, data.x_val, data.y_val,
                     batch_size=genome.training.batch_size, epochs=budget.epochs,
@@ -171,13 +175,13 @@ class Task:
                 losses = list(hist.loss) if not hist.nan else [math.nan]
                 metrics["train_path"] = "fast"
             else:
-                callbacks = ctx.callbacks()
-                if budget.anneal:  # a short copy of a timed final training
-                    left = max(budget.seconds - (time.perf_counter() - ctx.start), 1e-3)
-                    callbacks.append(timed_schedule(left, float(genome.training.learning_rate)))
-                history = model.fit(
-                    data.x_train, data.y_train, batch_size=genome.training.batch_size, epochs=budget.epochs,
-                    validation_data=(data.x_val, data.y_val), callbacks=callbacks, verbose=0,
+                batch = genome.training.batch_size
+                callbacks = ctx.callbacks(learning_rate=float(genome.training.learning_rate),
+                                          steps=budget.epochs * -(-len(data.x_train) // batch))
+                history = model.fit(  # annealed: no early stopping, so no validation per epoch
+                    data.x_train, data.y_train, batch_size=batch, epochs=budget.epochs,
+                    validation_data=None if budget.anneal else (data.x_val, data.y_val), callbacks=callbacks,
+                    verbose=0,
                 )
                 losses = history.history.get("loss", [])
                 metrics["train_path"] = "stock"
@@ -237,7 +241,8 @@ class Task:
         timed = final.seconds is not None
         steps = final.epochs * -(-len(x) // batch) if final.schedule == "cosine" and not timed else None
         model.compile(optimizer=build_optimizer(genome, decay_steps=steps), loss=self.loss(), metrics=self.metrics())
-        callbacks = [timed_schedule(final.seconds, float(genome.training.learning_rate))] if timed else []
+        callbacks = [timed_schedule(final.seconds, float(genome.training.learning_rate),
+                                    steps=final.epochs * -(-len(x) // batch))] if timed else []
         t0 = time.perf_counter()
         if final.augment:
             rng = np.random.default_rng(final.seed)

@@ -173,6 +173,7 @@ class GymControl(Task):
     needs_data = False
     builds_models = False  # rollouts run the NumPy forward pass; only timing builds one
     supports_inheritance = False  # the weights already travel in the genome
+    supports_timed_training = False  # trains (or not) in its own way
     verify_episodes = 100
 
     def __init__(self, env_id: str = "CartPole-v1", *, threshold: float | None = None,

@@ -146,6 +146,7 @@ class Specialization(Task):
 
     family = "specialize"
     supports_inheritance = False
+    supports_timed_training = False  # trains (or not) in its own way
     fast_trainable = False
 
     def __init__(self, base: str | os.PathLike[str], target: str = "objects", *,

@@ -81,9 +81,13 @@ class ScoreContext:
         """Whether inference time is measured (an objective, or ``time_repeats > 0``)."""
         return "exec_time" in self.objectives or self.budget.time_repeats > 0
 
-    def callbacks(self, *, early_stopping: bool = True) -> list[Any]:
-        """Keras callbacks enforcing the budget for a ``fit`` of this evaluation."""
-        return budget_callbacks(self.budget, self.start, early_stopping=early_stopping)
+    def callbacks(self, *, early_stopping: bool = True, learning_rate: float | None = None,
+                  steps: int | None = None) -> list[Any]:
+        """Keras callbacks enforcing the budget for a ``fit`` of this evaluation; given the
+        genome's ``learning_rate``, an annealed budget's timed schedule
+        (:func:`~evokeras.training.stock.budget_callbacks`)."""
+        return budget_callbacks(self.budget, self.start, early_stopping=early_stopping,
+                                learning_rate=learning_rate, steps=steps)
 
     def time_inference(self, model: Any, x: np.ndarray) -> float:
         """Median seconds per sample of ``model`` at the budget's timing batch."""

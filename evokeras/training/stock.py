@@ -16,24 +16,33 @@ __all__ = ["WARMUP_FRACTION", "annealed_rate", "budget_callbacks", "time_inferen
 WARMUP_FRACTION = 0.05
 
 
-def budget_callbacks(budget: Budget, start: float, *, early_stopping: bool = True) -> list[Any]:
+def budget_callbacks(budget: Budget, start: float, *, early_stopping: bool = True,
+                     learning_rate: float | None = None, steps: int | None = None) -> list[Any]:
     """Keras callbacks enforcing ``budget`` for a ``fit`` whose evaluation began at
     ``start`` (``time.perf_counter()``): NaN termination, the soft time limit (stop and
     score), the hard limit (:class:`EvaluationTimeout`), and early stopping on
-    validation loss with the best weights restored (``budget.patience``). An annealed
-    budget (:attr:`Budget.anneal`) leaves the soft limit to its :func:`timed_schedule`."""
+    validation loss with the best weights restored (``budget.patience``).
+
+    An annealed budget (:attr:`Budget.anneal`) given the genome's ``learning_rate``
+    (and the ``steps`` its epochs allow) gets a :func:`timed_schedule` over the seconds
+    left instead of the soft limit and early stopping."""
     import keras  # the training layer's Keras-free modules stay importable without it
+
+    timed = budget.anneal and learning_rate is not None
 
     class _Clock(keras.callbacks.Callback):
         def on_train_batch_end(self, batch: int, logs: Any = None) -> None:
             elapsed = time.perf_counter() - start
             if elapsed > budget.timeout:
                 raise EvaluationTimeout(f"training passed the {budget.timeout:g} s limit")
-            if elapsed > budget.seconds and not budget.anneal:
+            if elapsed > budget.seconds and not timed:
                 self.model.stop_training = True
 
     callbacks: list[Any] = [keras.callbacks.TerminateOnNaN(), _Clock()]
-    if early_stopping and budget.patience > 0 and budget.epochs > 1:
+    if timed:
+        left = max(budget.seconds - (time.perf_counter() - start), 1e-3)
+        callbacks.append(timed_schedule(left, float(learning_rate), steps=steps))  # type: ignore[arg-type]
+    elif early_stopping and budget.patience > 0 and budget.epochs > 1:
         callbacks.append(
             keras.callbacks.EarlyStopping(monitor="val_loss", patience=budget.patience, restore_best_weights=True)
         )
@@ -50,16 +59,21 @@ def annealed_rate(fraction: float, peak: float, warmup: float = WARMUP_FRACTION)
     return peak * 0.5 * (1.0 + math.cos(math.pi * (fraction - warmup) / (1.0 - warmup)))
 
 
-def timed_schedule(seconds: float, peak: float, *, warmup: float = WARMUP_FRACTION, every: int = 8) -> Any:
+def timed_schedule(seconds: float, peak: float, *, steps: int | None = None, warmup: float = WARMUP_FRACTION,
+                   every: int = 8) -> Any:
     """A Keras callback that trains for ``seconds`` of wall time: the learning rate follows
-    :func:`annealed_rate` of the elapsed share (set before every ``every``-th batch), and
-    training stops once the time is spent (``fit``'s ``epochs`` is then only a cap).
+    :func:`annealed_rate` of the elapsed share, and training stops once the time is spent
+    (``fit``'s ``epochs`` is then only a cap). With ``steps`` (the batches the epochs
+    allow), the share is the larger of the time's and the steps', so that the rate still
+    reaches 0 when the epochs run out first.
 
     The clock starts when the first batch ends, so that compiling the training step (a
     few seconds for a recurrent model, more under load) does not eat the training; the
-    first batch runs at the warm-up's first rate. It can span several ``fit`` calls (one
-    per epoch); ``done`` says whether the time is spent. On JAX the trainer's state is
-    synced before the rate is set, so the next step reads it."""
+    first batch runs at the warm-up's first rate. The rate is set before every batch of
+    the warm-up, then before every ``every``-th, and to 0 when the time is spent. The
+    callback can span several ``fit`` calls (one per epoch): ``done`` says whether the
+    time is spent. On JAX the trainer's state is synced before the rate is set, so the
+    next step reads it."""
     import keras
 
     class _TimedSchedule(keras.callbacks.Callback):
@@ -67,28 +81,35 @@ def timed_schedule(seconds: float, peak: float, *, warmup: float = WARMUP_FRACTI
             super().__init__()
             self.start: float | None = None
             self.done = False
+            self.batches = 0
 
         def _fraction(self) -> float:
-            return 0.0 if self.start is None else (time.perf_counter() - self.start) / seconds
+            if self.start is None:
+                return 0.0
+            share = (time.perf_counter() - self.start) / seconds
+            return max(share, self.batches / steps) if steps else share
 
-        def _set_rate(self) -> None:
+        def _set_rate(self, fraction: float) -> None:
             sync = getattr(self.model, "jax_state_sync", None)
             if sync is not None:
                 sync()
-            self.model.optimizer.learning_rate = annealed_rate(self._fraction(), peak, warmup)
+            self.model.optimizer.learning_rate = annealed_rate(fraction, peak, warmup)
 
         def on_train_begin(self, logs: Any = None) -> None:
-            self._set_rate()
+            self._set_rate(1.0 if self.done else self._fraction())
 
         def on_train_batch_begin(self, batch: int, logs: Any = None) -> None:
-            if batch % every == 0:
-                self._set_rate()
+            fraction = self._fraction()
+            if self.start is not None and (fraction < warmup or self.batches % every == 0):
+                self._set_rate(fraction)
 
         def on_train_batch_end(self, batch: int, logs: Any = None) -> None:
+            self.batches += 1
             if self.start is None:
                 self.start = time.perf_counter()
-            elif self._fraction() >= 1.0:
+            elif not self.done and self._fraction() >= 1.0:
                 self.done = True
+                self._set_rate(1.0)
             if self.done:
                 self.model.stop_training = True
 
