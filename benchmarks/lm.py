@@ -13,10 +13,11 @@ One level at a time (``char``: King James Bible, ``word``: Brown corpus), from a
     size, the learning rate warmed up and decayed over those seconds
     (:func:`evokeras.training.stock.timed_schedule`). The evolved model uses its evolved
     optimizer and learning rate (chosen by the search on validation data); the LSTM uses
-    Adam with the best of ``LSTM_LEARNING_RATES`` on the validation split (seed 0), then
-    the other seeds at that rate. Each model is scored once on the test split; medians
-    over ``--seeds``. Reported: test bits per character / perplexity, inference
-    milliseconds per token, parameters, training seconds, tokens seen.
+    Adam with the best of ``LSTM_LEARNING_RATES`` on the validation split (seed 0; the
+    grid extended while the best is at its edge), then the other seeds at that rate.
+    Each model is scored once on the test split; medians over ``--seeds``. Reported:
+    test bits per character / perplexity, inference milliseconds per token, parameters,
+    training seconds, tokens seen.
 
 ``--part rank``
     Whether the search's evaluation ranks cells as longer training does: ``--cells``
@@ -145,8 +146,25 @@ def median(values: list[float]) -> float:
     return float(np.median(values))
 
 
-def compare(run_dir: Path, *, seconds: float, seeds: list[int]) -> dict[str, Any]:
-    """The run's best member and the matched, tuned LSTM, each trained ``seconds`` per seed."""
+def lr_grid_step(grid: list[float], best: float) -> float | None:
+    """The next learning rate to try when ``best`` is at an edge of ``grid`` (the grid
+    extended by its outer ratio), else ``None``: the tuned rate must lie inside."""
+    grid = sorted(grid)
+    if best == grid[-1]:
+        return grid[-1] * grid[-1] / grid[-2]
+    if best == grid[0]:
+        return grid[0] * grid[0] / grid[1]
+    return None
+
+
+def compare(run_dir: Path, *, seconds: float, seeds: list[int], max_extensions: int = 2) -> dict[str, Any]:
+    """The run's best member and the matched, tuned LSTM, each trained ``seconds`` per seed.
+
+    The LSTM's learning rate is the best on validation of ``LSTM_LEARNING_RATES`` at the
+    first seed; while the best is at an edge of the rates tried, the grid is extended past
+    it (up to ``max_extensions`` times). Every training is kept in
+    ``RUN/lm_compare_<seconds>s.json`` as it ends, so a rerun (a longer grid, more seeds)
+    trains only what is missing."""
     import keras
 
     from evokeras.build.decode import decode
@@ -160,34 +178,40 @@ def compare(run_dir: Path, *, seconds: float, seeds: list[int]) -> dict[str, Any
     best = min(members, key=lambda m: m["metrics"][metric])  # validation only
     genome = Genome.from_dict(best["genome"])
     data = task.data(train_size=None, val_limit=None, test_limit=None)
+    cache_path = run_dir / f"lm_compare_{seconds:g}s.json"
+    cache: dict[str, Any] = json.loads(cache_path.read_text()) if cache_path.is_file() else {}
 
-    def seeded(seed: int, make: Any) -> Any:
-        keras.utils.clear_session(free_memory=True)
-        keras.utils.set_random_seed(seed)
-        return make()
+    def trained(name: str, seed: int, make: Any, genes: Any) -> dict[str, Any]:
+        if name not in cache:
+            keras.utils.clear_session(free_memory=True)
+            keras.utils.set_random_seed(seed)
+            cache[name] = train_timed(task, make(), genes, data, seconds, seed)
+            cache_path.write_text(json.dumps(cache, indent=1))
+            print(f"  {name}: {cache[name]['test_metric']:.4f} test, {cache[name]['val_metric']:.4f} val, "
+                  f"{cache[name]['tokens_seen']} tokens", flush=True)
+        return cache[name]
 
-    evolved = []
-    for seed in seeds:
-        evolved.append(train_timed(task, seeded(seed, lambda: decode(genome, task, compile=False)), genome, data,
-                                   seconds, seed))
-        print(f"  evolved seed {seed}: {evolved[-1]['test_metric']:.4f} test, {evolved[-1]['val_metric']:.4f} val, "
-              f"{evolved[-1]['tokens_seen']} tokens", flush=True)
+    evolved = [trained(f"evolved {best['key']} seed {seed}", seed, lambda: decode(genome, task, compile=False), genome)
+               for seed in seeds]
     units = lstm_units_for(task, evolved[0]["params"])
-    base = genome.training
-    trials = []
-    for lr in LSTM_LEARNING_RATES:
-        tuned = genome.replace(training=dataclasses.replace(base, optimizer="adam", learning_rate=lr))
-        trials.append(train_timed(task, seeded(seeds[0], lambda: lstm_model(task, units)), tuned, data, seconds, seeds[0]))
-        print(f"  lstm({units}) lr {lr:g} seed {seeds[0]}: val {trials[-1]['val_metric']:.4f}", flush=True)
-    first = min(trials, key=lambda r: r["val_loss"])
-    lr = first["learning_rate"]
-    tuned = genome.replace(training=dataclasses.replace(base, optimizer="adam", learning_rate=lr))
-    lstm = [first]
-    for seed in seeds[1:]:
-        lstm.append(train_timed(task, seeded(seed, lambda: lstm_model(task, units)), tuned, data, seconds, seed))
-        print(f"  lstm({units}) seed {seed}: {lstm[-1]['test_metric']:.4f} test", flush=True)
+
+    def lstm_run(lr: float, seed: int) -> dict[str, Any]:
+        genes = genome.replace(training=dataclasses.replace(genome.training, optimizer="adam", learning_rate=lr))
+        return trained(f"lstm {units} lr {lr:g} seed {seed}", seed, lambda: lstm_model(task, units), genes)
+
+    grid = list(LSTM_LEARNING_RATES)
+    trials = [lstm_run(lr, seeds[0]) for lr in grid]
+    for _ in range(max_extensions):
+        lr = lr_grid_step(grid, min(trials, key=lambda r: r["val_loss"])["learning_rate"])
+        if lr is None:
+            break
+        grid.append(lr)
+        trials.append(lstm_run(lr, seeds[0]))
+    lr = min(trials, key=lambda r: r["val_loss"])["learning_rate"]
+    lstm = [lstm_run(lr, seed) for seed in seeds]
     return {"key": best["key"], "genome": best["genome"], "search_val_metric": best["metrics"][metric],
             "evolved": evolved, "lstm": lstm, "lstm_units": units, "lstm_lr_trials": trials, "lstm_learning_rate": lr,
+            "lstm_lr_grid": sorted(grid), "lstm_lr_at_edge": lr in (min(grid), max(grid)),
             "train_windows": len(data.x_train), "val_windows": len(data.x_val), "test_windows": len(data.x_test),
             "seconds": seconds, "seeds": seeds, "search_wall_seconds": search_wall_seconds(run_dir),
             "study_budget": cfg.budget_name, "run_dir": str(run_dir)}
