@@ -157,12 +157,15 @@ def lr_grid_step(grid: list[float], best: float) -> float | None:
     return None
 
 
-def compare(run_dir: Path, *, seconds: float, seeds: list[int], max_extensions: int = 2) -> dict[str, Any]:
+def compare(run_dir: Path, *, seconds: float, seeds: list[int], max_extensions: int = 2,
+            member: str | None = None) -> dict[str, Any]:
     """The run's best member and the matched, tuned LSTM, each trained ``seconds`` per seed.
 
     The LSTM's learning rate is the best on validation of ``LSTM_LEARNING_RATES`` at the
     first seed; while the best is at an edge of the rates tried, the grid is extended past
-    it (up to ``max_extensions`` times). Every training is kept in
+    it (up to ``max_extensions`` times). ``member``: another evaluated candidate of the
+    run instead of the best (exploratory: not the fixed choice rule). Every training is
+    kept in
     ``RUN/lm_compare_<seconds>s.json`` as it ends, so a rerun (a longer grid, more seeds)
     trains only what is missing."""
     import keras
@@ -176,6 +179,14 @@ def compare(run_dir: Path, *, seconds: float, seeds: list[int], max_extensions: 
     if not members:
         raise SystemExit(f"error: {run_dir}: no front member has a {metric} figure")
     best = min(members, key=lambda m: m["metrics"][metric])  # validation only
+    if member is not None:  # an exploratory comparison of another evaluated candidate
+        from evokeras.engine.store import RunStore
+
+        with RunStore(run_dir / "run.db", readonly=True) as store:
+            record = store.get_evaluation(member)
+        if record is None or record.status != "ok":
+            raise SystemExit(f"error: --member {member}: no successful evaluation of it in {run_dir}")
+        best = {"key": member, "genome": record.genome, "metrics": record.metrics}
     genome = Genome.from_dict(best["genome"])
     data = task.data(train_size=None, val_limit=None, test_limit=None)
     cache_path = run_dir / f"lm_compare_{seconds:g}s.json"
@@ -388,6 +399,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seconds", type=float, default=None,
                    help="compare: training seconds of each model (default: the run's final_seconds)")
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="compare: seeds (medians)")
+    p.add_argument("--member", default=None,
+                   help="compare: this evaluated candidate's key instead of the best member (exploratory, "
+                        "written under 'exploratory')")
     p.add_argument("--cells", type=int, default=20, help="rank: candidates retrained")
     p.add_argument("--rank-seconds", type=float, default=120.0, help="rank: training seconds of each candidate")
     p.add_argument("--units", type=int, nargs="+", default=[128, 256], help="speed: state sizes")
@@ -432,7 +446,7 @@ def main(argv: list[str] | None = None) -> int:
     if not seconds:
         print(f"error: --seconds: the run {args.run} has no final_seconds; give --seconds", file=sys.stderr)
         return 2
-    c = compare(args.run, seconds=float(seconds), seeds=args.seeds)
+    c = compare(args.run, seconds=float(seconds), seeds=args.seeds, member=args.member)
     ev, ls = c["evolved"], c["lstm"]
     summary: dict[str, Any] = {
         f"evolved_{name}": median([r["test_metric"] for r in ev]),
@@ -451,8 +465,12 @@ def main(argv: list[str] | None = None) -> int:
                 "char_baseline_good": summary["lstm_test_bpc"] <= 2.1}
                if args.level == "char" else
                {"word_evolved_5pct_lower_perplexity": ratio <= 0.95, "word_baseline_good": summary["lstm_test_perplexity"] <= 160})
-    path = update_result("lm", {"seeds": args.seeds, "targets": targets},
-                         replace={(args.level,): summary, ("details", args.level): c | {"machine": machine}})
+    if args.member is not None:  # not the fixed choice: kept apart from the headline and targets
+        path = update_result("lm", {}, replace={("exploratory", args.level, args.member):
+                                                summary | {"targets": targets, "details": c | {"machine": machine}}})
+    else:
+        path = update_result("lm", {"seeds": args.seeds, "targets": targets},
+                             replace={(args.level,): summary, ("details", args.level): c | {"machine": machine}})
     print(json.dumps(summary | {"targets": targets}, indent=1), f"\nwrote {path}")
     return 0
 
