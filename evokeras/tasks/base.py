@@ -151,9 +151,8 @@ class Task:
         is :attr:`fast_trainable` (``train_path`` says which; an annealed budget,
         :attr:`~evokeras.training.records.Budget.anneal`, trains with ``fit`` and the
         learning rate warmed up and decayed over its seconds, without early stopping)
-        -- starting from the
-        parent's weights where inheritance is on, scores the validation split with
-        :meth:`val_metrics` and times inference. Raise to fail the candidate
+        -- starting from the parent's weights where inheritance is on, scores the
+        validation split with :meth:`val_metrics` and times inference. Raise to fail the candidate
         (:class:`~evokeras.training.records.NonFiniteError` for a NaN loss).
         """
         data = ctx.data()
