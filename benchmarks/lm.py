@@ -158,13 +158,15 @@ def lr_grid_step(grid: list[float], best: float) -> float | None:
 
 
 def compare(run_dir: Path, *, seconds: float, seeds: list[int], max_extensions: int = 2,
-            member: str | None = None) -> dict[str, Any]:
+            member: str | None = None, evolved_adam: float | None = None) -> dict[str, Any]:
     """The run's best member and the matched, tuned LSTM, each trained ``seconds`` per seed.
 
     The LSTM's learning rate is the best on validation of ``LSTM_LEARNING_RATES`` at the
     first seed; while the best is at an edge of the rates tried, the grid is extended past
     it (up to ``max_extensions`` times). ``member``: another evaluated candidate of the
-    run instead of the best (exploratory: not the fixed choice rule). Every training is
+    run instead of the best (exploratory: not the fixed choice rule); ``evolved_adam``:
+    train the evolved model with Adam at this rate instead of its evolved optimizer and
+    rate (exploratory: the LSTM's optimizer). Every training is
     kept in
     ``RUN/lm_compare_<seconds>s.json`` as it ends, so a rerun (a longer grid, more seeds)
     trains only what is missing."""
@@ -188,6 +190,11 @@ def compare(run_dir: Path, *, seconds: float, seeds: list[int], max_extensions: 
             raise SystemExit(f"error: --member {member}: no successful evaluation of it in {run_dir}")
         best = {"key": member, "genome": record.genome, "metrics": record.metrics}
     genome = Genome.from_dict(best["genome"])
+    tag = ""
+    if evolved_adam is not None:
+        genome = genome.replace(training=dataclasses.replace(genome.training, optimizer="adam",
+                                                             learning_rate=evolved_adam))
+        tag = f" adam {evolved_adam:g}"
     data = task.data(train_size=None, val_limit=None, test_limit=None)
     cache_path = run_dir / f"lm_compare_{seconds:g}s.json"
     cache: dict[str, Any] = json.loads(cache_path.read_text()) if cache_path.is_file() else {}
@@ -202,7 +209,7 @@ def compare(run_dir: Path, *, seconds: float, seeds: list[int], max_extensions: 
                   f"{cache[name]['tokens_seen']} tokens", flush=True)
         return cache[name]
 
-    evolved = [trained(f"evolved {best['key']} seed {seed}", seed, lambda: decode(genome, task, compile=False), genome)
+    evolved = [trained(f"evolved {best['key']}{tag} seed {seed}", seed, lambda: decode(genome, task, compile=False), genome)
                for seed in seeds]
     units = lstm_units_for(task, evolved[0]["params"])
 
@@ -402,6 +409,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--member", default=None,
                    help="compare: this evaluated candidate's key instead of the best member (exploratory, "
                         "written under 'exploratory')")
+    p.add_argument("--evolved-adam", type=float, default=None,
+                   help="compare: train the evolved model with Adam at this rate instead of its genes (exploratory)")
     p.add_argument("--cells", type=int, default=20, help="rank: candidates retrained")
     p.add_argument("--rank-seconds", type=float, default=120.0, help="rank: training seconds of each candidate")
     p.add_argument("--units", type=int, nargs="+", default=[128, 256], help="speed: state sizes")
@@ -446,7 +455,7 @@ def main(argv: list[str] | None = None) -> int:
     if not seconds:
         print(f"error: --seconds: the run {args.run} has no final_seconds; give --seconds", file=sys.stderr)
         return 2
-    c = compare(args.run, seconds=float(seconds), seeds=args.seeds, member=args.member)
+    c = compare(args.run, seconds=float(seconds), seeds=args.seeds, member=args.member, evolved_adam=args.evolved_adam)
     ev, ls = c["evolved"], c["lstm"]
     summary: dict[str, Any] = {
         f"evolved_{name}": median([r["test_metric"] for r in ev]),
@@ -465,8 +474,9 @@ def main(argv: list[str] | None = None) -> int:
                 "char_baseline_good": summary["lstm_test_bpc"] <= 2.1}
                if args.level == "char" else
                {"word_evolved_5pct_lower_perplexity": ratio <= 0.95, "word_baseline_good": summary["lstm_test_perplexity"] <= 160})
-    if args.member is not None:  # not the fixed choice: kept apart from the headline and targets
-        path = update_result("lm", {}, replace={("exploratory", args.level, args.member):
+    if args.member is not None or args.evolved_adam is not None:  # kept apart from the headline and targets
+        label = (args.member or c["key"]) + (f" adam {args.evolved_adam:g}" if args.evolved_adam is not None else "")
+        path = update_result("lm", {}, replace={("exploratory", args.level, label):
                                                 summary | {"targets": targets, "details": c | {"machine": machine}}})
     else:
         path = update_result("lm", {"seeds": args.seeds, "targets": targets},
