@@ -97,18 +97,11 @@ def train_timed(task: Any, model: Any, genome: Any, data: Any, seconds: float, s
     from evokeras.build.decode import build_optimizer
     from evokeras.training.stock import time_inference, timed_schedule
 
-    class _Steps(keras.callbacks.Callback):
-        steps = 0
-
-        def on_train_batch_end(self, batch: int, logs: Any = None) -> None:
-            _Steps.steps += 1
-
-    _Steps.steps = 0
     batch = genome.training.batch_size
     model.compile(optimizer=build_optimizer(genome), loss=task.loss())
+    schedule = timed_schedule(seconds, float(genome.training.learning_rate))
     t0 = time.perf_counter()
-    model.fit(data.x_train, data.y_train, batch_size=batch, epochs=1000,
-              callbacks=[timed_schedule(seconds, float(genome.training.learning_rate)), _Steps()], verbose=0)
+    model.fit(data.x_train, data.y_train, batch_size=batch, epochs=1000, callbacks=[schedule], verbose=0)
     fit_seconds = time.perf_counter() - t0
     val_loss = float(model.evaluate(data.x_val, data.y_val, batch_size=64, verbose=0))
     loss = float(model.evaluate(data.x_test, data.y_test, batch_size=64, verbose=0))
@@ -118,7 +111,7 @@ def train_timed(task: Any, model: Any, genome: Any, data: Any, seconds: float, s
     result = {"val_loss": val_loss, "val_metric": task.val_metrics({"loss": val_loss})[task.metric],
               "test_loss": loss, "test_metric": task.val_metrics({"loss": loss})[task.metric],
               "ms_per_token": 1e3 * per_token, "params": int(model.count_params()), "fit_seconds": fit_seconds,
-              "tokens_seen": _Steps.steps * batch * task.seq_len, "learning_rate": float(genome.training.learning_rate),
+              "tokens_seen": schedule.batches * batch * task.seq_len, "learning_rate": float(genome.training.learning_rate),
               "optimizer": genome.training.optimizer, "batch_size": batch, "seed": seed}
     keras.utils.clear_session(free_memory=True)
     return result

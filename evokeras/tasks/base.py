@@ -238,10 +238,10 @@ class Task:
         model = decode(genome, self, compile=False)
         batch = genome.training.batch_size
         timed = final.seconds is not None
-        steps = final.epochs * -(-len(x) // batch) if final.schedule == "cosine" and not timed else None
-        model.compile(optimizer=build_optimizer(genome, decay_steps=steps), loss=self.loss(), metrics=self.metrics())
-        callbacks = [timed_schedule(final.seconds, float(genome.training.learning_rate),
-                                    steps=final.epochs * -(-len(x) // batch))] if timed else []
+        steps = final.epochs * -(-len(x) // batch)  # what the epochs allow
+        decay = steps if final.schedule == "cosine" and not timed else None
+        model.compile(optimizer=build_optimizer(genome, decay_steps=decay), loss=self.loss(), metrics=self.metrics())
+        callbacks = [timed_schedule(final.seconds, float(genome.training.learning_rate), steps=steps)] if timed else []
         t0 = time.perf_counter()
         if final.augment:
             rng = np.random.default_rng(final.seed)
