@@ -72,7 +72,7 @@ BUDGETS = {
                            "arch": {"widths": (24, 48, 96), "dense": 384}},
         # successive halving: every offspring fine-tuned on a quarter of the examples, the
         # best third promoted to the full evaluation
-        "search": {"population": 12, "offspring": 12, "generations": 10, "wall_seconds": 1500,
+        "search": {"population": 12, "offspring": 12, "generations": 10, "wall_seconds": 900,
                    "objectives": {"val_error": -1.0, "exec_time": -1.0},
                    "evaluation": EVALUATION, "space": {"finetune": [0, 2, 4, 8]},
                    "multi_fidelity": {"eta": 3, "fraction": 0.25},
