@@ -210,7 +210,8 @@ def run_specialization_study(
     ``search`` (the search configuration). The study directory holds ``base.keras`` +
     ``base.json``, the search run ``search/`` (a normal run directory), ``baseline.keras``
     + ``baseline.json`` (and ``baseline_large.*``) and ``summary.json`` (the chosen model,
-    by :data:`CHOICE_RULE`, and the ratios against the baseline); each step is skipped
+    by :data:`CHOICE_RULE`, the ratios against the baseline and ``wall_seconds``: each
+    step's wall-clock seconds and their ``total``); each step is skipped
     when its files exist, so an interrupted study continues where it stopped.
     Exit status 0, or 2 on bad input.
     """
@@ -232,6 +233,7 @@ def run_specialization_study(
         steps += [("baseline_large", train_baseline)] if "baseline_large" in spec else []
         for n, (label, fn) in enumerate(steps):
             if not (out / f"{label}.keras").is_file() or not (out / f"{label}.json").is_file():
+                t0 = time.perf_counter()
                 keras.utils.clear_session(free_memory=True)
                 keras.utils.set_random_seed(args.seed + n)
                 model, info = fn(spec[label], args.seed)
@@ -241,6 +243,7 @@ def run_specialization_study(
                     info["exec_time"] = time_inference(model, data.x_test, budget.time_batch, budget.time_repeats)
                 with atomic_path(out / f"{label}.keras") as tmp:
                     model.save(tmp)
+                info["wall_seconds"] = time.perf_counter() - t0  # data, training, timing, saving
                 write_json_atomic(out / f"{label}.json", info)
                 print(f"{label}: " + ", ".join(f"{k} {v:.4g}" for k, v in info.items() if isinstance(v, float)))
         keras.utils.clear_session(free_memory=True)
@@ -262,6 +265,12 @@ def run_specialization_study(
         generations = store.generations()
         summary["search_seconds"] = generations[-1]["elapsed"] if generations else None
         summary["evaluations"] = store.count_evaluations()
+    # wall-clock seconds per step: base and baselines as they ran, the search's generations,
+    # the final models' fitting (from the run store and hall of fame: the same on a rerun)
+    wall = {label: json.loads((out / f"{label}.json").read_text()).get("wall_seconds") for label, _ in steps}
+    wall.update(search=summary["search_seconds"],
+                final_models=sum(float(m.get("final_fit_seconds", 0.0)) for m in hof["members"]))
+    summary["wall_seconds"] = dict(wall, total=sum(v for v in wall.values() if v is not None))
     write_json_atomic(out / "summary.json", summary)
     fig = plot_candidates(out / "search", baseline, chosen, f"{name}: specialized candidates vs baseline")
     with atomic_path(out / "search" / "plots" / "specialize.png") as tmp:

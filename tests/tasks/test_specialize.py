@@ -517,6 +517,10 @@ def test_specialize_objects_study_smoke(tmp_path, monkeypatch, capsys) -> None:
     assert summary["ratios"]["specialized_test_error"] == chosen["test_error"]
     assert summary["baseline"]["params"] == summary["ratios"]["size_ratio"] * chosen["params"]
     assert summary["evaluations"] >= 2 and summary["target"] == "objects"
+    wall = summary["wall_seconds"]
+    assert set(wall) == {"base", "baseline", "search", "final_models", "total"}
+    assert all(v > 0 for v in wall.values())
+    assert wall["total"] == pytest.approx(sum(v for k, v in wall.items() if k != "total"))
     assert (out / "search" / "plots" / "specialize.png").stat().st_size > 0
     for name in ("base.keras", "base.json", "baseline.keras", "baseline.json"):
         assert (out / name).is_file()
