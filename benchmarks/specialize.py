@@ -49,6 +49,11 @@ Usage::
     python benchmarks/specialize.py --objects runs/specialize_objects-default-seed{0,1,2} \\
         --resnet runs/specialize_resnet-default --lstm runs/specialize_lstm-default
 
+``--ladder DIR`` (an objects study directory) adds ``objects_ladder``: what the edit space
+reaches without a search -- hand-written programs from the whole convolution stack down to
+one convolution (:data:`LADDER`), each fine-tuned and distilled as a final model, with their
+errors, speed and size against that study's baseline.
+
 ``--only objects`` measures one study; ``--result NAME`` writes
 ``benchmarks/results/NAME.json`` (e.g. a partial or smaller-budget run) instead of
 ``specialize.json``.
@@ -59,6 +64,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -162,6 +168,71 @@ def measure(study_dir: Path, rounds: int) -> dict[str, Any]:
     return out
 
 
+#: The objects ladder: hand-written programs of the plain CNN base, from the whole
+#: convolution stack to one convolution, each fine-tuned as a final model would be.
+LADDER = {
+    "all convolutions": {"cut": "stage3_conv2"},
+    "all convolutions, squeezed to 0.5": {"cut": "stage3_conv2", "squeeze": {
+        f"stage{i}_conv{j}": 0.5 for i in (1, 2, 3) for j in (1, 2)}},
+    "one convolution per stage": {"cut": "stage3_conv1", "drop": ["stage1_conv2", "stage2_conv2"]},
+    "one convolution per stage, squeezed to 0.5": {"cut": "stage3_conv1", "drop": ["stage1_conv2", "stage2_conv2"],
+                                                   "squeeze": {f"stage{i}_conv1": 0.5 for i in (1, 2, 3)}},
+    "one convolution per stage, squeezed to 0.25": {"cut": "stage3_conv1", "drop": ["stage1_conv2", "stage2_conv2"],
+                                                    "squeeze": {f"stage{i}_conv1": 0.25 for i in (1, 2, 3)}},
+    "the first convolution only": {"cut": "stage1_conv1"},
+}
+LADDER_FINETUNE = {"head": "logistic", "alpha": 1e-2, "finetune": 8, "learning_rate": 3e-3, "importance": "taylor",
+                   "pool": "max"}
+
+
+def ladder(study_dir: Path, rounds: int) -> dict[str, Any]:
+    """What the edit space can reach on the objects base, without a search: each
+    :data:`LADDER` program (with :data:`LADDER_FINETUNE`) built as a final model of the
+    study (head fitted and fine-tuned, distilled, on its final training examples), its
+    validation and test error, and its speed and size against the study's baseline
+    (timed alternately, as :func:`measure` does)."""
+    import keras
+    import numpy as np
+
+    from evokeras.genomes.edits import EditProgram
+    from evokeras.tasks.specialize import Specialization
+    from evokeras.training.records import Budget
+    from evokeras.training.stock import time_inference
+
+    config = json.loads((study_dir / "search" / "config.json").read_text())["config"]
+    budget = Budget.from_dict(config["evaluation"])
+    task = Specialization(study_dir / "base.keras", "objects")
+    x, y, data = task.final_data(config.get("final_train_samples"))
+    baseline = keras.saving.load_model(study_dir / "baseline.keras")
+    summary = json.loads((study_dir / "summary.json").read_text())
+    out: dict[str, Any] = {"finetune": LADDER_FINETUNE, "train_samples": len(y),
+                           "baseline_val_error": summary["baseline"]["val_error"],
+                           "baseline_test_error": summary["baseline"]["test_error"], "programs": {}}
+    for name, edits in LADDER.items():
+        program = EditProgram(**LADDER_FINETUNE, **edits)
+        keras.utils.clear_session(free_memory=True)
+        keras.utils.set_random_seed(0)
+        t0 = time.perf_counter()
+        model = task.build(program, x, y)
+        seconds = time.perf_counter() - t0
+        errors = {f"{split}_error": 1.0 - float(model.evaluate(xs, ys, batch_size=512, verbose=0,
+                                                               return_dict=True)["accuracy"])
+                  for split, xs, ys in (("val", data.x_val, data.y_val), ("test", data.x_test, data.y_test))}
+        times: dict[str, list[float]] = {"baseline": [], "program": []}
+        for _ in range(rounds):
+            for key, m in (("baseline", baseline), ("program", model)):
+                times[key].append(time_inference(m, data.x_test, budget.time_batch, budget.time_repeats))
+        r = dict(errors, steps=program.steps(), params=int(model.count_params()), build_seconds=seconds,
+                 speedup=float(np.median(times["baseline"]) / np.median(times["program"])),
+                 size_ratio=baseline.count_params() / model.count_params(),
+                 us_per_sample=1e6 * float(np.median(times["program"])))
+        r["relative_error_reduction"] = (out["baseline_test_error"] - r["test_error"]) / out["baseline_test_error"]
+        out["programs"][name] = r
+        print(f"  ladder: {name}: {r['speedup']:.2f}x faster, {r['size_ratio']:.1f}x smaller, "
+              f"val error {r['val_error']:.4f}, test error {r['test_error']:.4f}", flush=True)
+    return out
+
+
 def _median(per_seed: list[dict[str, Any]]) -> dict[str, Any]:
     """The per-seed results with the headline figures replaced by their medians."""
     import numpy as np
@@ -188,8 +259,13 @@ def main(argv: list[str] | None = None) -> int:
                    help="measure only these studies (repeatable)")
     p.add_argument("--result", default="specialize", help="write benchmarks/results/RESULT.json")
     p.add_argument("--rounds", type=int, default=7, help="timing rounds per model (alternating)")
+    p.add_argument("--ladder", type=Path, default=None, metavar="DIR",
+                   help="also build the LADDER programs on this objects study's base (key objects_ladder)")
     args = p.parse_args(argv)
     result: dict[str, Any] = {}
+    if args.ladder is not None and not (args.ladder / "summary.json").is_file():
+        print(f"error: --ladder {args.ladder}/summary.json not found", file=sys.stderr)
+        return 2
     for name in args.only or ("objects", "resnet", "lstm"):
         dirs = getattr(args, name)
         for study_dir in dirs:
@@ -217,6 +293,8 @@ def main(argv: list[str] | None = None) -> int:
         if rec["median_recovered_per_second"] is not None:
             print(f"  fine-tuning recovered {rec['median_recovered_per_second']:.2e} validation error per second "
                   f"(median of {rec['candidates']} fine-tuned candidates)")
+    if args.ladder is not None:
+        result["objects_ladder"] = ladder(args.ladder, args.rounds)
     result["targets"] = TARGETS
     result["machine"] = _common.machine_info()
     path = _common.write_result(args.result, result)
