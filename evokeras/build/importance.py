@@ -104,7 +104,9 @@ def _backend_gradients(model: Any, x: np.ndarray, y: np.ndarray) -> dict[int, np
                 tape.watch(v.value)
             logits = model(x, training=False)
             loss = tf.reduce_sum(keras.losses.sparse_categorical_crossentropy(y, logits, from_logits=True))
-        grads = tape.gradient(loss, [v.value for v in variables])
+        # an embedding's gradient is sparse (IndexedSlices): made dense
+        grads = [None if g is None else tf.convert_to_tensor(g)
+                 for g in tape.gradient(loss, [v.value for v in variables])]
         return {id(v): (np.zeros(v.shape) if g is None else np.asarray(g, dtype=np.float64))
                 for v, g in zip(variables, grads, strict=True)}
     if backend == "jax":
@@ -112,13 +114,21 @@ def _backend_gradients(model: Any, x: np.ndarray, y: np.ndarray) -> dict[int, np
         import jax.numpy as jnp
 
         trainable, frozen = list(model.trainable_variables), list(model.non_trainable_variables)
+        # non-trainable floats (batch-norm statistics) are differentiated too; integer
+        # state (a recurrent layer's seed generator) is passed through
+        real = [i for i, v in enumerate(frozen) if jnp.issubdtype(v.value.dtype, jnp.inexact)]
 
-        def loss(tv: list[Any], ntv: list[Any]) -> Any:
+        def loss(tv: list[Any], real_values: list[Any]) -> Any:
+            ntv = [v.value for v in frozen]
+            for i, value in zip(real, real_values, strict=True):
+                ntv[i] = value
             logits, _ = model.stateless_call(tv, ntv, x, training=False)
             return jnp.sum(keras.losses.sparse_categorical_crossentropy(y, logits, from_logits=True))
 
-        gt, gn = jax.grad(loss, argnums=(0, 1))([v.value for v in trainable], [v.value for v in frozen])
-        return {id(v): np.asarray(g, dtype=np.float64) for v, g in zip([*trainable, *frozen], [*gt, *gn], strict=True)}
+        gt, gn = jax.grad(loss, argnums=(0, 1))([v.value for v in trainable], [frozen[i].value for i in real])
+        grads = {id(v): np.asarray(g, dtype=np.float64) for v, g in zip(trainable, gt, strict=True)}
+        grads.update({id(frozen[i]): np.asarray(g, dtype=np.float64) for i, g in zip(real, gn, strict=True)})
+        return grads
     raise NotImplementedError(f"importance 'taylor' needs the TensorFlow or JAX backend, not {backend!r}")
 
 

@@ -473,6 +473,38 @@ def _kept_filters(base: Any, body: Any, name: str) -> np.ndarray:
     return np.array([int(np.argmin(np.abs(full - v))) for v in part])
 
 
+def test_data_driven_scores_of_a_language_model(lstm, tokens) -> None:
+    """Both criteria score the embedding and LSTM units of a sequence classifier (the
+    embedding's gradient is sparse on TensorFlow), and the Taylor sum of the embedding
+    equals ``sum(table * dL/dtable)`` per dimension."""
+    from evokeras.build.importance import unit_scores
+
+    body = apply_program(lstm, EditProgram(cut="lstm2", pool="mean"))
+    model = keras.Model(body.input, keras.layers.Dense(3, name="t_head")(body.output))
+    y = np.array([0, 1, 2, 1])
+    for criterion in ("activation", "taylor"):
+        scores = unit_scores(model, criterion, tokens, y, batch_size=2)
+        assert {k: v.shape for k, v in scores.items()} == {"embedding": (2, 8), "lstm1": (2, 6), "lstm2": (2, 6),
+                                                              "t_head": (2, 3)}
+        assert all(np.all(np.isfinite(v)) for v in scores.values())
+    taylor = unit_scores(model, "taylor", tokens, y, batch_size=4)["embedding"][0]
+    table = model.get_layer("embedding").embeddings
+    with_table = keras.Model(model.inputs, model.outputs)
+    eps = 1e-3
+    base = np.asarray(table.numpy())
+
+    def loss(scale: np.ndarray) -> float:
+        table.assign(base * scale)
+        logits = np.asarray(with_table.predict_on_batch(tokens), np.float64)
+        logits -= logits.max(axis=1, keepdims=True)
+        return float(-(logits[np.arange(4), y] - np.log(np.exp(logits).sum(axis=1))).sum())
+
+    want = np.array([(loss(np.where(np.arange(8) == d, 1 + eps, 1.0)) - loss(np.where(np.arange(8) == d, 1 - eps, 1.0)))
+                     / (2 * eps) for d in range(8)])
+    table.assign(base)
+    np.testing.assert_allclose(taylor, want, rtol=2e-2, atol=1e-4)
+
+
 def test_taylor_equals_activation_times_gradient() -> None:
     """On a conv + batch norm + ReLU graph the weight-gradient form of the Taylor score
     equals ``sum(a * dL/da)`` over the ReLU's output (finite differences of a gate)."""
