@@ -54,7 +54,8 @@ reaches without a search -- hand-written programs from the whole convolution sta
 one convolution (:data:`LADDER`), each fine-tuned and distilled as a final model, with their
 errors, speed and size against that study's baseline.
 
-``--only objects`` measures one study; ``--result NAME`` writes
+``--only objects`` measures one study (``--only ladder`` the ladder alone), keeping the
+other parts the result file holds; ``--result NAME`` writes
 ``benchmarks/results/NAME.json`` (e.g. a partial or smaller-budget run) instead of
 ``specialize.json``.
 """
@@ -255,18 +256,22 @@ def main(argv: list[str] | None = None) -> int:
                    help="study directories, one per seed")
     p.add_argument("--resnet", type=Path, nargs="+", default=[Path("runs/specialize_resnet-default")])
     p.add_argument("--lstm", type=Path, nargs="+", default=[Path("runs/specialize_lstm-default")])
-    p.add_argument("--only", choices=("objects", "resnet", "lstm"), action="append",
-                   help="measure only these studies (repeatable)")
+    p.add_argument("--only", choices=("objects", "resnet", "lstm", "ladder"), action="append",
+                   help="measure only these studies, or the ladder (repeatable); the file's other keys are kept")
     p.add_argument("--result", default="specialize", help="write benchmarks/results/RESULT.json")
     p.add_argument("--rounds", type=int, default=7, help="timing rounds per model (alternating)")
     p.add_argument("--ladder", type=Path, default=None, metavar="DIR",
                    help="also build the LADDER programs on this objects study's base (key objects_ladder)")
     args = p.parse_args(argv)
-    result: dict[str, Any] = {}
-    if args.ladder is not None and not (args.ladder / "summary.json").is_file():
-        print(f"error: --ladder {args.ladder}/summary.json not found", file=sys.stderr)
+    parts = args.only or ["objects", "resnet", "lstm"] + (["ladder"] if args.ladder is not None else [])
+    if "ladder" in parts and (args.ladder is None or not (args.ladder / "summary.json").is_file()):
+        print(f"error: --ladder {args.ladder}/summary.json not found (--only ladder needs --ladder DIR)",
+              file=sys.stderr)
         return 2
-    for name in args.only or ("objects", "resnet", "lstm"):
+    # a partial run (--only) keeps what the file holds for the other parts
+    existing = _common.RESULTS_DIR / f"{args.result}.json"
+    result: dict[str, Any] = json.loads(existing.read_text()) if args.only and existing.is_file() else {}
+    for name in (n for n in parts if n != "ladder"):
         dirs = getattr(args, name)
         for study_dir in dirs:
             if not (study_dir / "summary.json").is_file():
@@ -293,7 +298,7 @@ def main(argv: list[str] | None = None) -> int:
         if rec["median_recovered_per_second"] is not None:
             print(f"  fine-tuning recovered {rec['median_recovered_per_second']:.2e} validation error per second "
                   f"(median of {rec['candidates']} fine-tuned candidates)")
-    if args.ladder is not None:
+    if "ladder" in parts:
         result["objects_ladder"] = ladder(args.ladder, args.rounds)
     result["targets"] = TARGETS
     result["machine"] = _common.machine_info()
