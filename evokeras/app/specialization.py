@@ -171,7 +171,7 @@ def plot_candidates(run_dir: Path, baseline: Mapping[str, Any], chosen: Mapping[
         bx.scatter([chosen["test_exec_time"] * 1e6], [chosen["test_error"]], marker="D", s=70,
                    facecolors="none", edgecolors="tab:green", linewidths=2,
                    label=f"chosen ({chosen['params']:,} params)", zorder=6)
-    bx.set_title("final models (head fitted on train + validation)", fontsize=10)
+    bx.set_title("final models (fitted on the final training examples), test split", fontsize=10)
     bx.set_ylabel("test error")
     for a in (ax, bx):
         a.set_xscale("log")
