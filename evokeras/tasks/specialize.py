@@ -44,7 +44,12 @@ from evokeras.tasks.base import Task
 from evokeras.tasks.registry import make_task
 from evokeras.training.context import FinalContext, ScoreContext
 from evokeras.training.records import EVAL_BATCH, NonFiniteError
-from evokeras.variation.edits import crossover_programs, mutate_program, random_program
+from evokeras.variation.edits import (
+    crossover_programs,
+    mutate_program,
+    random_program,
+    reference_programs,
+)
 
 __all__ = ["Specialization", "fit_head", "predict"]
 
@@ -217,6 +222,10 @@ class Specialization(Task):
 
     def crossover(self, a: Any, b: Any, rng: np.random.Generator, space: Any) -> tuple[EditProgram, EditProgram]:
         return crossover_programs(a, b, rng, space)
+
+    def reference_genomes(self) -> list[EditProgram]:
+        """Width-multiplier programs of the base (:func:`~evokeras.variation.edits.reference_programs`)."""
+        return reference_programs(self.space)
 
     # -- building a specialized model -------------------------------------------------------
     def teacher(self, x: np.ndarray, y: np.ndarray) -> dict[str, Any]:

@@ -13,7 +13,8 @@ import numpy as np
 from evokeras.genomes.edits import EditProgram, EditSpace
 from evokeras.variation import draws as _draw
 
-__all__ = ["EDIT_MUTATIONS", "crossover_programs", "mutate_program", "random_program", "repair_program"]
+__all__ = ["EDIT_MUTATIONS", "crossover_programs", "mutate_program", "random_program", "reference_programs",
+           "repair_program"]
 
 
 def repair_program(program: EditProgram, space: EditSpace) -> EditProgram:
@@ -67,6 +68,40 @@ def random_program(rng: np.random.Generator, space: EditSpace) -> EditProgram:
     if program.finetune:
         program = _freeze(program, rng, space) or program
     return repair_program(program, space)
+
+
+#: Width multipliers of :func:`reference_programs` (1: no squeeze).
+REFERENCE_WIDTHS = (1.0, 0.5, 0.25)
+
+
+def reference_programs(space: EditSpace) -> list[EditProgram]:
+    """Width-multiplier programs, a specialization's reference architectures (what
+    ``reference_architectures`` starts generation 0 from): the base cut after its deepest
+    feature map or sequence (the last cut point whose output is not a vector; the last
+    cut point when there is none), each pool there but ``flatten``, every layer before
+    the cut squeezed to each of :data:`REFERENCE_WIDTHS` (the nearest keep fraction of the
+    space) by the space's first criterion, a ``logistic`` head, and the longest
+    fine-tuning the space allows at its middle learning rate -- the programs MobileNet's
+    width multiplier would make, and the ones a short search rarely assembles gene by
+    gene. Repaired, without duplicates, in that order (widest first)."""
+    base = space.base
+    spatial = [c for c in base.cut_points if base.unit(c).rank >= 3]
+    cut = spatial[-1] if spatial else base.cut_points[-1]
+    rates = sorted(space.learning_rates)
+    out: list[EditProgram] = []
+    for width in REFERENCE_WIDTHS:
+        for pool in (p for p in space.pools(cut) if p != "flatten"):
+            program = EditProgram(
+                cut=cut, pool=pool, head="logistic" if "logistic" in space.heads else space.heads[0],
+                alpha=float(_draw.nearest(1e-2, space.alphas)), finetune=max(space.finetune),
+                learning_rate=rates[len(rates) // 2], importance=space.importance[0])
+            if width < 1:
+                keep = float(_draw.nearest(width, space.keep))
+                program = program.replace(squeeze={name: keep for name in base.squeezable(program)})
+            program = repair_program(program, space)
+            if program not in out:
+                out.append(program)
+    return out
 
 
 def _squeeze(p: EditProgram, rng: np.random.Generator, space: EditSpace) -> EditProgram | None:
