@@ -19,6 +19,7 @@ from evokeras.variation.edits import (
     crossover_programs,
     mutate_program,
     random_program,
+    reference_programs,
     repair_program,
 )
 
@@ -418,3 +419,30 @@ def test_space_from_dict(spaces) -> None:
         p = random_program(rng, custom)
         custom.check(p)
         assert p.head == "logistic" and p.finetune == 0 and all(k == 0.5 for _, k in p.squeeze)
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_reference_programs_are_width_multipliers(spaces, family) -> None:
+    """Valid, canonical, distinct programs: the base cut after its deepest feature map or
+    sequence, every squeezable layer squeezed to one width (or none), the longest
+    fine-tuning, widest first."""
+    space = spaces[family]
+    programs = reference_programs(space)
+    assert len({p.key for p in programs}) == len(programs) >= 4
+    base = space.base
+    cut = programs[0].cut
+    assert base.unit(cut).rank >= 3
+    assert all(base.unit(c).rank < 3 for c in base.cut_points[base.cut_points.index(cut) + 1:])
+    assert not programs[0].squeeze
+    for p in programs:
+        space.check(p)
+        assert repair_program(p, space) == p
+        assert p.cut == cut and p.pool != "flatten" and not p.drop
+        assert p.finetune == max(space.finetune) and p.head == "logistic"
+        if p.squeeze:
+            assert len({k for _, k in p.squeeze}) == 1
+            assert set(dict(p.squeeze)) == set(base.squeezable(p)) and p.importance == space.importance[0]
+    narrow = EditSpace.from_dict({"keep": [0.75], "finetune": [0, 2], "heads": ["ridge"]}, base=space)
+    for p in reference_programs(narrow):
+        narrow.check(p)
+        assert p.finetune == 2 and p.head == "ridge" and all(k == 0.75 for _, k in p.squeeze)

@@ -48,6 +48,7 @@ from evokeras.results.report import format_report  # noqa: E402
 from evokeras.tasks.specialize import Specialization, fit_head, predict  # noqa: E402  # noqa: E402
 from evokeras.training.context import ScoreContext  # noqa: E402
 from evokeras.training.records import Budget  # noqa: E402
+from evokeras.variation.edits import reference_programs  # noqa: E402
 
 POISONED = "s2b2_add"  # the block whose batch norm has an infinite shift
 CONFIG = {
@@ -432,6 +433,18 @@ def test_toolbox_individuals_are_edit_programs(base_path) -> None:
     # same seed, same individuals
     again = make_toolbox(task, objectives={"val_error": -1.0, "params": -1.0}, seed=3).population(6)
     assert [p.key for p in again] == [p.key for p in pop]
+
+
+def test_reference_architectures_start_a_specialization_search(base_model, base_path, tmp_path) -> None:
+    """With ``reference_architectures`` the first generation holds the width-multiplier
+    programs, evaluated first and in order."""
+    space = Specialization(base_path, "mnist").space.replace(finetune=(0,), importance=("weight_norm",))
+    refs = reference_programs(space)
+    out = tmp_path / "run"
+    config = {**CONFIG, "population": len(refs) + 1, "generations": 0, "reference_architectures": True}
+    evokeras.specialize(base_model, "mnist", out, config=config, seed=0)
+    keys = [r.key for r in _rows(out)]
+    assert keys[: len(refs)] == [p.key for p in refs]
 
 
 # --------------------------------------------------------------------------- #
