@@ -71,8 +71,9 @@ BUDGETS = {
         "baseline": {"train_samples": 20000, "val_samples": 5000, "epochs": 20, "learning_rates": LRS},
         # successive halving: every offspring fine-tuned on a quarter of the examples, the
         # best third promoted to the full evaluation
+        # generation 0 starts from the width-multiplier programs (reference_architectures)
         "search": {"population": 12, "offspring": 12, "generations": 10, "wall_seconds": 900,
-                   "objectives": {"val_error": -1.0, "exec_time": -1.0},
+                   "objectives": {"val_error": -1.0, "exec_time": -1.0}, "reference_architectures": True,
                    "evaluation": EVALUATION, "space": {"finetune": [0, 2, 4, 8]},
                    "multi_fidelity": {"eta": 3, "fraction": 0.25},
                    "final_train_samples": 20000},
