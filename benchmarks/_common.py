@@ -64,6 +64,12 @@ def study_budgets(name: str) -> dict[str, Any]:
     return module.BUDGETS
 
 
+def read_result(name: str) -> dict[str, Any]:
+    """``benchmarks/results/<name>.json`` as written by :func:`write_result` (``{}`` when absent)."""
+    path = RESULTS_DIR / f"{name}.json"
+    return json.loads(path.read_text()) if path.is_file() else {}
+
+
 def write_result(name: str, data: dict[str, Any]) -> Path:
     """Write ``data`` to ``benchmarks/results/<name>.json`` atomically; return the path."""
     RESULTS_DIR.mkdir(parents=True, exist_ok=True)

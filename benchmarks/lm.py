@@ -362,16 +362,11 @@ def speed(*, units: list[int], batch: int, seq_len: int, rounds: int, warmup: in
     }
 
 
-def _read_result(name: str) -> dict[str, Any]:
-    path = _common.RESULTS_DIR / f"{name}.json"
-    return json.loads(path.read_text()) if path.is_file() else {}
-
-
 def update_result(name: str, updates: dict[str, Any], *, replace: dict[tuple[str, ...], Any] | None = None) -> Path:
     """Merge ``updates`` into ``benchmarks/results/<name>.json`` (a nested dict is merged,
     not replaced), set each path of ``replace`` to its value whole, and write it back;
     keys neither names are kept."""
-    data = _read_result(name)
+    data = _common.read_result(name)
     for path, value in (replace or {}).items():
         node = data
         for key in path[:-1]:

@@ -67,7 +67,7 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import RESULTS_DIR, machine_info, spearman, study_budgets, write_result  # noqa: E402
+from _common import RESULTS_DIR, machine_info, read_result, spearman, study_budgets, write_result  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 PARTS = ("evokeras", "quick", "kerastuner-random", "kerastuner-hyperband", "memory", "rank")
@@ -357,8 +357,7 @@ def main() -> int:
     args = p.parse_args()
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
-    path = RESULTS_DIR / "mnist.json"
-    merged = json.loads(path.read_text()) if path.is_file() else {}
+    merged = read_result("mnist")
     section = merged if args.task == "mnist" else merged.setdefault(args.task, {})
     machine = machine_info()
     if args.part == "evokeras":
@@ -404,7 +403,7 @@ def main() -> int:
         key = f"kerastuner_{kind}"
         recorded = section.get(key) if args.retrain_only else None
         if args.retrain_only and not recorded:
-            raise SystemExit(f"--retrain-only: no recorded {key} in {path}")
+            raise SystemExit(f"--retrain-only: no recorded {key} in {RESULTS_DIR / 'mnist.json'}")
         if recorded is not None and "search_wall_seconds" not in recorded:
             if args.search_seconds is None:
                 raise SystemExit(f"--retrain-only: {key} records no search time; give its --search-seconds")

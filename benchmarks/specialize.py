@@ -269,8 +269,7 @@ def main(argv: list[str] | None = None) -> int:
               file=sys.stderr)
         return 2
     # a partial run (--only) keeps what the file holds for the other parts
-    existing = _common.RESULTS_DIR / f"{args.result}.json"
-    result: dict[str, Any] = json.loads(existing.read_text()) if args.only and existing.is_file() else {}
+    result: dict[str, Any] = _common.read_result(args.result) if args.only else {}
     for name in (n for n in parts if n != "ladder"):
         dirs = getattr(args, name)
         for study_dir in dirs:
