@@ -19,6 +19,7 @@ from evokeras.engine.parallel import BACKENDS
 from evokeras.tasks import Task, make_task, registered_tasks
 from evokeras.training.records import (
     DEFAULT_OBJECTIVES,
+    FINAL_RUNG_DEFAULTS,
     LEGACY_BUDGET_KEYS,
     MULTI_FIDELITY_DEFAULTS,
     Budget,
@@ -133,6 +134,14 @@ class SearchConfig:
             (NSGA-II ranking among these comparable low-fidelity figures) with the full
             budget; the others are recorded with status ``pruned`` and the worst values,
             so they rank behind every fully evaluated individual and never enter the front.
+        final_rung: ``None`` (off) or ``{"candidates": 4, "factor": 4}``: a last rung
+            after the generations -- the ``candidates`` most accurate candidates of the
+            whole run (by the first objective, within ``max_val_error``) are evaluated
+            again with ``factor`` times the evaluation budget (stored as
+            ``<key>@<factor>``), and the final models are chosen from the Pareto front of
+            these longer evaluations instead of the search's front. Short evaluations
+            favour what learns fastest; the rung lets what keeps learning win (language
+            models: :mod:`evokeras.studies.char_lm`).
     """
 
     study: str = "custom"
@@ -164,6 +173,7 @@ class SearchConfig:
     final_schedule: str = "cosine"
     final_augment: int | None = None
     multi_fidelity: dict[str, Any] | None = None
+    final_rung: dict[str, Any] | None = None
     task_options: dict[str, Any] = field(default_factory=dict)
 
     _TYPES = {
@@ -173,7 +183,7 @@ class SearchConfig:
         "final_epochs": "int", "final_train_samples": "optint", "final_seconds": "optnum",
         "workers": "int", "backend": "optstr", "scheduler": "optstr", "recycle_after": "optint",
         "inherit_weights": "bool", "fast_path": "bool", "deterministic": "bool",
-        "reference_architectures": "bool", "max_val_error": "optnum", "final_members": "optint", "final_schedule": "str", "final_augment": "optint", "multi_fidelity": "optdict", "task_options": "dict",
+        "reference_architectures": "bool", "max_val_error": "optnum", "final_members": "optint", "final_schedule": "str", "final_augment": "optint", "multi_fidelity": "optdict", "final_rung": "optdict", "task_options": "dict",
     }
 
     @classmethod
@@ -273,6 +283,16 @@ class SearchConfig:
             if task.scaled_budget(budget, fraction) == budget:
                 raise ConfigError(f"config key 'multi_fidelity.fraction': {fraction:g} of this evaluation budget "
                                   "is the full budget (nothing to save)")
+        if self.final_rung is not None:
+            budget = self.budget()
+            factor = float(self.final_rung.get("factor", FINAL_RUNG_DEFAULTS["factor"]))
+            rung = task.scaled_budget(budget, factor)
+            if rung == budget:
+                raise ConfigError(f"config key 'final_rung.factor': {factor:g} times this evaluation budget "
+                                  "is the same budget (nothing to learn)")
+            if rung.anneal and rung.seconds >= rung.timeout:
+                raise ConfigError(f"config key 'final_rung.factor': {factor:g} x {budget.seconds:g} s of training "
+                                  f"passes evaluation.timeout ({budget.timeout:g} s)")
         return task
 
     def check_data(self, task: Task) -> None:
@@ -340,6 +360,17 @@ class SearchConfig:
                 raise ConfigError(f"config key 'multi_fidelity.eta': expected an integer >= 2, got {eta!r}")
             if not isinstance(fraction, int | float) or isinstance(fraction, bool) or not 0 < fraction < 1:
                 raise ConfigError(f"config key 'multi_fidelity.fraction': expected a number in (0, 1), got {fraction!r}")
+        if self.final_rung is not None:
+            rung = dict(self.final_rung)
+            unknown = sorted(set(rung) - set(FINAL_RUNG_DEFAULTS))
+            if unknown:
+                raise ConfigError(f"config key 'final_rung': unknown key {unknown[0]!r} (known: candidates, factor)")
+            candidates = rung.get("candidates", FINAL_RUNG_DEFAULTS["candidates"])
+            factor = rung.get("factor", FINAL_RUNG_DEFAULTS["factor"])
+            if not isinstance(candidates, int) or isinstance(candidates, bool) or candidates < 1:
+                raise ConfigError(f"config key 'final_rung.candidates': expected an integer >= 1, got {candidates!r}")
+            if not isinstance(factor, int | float) or isinstance(factor, bool) or not 1 < factor < math.inf:
+                raise ConfigError(f"config key 'final_rung.factor': expected a number > 1, got {factor!r}")
         if not self.objectives or any(
             not isinstance(w, int | float) or isinstance(w, bool) or w == 0 or not math.isfinite(w)
             for w in self.objectives.values()

@@ -52,7 +52,8 @@ def finalize(search: Search, front: list[Any], *, progress: bool = False) -> lis
 
     Returns:
         The hall-of-fame entries (also written to ``hall_of_fame.json``), each with the
-        genome, its search objectives and metrics, the test figures and the model path.
+        genome, its search objectives and metrics (those of the final rung's longer
+        evaluation when ``final_rung`` chose the front), the test figures and the model path.
 
     Each finished member's entry is committed to the run store (meta ``final_entries``)
     as soon as its model is saved: a finish interrupted (a signal, a full disk) or with
@@ -79,7 +80,7 @@ def finalize(search: Search, front: list[Any], *, progress: bool = False) -> lis
     for i, ind in enumerate(iterator):
         search.check_stop()
         genome = ind.as_genome()
-        record = search.store.get_evaluation(genome.key)
+        record = search.rung_records.get(genome.key) or search.store.get_evaluation(genome.key)
         entry: dict[str, Any] = {
             "key": genome.key,
             "genome": genome.to_dict(),

@@ -47,7 +47,7 @@ from evokeras.genomes.network import Genome
 from evokeras.tasks import Task
 from evokeras.training.evaluator import Evaluator
 from evokeras.training.inheritance import WeightCache
-from evokeras.training.records import MULTI_FIDELITY_DEFAULTS, EvalResult, worst_values
+from evokeras.training.records import FINAL_RUNG_DEFAULTS, MULTI_FIDELITY_DEFAULTS, EvalResult, worst_values
 
 __all__ = ["AllFailedError", "Interrupted", "RunError", "Search", "SearchResult", "lock_run_dir"]
 
@@ -190,7 +190,9 @@ class Search:
                     self._backend.close()
                     raise RunError(str(exc)) from exc
         self.map_fn: MapFn = map_fn or self._backend  # type: ignore[assignment]
-        self._low_evaluators: dict[float, EvaluateFn] = {}
+        self._fidelity_evaluators: dict[float, EvaluateFn] = {}
+        #: the final rung's records of the members it put in the front (``final_rung``)
+        self.rung_records: dict[str, EvalResult] = {}
         if config.multi_fidelity is not None and not hasattr(self.evaluate, "at_fidelity"):
             raise ConfigError("config key 'multi_fidelity' needs the built-in Evaluator (a custom evaluate was given)")
         self.weights = tuple(float(w) for w in config.objectives.values())
@@ -406,19 +408,7 @@ class Search:
         individual, never in the front)."""
         if len(todo) < 2:
             return todo, {}
-        if fraction not in self._low_evaluators:  # one per run: workers keep its data loaded
-            self._low_evaluators[fraction] = self.evaluate.at_fidelity(fraction)  # type: ignore[attr-defined]
-        suffix = f"@{fraction:g}"
-        low: dict[str, EvalResult] = {}
-        need = []
-        for ind in todo:
-            cached = self.store.get_evaluation(ind.key + suffix)
-            if cached is not None:
-                low[ind.key] = cached
-            else:
-                need.append(ind)
-        for result in self._map(self._low_evaluators[fraction], need, gen, bar, suffix):
-            low[result.key] = result
+        low = self._evaluate_at(fraction, todo, gen, bar)
         ranked = []
         for ind in todo:
             if low[ind.key].ok:
@@ -437,6 +427,55 @@ class Search:
                     r, key=ind.key, status="pruned", error=reason, objectives=worst_values(self.weights))
                 self._commit(pruned[ind.key], gen)
         return [ind for ind in todo if ind.key in keep], pruned
+
+    def _evaluate_at(self, fraction: float, todo: list[Individual], gen: int, bar: Any) -> dict[str, EvalResult]:
+        """Results of ``todo`` evaluated with ``fraction`` of the budget, by key: from the
+        store (``<key>@<fraction>``) where the run has them, else evaluated and stored."""
+        if fraction not in self._fidelity_evaluators:  # one per run: workers keep its data loaded
+            self._fidelity_evaluators[fraction] = self.evaluate.at_fidelity(fraction)  # type: ignore[attr-defined]
+        suffix = f"@{fraction:g}"
+        out: dict[str, EvalResult] = {}
+        need = []
+        for ind in todo:
+            cached = self.store.get_evaluation(ind.key + suffix)
+            if cached is not None:
+                out[ind.key] = cached
+            else:
+                need.append(ind)
+        for result in self._map(self._fidelity_evaluators[fraction], need, gen, bar, suffix):
+            out[result.key.removesuffix(suffix)] = result
+        return out
+
+    def _final_rung(self, gen: int, bar: Any) -> list[Individual] | None:
+        """The last rung (``final_rung``): the most accurate candidates of the run (by
+        the first objective; ok, full fidelity, within ``max_val_error``) evaluated again
+        with ``factor`` times the budget; returns the Pareto front of those longer
+        evaluations (``None`` when none of them ended ok: the search's front stands).
+        A resumed run reads the rung's records from the store."""
+        rung = {**FINAL_RUNG_DEFAULTS, **(self.config.final_rung or {})}
+        sign = 1.0 if self.weights[0] > 0 else -1.0
+        pool = [r for _, r in self.store.evaluations() if r.ok and r.full and self._within_limit(r)]
+        pool.sort(key=lambda r: (-sign * r.objectives[0], r.key))
+        todo = [to_individual(self.task.genome_from_dict(r.genome), self.toolbox.fitness_class)
+                for r in pool[: int(rung["candidates"])]]
+        log.info("final rung: %d candidates at %g x the evaluation budget", len(todo), float(rung["factor"]))
+        results = self._evaluate_at(float(rung["factor"]), todo, gen, bar)
+        front = tools.ParetoFront()
+        for ind in todo:
+            r = results[ind.key]
+            if r.ok:
+                ind.fitness.values = r.objectives
+                self.rung_records[ind.key] = r
+                front.update([ind])
+        if not len(front):
+            log.warning("final rung: no candidate ended ok; the final models come from the search's front")
+            return None
+        return list(front)
+
+    def _within_limit(self, result: EvalResult) -> bool:
+        """Whether ``result``'s validation error is within ``max_val_error`` (or unconstrained)."""
+        error = result.metrics.get("val_error")
+        return self.max_val_error is None or error is None or float(error) <= self.max_val_error
 
     def _commit(self, result: EvalResult, gen: int) -> None:
         """Store one evaluation, then tell the callbacks."""
@@ -661,6 +700,7 @@ class Search:
                 log.info("generation %d: %d evaluated, %d failed, front %d", gen, nevals, nfailed, len(front))
             if stopped_by == "generations" and self._solved(front):
                 stopped_by = "solved"
+            final_front = self._final_rung(gen, bar) if self.config.final_rung is not None and len(front) else None
         finally:
             if bar is not None:
                 bar.close()
@@ -668,7 +708,7 @@ class Search:
                 self._backend.close()
         records = self.store.generations()
         result = SearchResult(
-            front=list(front),
+            front=final_front if final_front is not None else list(front),
             logbook=self._logbook(records),
             generations_done=gen,
             evaluations=self.store.count_evaluations(),

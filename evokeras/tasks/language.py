@@ -34,10 +34,12 @@ import numpy as np
 from evokeras import data as datasets
 from evokeras._io import atomic_path
 from evokeras.data.files import check_sha256, read_text, text_split
+from evokeras.genomes.cell import CellGenome
 from evokeras.genomes.drawing import draw_cell
-from evokeras.genomes.network import Genome
+from evokeras.genomes.network import Genome, LayerGene, TrainingGenes
 from evokeras.genomes.space import SearchSpace
 from evokeras.tasks.base import Task
+from evokeras.variation.network import repair
 
 __all__ = ["LanguageModel", "TextLanguageModel"]
 
@@ -129,6 +131,25 @@ class LanguageModel(Task):
         loss = float(scores["loss"])
         value = loss / math.log(2.0) if self.level == "char" else math.exp(min(loss, 700.0))
         return {"val_loss": loss, self.metric: value}
+
+    # -- search priors ----------------------------------------------------------------
+    def reference_genomes(self) -> list[Genome]:
+        """The stock LSTM layer at each cell width of the space, widest first: a one-node
+        ``lstm`` cell with its lag-1 self link (exactly ``keras.layers.LSTM``), trained
+        with Adam at the space's highest learning rate (capped at 1e-2: the best rate of
+        a stock LSTM on both corpora in ``benchmarks/lm.py``), repaired into the space.
+        A search with ``reference_architectures`` starts from the baseline it is compared
+        with, and its variation adds nodes, gates and skip links to it."""
+        space = self.space
+        rate = min(1e-2, space.learning_rate[1])
+        training = TrainingGenes(optimizer="adam", learning_rate=rate, batch_size=space.batch_sizes[0])
+        out: list[Genome] = []
+        for units in sorted(space.cell_units, reverse=True):
+            cell = CellGenome(int(units), ("lstm",), rec_links=((0, 1, 0),))
+            genome = repair(Genome((LayerGene("recurrent", cell=cell),), training=training), space)
+            if genome not in out:
+                out.append(genome)
+        return out
 
     # -- data ------------------------------------------------------------------------
     def text(self) -> datasets.TextSplit:

@@ -15,7 +15,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["DEFAULT_OBJECTIVES", "EVAL_BATCH", "FINAL_SEED_OFFSET", "LEGACY_BUDGET_KEYS", "MULTI_FIDELITY_DEFAULTS", "WORST", "TrainSettings", "Budget", "EvalResult", "EvaluationTimeout", "NonFiniteError", "derive_seed", "is_storage_error", "worst_values"]
+__all__ = ["DEFAULT_OBJECTIVES", "EVAL_BATCH", "FINAL_RUNG_DEFAULTS", "FINAL_SEED_OFFSET", "LEGACY_BUDGET_KEYS", "MULTI_FIDELITY_DEFAULTS", "WORST", "TrainSettings", "Budget", "EvalResult", "EvaluationTimeout", "NonFiniteError", "derive_seed", "is_storage_error", "worst_values"]
 
 
 #: The magnitude of the worst value given to a failed candidate (finite, so that
@@ -28,6 +28,10 @@ EVAL_BATCH = 512
 #: Successive halving inside a generation (config key ``multi_fidelity``): keep the best
 #: ``1/eta`` of the candidates screened with ``fraction`` of the budget.
 MULTI_FIDELITY_DEFAULTS: dict[str, float] = {"eta": 3, "fraction": 0.25}
+
+#: The last rung of a search (config key ``final_rung``): the ``candidates`` most accurate
+#: candidates evaluated again with ``factor`` times the budget.
+FINAL_RUNG_DEFAULTS: dict[str, float] = {"candidates": 4, "factor": 4}
 
 #: The objectives of a search when none are configured (both minimised).
 DEFAULT_OBJECTIVES: dict[str, float] = {"val_error": -1.0, "exec_time": -1.0}
@@ -85,9 +89,11 @@ class Budget:
         return dataclasses.asdict(self)
 
     def scaled(self, fraction: float) -> Budget:
-        """A lower-fidelity budget: ``fraction`` of the training samples (of the epochs
-        when all samples are used), at least one of each; an annealed budget keeps its
-        samples and gets ``fraction`` of its seconds (what bounds its training)."""
+        """A budget of another fidelity: ``fraction`` of the training samples (of the
+        epochs when all samples are used), at least one of each; an annealed budget keeps
+        its samples and gets ``fraction`` of its seconds (what bounds its training).
+        ``fraction`` above 1 (:attr:`SearchConfig.final_rung`) trains longer; the
+        ``timeout`` stays."""
         if self.anneal:
             return dataclasses.replace(self, seconds=self.seconds * fraction)
         if self.train_samples is not None:
