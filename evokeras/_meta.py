@@ -22,7 +22,7 @@ from contextlib import contextmanager
 
 __all__ = ["BACKEND_MODULES", "EXTRA_OF", "MissingExtraError", "__version__", "optional_dependency", "quiet_backend_import", "quiet_backends"]
 
-__version__ = "0.9.0"
+__version__ = "0.10.0"
 
 #: The extra that provides each optional top-level module.
 EXTRA_OF: dict[str, str] = {

@@ -47,7 +47,12 @@ from evokeras.genomes.network import Genome
 from evokeras.tasks import Task
 from evokeras.training.evaluator import Evaluator
 from evokeras.training.inheritance import WeightCache
-from evokeras.training.records import FINAL_RUNG_DEFAULTS, MULTI_FIDELITY_DEFAULTS, EvalResult, worst_values
+from evokeras.training.records import (
+    FINAL_RUNG_DEFAULTS,
+    MULTI_FIDELITY_DEFAULTS,
+    EvalResult,
+    worst_values,
+)
 
 __all__ = ["AllFailedError", "Interrupted", "RunError", "Search", "SearchResult", "lock_run_dir"]
 

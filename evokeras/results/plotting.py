@@ -258,6 +258,7 @@ def plot_pareto(store: RunStore) -> Any:
     ax.step(x[front][order], y[front][order], where="post", color="crimson", lw=1.2)
     ax.scatter(x[front], y[front], facecolors="none", edgecolors="crimson", s=60,
                label="Pareto front (labels: key, as in the report)")
+    _draw_rung(ax, store, names, dict(zip(keys, zip(x, y, strict=True), strict=True)))
     labelled: set[str] = set()
     for n, i in enumerate(np.flatnonzero(front)[order]):  # along the front, alternating sides
         if keys[i] not in labelled:
@@ -277,6 +278,24 @@ def plot_pareto(store: RunStore) -> Any:
     fig.legend(loc="outside lower center", ncols=2, frameon=False, fontsize=8)
     ax.set_title(f"{len(points)} candidates, {int(front.sum())} on the front")
     return fig
+
+
+def _draw_rung(ax: Any, store: RunStore, names: list[str], searched: dict[str, tuple[float, float]]) -> None:
+    """The final rung's longer evaluations (``final_rung``: records ``<key>@<factor>``
+    with a fidelity above 1), each joined to its candidate's search point."""
+    rung = [r for _, r in store.evaluations() if r.ok and float(r.metrics.get("fidelity", 1.0)) > 1.0]
+    if not rung:
+        return
+    for r in rung:
+        rx = float(display_values(names[1], np.array([r.objectives[1]]))[0])
+        ry = float(display_values(names[0], np.array([r.objectives[0]]))[0])
+        base = searched.get(r.key.partition("@")[0])
+        if base is not None:
+            ax.plot([base[0], rx], [base[1], ry], color="0.35", lw=0.8, ls=":")
+        ax.scatter([rx], [ry], marker="D", color="0.15", s=22, zorder=3)
+    factor = float(rung[0].metrics["fidelity"])
+    ax.scatter([], [], marker="D", color="0.15", s=22,
+               label=f"final rung ({factor:g}x budget; final models from its front)")
 
 
 def plot_hypervolume(store: RunStore) -> Any:

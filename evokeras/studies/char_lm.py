@@ -13,12 +13,16 @@ models are retrained on train + validation windows and scored once on the test s
 (test bits per character); ``plots/cell.png`` draws the best member's cell.
 
 Budgets: ``smoke`` (seconds, tests and CI); ``default`` (the README's run, under 30
-minutes on 2 CPU cores): every candidate trained for 30 seconds on the whole training
-split with its learning rate warmed up and decayed over them (``evaluation.anneal``), a
-short copy of the final training, which trains the most accurate front member for
-240 seconds the same way (``final_seconds``) on train + validation; ``full``: 120-second
-evaluations for 4 hours, then three front members trained 30 minutes each (not run
-here: bounded by its budget at about 6 hours).
+minutes on 2 CPU cores): the first generation starts from the stock LSTM at each width
+(``reference_architectures``), every candidate is trained for 30 seconds on the whole
+training split with its learning rate warmed up and decayed over them
+(``evaluation.anneal``), a short copy of the final training; the search stops after the
+generation that passes 10 minutes; then the 4 most accurate candidates are trained again
+for 120 seconds the same way (``final_rung``), and the most accurate of those for
+240 seconds (``final_seconds``) on train + validation; ``full``: 120-second
+evaluations for 4 hours, the 6 most accurate trained again for 8 minutes each, then
+three members of their front trained 30 minutes each (not run here: bounded by its
+budget at about 7 hours).
 
 Usage::
 
@@ -72,6 +76,8 @@ BUDGETS = {
         "evaluation": {"epochs": 100, "train_samples": None, "val_samples": 1000, "patience": 0,
                        "seconds": 120, "anneal": True, "timeout": 600, "time_batch": 64, "time_repeats": 5},
         "space": {"max_layers": 3, "cell_units": [128, 256, 512], "batch_sizes": [64, 128]},
+        "reference_architectures": True,
+        "final_rung": {"candidates": 6, "factor": 4},
         "final_epochs": 100,
         "final_seconds": 1800,
         "final_members": 3,

@@ -91,6 +91,21 @@ def test_word_task_reads_brown() -> None:
     assert split.x_train.shape == (4, 8) and split.y_train.max() < words.n_outputs
 
 
+def test_reference_genomes_are_stock_lstms_in_the_space() -> None:
+    from evokeras.engine.config import SearchConfig
+    from evokeras.studies.char_lm import BUDGETS
+    from evokeras.variation.network import repair
+
+    task = SearchConfig.from_dict(BUDGETS["default"]).build_task()
+    refs = task.reference_genomes()
+    assert [g.layers[0].cell.units for g in refs] == [256, 128, 64]  # every width, widest first
+    for genome in refs:
+        (gene,) = genome.layers
+        assert gene.cell == CellGenome(gene.cell.units, ("lstm",), rec_links=((0, 1, 0),))
+        assert genome.training == TrainingGenes("adam", 1e-2, 64)
+        assert repair(genome, task.space) == genome
+
+
 def test_char_study_smoke_end_to_end(tmp_path: Path) -> None:
     overrides = tmp_path / "tiny.json"
     overrides.write_text(json.dumps({"population": 2, "offspring": 1, "generations": 1,

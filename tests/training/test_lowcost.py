@@ -40,6 +40,25 @@ def test_multi_fidelity_config_errors(value: object, message: str) -> None:
         SearchConfig.from_dict({"inherit_weights": "yes"})
 
 
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [({"candidates": 0}, "candidates"), ({"factor": 1}, "factor"), ({"factor": True}, "factor"),
+     ({"speed": 2}, "speed"), ([1], "final_rung")],
+)
+def test_final_rung_config_errors(value: object, message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        SearchConfig.from_dict({"final_rung": value})
+
+
+def test_final_rung_must_fit_the_evaluation_timeout() -> None:
+    annealed = {"task": "mnist", "evaluation": {"anneal": True, "seconds": 30, "timeout": 100}}
+    with pytest.raises(ConfigError, match=r"final_rung\.factor.*timeout"):
+        SearchConfig.from_dict({**annealed, "final_rung": {"factor": 4}}).build_task()
+    SearchConfig.from_dict({**annealed, "final_rung": {"factor": 3}}).build_task()
+    assert Budget(anneal=True, seconds=30).scaled(4).seconds == 120
+    assert Budget(epochs=1, train_samples=100).scaled(2).train_samples == 200
+
+
 def test_individuals_carry_their_parent() -> None:
     tb = make_toolbox("mnist", seed=0)
     parent = tb.individual()
@@ -156,3 +175,37 @@ def test_a_spoiled_weight_file_is_skipped(tmp_path: Path, spoil) -> None:
     assert WeightCache(tmp_path).inherit(model, parent.key) == {
         "inherited_layers": 0, "parent": parent.key, "parent_weights": "unreadable"}
     assert all(np.array_equal(a, b) for a, b in zip(before, model.get_weights(), strict=True))
+
+
+def test_final_rung_chooses_the_front_from_longer_evaluations(tmp_path: Path) -> None:
+    cfg = SearchConfig.from_dict({
+        "task": "mnist", "population": 3, "offspring": 3, "generations": 1, "seed": 1,
+        "objectives": {"val_error": -1.0, "flops": -1.0}, "evaluation": {**TINY, "train_samples": 128},
+        "space": {"max_layers": 3, "init_layers": [2, 3], "max_params": 20_000},
+        "final_rung": {"candidates": 2, "factor": 2}, "final_epochs": 1, "final_train_samples": 128,
+        "max_val_error": 1,
+    })
+    with Search(cfg, tmp_path / "run") as search:
+        result = search.run()
+        rows = [r for _, r in search.store.evaluations()]
+        rung = {r.key.removesuffix("@2"): r for r in rows if r.key.endswith("@2")}
+        from evokeras.engine.final import finalize
+        from evokeras.results.plotting import plot_pareto
+
+        entries = finalize(search, result.front)
+        legend = [t.get_text() for t in plot_pareto(search.store).legends[0].get_texts()]
+    full = sorted((r for r in rows if r.ok and r.full), key=lambda r: r.objectives[0])
+    # the two most accurate candidates of the whole run, evaluated again with twice the budget
+    assert set(rung) == {r.key for r in full[:2]}
+    assert all(r.ok and r.metrics["fidelity"] == 2.0 for r in rung.values())
+    assert result.front and {ind.key for ind in result.front} <= set(rung)
+    for ind in result.front:
+        assert ind.fitness.values == tuple(rung[ind.key].objectives)
+    assert all(e["metrics"]["fidelity"] == 2.0 and e["status"] == "ok" for e in entries)
+    assert [e["objectives"]["val_error"] for e in entries] == sorted(rung[e["key"]].objectives[0] for e in entries)
+    assert any(text.startswith("final rung (2x budget") for text in legend)
+    # a resumed run reads the rung from the store: nothing is evaluated again
+    with Search.resume(tmp_path / "run") as again:
+        resumed = again.run()
+        assert again.store.count_evaluations() == len(rows)
+    assert sorted(ind.key for ind in resumed.front) == sorted(ind.key for ind in result.front)
