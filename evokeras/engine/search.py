@@ -198,8 +198,9 @@ class Search:
         self._fidelity_evaluators: dict[float, EvaluateFn] = {}
         #: the final rung's records of the members it put in the front (``final_rung``)
         self.rung_records: dict[str, EvalResult] = {}
-        if config.multi_fidelity is not None and not hasattr(self.evaluate, "at_fidelity"):
-            raise ConfigError("config key 'multi_fidelity' needs the built-in Evaluator (a custom evaluate was given)")
+        for key in ("multi_fidelity", "final_rung"):
+            if getattr(config, key) is not None and not hasattr(self.evaluate, "at_fidelity"):
+                raise ConfigError(f"config key {key!r} needs the built-in Evaluator (a custom evaluate was given)")
         self.weights = tuple(float(w) for w in config.objectives.values())
         self._lock = None
         try:

@@ -59,6 +59,13 @@ def test_final_rung_must_fit_the_evaluation_timeout() -> None:
     assert Budget(epochs=1, train_samples=100).scaled(2).train_samples == 200
 
 
+@pytest.mark.parametrize("key", ["final_rung", "multi_fidelity"])
+def test_other_fidelities_need_the_built_in_evaluator(tmp_path: Path, key: str) -> None:
+    cfg = SearchConfig.from_dict({"task": "mnist", key: {}})
+    with pytest.raises(ConfigError, match=key):
+        Search(cfg, tmp_path / "run", evaluate=lambda genome: None)  # type: ignore[arg-type,return-value]
+
+
 def test_individuals_carry_their_parent() -> None:
     tb = make_toolbox("mnist", seed=0)
     parent = tb.individual()
