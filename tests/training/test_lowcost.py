@@ -201,7 +201,7 @@ def test_final_rung_chooses_the_front_from_longer_evaluations(tmp_path: Path) ->
 
         entries = finalize(search, result.front)
         legend = [t.get_text() for t in plot_pareto(search.store).legends[0].get_texts()]
-    full = sorted((r for r in rows if r.ok and r.full), key=lambda r: r.objectives[0])
+    full = sorted((r for r in rows if r.ok and r.full), key=lambda r: (r.objectives[0], r.key))  # ties: by key
     # the two most accurate candidates of the whole run, evaluated again with twice the budget
     assert set(rung) == {r.key for r in full[:2]}
     assert all(r.ok and r.metrics["fidelity"] == 2.0 for r in rung.values())
