@@ -365,11 +365,9 @@ class Search:
     def _note_feasibility(self, result: EvalResult) -> None:
         """Record by how much an ok, full-fidelity result's validation error passes
         ``max_val_error`` (constrained domination)."""
-        error = result.metrics.get("val_error")
-        if self.max_val_error is None or not result.ok or not result.full or error is None:
-            return
-        if float(error) > self.max_val_error:
-            self._violation[result.key] = float(error) - self.max_val_error
+        if result.ok and result.full and not self._within_limit(result):
+            assert self.max_val_error is not None
+            self._violation[result.key] = float(result.metrics["val_error"]) - self.max_val_error
 
     @property
     def infeasible_errors(self) -> list[float]:
@@ -449,7 +447,7 @@ class Search:
             else:
                 need.append(ind)
         for result in self._map(self._fidelity_evaluators[fraction], need, gen, bar, suffix):
-            out[result.key.removesuffix(suffix)] = result
+            out[result.key] = result  # _map yields the plain key (it stores key + suffix)
         return out
 
     def _final_rung(self, gen: int, bar: Any) -> list[Individual] | None:
