@@ -6,7 +6,7 @@ Measures on the "mnist" task with a fixed seed:
 * children per second from variation (one crossover giving two children plus one
   mutation, in a steady-state pool; each child counted);
 * ``task.space.check`` calls per second;
-* time to decode and compile one model (``evokeras.build.decode(g, task)``), and the time
+* time to decode and compile one model (``evokeras.nets.decode(g, task)``), and the time
   of its first forward call on a (1, 28, 28, 1) zero batch; medians and p90 over
   ``--n-models`` random genomes, ``keras.utils.clear_session()`` before each.
 

@@ -94,7 +94,7 @@ def train_timed(task: Any, model: Any, genome: Any, data: Any, seconds: float, s
     the validation and test splits once, time inference per token."""
     import keras
 
-    from evokeras.build.decode import build_optimizer
+    from evokeras.nets.decode import build_optimizer
     from evokeras.training.stock import time_inference, timed_schedule
 
     batch = genome.training.batch_size
@@ -165,7 +165,7 @@ def compare(run_dir: Path, *, seconds: float, seeds: list[int], max_extensions: 
     trains only what is missing."""
     import keras
 
-    from evokeras.build.decode import decode
+    from evokeras.nets.decode import decode
     from evokeras.genomes.network import Genome
 
     cfg, task, hof = _run(run_dir)
@@ -284,7 +284,7 @@ def speed(*, units: list[int], batch: int, seq_len: int, rounds: int, warmup: in
     import keras
     import numpy as np
 
-    from evokeras.build.decode import decode
+    from evokeras.nets.decode import decode
     from evokeras.genomes.analysis import cell_cost
     from evokeras.genomes.network import Genome, LayerGene
     from evokeras.tasks.language import LanguageModel

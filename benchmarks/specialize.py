@@ -95,7 +95,7 @@ def measure(study_dir: Path, rounds: int) -> dict[str, Any]:
     import keras
     import numpy as np
 
-    import evokeras.build.layers  # noqa: F401 - registers LastStep for loading
+    import evokeras.nets.layers  # noqa: F401 - registers LastStep for loading
     from evokeras.app.specialization import CHOICE_RULE, ratios
     from evokeras.genomes.edits import EditProgram
     from evokeras.tasks import make_task

@@ -7,12 +7,12 @@ Public API::
     from evokeras import Search, SearchConfig, Budget                # the search engine
     from evokeras import Callback, TensorBoard, export_optuna        # watching a run
     from evokeras import CellGenome, NodeGene, draw_cell             # evolved recurrent cells
-    from evokeras.build.layers import SkipStepCell                   # their Keras cell
+    from evokeras.nets.layers import SkipStepCell                   # their Keras cell
     from evokeras import specialize, EditProgram, EditSpace          # specialization of trained networks
     from evokeras import search, from_arrays, from_text, from_gym    # search on your own task
 
 Layers, from bottom to top (docs/architecture.md): ``genomes`` (plain data), ``variation``
-(operators), ``build`` (Keras graphs), ``data``, ``training`` (budgets, evaluator, fit paths),
+(operators), ``nets`` (Keras graphs), ``data``, ``training`` (budgets, evaluator, fit paths),
 ``tasks``, ``engine`` (config, toolbox, search, store, final models), ``app`` (studies, CLI,
 report, plots).
 """
@@ -22,7 +22,9 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-from evokeras._meta import MissingExtraError, __version__, quiet_backends
+import sys
+
+from evokeras._meta import MissingExtraError, RenamedPackage, __version__, quiet_backends
 from evokeras.genomes.analysis import Analysis, analyze
 from evokeras.genomes.cell import CellGenome, CellLimits, NodeGene
 from evokeras.genomes.drawing import draw_cell
@@ -36,6 +38,10 @@ from evokeras.training.records import Budget
 # or absl banner on stderr unless TF_CPP_MIN_LOG_LEVEL asks for them. Every evokeras
 # module, in worker processes too, runs this file first.
 quiet_backends()
+
+# ``evokeras.build`` (up to 0.10) is ``evokeras.nets`` now: the old imports work, with a warning.
+if not any(isinstance(f, RenamedPackage) for f in sys.meta_path):
+    sys.meta_path.append(RenamedPackage("evokeras.build", "evokeras.nets", "0.11.0"))
 
 if TYPE_CHECKING:
     from evokeras.api import (

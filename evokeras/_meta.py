@@ -112,3 +112,32 @@ def quiet_backends() -> None:
     unless the user asked for it: sets ``TF_CPP_MIN_LOG_LEVEL=3`` when unset. Only takes
     effect before TensorFlow is imported, so the package calls it before importing Keras."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+
+class RenamedPackage:
+    """A :data:`sys.meta_path` finder that keeps an old package name importable for one
+    release: ``import evokeras.build.decode`` warns (:class:`DeprecationWarning`) and
+    gives the module ``evokeras.nets.decode`` itself (one module object, two names)."""
+
+    def __init__(self, old: str, new: str, since: str) -> None:
+        self.old, self.new, self.since = old, new, since
+
+    def find_spec(self, fullname: str, path: object = None, target: object = None) -> object:
+        import importlib.machinery
+
+        if fullname != self.old and not fullname.startswith(self.old + "."):
+            return None
+        return importlib.machinery.ModuleSpec(fullname, self, is_package=True)
+
+    def create_module(self, spec: object) -> object:
+        import importlib
+        import warnings
+
+        name = spec.name  # type: ignore[attr-defined]
+        new = self.new + name[len(self.old):]
+        warnings.warn(f"{name} was renamed {new} in {self.since}; the old name goes in the next release",
+                      DeprecationWarning, stacklevel=2)
+        return importlib.import_module(new)
+
+    def exec_module(self, module: object) -> None:
+        """The module was run under its new name already."""

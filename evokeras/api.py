@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from evokeras._io import atomic_path
-from evokeras.build import decode as _build
+from evokeras.nets import decode as _build
 from evokeras.engine.callbacks import Callback
 from evokeras.engine.config import SearchConfig
 from evokeras.engine.runner import complete
@@ -294,7 +294,7 @@ def specialize(base_model: Any, task: str, out: str | Path, *, config: Mapping[s
 
 def decode(genome: Any, task: str | Task, *, compile: bool = True, name: str | None = None) -> Any:
     """Build the Keras model ``genome`` describes for ``task`` (a registered name or a
-    task object): :func:`evokeras.build.decode.decode` after :func:`evokeras.make_task`.
+    task object): :func:`evokeras.nets.decode.decode` after :func:`evokeras.make_task`.
 
     Example:
         >>> from evokeras import Genome, LayerGene, decode

@@ -107,7 +107,7 @@ def mnist_task() -> Task:
 def image_space(mnist_task: Task) -> SearchSpace:
     """The wide image space (``SearchSpace()``: every kind, optimizer and reduction) bound
     to MNIST shapes, (28, 28, 1) -> 10; the operators are tested on it (the priors of
-    ``default_space("image")`` have their own tests, tests/build/test_block.py)."""
+    ``default_space("image")`` have their own tests, tests/nets/test_block.py)."""
     return mnist_task.with_space(SearchSpace()).space
 
 
@@ -168,7 +168,7 @@ def numpy_initial_weights(seed: int = 0) -> Iterator[None]:
 
     Building a layer draws its initial weights; on JAX each new weight shape compiles
     the backend's random kernels (about a second each on 2 loaded cores), and
-    :func:`~evokeras.build.surgery.apply_program` builds layers of new (sliced) shapes only to
+    :func:`~evokeras.nets.surgery.apply_program` builds layers of new (sliced) shapes only to
     overwrite their weights at once. Numpy draws keep those builds cheap; nothing is
     patched on other backends, and the patch ends with the context.
     """

@@ -45,7 +45,7 @@ LAYERS: tuple[str, ...] = (
     "evokeras._io",
     "evokeras.genomes",
     "evokeras.variation",
-    "evokeras.build",
+    "evokeras.nets",
     "evokeras.data",
     "evokeras.training",
     "evokeras.tasks",

@@ -31,7 +31,7 @@ from evokeras.app.study import (
     parallel_overrides,
     run_config,
 )
-from evokeras.build.surgery import structure
+from evokeras.nets.surgery import structure
 from evokeras.engine.config import ConfigError
 from evokeras.engine.search import RunError, Search, lock_run_dir
 from evokeras.engine.store import StoreError

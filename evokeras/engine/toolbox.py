@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 from deap import base, tools
 
-from evokeras.build.decode import decode
+from evokeras.nets.decode import decode
 from evokeras.genomes.edits import EditProgram
 from evokeras.genomes.network import Genome
 from evokeras.tasks import Task, make_task

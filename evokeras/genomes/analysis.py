@@ -1,6 +1,6 @@
 """Shape, parameter and FLOP analysis of a genome, without building a Keras model.
 
-The figures match what :func:`evokeras.build.decode` builds: ``count_params()`` of the
+The figures match what :func:`evokeras.nets.decode` builds: ``count_params()`` of the
 decoded model equals :attr:`Analysis.params` (a test checks it). FLOPs count a
 multiply-add as two operations for convolutions, dense layers and projections, and
 one operation per element for batch normalization, pooling and merges. A recurrent

@@ -6,7 +6,7 @@ small recurrent unit of width ``units``, wired by feed-forward links inside a ti
 step and by recurrent links that reach any number of steps back ("skip-step" or
 deep recurrent connections, as in EXAMM: Ororbia, ElSaid and Desell 2019,
 "Investigating Recurrent Neural Network Memory Structures using Neuro-Evolution").
-It never imports Keras: the cell itself is :class:`evokeras.build.layers.SkipStepCell`.
+It never imports Keras: the cell itself is :class:`evokeras.nets.layers.SkipStepCell`.
 
 Semantics, at each time step ``t``:
 

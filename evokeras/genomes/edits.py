@@ -1,16 +1,16 @@
 """Edit programs: the individuals of a specialization search (no Keras here).
 
 An :class:`EditProgram` says how to turn a trained base network into a smaller model
-for another task. Applied (by :func:`evokeras.build.surgery.apply_program`) in this order:
+for another task. Applied (by :func:`evokeras.nets.surgery.apply_program`) in this order:
 
 1. **drop** whole units -- a shape-preserving layer (e.g. a 64->64 convolution) or a
    residual block with an identity shortcut (the block becomes the identity);
 2. **squeeze** layers -- keep the ``keep`` fraction of a layer's filters/units with the
    largest importance, keeping their trained weights and slicing the consumers' input
    weights. The criterion is the program's ``importance``: ``weight_norm``
-   (:func:`evokeras.build.surgery.importance`: the L1 norm of each unit's trained incoming
+   (:func:`evokeras.nets.surgery.importance`: the L1 norm of each unit's trained incoming
    weights, times its batch-norm scale where a BatchNormalization follows), or, measured
-   on a sample of the target task's training data (:mod:`evokeras.build.importance`),
+   on a sample of the target task's training data (:mod:`evokeras.nets.importance`),
    ``activation`` (mean absolute output) or ``taylor`` (first-order Taylor estimate of the
    loss change when the unit is removed: ``|activation x gradient|``). Squeezing a
    residual *stream* (named by the layer or projection block that starts it) removes the
@@ -28,7 +28,7 @@ Programs are frozen, canonical records (what has no effect is removed, so equal
 effects give equal keys) with a JSON form and a content :attr:`EditProgram.key`, like
 :class:`~evokeras.genomes.network.Genome`. What a base network allows -- its units, which can be
 dropped, squeezed or cut after -- is a :class:`BaseStructure` (read from the Keras
-model by :func:`evokeras.build.surgery.structure`); an :class:`EditSpace` adds the choices
+model by :func:`evokeras.nets.surgery.structure`); an :class:`EditSpace` adds the choices
 (keep fractions, penalties, epochs). The operators are in :mod:`evokeras.variation.edits`.
 """
 

@@ -3,7 +3,7 @@
 A :class:`Genome` is a variable-length sequence of :class:`LayerGene` plus a
 :class:`TrainingGenes` record and the way spatial features are reduced before the
 first dense layer (tasks that predict every time step, ``Task.sequence_output``, never
-reduce). It never imports Keras: decoding lives in :mod:`evokeras.build.decode`.
+reduce). It never imports Keras: decoding lives in :mod:`evokeras.nets.decode`.
 
 Layer kinds:
 

@@ -3,7 +3,7 @@
 Task ``bible_chars`` (:mod:`evokeras.tasks.language`): the Bible as one character stream
 (65 symbols), contiguous splits 90/5/5 (train/validation/test), windows of 64
 characters, an embedding stem of 16 and a per-character softmax head. The genes are
-evolved skip-step recurrent layers (:class:`evokeras.build.layers.SkipStepCell`: nodes of
+evolved skip-step recurrent layers (:class:`evokeras.nets.layers.SkipStepCell`: nodes of
 tanh/GRU-like/LSTM-like type, feed-forward links within a step and recurrent links
 that read any node's state from k steps back), 1 or 2 of them stacked (``default``; 3 in ``full``).
 

@@ -1,6 +1,6 @@
 """Specialization study: an LSTM language model becomes a genre classifier.
 
-The **base** is a word-level LSTM language model (:func:`evokeras.build.zoo.lstm_model`: a
+The **base** is a word-level LSTM language model (:func:`evokeras.nets.zoo.lstm_model`: a
 64-wide embedding of the 10,000-word Brown vocabulary, two stacked 128-unit LSTMs, a
 softmax over the vocabulary at every step) trained to predict the next word of real
 Brown-corpus text (windows of 35 words, split by document). The search evolves edit
@@ -23,7 +23,7 @@ from typing import Any
 
 from evokeras import data as datasets
 from evokeras.app.specialization import run_specialization_study, train_best, train_model
-from evokeras.build import zoo
+from evokeras.nets import zoo
 from evokeras.tasks import make_task
 
 ARCH = {"embedding": 64, "units": (128, 128)}

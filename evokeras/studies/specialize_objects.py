@@ -2,7 +2,7 @@
 
 Scenes (:func:`evokeras.data.object_scenes`): one real MNIST digit at a random
 position on a 48x48 canvas among 8 fragments of other digits (splits of MNIST's fixed
-55,000 / 5,000 / 10,000). The **base** is a plain CNN (:func:`evokeras.build.zoo.plain_cnn`:
+55,000 / 5,000 / 10,000). The **base** is a plain CNN (:func:`evokeras.nets.zoo.plain_cnn`:
 three stages of two 3x3 convolutions and a max pool, a 256-unit dense layer) trained to
 predict the digit's *position* (two sigmoid outputs, mean squared error). The search
 evolves edit programs of the base (:func:`evokeras.specialize`) that *classify* the
@@ -28,7 +28,7 @@ from typing import Any
 
 from evokeras import data as datasets
 from evokeras.app.specialization import run_specialization_study, train_best, train_model
-from evokeras.build import zoo
+from evokeras.nets import zoo
 
 ARCH = {"widths": (16, 32, 64), "dense": 256}
 

@@ -1,6 +1,6 @@
 """Specialization study: a ResNet trained on Fashion-MNIST becomes an MNIST digit classifier.
 
-The **base** is a small ResNet (:func:`evokeras.build.zoo.resnet`: a conv + batch-norm stem,
+The **base** is a small ResNet (:func:`evokeras.nets.zoo.resnet`: a conv + batch-norm stem,
 three stages of two residual blocks of 16/32/64 channels, global average pooling)
 trained on real Fashion-MNIST (garments). The search evolves edit programs of it --
 dropping residual blocks, squeezing the layers inside blocks, cutting after any unit,
@@ -20,7 +20,7 @@ from typing import Any
 
 from evokeras import data as datasets
 from evokeras.app.specialization import run_specialization_study, train_best, train_model
-from evokeras.build import zoo
+from evokeras.nets import zoo
 
 ARCH = {"widths": (16, 32, 64), "blocks": 2}
 

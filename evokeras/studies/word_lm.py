@@ -5,7 +5,7 @@ found in the NLTK data path or ``EVOKERAS_BROWN``; install with
 ``scripts/install_brown.sh``), Penn-Treebank-style preprocessing, a vocabulary of the
 10,000 most frequent training words plus ``<unk>``, split by document within each genre
 (90/5/5), windows of 35 words, an embedding stem of 64 and a per-word softmax head.
-The genes are evolved skip-step recurrent layers (:class:`evokeras.build.layers.SkipStepCell`)
+The genes are evolved skip-step recurrent layers (:class:`evokeras.nets.layers.SkipStepCell`)
 1 or 2 of them stacked (``default``; 3 in ``full``).
 
 Objectives: validation perplexity and inference time per word (minimised); the smoke

@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 
 from evokeras._io import atomic_path
-from evokeras.build.decode import build_optimizer, decode
+from evokeras.nets.decode import build_optimizer, decode
 from evokeras.genomes.network import Genome
 from evokeras.genomes.space import SearchSpace, default_space
 from evokeras.training.context import FinalContext, ScoreContext

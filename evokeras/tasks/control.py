@@ -52,7 +52,7 @@ import numpy as np
 
 from evokeras._io import atomic_path
 from evokeras._meta import optional_dependency
-from evokeras.build.decode import decode
+from evokeras.nets.decode import decode
 from evokeras.genomes.network import Genome
 from evokeras.genomes.space import SearchSpace, SpaceError
 from evokeras.tasks.base import Task

@@ -2,7 +2,7 @@
 
 The model reads windows of ``seq_len`` token ids through a task-owned embedding stem,
 then the genome's genes -- typically evolved skip-step recurrent layers
-(:class:`evokeras.build.layers.SkipStepCell`) -- keeping the time axis, and a per-step
+(:class:`evokeras.nets.layers.SkipStepCell`) -- keeping the time axis, and a per-step
 softmax head over the vocabulary. Training minimises the cross-entropy of every next
 token.
 

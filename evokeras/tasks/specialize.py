@@ -1,5 +1,5 @@
 """Specialization: evolve edit programs that turn a trained base network into a model
-for a target task (see :mod:`evokeras.genomes.edits` and :mod:`evokeras.build.surgery`).
+for a target task (see :mod:`evokeras.genomes.edits` and :mod:`evokeras.nets.surgery`).
 
 The individuals are :class:`~evokeras.genomes.edits.EditProgram` objects. Evaluating one
 (:meth:`Specialization.score`): apply it to the base (drops, squeezes, cut, pool),
@@ -13,7 +13,7 @@ train + validation (``final_train_samples``) and is scored once on the test spli
 The **teacher** (once per process and training set, :meth:`Specialization.teacher`): the
 whole base up to its last cut point with a softmax head fitted on the training examples.
 It gives the data-driven squeeze criteria (``activation``, ``taylor``:
-:func:`evokeras.build.importance.unit_scores`, on the first ``importance_samples``
+:func:`evokeras.nets.importance.unit_scores`, on the first ``importance_samples``
 examples) and, after ``teacher_epochs`` of fine-tuning, the soft targets of
 **distillation**: fine-tuning minimises ``(1 - w) * CE(labels) + w * T^2 * CE(softmax(t/T),
 softmax(s/T))`` (Hinton et al., 2015; ``w``: ``distill_weight``, ``T``: ``temperature``)
@@ -36,9 +36,9 @@ from typing import Any
 
 import numpy as np
 
-from evokeras.build import layers  # noqa: F401 - registers evokeras' layers for loading
-from evokeras.build.importance import unit_scores
-from evokeras.build.surgery import apply_program, count_flops, structure
+from evokeras.nets import layers  # noqa: F401 - registers evokeras' layers for loading
+from evokeras.nets.importance import unit_scores
+from evokeras.nets.surgery import apply_program, count_flops, structure
 from evokeras.genomes.edits import EditProgram, EditSpace
 from evokeras.tasks.base import Task
 from evokeras.tasks.registry import make_task
@@ -135,7 +135,7 @@ class Specialization(Task):
 
     Args:
         base: path of the trained base model (``.keras``); its input must accept the
-            target task's inputs. Read with :func:`evokeras.build.surgery.structure`.
+            target task's inputs. Read with :func:`evokeras.nets.surgery.structure`.
         target: the target task's registered name (its data, loss, labels).
         target_options: keyword arguments of the target task.
         finetune_batch: batch size of fine-tuning.

@@ -6,7 +6,7 @@ arrays, float32 little-endian, concatenated in Keras order and base64-encoded. T
 arrays' shapes follow from the architecture (:func:`layout`), so the encoding is
 compact, exact and part of the genome's key.
 
-The layer names and shapes are those :func:`evokeras.build.decode.decode` builds
+The layer names and shapes are those :func:`evokeras.nets.decode.decode` builds
 (``g{i}_dense`` kernel+bias, ``g{i}_proj{j}`` kernel of an ``add`` merge that changes
 width, ``head`` kernel+bias), so :func:`set_model_weights` loads them into the
 decoded model, and :func:`forward` -- a NumPy forward pass used for fast rollouts --

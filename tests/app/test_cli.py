@@ -246,7 +246,7 @@ def test_smoke_run_directory_contract(smoke_run) -> None:
 def test_smoke_hall_of_fame(smoke_run) -> None:
     import keras
 
-    import evokeras.build.layers  # noqa: F401  (registers the custom layers for loading)
+    import evokeras.nets.layers  # noqa: F401  (registers the custom layers for loading)
 
     out, _ = smoke_run
     hof = json.loads((out / "hall_of_fame.json").read_text())
@@ -375,7 +375,7 @@ SPECIALIZE_CONFIG = {
 def test_cli_specialize_end_to_end_and_bad_input(tmp_path, capsys) -> None:
     keras = pytest.importorskip("keras")
     from evokeras.app.cli import main
-    from evokeras.build import zoo
+    from evokeras.nets import zoo
 
     keras.utils.set_random_seed(0)
     model_path = tmp_path / "tiny.keras"

@@ -154,7 +154,7 @@ def test_bad_arguments_name_themselves(kwargs: dict, name: str) -> None:
 
 
 def test_objects_task_decodes_and_fits_one_batch() -> None:
-    from evokeras.build.decode import decode
+    from evokeras.nets.decode import decode
     from evokeras.tasks import ObjectRecognition, make_task
 
     task = make_task("objects")

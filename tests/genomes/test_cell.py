@@ -1,4 +1,4 @@
-"""Tests for :mod:`evokeras.genomes.cell`, :mod:`evokeras.variation.cell` and :class:`evokeras.build.layers.SkipStepCell`.
+"""Tests for :mod:`evokeras.genomes.cell`, :mod:`evokeras.variation.cell` and :class:`evokeras.nets.layers.SkipStepCell`.
 
 Genome: JSON round trips, canonical form, validation errors that name the field.
 Operators: hypothesis draws (``derandomize=True``: the same examples on every run) a
@@ -27,7 +27,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from evokeras.build.layers import SkipStepCell, SkipStepRNN
+from evokeras.nets.layers import SkipStepCell, SkipStepRNN
 from evokeras.genomes.cell import CellGenome, CellLimits, NodeGene
 from evokeras.genomes.drawing import draw_cell
 from evokeras.genomes.keyed import GenomeError

@@ -1,5 +1,5 @@
 """Tests for :mod:`evokeras.genomes.edits` and :mod:`evokeras.variation.edits`: edit programs, base structures, the edit space and
-its operators, on the structures of the three base families of :mod:`evokeras.build.zoo`.
+its operators, on the structures of the three base families of :mod:`evokeras.nets.zoo`.
 
 The structures are read from tiny zoo models built without drawing weights (nothing
 here runs a network).
@@ -30,8 +30,8 @@ FAMILIES = ("cnn", "resnet", "lstm")
 def structures() -> dict[str, BaseStructure]:
     from conftest import lazy_weights
 
-    from evokeras.build import zoo
-    from evokeras.build.surgery import structure
+    from evokeras.nets import zoo
+    from evokeras.nets.surgery import structure
 
     with lazy_weights():
         models = {

@@ -134,7 +134,7 @@ def test_task_shapes() -> None:
 
 @needs_brown
 def test_task_decodes_and_fits_one_batch() -> None:
-    from evokeras.build.decode import decode
+    from evokeras.nets.decode import decode
     from evokeras.tasks import make_task
 
     task = make_task("brown_genre", window=20, embedding=16)

@@ -39,7 +39,7 @@ from evokeras import data as datasets  # noqa: E402
 from evokeras import make_toolbox  # noqa: E402
 from evokeras.api import specialize  # noqa: E402
 from evokeras.app.specialization import choose, ratios  # noqa: E402
-from evokeras.build import zoo  # noqa: E402
+from evokeras.nets import zoo  # noqa: E402
 from evokeras.engine.config import ConfigError  # noqa: E402
 from evokeras.engine.store import RunStore  # noqa: E402
 from evokeras.engine.toolbox import EditIndividual  # noqa: E402

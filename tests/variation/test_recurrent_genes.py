@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 
 from evokeras import decode
-from evokeras.build.layers import SkipStepCell, SkipStepRNN
+from evokeras.nets.layers import SkipStepCell, SkipStepRNN
 from evokeras.genomes.analysis import analyze, cell_cost
 from evokeras.genomes.cell import CellGenome, CellLimits
 from evokeras.genomes.keyed import GenomeError

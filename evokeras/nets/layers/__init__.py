@@ -17,9 +17,9 @@ __all__ = ["LastStep", "SkipStepCell", "SkipStepRNN", "SpatialResize"]
 
 try:
     with quiet_backend_import():  # the first Keras import of the package, mostly
-        from evokeras.build.layers._laststep import LastStep
-        from evokeras.build.layers._resize import SpatialResize
-        from evokeras.build.layers.skipstep import SkipStepCell, SkipStepRNN
+        from evokeras.nets.layers._laststep import LastStep
+        from evokeras.nets.layers._resize import SpatialResize
+        from evokeras.nets.layers.skipstep import SkipStepCell, SkipStepRNN
 except ModuleNotFoundError as _exc:
     if (_exc.name or "").partition(".")[0] not in BACKEND_MODULES:
         raise

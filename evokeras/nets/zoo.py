@@ -1,7 +1,7 @@
 """Base network families for specialization: a plain CNN, a ResNet, an LSTM language model.
 
 Each builder returns an uncompiled functional Keras model whose graph
-:func:`evokeras.build.surgery.structure` reads (a chain of layers and residual blocks) and
+:func:`evokeras.nets.surgery.structure` reads (a chain of layers and residual blocks) and
 whose last layer, named ``"head"``, is the base task's output. The same builder with
 another ``n_outputs``/``head`` gives the "full architecture" a specialized model is
 compared with (trained from scratch on the new task).
@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from evokeras.build import layers as custom_layers
+from evokeras.nets import layers as custom_layers
 
 __all__ = ["lstm_model", "plain_cnn", "resnet"]
 

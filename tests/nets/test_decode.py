@@ -1,4 +1,4 @@
-"""Tests for :mod:`evokeras.build.decode`: layers, skips, naming, saving, parameter counts."""
+"""Tests for :mod:`evokeras.nets.decode`: layers, skips, naming, saving, parameter counts."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from evokeras import decode
-from evokeras.build.layers import SpatialResize
+from evokeras.nets.layers import SpatialResize
 from evokeras.genomes.keyed import GenomeError
 from evokeras.genomes.network import Genome, LayerGene, TrainingGenes
 from evokeras.tasks import Task

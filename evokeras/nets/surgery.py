@@ -9,7 +9,7 @@ weights are the base's trained weights, sliced where units were squeezed:
 
 * a squeezed ``Conv1D``/``Conv2D``/``Dense`` keeps the output filters/units of largest
   importance (:func:`importance`, or the data-driven scores given to
-  :func:`apply_program`, see :mod:`evokeras.build.importance`); an ``LSTM`` keeps whole units (the matching columns of each of its
+  :func:`apply_program`, see :mod:`evokeras.nets.importance`); an ``LSTM`` keeps whole units (the matching columns of each of its
   four gates and the rows and columns of its recurrent kernel); an ``Embedding`` keeps
   output dimensions;
 * the layers that read a squeezed output keep the matching input weights: batch norm
@@ -34,7 +34,7 @@ from typing import Any
 
 import numpy as np
 
-from evokeras.build import layers
+from evokeras.nets import layers
 from evokeras.genomes.edits import BaseStructure, EditProgram, UnitInfo
 
 __all__ = ["SurgeryError", "apply_program", "count_flops", "importance", "structure", "weighted_layers"]
@@ -340,7 +340,7 @@ def apply_program(model: Any, program: EditProgram, scores: Any = None) -> Any:
     the head was fitted on those features).
 
     ``scores``: ``{weighted layer name: (rows, units) contributions}`` of a data-driven
-    importance criterion (:func:`evokeras.build.importance.unit_scores`); a unit's
+    importance criterion (:func:`evokeras.nets.importance.unit_scores`); a unit's
     importance is the mean over rows of the absolute contribution (summed over a
     residual stream's tensors). Layers it lacks, or ``None``, use :func:`importance`."""
     import keras

@@ -1,4 +1,4 @@
-"""Tests for :mod:`evokeras.build.surgery`: reading base models, and the exactness of the
+"""Tests for :mod:`evokeras.nets.surgery`: reading base models, and the exactness of the
 models an edit program makes of them (identity, squeeze, drop), on tiny zoo models.
 
 Exactness anchors: a squeezed model equals the base whose removed units are silenced
@@ -20,8 +20,8 @@ keras = pytest.importorskip("keras")
 
 from conftest import lazy_weights, numpy_initial_weights  # noqa: E402
 
-from evokeras.build import zoo  # noqa: E402
-from evokeras.build.surgery import SurgeryError, apply_program, count_flops, importance, structure  # noqa: E402
+from evokeras.nets import zoo  # noqa: E402
+from evokeras.nets.surgery import SurgeryError, apply_program, count_flops, importance, structure  # noqa: E402
 from evokeras.genomes.edits import EditProgram, EditSpace  # noqa: E402
 
 ATOL = 1e-5
@@ -432,7 +432,7 @@ def _teacher(res: Any) -> Any:
 
 
 def test_data_driven_criteria_change_which_units_go_and_keep_surgery_exact(res, small_images) -> None:
-    from evokeras.build.importance import unit_scores
+    from evokeras.nets.importance import unit_scores
 
     teacher = _teacher(res)
     x = np.concatenate([small_images] * 4)
@@ -477,7 +477,7 @@ def test_data_driven_scores_of_a_language_model(lstm, tokens) -> None:
     """Both criteria score the embedding and LSTM units of a sequence classifier (the
     embedding's gradient is sparse on TensorFlow), and the Taylor sum of the embedding
     equals ``sum(table * dL/dtable)`` per dimension."""
-    from evokeras.build.importance import unit_scores
+    from evokeras.nets.importance import unit_scores
 
     body = apply_program(lstm, EditProgram(cut="lstm2", pool="mean"))
     model = keras.Model(body.input, keras.layers.Dense(3, name="t_head")(body.output))
@@ -508,7 +508,7 @@ def test_data_driven_scores_of_a_language_model(lstm, tokens) -> None:
 def test_taylor_equals_activation_times_gradient() -> None:
     """On a conv + batch norm + ReLU graph the weight-gradient form of the Taylor score
     equals ``sum(a * dL/da)`` over the ReLU's output (finite differences of a gate)."""
-    from evokeras.build.importance import unit_scores
+    from evokeras.nets.importance import unit_scores
 
     model = _build(_conv_bn_graph, seed=4)
     x = np.random.default_rng(3).normal(0, 1, (6, 6, 6, 2)).astype("float32")

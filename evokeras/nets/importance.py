@@ -4,7 +4,7 @@
 :func:`unit_scores` measures, on a sample of the target task's training data, a
 ``(batches, units)`` matrix of per-unit *contributions* for every weighted layer of a
 model (a Conv/Dense/LSTM/Embedding whose outputs a squeeze can slice);
-:func:`evokeras.build.surgery.apply_program` ranks a unit by the mean over batches of
+:func:`evokeras.nets.surgery.apply_program` ranks a unit by the mean over batches of
 its absolute contribution, summed over the tensors of a residual stream first.
 
 * ``activation``: the mean ``|output|`` of the unit per batch, read after the
@@ -31,7 +31,7 @@ from typing import Any
 
 import numpy as np
 
-from evokeras.build.surgery import weighted_layers
+from evokeras.nets.surgery import weighted_layers
 
 __all__ = ["unit_scores"]
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 from typing import Any, Protocol
 
 from evokeras._meta import optional_dependency
-from evokeras.build import layers
+from evokeras.nets import layers
 from evokeras.genomes.network import Genome, LayerGene
 
 __all__ = ["BN_MOMENTUM", "ModelSpec", "build_optimizer", "decode"]

@@ -1,4 +1,4 @@
-"""Tests for :mod:`evokeras.build.layers` (``SpatialResize``)."""
+"""Tests for :mod:`evokeras.nets.layers` (``SpatialResize``)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import keras
 import numpy as np
 import pytest
 
-from evokeras.build.layers import SpatialResize
+from evokeras.nets.layers import SpatialResize
 
 
 @pytest.mark.parametrize(

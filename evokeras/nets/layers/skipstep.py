@@ -1,6 +1,6 @@
 """The Keras form of a :class:`~evokeras.genomes.cell.CellGenome` (``keras.ops`` only).
 
-:class:`SkipStepRNN` is the recurrent layer :func:`evokeras.build.decode.decode` builds;
+:class:`SkipStepRNN` is the recurrent layer :func:`evokeras.nets.decode.decode` builds;
 :class:`SkipStepCell` is its cell, which also works inside a plain ``keras.layers.RNN``.
 
 Speed. The weights stay one kernel per node input (named as below: mutations and weight

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from evokeras import decode, make_task
-from evokeras.build.decode import BN_MOMENTUM
+from evokeras.nets.decode import BN_MOMENTUM
 from evokeras.genomes.keyed import GenomeError
 from evokeras.genomes.network import Genome, LayerGene
 from evokeras.genomes.space import default_space
