@@ -119,9 +119,9 @@ def train_timed(task: Any, model: Any, genome: Any, data: Any, seconds: float, s
 
 def _run(run_dir: Path) -> tuple[Any, Any, dict[str, Any]]:
     """The run's configuration, task and hall of fame."""
-    from evokeras.engine.config import SearchConfig
+    from evokeras.engine.config import load_stored
 
-    cfg = SearchConfig.from_dict(json.loads((run_dir / "config.json").read_text())["config"])
+    cfg = load_stored(json.loads((run_dir / "config.json").read_text())["config"])
     return cfg, cfg.build_task(), json.loads((run_dir / "hall_of_fame.json").read_text())
 
 
@@ -258,7 +258,7 @@ def rank(run_dir: Path, *, cells: int, seconds: float, seed: int, progress: Path
                 progress.write_text(json.dumps(done))
     pairs = [(done[r.key]["search"], done[r.key]["long"]) for r in picks if done[r.key]["long"] is not None]
     return {"spearman": _common.spearman([a for a, _ in pairs], [b for _, b in pairs]), "cells": len(pairs),
-            "search_budget": cfg.evaluation, "long_seconds": seconds, "long_val_windows": RANK_VAL_WINDOWS,
+            "search_budget": cfg.budget().to_dict(), "long_seconds": seconds, "long_val_windows": RANK_VAL_WINDOWS,
             "pairs": {r.key: done[r.key] for r in picks}, "seconds": time.perf_counter() - t0, "run_dir": str(run_dir)}
 
 
@@ -392,7 +392,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--level", choices=tuple(LEVELS), help="compare/rank: the level of --run")
     p.add_argument("--run", type=Path, help="compare/rank: a finished default study run of --level")
     p.add_argument("--seconds", type=float, default=None,
-                   help="compare: training seconds of each model (default: the run's final_seconds)")
+                   help="compare: training seconds of each model (default: the run's final.seconds)")
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="compare: seeds (medians)")
     p.add_argument("--member", default=None,
                    help="compare: this evaluated candidate's key instead of the best member (exploratory, "
@@ -439,9 +439,11 @@ def main(argv: list[str] | None = None) -> int:
         progress.unlink(missing_ok=True)
         print(f"{args.level}: Spearman {result['spearman']:.3f} over {result['cells']} cells; wrote {path}")
         return 0
-    seconds = args.seconds if args.seconds is not None else config.get("final_seconds")
+    from evokeras.engine.config import load_stored
+
+    seconds = args.seconds if args.seconds is not None else load_stored(config).final.seconds
     if not seconds:
-        print(f"error: --seconds: the run {args.run} has no final_seconds; give --seconds", file=sys.stderr)
+        print(f"error: --seconds: the run {args.run} has no final.seconds; give --seconds", file=sys.stderr)
         return 2
     c = compare(args.run, seconds=float(seconds), seeds=args.seeds, member=args.member, evolved_adam=args.evolved_adam)
     ev, ls = c["evolved"], c["lstm"]

@@ -30,7 +30,7 @@ Parts:
   trials on the full 55,000-image training split as its users run them, scored on the
   validation split; each stops creating trials when evokeras's median search time is
   spent, then its best configuration is retrained with evokeras's final protocol (train +
-  validation, ``final_epochs``, cosine learning-rate decay, the final augmentation) and
+  validation, ``final.epochs``, cosine learning-rate decay, the final augmentation) and
   scored once on the test split. Its wall time includes that retraining.
   ``--retrain-only`` keeps a recorded trial phase and retrains its best configuration
   under the current final protocol (when that protocol changed).
@@ -205,10 +205,11 @@ def run_kerastuner(kind: str, task: str, search_seconds: float, seed: int, recor
     import keras
     import keras_tuner as kt
 
+    from evokeras.engine.config import SearchConfig
     from evokeras.tasks import make_task
 
-    budget = study_budgets("mnist")["default"]
-    ev = budget["evaluation"]
+    cfg = SearchConfig.from_dict(study_budgets("mnist")["default"])
+    ev = cfg.budget()
     task_obj = make_task(task)
     d = task_obj.data(train_size=None, val_limit=None, test_limit=None)
     start = time.perf_counter()
@@ -219,7 +220,7 @@ def run_kerastuner(kind: str, task: str, search_seconds: float, seed: int, recor
         if kind == "random":
             tuner = kt.RandomSearch(kerastuner_model, max_trials=10_000, **common)
         else:
-            tuner = kt.Hyperband(kerastuner_model, max_epochs=ev["epochs"] * 3, factor=3, hyperband_iterations=1000, **common)
+            tuner = kt.Hyperband(kerastuner_model, max_epochs=ev.epochs * 3, factor=3, hyperband_iterations=1000, **common)
         populate = tuner.oracle.populate_space
 
         def populate_until_deadline(trial_id: str) -> dict:
@@ -228,12 +229,12 @@ def run_kerastuner(kind: str, task: str, search_seconds: float, seed: int, recor
             return populate(trial_id)
 
         tuner.oracle.populate_space = populate_until_deadline
-        stop = keras.callbacks.EarlyStopping(monitor="val_loss", patience=max(ev["patience"], 1), restore_best_weights=True)
+        stop = keras.callbacks.EarlyStopping(monitor="val_loss", patience=max(ev.patience, 1), restore_best_weights=True)
         # As KerasTuner's users run it: trials on the full 55,000-image training split,
         # scored on the 5,000-image validation split.
         fit_kwargs: dict[str, Any] = {"validation_data": (d.x_val, d.y_val), "callbacks": [stop], "verbose": 0}
         if kind == "random":
-            fit_kwargs["epochs"] = ev["epochs"]
+            fit_kwargs["epochs"] = ev.epochs
         tuner.search(d.x_train, d.y_train, **fit_kwargs)
         trials = len(tuner.oracle.trials)
         best_hp = tuner.get_best_hyperparameters(1)[0]
@@ -247,14 +248,14 @@ def run_kerastuner(kind: str, task: str, search_seconds: float, seed: int, recor
             if name in best_hp.values:
                 best_hp.values[name] = value
     keras.utils.clear_session()
-    augment = budget.get("final_augment", task_obj.default_final_augment)
-    acc, fit = final_retrain(lambda: kerastuner_model(best_hp), values["lr"], d, budget["final_epochs"], augment, seed)
+    augment = cfg.augment(task_obj)
+    acc, fit = final_retrain(lambda: kerastuner_model(best_hp), values["lr"], d, cfg.final.epochs, augment, seed)
     return {"best_test_accuracy": acc, "wall_seconds": search_wall + fit, "search_wall_seconds": search_wall,
             "final_fit_seconds": fit, "trials": trials, "best_hyperparameters": values,
             "protocol": (f"trials on the full 55,000-image split for {search_seconds:.0f} s"
                          + (" (a trial phase of an earlier sitting, retrained now)" if recorded
                             else " (evokeras's median search time)")
-                         + f", best configuration retrained {budget['final_epochs']} epochs on train + validation, "
+                         + f", best configuration retrained {cfg.final.epochs} epochs on train + validation, "
                          f"cosine decay, shifts of up to {augment} px")}
 
 
@@ -285,7 +286,7 @@ def memory(task: str, n: int = 200, warmup: int = 10, seed: int = 0, serial: boo
     rng = np.random.default_rng(seed)
     genomes = [random_genome(rng, space) for _ in range(warmup + n)]
     out: dict[str, Any] = {"evaluations": n, "warmup": warmup}
-    recycle = SearchConfig().recycle_after
+    recycle = SearchConfig().parallel.recycle_after
     t0 = time.perf_counter()
     with ProcessBackend(1, gpus=0, recycle_after=recycle) as backend:
         samples = []
@@ -315,12 +316,12 @@ def rank_correlation(task: str, run_dir: Path, n: int = 30, epochs: int = 3, see
     """Spearman correlation of low-fidelity (the run's) and full-budget validation errors."""
     import numpy as np
 
-    from evokeras.engine.config import SearchConfig
+    from evokeras.engine.config import load_stored
     from evokeras.genomes.network import Genome
     from evokeras.training.evaluator import Evaluator
     from evokeras.training.records import Budget
 
-    cfg = SearchConfig.from_dict(json.loads((run_dir / "config.json").read_text())["config"])
+    cfg = load_stored(json.loads((run_dir / "config.json").read_text())["config"])
     task_obj = cfg.build_task()
     limit = cfg.max_val_error if cfg.max_val_error is not None else task_obj.default_max_val_error
     ok = sorted((r for r in _evaluations(run_dir) if r.status == "ok" and r.metrics.get("val_error", 1.0) < limit),
@@ -338,7 +339,7 @@ def rank_correlation(task: str, run_dir: Path, n: int = 30, epochs: int = 3, see
 
     rho = spearman(low, high)
     return {"spearman": rho, "candidates": len(low), "full_budget": f"{epochs} epochs on the full 55,000-image split",
-            "low_fidelity": cfg.evaluation, "low_val_error": low, "full_val_error": high,
+            "low_fidelity": cfg.budget().to_dict(), "low_val_error": low, "full_val_error": high,
             "seconds": time.perf_counter() - t0, "run_dir": str(run_dir)}
 
 

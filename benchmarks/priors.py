@@ -40,7 +40,7 @@ def generation0(space_name: str, seeds: list[int]) -> dict[str, Any]:
         if space_name == "wide":
             task = task.with_space(SearchSpace.from_dict(cfg.space, base=SearchSpace()))
         ev = Evaluator(task, cfg.budget(), cfg.objectives, seed=seed, settings=cfg.train_settings())
-        for ind in make_toolbox(task, objectives=cfg.objectives, seed=seed).population(cfg.population):
+        for ind in make_toolbox(task, objectives=cfg.objectives, seed=seed).population(cfg.strategy.population):
             r = ev(ind)
             results.append(r)
             print(f"{space_name} seed {seed} {r.key} {r.status} val_error {r.metrics.get('val_error')} "

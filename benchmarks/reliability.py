@@ -53,9 +53,9 @@ STUDY = [sys.executable, str(ROOT / "studies" / "mnist.py"), "--no-progress"]
 EVOKERAS = [sys.executable, "-m", "evokeras"]
 ENV = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONHASHSEED": "0",
        "PYTHONPATH": os.pathsep.join([str(ROOT), *filter(None, [os.environ.get("PYTHONPATH")])])}
-TINY = {"population": 3, "offspring": 3, "generations": 2,
+TINY = {"strategy": {"population": 3, "offspring": 3, "generations": 2},
         "evaluation": {"train_samples": 300, "val_samples": 200, "seconds": 600, "timeout": 1200},  # no time limits: load-independent
-        "final_train_samples": 300}
+        "final": {"train_samples": 300}}
 
 
 def run(args: list[str], timeout: float = 400, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
@@ -172,7 +172,8 @@ def tampered_run_dir(tmp: Path, reference: Path, quick: bool) -> list[dict[str, 
 
     def scheduler_in_config(out: Path) -> None:
         stored = json.loads((out / "config.json").read_text())
-        stored["config"].update(backend="dask", scheduler=f"tcp://127.0.0.1:{listener.getsockname()[1]}")
+        stored["config"].setdefault("parallel", {}).update(backend="dask",
+                                                           scheduler=f"tcp://127.0.0.1:{listener.getsockname()[1]}")
         (out / "config.json").write_text(json.dumps(stored))
 
     def random_db(out: Path) -> None:

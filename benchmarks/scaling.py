@@ -25,10 +25,19 @@ of 2 workers per GPU (``evals_per_min``) next to the CPU figure of ``process2``
 Targets (this 2-core machine): ``process2`` and ``dask2`` >= 1.7x ``serial``;
 ``dask_overhead_ms`` <= 50. Measure on a quiet machine (``machine.load_avg_1m``).
 
+``--part steady_state`` (key ``steady_state``): whole searches, not a list of genomes --
+the asynchronous steady-state strategy (``strategy.name = "steady_state"``) on the MNIST
+``default`` budget's image space (reference architectures and the image priors; each
+candidate trained on the fast path, one epoch on 3,000 images), serial, with 2 process
+workers and with 2 Dask workers, ``--runs`` times each (seeds ``seed``, ``seed + 1``,
+...), interleaved; evaluations per minute of each search (the backend warmed up first,
+as above), and their medians. Targets: process2 >= 1.9x serial, dask2 >= 1.8x.
+
 Usage::
 
     python benchmarks/scaling.py                 # 16 genomes -> benchmarks/results/scaling.json
     python benchmarks/scaling.py --quick --results-dir /tmp/scaling   # a few genomes, a check
+    python benchmarks/scaling.py --part steady_state --runs 3       # whole steady-state searches
 """
 
 from __future__ import annotations
@@ -94,6 +103,83 @@ def measure(name: str, backend: Any, evaluator: Any, genomes: list[Any], warm: l
     return out
 
 
+def steady_state_config(seed: int, quick: bool) -> Any:
+    """The steady-state search the ``steady_state`` part times: the MNIST ``default``
+    budget's space and priors, a shorter evaluation (one epoch on 3,000 images)."""
+    from mnist import BUDGETS
+
+    from evokeras.engine.config import SearchConfig
+
+    base = SearchConfig.from_dict(BUDGETS["default"])
+    n = 2 if quick else 4
+    return SearchConfig.from_dict({
+        "seed": seed,
+        "strategy": {"name": "steady_state", "population": n, "offspring": n, "generations": 1 if quick else 3,
+                     "wall_seconds": None},
+        "evaluation": {"epochs": 1, "train_samples": 3000, "val_samples": 1000, "seconds": 30, "time_repeats": 3},
+        "final": {"members": 1},
+    }, base=base)
+
+
+def steady_state_search(name: str, backend: Any, seed: int, quick: bool) -> dict[str, Any]:
+    """One whole steady-state search on ``backend`` (warmed up first): evaluations per minute."""
+    import tempfile
+
+    from evokeras.engine.search import Search
+
+    config = steady_state_config(seed, quick)
+    task = config.build_task()
+    with tempfile.TemporaryDirectory() as tmp:
+        with Search(config, Path(tmp) / "run", task=task, map_fn=backend) as search:
+            warm = [ind.as_genome() for ind in search.toolbox.population(2)]
+            t0 = time.perf_counter()
+            list(backend(search.evaluate, warm))
+            startup = time.perf_counter() - t0
+            t0 = time.perf_counter()
+            result = search.run()
+            wall = time.perf_counter() - t0
+            rows = [r for _, r in search.store.evaluations()]
+    statuses: dict[str, int] = {}
+    for r in rows:
+        statuses[r.status] = statuses.get(r.status, 0) + 1
+    out = {"evals_per_min": 60.0 * len(rows) / wall, "wall_s": wall, "startup_s": startup, "evaluations": len(rows),
+           "statuses": statuses, "eval_seconds_sum": sum(r.times.get("total", 0.0) for r in rows),
+           "front": len(result.front), "seed": seed}
+    print(f"{name:>9} seed {seed}: {out['evals_per_min']:6.1f} evals/min ({len(rows)} in {wall:.1f} s; {statuses})",
+          flush=True)
+    return out
+
+
+def steady_state_part(seed: int, runs: int, quick: bool) -> dict[str, Any]:
+    """``runs`` searches per backend, interleaved (serial, process2, dask2, serial, ...); medians."""
+    from evokeras.engine.parallel import DaskBackend, ProcessBackend, SerialBackend, cpu_count, hard_timeout
+
+    cores = cpu_count()
+    workers, threads = 2, max(1, cores // 2)
+    limit = hard_timeout(steady_state_config(seed, quick).budget().timeout)
+    per: dict[str, list[dict[str, Any]]] = {"serial": [], "process2": [], "dask2": []}
+    for i in range(runs):
+        with SerialBackend() as backend:
+            per["serial"].append(steady_state_search("serial", backend, seed + i, quick))
+        with ProcessBackend(workers, threads_per_worker=threads, gpus=0, timeout=limit, recycle_after=None) as backend:
+            per["process2"].append(steady_state_search("process2", backend, seed + i, quick))
+        with DaskBackend(workers=workers, threads_per_worker=threads, timeout=limit) as backend:
+            per["dask2"].append(steady_state_search("dask2", backend, seed + i, quick))
+    med = {name: statistics.median(r["evals_per_min"] for r in rs) for name, rs in per.items()}
+    return {
+        "runs": runs,
+        "serial_evals_per_min": med["serial"],
+        "process2_evals_per_min": med["process2"],
+        "dask2_evals_per_min": med["dask2"],
+        "speedup": {"process2": med["process2"] / med["serial"], "dask2": med["dask2"] / med["serial"]},
+        "targets": {"process2_min": 1.9, "dask2_min": 1.8, "process2_met": med["process2"] / med["serial"] >= 1.9,
+                    "dask2_met": med["dask2"] / med["serial"] >= 1.8},
+        "budget": "MNIST default space, steady_state strategy, 1 epoch on 3,000 images per candidate",
+        "cores": cores, "workers": workers, "threads_per_worker": threads,
+        "details": per,
+    }
+
+
 def dask_overhead(backend: Any, evaluator: Any, genomes: list[Any], noop_n: int) -> dict[str, Any]:
     """Per-task cost of Dask: submission to result minus the evaluation's own time,
     one task at a time (real evaluations), and the round trip of a no-op task."""
@@ -131,11 +217,23 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--overhead-samples", type=int, default=None, help="sequential Dask evaluations (default 6; --quick: 2)")
     p.add_argument("--results-dir", type=Path, default=None, help="where scaling.json goes (default benchmarks/results)")
+    p.add_argument("--part", choices=("backends", "steady_state"), default="backends",
+                   help="backends: the genome list on each backend; steady_state: whole steady-state searches "
+                        "(a part run keeps the file's other parts)")
+    p.add_argument("--runs", type=int, default=3, help="steady_state: searches per backend (default 3)")
     args = p.parse_args(argv)
     n = args.n_genomes or (4 if args.quick else 16)
     k = args.overhead_samples or (2 if args.quick else 6)
     if args.results_dir is not None:
         _common.RESULTS_DIR = args.results_dir
+    if args.part == "steady_state":
+        before = _common.machine_info()
+        part = steady_state_part(args.seed, args.runs, args.quick)
+        part["machine"] = {**_common.machine_info(), "load_avg_1m_before": before["load_avg_1m"]}
+        path = _common.write_result("scaling", {**_common.read_result("scaling"), "steady_state": part})
+        print(f"steady state, medians of {args.runs}: process2 {part['speedup']['process2']:.2f}x, "
+              f"dask2 {part['speedup']['dask2']:.2f}x serial; wrote {path}")
+        return 0
 
     from evokeras.engine.parallel import (
         DaskBackend,
@@ -195,6 +293,9 @@ def main(argv: list[str] | None = None) -> int:
         },
         "details": details,
     }
+    previous = _common.read_result("scaling")
+    if "steady_state" in previous:
+        result["steady_state"] = previous["steady_state"]
     path = _common.write_result("scaling", result)
     print(f"speed-up vs serial: process2 {details['speedup']['process2']:.2f}x, dask2 {details['speedup']['dask2']:.2f}x; "
           f"dask overhead {result['dask_overhead_ms']:.1f} ms/task (no-op round trip "

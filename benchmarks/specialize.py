@@ -97,9 +97,9 @@ def measure(study_dir: Path, rounds: int) -> dict[str, Any]:
 
     import evokeras.nets.layers  # noqa: F401 - registers LastStep for loading
     from evokeras.app.specialization import CHOICE_RULE, ratios
+    from evokeras.engine.config import load_stored
     from evokeras.genomes.edits import EditProgram
     from evokeras.tasks import make_task
-    from evokeras.training.records import Budget
     from evokeras.training.stock import time_inference
 
     summary = json.loads((study_dir / "summary.json").read_text())
@@ -108,7 +108,7 @@ def measure(study_dir: Path, rounds: int) -> dict[str, Any]:
         return {"error": f"{study_dir}: no specialized model succeeded"}
     run = study_dir / "search"
     config = json.loads((run / "config.json").read_text())["config"]
-    budget = Budget.from_dict(config["evaluation"])
+    budget = load_stored(config).budget()
     target = make_task(config["task_options"]["target"], **config["task_options"].get("target_options", {}))
     x = target.data(train_size=1, val_limit=0, test_limit=budget.time_batch).x_test
     hof = json.loads((run / "hall_of_fame.json").read_text())
@@ -195,15 +195,15 @@ def ladder(study_dir: Path, rounds: int) -> dict[str, Any]:
     import keras
     import numpy as np
 
+    from evokeras.engine.config import load_stored
     from evokeras.genomes.edits import EditProgram
     from evokeras.tasks.specialize import Specialization
-    from evokeras.training.records import Budget
     from evokeras.training.stock import time_inference
 
-    config = json.loads((study_dir / "search" / "config.json").read_text())["config"]
-    budget = Budget.from_dict(config["evaluation"])
+    config = load_stored(json.loads((study_dir / "search" / "config.json").read_text())["config"])
+    budget = config.budget()
     task = Specialization(study_dir / "base.keras", "objects")
-    x, y, data = task.final_data(config.get("final_train_samples"))
+    x, y, data = task.final_data(config.final.train_samples)
     baseline = keras.saving.load_model(study_dir / "baseline.keras")
     summary = json.loads((study_dir / "summary.json").read_text())
     out: dict[str, Any] = {"finetune": LADDER_FINETUNE, "train_samples": len(y),

@@ -41,7 +41,7 @@ quiet_backends()
 
 # ``evokeras.build`` (up to 0.10) is ``evokeras.nets`` now: the old imports work, with a warning.
 if not any(isinstance(f, RenamedPackage) for f in sys.meta_path):
-    sys.meta_path.append(RenamedPackage("evokeras.build", "evokeras.nets", "0.11.0"))
+    sys.meta_path.insert(0, RenamedPackage("evokeras.build", "evokeras.nets", "0.11.0"))
 
 if TYPE_CHECKING:
     from evokeras.api import (

@@ -15,12 +15,15 @@ installs Keras without one), ``rl`` (gymnasium), ``dask`` (the Dask backend), ``
 
 from __future__ import annotations
 
+import importlib
+import importlib.machinery
 import os
 import sys
+import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-__all__ = ["BACKEND_MODULES", "EXTRA_OF", "MissingExtraError", "__version__", "optional_dependency", "quiet_backend_import", "quiet_backends"]
+__all__ = ["BACKEND_MODULES", "EXTRA_OF", "MissingExtraError", "RenamedPackage", "__version__", "optional_dependency", "quiet_backend_import", "quiet_backends"]
 
 __version__ = "0.10.0"
 
@@ -121,23 +124,22 @@ class RenamedPackage:
 
     def __init__(self, old: str, new: str, since: str) -> None:
         self.old, self.new, self.since = old, new, since
+        self._specs: dict[str, object] = {}
 
     def find_spec(self, fullname: str, path: object = None, target: object = None) -> object:
-        import importlib.machinery
-
         if fullname != self.old and not fullname.startswith(self.old + "."):
             return None
         return importlib.machinery.ModuleSpec(fullname, self, is_package=True)
 
     def create_module(self, spec: object) -> object:
-        import importlib
-        import warnings
-
         name = spec.name  # type: ignore[attr-defined]
         new = self.new + name[len(self.old):]
         warnings.warn(f"{name} was renamed {new} in {self.since}; the old name goes in the next release",
                       DeprecationWarning, stacklevel=2)
-        return importlib.import_module(new)
+        module = importlib.import_module(new)
+        self._specs[name] = module.__spec__  # the import system sets the old name's spec on it
+        return module
 
     def exec_module(self, module: object) -> None:
-        """The module was run under its new name already."""
+        """The module was run under its new name already: give it its own spec back."""
+        module.__spec__ = self._specs.pop(module.__spec__.name)  # type: ignore[attr-defined]

@@ -171,10 +171,10 @@ def search(task: str | Task, out: str | Path, *, config: Mapping[str, Any] | Non
             :func:`from_gym`, your own :class:`~evokeras.tasks.Task`).
         out: the run directory.
         config: search configuration keys (:class:`~evokeras.engine.config.SearchConfig`:
-            population, generations, evaluation, objectives, space, ...); without
+            strategy, evaluation, final, objectives, space, ...); without
             ``objectives``, the task's default objectives.
         seed: the run's seed.
-        workers: evaluations at once (process workers; config key ``workers``).
+        workers: evaluations at once (process workers; config key ``parallel.workers``).
         task_options: keyword arguments of a named task's factory (config key ``task_options``).
         progress: show a progress bar.
 

@@ -17,9 +17,10 @@ import pytest
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 from evokeras import SearchSpace, Task, default_space, make_task  # noqa: E402
+from evokeras.tasks import SupervisedTask  # noqa: E402
 
 
-class VectorTask(Task):
+class VectorTask(SupervisedTask):
     """A 4-feature, 2-class vector task (dense-only genomes), for tests."""
 
     name = "test_vector"
@@ -36,7 +37,7 @@ class VectorTask(Task):
         return "sparse_categorical_crossentropy"
 
 
-class SequenceTask(Task):
+class SequenceTask(SupervisedTask):
     """A (16 steps, 3 channels) -> 3 classes sequence task (Conv1D genomes), for tests."""
 
     name = "test_sequence"
@@ -53,7 +54,7 @@ class SequenceTask(Task):
         return "sparse_categorical_crossentropy"
 
 
-class LanguageTask(Task):
+class LanguageTask(SupervisedTask):
     """Next-token prediction on 12 int tokens of a 50-token vocabulary, for tests.
 
     The stem embeds the tokens into 8 channels (stem shape (12, 8), 400 parameters);

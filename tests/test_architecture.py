@@ -67,6 +67,7 @@ KERAS_FREE: tuple[str, ...] = (
     "evokeras.data",
     "evokeras.training.records",
     "evokeras.training.inheritance",
+    "evokeras.training.protocol",
     # Keras only inside their functions today ("the training layer's Keras-free modules
     # stay importable without it", training/stock.py):
     "evokeras.training.stock",

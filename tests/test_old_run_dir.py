@@ -142,8 +142,8 @@ def test_resume_of_finished_run_does_nothing(finished: Path, capsys: pytest.Capt
 
 def test_search_resume_reads_old_config_and_checkpoint(partial: Path) -> None:
     with Search.resume(partial) as search:
-        assert search.config.generations == 1
-        assert search.config.population == 2 and search.config.seed == 0
+        assert search.config.strategy.generations == 1
+        assert search.config.strategy.population == 2 and search.config.seed == 0
         assert list(search.config.objectives) == ["val_error", "exec_time"]
         checkpoint = search.store.latest_checkpoint()
         assert checkpoint is not None and checkpoint["gen"] == 0
@@ -151,8 +151,8 @@ def test_search_resume_reads_old_config_and_checkpoint(partial: Path) -> None:
         assert not search.store.get_meta("finished")
         # keys added in 0.4 keep the old behaviour: no constraint on the front (its members
         # have validation errors of 0.8-0.9), a constant final learning rate
-        assert search.config.max_val_error == 1.0 and search.config.final_schedule == "constant"
-        assert search.config.final_augment == 0
+        assert search.config.max_val_error == 1.0 and search.config.final.schedule == "constant"
+        assert search.config.final.augment == 0
         assert search.store.get_meta("max_val_error") == 1.0
 
 

@@ -10,6 +10,7 @@ import os
 import re
 import subprocess
 import sys
+import textwrap
 import tomllib
 from pathlib import Path
 
@@ -127,3 +128,23 @@ def test_a_search_keeps_stderr_free_of_tensorflow_logs(tmp_path: Path, workers: 
     if workers == 1:  # -v: one log line per generation, and still no TensorFlow line
         assert re.search(r"^generation 0: \d+ evaluated", proc.stderr, re.M), proc.stderr[-2000:]
         assert re.search(r"^generation 1: ", proc.stderr, re.M)
+
+
+def test_the_old_build_package_name_still_imports_with_a_warning() -> None:
+    """``evokeras.build`` was renamed ``evokeras.nets`` in 0.11: the old module paths give
+    the same module objects for one release, each with a ``DeprecationWarning``."""
+    code = textwrap.dedent("""
+        import sys, warnings
+        warnings.simplefilter("always")
+        with warnings.catch_warnings(record=True) as caught:
+            import evokeras.build.layers as old
+            from evokeras.build.decode import decode
+        import evokeras.nets.layers as new
+        import evokeras.nets.decode as new_decode
+        assert old is new and decode is new_decode.decode
+        assert any(issubclass(w.category, DeprecationWarning) and "evokeras.nets" in str(w.message) for w in caught)
+        print("ok")
+    """)
+    proc = subprocess.run([sys.executable, "-c", code], cwd=REPO_ROOT, env=_env(), capture_output=True, text=True,
+                          timeout=120)
+    assert proc.returncode == 0 and proc.stdout.strip() == "ok", proc.stderr[-2000:]

@@ -20,12 +20,11 @@ from evokeras._io import atomic_path, write_json_atomic
 from evokeras.api import SpecializationError, specialize
 from evokeras.app.study import fail
 from evokeras.data import DatasetNotFoundError
-from evokeras.engine.config import ConfigError
+from evokeras.engine.config import ConfigError, SearchConfig
 from evokeras.engine.search import RunError
 from evokeras.engine.store import RunStore
 from evokeras.results.plotting import new_figure, nondominated
 from evokeras.results.report import read_front
-from evokeras.training.records import Budget
 from evokeras.training.stock import time_inference
 
 #: What :func:`evokeras.specialize` raises for bad input or a search without a front
@@ -231,30 +230,64 @@ def run_specialization_study(
     try:
         steps = [("base", train_base), ("baseline", train_baseline)]
         steps += [("baseline_large", train_baseline)] if "baseline_large" in spec else []
-        for n, (label, fn) in enumerate(steps):
-            if not (out / f"{label}.keras").is_file() or not (out / f"{label}.json").is_file():
-                t0 = time.perf_counter()
-                keras.utils.clear_session(free_memory=True)
-                keras.utils.set_random_seed(args.seed + n)
-                model, info = fn(spec[label], args.seed)
-                data = info.pop("_data")
-                if label != "base":
-                    budget = Budget.from_dict(spec["search"].get("evaluation", {}))
-                    info["exec_time"] = time_inference(model, data.x_test, budget.time_batch, budget.time_repeats)
-                with atomic_path(out / f"{label}.keras") as tmp:
-                    model.save(tmp)
-                info["wall_seconds"] = time.perf_counter() - t0  # data, training, timing, saving
-                write_json_atomic(out / f"{label}.json", info)
-                print(f"{label}: " + ", ".join(f"{k} {v:.4g}" for k, v in info.items() if isinstance(v, float)))
+        _train_missing_models(out, spec, steps, args.seed)
         keras.utils.clear_session(free_memory=True)
         hof = specialize(out / "base.keras", target, out / "search", config=search_cfg, seed=args.seed,
                          progress=not args.no_progress)
     except SPECIALIZE_ERRORS as exc:
         return specialize_failed(exc)
+    summary = _study_summary(out, hof, [label for label, _ in steps], study=name, budget=args.budget,
+                             seed=args.seed, target=target)
+    write_json_atomic(out / "summary.json", summary)
+    baseline, chosen = summary["baseline"], summary["chosen"]
+    fig = plot_candidates(out / "search", baseline, chosen, f"{name}: specialized candidates vs baseline")
+    with atomic_path(out / "search" / "plots" / "specialize.png") as tmp:
+        fig.savefig(tmp, dpi=120)
+    if chosen is not None:
+        _print_chosen(chosen, summary["ratios"])
+    print(f"study directory: {out}", file=sys.stderr)
+    return 0
+
+
+def _train_missing_models(
+    out: Path,
+    spec: Mapping[str, Any],
+    steps: Sequence[tuple[str, Callable[[Mapping[str, Any], int], tuple[Any, dict[str, Any]]]]],
+    seed: int,
+) -> None:
+    """Train, time and save each step's model (``<label>.keras`` + ``<label>.json`` in
+    ``out``) whose files are not both there yet; step ``n`` runs with the Keras seed
+    ``seed + n``. The baselines' ``exec_time`` is their inference time on the test
+    inputs, measured as the search's evaluation budget measures the candidates'."""
+    import keras
+
+    for n, (label, fn) in enumerate(steps):
+        if not (out / f"{label}.keras").is_file() or not (out / f"{label}.json").is_file():
+            t0 = time.perf_counter()
+            keras.utils.clear_session(free_memory=True)
+            keras.utils.set_random_seed(seed + n)
+            model, info = fn(spec[label], seed)
+            data = info.pop("_data")
+            if label != "base":
+                budget = SearchConfig.from_dict(spec["search"]).budget()
+                info["exec_time"] = time_inference(model, data.x_test, budget.time_batch, budget.time_repeats)
+            with atomic_path(out / f"{label}.keras") as tmp:
+                model.save(tmp)
+            info["wall_seconds"] = time.perf_counter() - t0  # data, training, timing, saving
+            write_json_atomic(out / f"{label}.json", info)
+            print(f"{label}: " + ", ".join(f"{k} {v:.4g}" for k, v in info.items() if isinstance(v, float)))
+
+
+def _study_summary(out: Path, hof: Mapping[str, Any], labels: Sequence[str], *, study: str, budget: str,
+                   seed: int, target: str) -> dict[str, Any]:
+    """The content of ``summary.json``: the base's and baselines' figures (read back from
+    ``out``), the chosen member of the hall of fame ``hof`` with its ratios, the search's
+    seconds and evaluations, and the wall-clock seconds of the steps ``labels``, the
+    search and the final models."""
     baseline = json.loads((out / "baseline.json").read_text())
     base = json.loads((out / "base.json").read_text())
     chosen = choose(hof["members"], baseline)
-    summary: dict[str, Any] = {"study": name, "budget": args.budget, "seed": args.seed, "target": target,
+    summary: dict[str, Any] = {"study": study, "budget": budget, "seed": seed, "target": target,
                                "base": base, "baseline": baseline, "choice_rule": CHOICE_RULE, "chosen": chosen}
     if (out / "baseline_large.json").is_file():
         summary["baseline_large"] = json.loads((out / "baseline_large.json").read_text())
@@ -267,18 +300,15 @@ def run_specialization_study(
         summary["evaluations"] = store.count_evaluations()
     # wall-clock seconds per step: base and baselines as they ran, the search's generations,
     # the final models' fitting (from the run store and hall of fame: the same on a rerun)
-    wall = {label: json.loads((out / f"{label}.json").read_text()).get("wall_seconds") for label, _ in steps}
+    wall = {label: json.loads((out / f"{label}.json").read_text()).get("wall_seconds") for label in labels}
     wall.update(search=summary["search_seconds"],
                 final_models=sum(float(m.get("final_fit_seconds", 0.0)) for m in hof["members"]))
     summary["wall_seconds"] = dict(wall, total=sum(v for v in wall.values() if v is not None))
-    write_json_atomic(out / "summary.json", summary)
-    fig = plot_candidates(out / "search", baseline, chosen, f"{name}: specialized candidates vs baseline")
-    with atomic_path(out / "search" / "plots" / "specialize.png") as tmp:
-        fig.savefig(tmp, dpi=120)
-    if chosen is not None:
-        r = summary["ratios"]
-        print(f"chosen {chosen['key']}: {r['speedup']:.2f}x faster, {r['size_ratio']:.1f}x smaller, "
-              f"test error {r['specialized_test_error']:.4f} vs baseline {r['baseline_test_error']:.4f} "
-              f"({100 * r['relative_error_reduction']:+.1f}% relative reduction)")
-    print(f"study directory: {out}", file=sys.stderr)
-    return 0
+    return summary
+
+
+def _print_chosen(chosen: Mapping[str, Any], r: Mapping[str, Any]) -> None:
+    """One line on the chosen model against the baseline (its :func:`ratios` ``r``)."""
+    print(f"chosen {chosen['key']}: {r['speedup']:.2f}x faster, {r['size_ratio']:.1f}x smaller, "
+          f"test error {r['specialized_test_error']:.4f} vs baseline {r['baseline_test_error']:.4f} "
+          f"({100 * r['relative_error_reduction']:+.1f}% relative reduction)")

@@ -16,7 +16,7 @@ the run (the message says so).
 
 Parallel evaluation: ``--workers N`` (process workers), ``--backend serial|process|dask``,
 ``--scheduler tcp://HOST:PORT`` (an existing Dask cluster); they override the config keys
-``workers``, ``backend`` and ``scheduler``.
+``parallel.workers``, ``parallel.backend`` and ``parallel.scheduler``.
 """
 
 from __future__ import annotations
@@ -70,7 +70,7 @@ def _default_budget(budgets: Mapping[str, Any]) -> str:
 
 def add_parallel_arguments(p: argparse.ArgumentParser) -> None:
     """``--workers``, ``--backend``, ``--scheduler`` (shared by studies and ``evokeras resume``)."""
-    p.add_argument("--workers", type=int, default=None, help="evaluations at once (config key 'workers')")
+    p.add_argument("--workers", type=int, default=None, help="evaluations at once (config key 'parallel.workers')")
     p.add_argument("--backend", choices=BACKENDS, default=None,
                    help="map backend (default: process when --workers > 1, else serial)")
     p.add_argument("--scheduler", default=None, metavar="ADDR",
@@ -78,7 +78,8 @@ def add_parallel_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def parallel_overrides(args: argparse.Namespace) -> dict[str, Any]:
-    """The config keys that the parallel flags set (empty when none was given)."""
+    """The config keys that the parallel flags set, in the flat form (``workers``, ...: a
+    flat key overrides that one key of the ``parallel`` section; empty when none was given)."""
     flags = {k: getattr(args, k) for k in ("workers", "backend", "scheduler") if getattr(args, k) is not None}
     if args.scheduler is not None and args.backend is None:
         flags["backend"] = "dask"

@@ -399,7 +399,7 @@ def random_shift(x: np.ndarray, max_shift: int, rng: np.random.Generator) -> np.
     """``x`` (``(N, H, W, C)`` images) with each image moved by a random whole number of
     pixels in ``[-max_shift, max_shift]`` along each axis, the uncovered border zero.
 
-    The light augmentation of final training (config key ``final_augment``): a new
+    The light augmentation of final training (config key ``final.augment``): a new
     draw each epoch. ``max_shift=0`` returns ``x`` itself.
 
     >>> x = np.arange(9, dtype=np.float32).reshape(1, 3, 3, 1)

@@ -193,6 +193,20 @@ def object_scenes(
         >>> split.x_train.shape, split.y_train[:3].tolist()
         ((100, 48, 48, 1), [5, 0, 4])
     """
+    _check_scene_options(source, target, canvas, clutter, fragment, seed)
+    counts = _scene_counts(source, train_size, val_limit, test_limit)
+    arrays = []
+    for part, count in counts.items():
+        x, labels, centres = _scenes_cached(
+            source, part, count, int(canvas), int(clutter), int(fragment), int(seed)
+        )
+        arrays += [x, labels if target == "class" else centres]
+    return Split(*arrays)
+
+
+def _check_scene_options(source: str, target: str, canvas: int, clutter: int, fragment: int, seed: int) -> None:
+    """Check the arguments of :func:`object_scenes` that shape the scenes (ValueError or
+    TypeError naming the first bad one)."""
     if source not in _SCENE_SOURCES:
         raise ValueError(f"source must be one of {sorted(_SCENE_SOURCES)}, got {source!r}")
     if target not in _SCENE_TARGETS:
@@ -201,10 +215,18 @@ def object_scenes(
     check_int("clutter", clutter, 0)
     check_int("fragment", fragment, 1, _OBJECT)
     check_int("seed", seed, 0)
+
+
+def _scene_counts(
+    source: str, train_size: int | None, val_limit: int | None, test_limit: int | None
+) -> dict[str, int]:
+    """The number of scenes :func:`object_scenes` returns per split (``"train"``,
+    ``"val"``, ``"test"``): the split's size, or its limit (checked; a ValueError if it
+    exceeds the split)."""
     check_count("train_size", train_size, 1)
     check_count("val_limit", val_limit, 0)
     check_count("test_limit", test_limit, 0)
-    counts = {
+    return {
         part: take(name, len(_scene_part(source, part)[1]), limit)
         for part, name, limit in (
             ("train", "train_size", train_size),
@@ -212,10 +234,3 @@ def object_scenes(
             ("test", "test_limit", test_limit),
         )
     }
-    arrays = []
-    for part, count in counts.items():
-        x, labels, centres = _scenes_cached(
-            source, part, count, int(canvas), int(clutter), int(fragment), int(seed)
-        )
-        arrays += [x, labels if target == "class" else centres]
-    return Split(*arrays)

@@ -1,102 +1,201 @@
-"""The resolved configuration of a search, checked key by key.
+"""The resolved configuration of a search, in sections, checked key by key.
+
+A configuration has 12 top-level keys: ``study``, ``task``, ``task_options``,
+``budget_name``, ``seed``, ``objectives``, ``max_val_error`` and the sections
+``strategy`` (:class:`StrategyConfig`), ``evaluation`` (:class:`EvaluationConfig`),
+``final`` (:class:`FinalConfig`), ``parallel`` (:class:`ParallelConfig`) and ``space``
+(the task's search-space options, checked by :meth:`SearchConfig.build_task`).
 
 A study's budget preset (``smoke``/``default``/``full``) is a dictionary overlaid on
-:class:`SearchConfig` defaults; a user's overrides (``--config FILE.json``) are
-overlaid on that. Unknown keys and wrong types raise :class:`ConfigError` naming the
-key, before anything is written.
+:class:`SearchConfig` defaults; a user's overrides (``--config FILE.json``) are overlaid
+on that, section by section, key by key. Every field is declared once, with its type and
+bounds (:mod:`evokeras.engine.fields`): unknown keys and wrong values raise
+:class:`ConfigError` naming the full key path (``strategy.population``) before anything
+is written, and :func:`config_schema` is the same declaration as JSON Schema
+(``docs/config.schema.json``). The flat keys of earlier versions (``population``,
+``final_epochs``, ``workers``, ...) are still accepted: :func:`migrate` moves them.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 from evokeras.data.files import DataChangedError
+from evokeras.engine.fields import Checked, ConfigError, check, check_keys, schema_of
 from evokeras.engine.parallel import BACKENDS
-from evokeras.tasks import Task, make_task, registered_tasks
-from evokeras.training.records import (
-    DEFAULT_OBJECTIVES,
-    FINAL_RUNG_DEFAULTS,
-    LEGACY_BUDGET_KEYS,
-    MULTI_FIDELITY_DEFAULTS,
-    Budget,
-    TrainSettings,
-)
+from evokeras.engine.strategies import STRATEGIES
+from evokeras.tasks import SupervisedTask, Task, make_task, registered_tasks
+from evokeras.training.records import DEFAULT_OBJECTIVES, Budget, TrainSettings
 
-__all__ = ["ConfigError", "SearchConfig"]
+__all__ = [
+    "FINAL_RUNG_DEFAULTS", "FLAT_KEYS", "LEGACY_BUDGET_KEYS", "LEGACY_RESUME_DEFAULTS", "MULTI_FIDELITY_DEFAULTS",
+    "SECTIONS", "ConfigError", "EvaluationConfig", "FinalConfig", "FinalRung", "MultiFidelity",
+    "ParallelConfig", "SearchConfig", "StrategyConfig", "config_schema", "load_stored", "migrate",
+]
 
-
-class ConfigError(ValueError):
-    """A configuration key is unknown or has a wrong value; the message names it."""
-
-
-def _check_finite(where: str, value: Any) -> None:
-    """No NaN or infinity anywhere in a key's value (``wall_seconds: NaN`` would mean no limit)."""
-    if isinstance(value, float) and not math.isfinite(value):
-        raise ConfigError(f"config key {where!r}: expected a finite number, got {value!r}")
-    if isinstance(value, Mapping):
-        for k, v in value.items():
-            _check_finite(f"{where}.{k}", v)
-    elif isinstance(value, list | tuple):
-        for i, v in enumerate(value):
-            _check_finite(f"{where}[{i}]", v)
-
-
-def _check_type(key: str, value: Any, kind: str) -> None:
-    _check_finite(key, value)
-    ok = {
-        "int": isinstance(value, int) and not isinstance(value, bool),
-        "num": isinstance(value, int | float) and not isinstance(value, bool),
-        "str": isinstance(value, str),
-        "bool": isinstance(value, bool),
-        "dict": isinstance(value, Mapping),
-        "optnum": value is None or (isinstance(value, int | float) and not isinstance(value, bool)),
-        "optstr": value is None or isinstance(value, str),
-        "optint": value is None or (isinstance(value, int) and not isinstance(value, bool)),
-        "optdict": value is None or isinstance(value, Mapping),
-    }[kind]
-    if not ok:
-        raise ConfigError(f"config key {key!r}: expected {kind}, got {type(value).__name__} {value!r}")
-
-
-def _migrate(data: Mapping[str, Any]) -> Mapping[str, Any]:
-    """Configurations of run directories before 0.4 kept ``fast`` and ``deterministic`` in
-    ``evaluation``: move them to their top-level keys (a top-level key given too wins)."""
-    evaluation = data.get("evaluation")
-    if not isinstance(evaluation, Mapping) or not set(evaluation) & set(LEGACY_BUDGET_KEYS):
-        return data
-    moved = {new: evaluation[old] for old, new in LEGACY_BUDGET_KEYS.items() if old in evaluation}
-    rest = {k: v for k, v in evaluation.items() if k not in LEGACY_BUDGET_KEYS}
-    return {**moved, **data, "evaluation": rest}
+# -- sections ------------------------------------------------------------------------------
+def _probabilities(s: StrategyConfig) -> tuple[str, str] | None:
+    if s.cxpb + s.mutpb > 1:
+        return "cxpb", f"cxpb + mutpb must be <= 1, got {s.cxpb} + {s.mutpb}"
+    return None
 
 
 @dataclass(frozen=True)
-class SearchConfig:
-    """Everything that determines a search run.
+class StrategyConfig(Checked):
+    """How candidates are searched for (config key ``strategy``).
 
     Attributes:
-        study: the study name (for labels and the default run directory).
-        task: registered task name.
-        budget_name: ``smoke``, ``default``, ``full`` or ``custom``.
-        seed: the one seed all randomness derives from.
-        population: mu, the population kept by NSGA-II.
+        name: the search strategy: ``"nsga2"`` (generations of NSGA-II, mu + lambda),
+            ``"steady_state"`` (a new candidate whenever a worker is free) or one
+            registered with :func:`evokeras.engine.strategies.register_strategy`.
+        population: mu, the population kept.
         offspring: lambda, offspring per generation.
         generations: generations after the initial one.
         cxpb, mutpb: probabilities that an offspring comes from crossover / mutation
             (else it is a copy of a parent).
+        reference_architectures: the first generation starts from the task's hand-designed
+            architectures (:meth:`evokeras.tasks.Task.reference_genomes`), the rest random.
         wall_seconds: stop at the end of the generation that passes this (``None``: no limit).
-        objectives: ``{name: weight}``; weight < 0 minimises.
-        evaluation: :class:`~evokeras.training.records.Budget` fields.
-        space: :class:`~evokeras.genomes.space.SearchSpace` options overriding the task default.
-        final_epochs: epochs of the final retraining of front members on train + validation.
-        final_train_samples: training examples of that retraining (``None``: all).
-        final_seconds: train each final model for this many seconds instead of by
-            epochs (``final_epochs`` is then a cap): the learning rate warms up and
-            decays over them (:func:`evokeras.training.stock.timed_schedule`), whatever
-            ``final_schedule`` says; ``None``: by epochs.
+    """
+
+    KEY: ClassVar[str] = "strategy"
+    RULES: ClassVar[tuple] = (_probabilities,)
+
+    # the registry itself: a strategy registered later is a valid name too
+    name: str = field(default="nsga2", metadata={"enum": STRATEGIES})
+    population: int = field(default=8, metadata={"minimum": 2})
+    offspring: int = field(default=8, metadata={"minimum": 1})
+    generations: int = field(default=3, metadata={"minimum": 0})
+    cxpb: float = field(default=0.3, metadata={"minimum": 0, "maximum": 1})
+    mutpb: float = field(default=0.6, metadata={"minimum": 0, "maximum": 1})
+    reference_architectures: bool = False
+    wall_seconds: float | None = field(default=None, metadata={"exclusiveMinimum": 0})
+
+
+@dataclass(frozen=True)
+class MultiFidelity(Checked):
+    """Successive halving inside each generation after the first (``evaluation.multi_fidelity``).
+
+    Attributes:
+        eta: the best ``1/eta`` of the offspring screened at low fidelity get the full budget.
+        fraction: the part of the evaluation budget each new offspring is screened with.
+    """
+
+    KEY: ClassVar[str] = "evaluation.multi_fidelity"
+
+    eta: int = field(default=3, metadata={"minimum": 2})
+    fraction: float = field(default=0.25, metadata={"exclusiveMinimum": 0, "exclusiveMaximum": 1})
+
+
+@dataclass(frozen=True)
+class FinalRung(Checked):
+    """A last rung of longer evaluations after the search (``evaluation.final_rung``).
+
+    Attributes:
+        candidates: how many of the run's most accurate candidates are evaluated again.
+        factor: how many times the evaluation budget they get.
+    """
+
+    KEY: ClassVar[str] = "evaluation.final_rung"
+
+    candidates: int = field(default=4, metadata={"minimum": 1})
+    factor: float = field(default=4, metadata={"exclusiveMinimum": 1})
+
+
+#: ``evaluation.multi_fidelity`` keys not given take these values.
+MULTI_FIDELITY_DEFAULTS: dict[str, Any] = dataclasses.asdict(MultiFidelity())
+#: ``evaluation.final_rung`` keys not given take these values.
+FINAL_RUNG_DEFAULTS: dict[str, Any] = dataclasses.asdict(FinalRung())
+
+
+@dataclass(frozen=True)
+class EvaluationConfig(Budget, Checked):
+    """How each candidate is evaluated (config key ``evaluation``): the fields of
+    :class:`~evokeras.training.records.Budget` (:meth:`SearchConfig.budget`) and how to train.
+
+    Attributes:
+        fast_path: train with :func:`evokeras.training.fast.fit_fast` where the task allows it.
+        deterministic: ask the backend for deterministic ops (TensorFlow): slower, exact.
+        inherit_weights: a child starts from its parent's trained weights where layers
+            are unchanged (same position, same shapes); weights are cached in
+            ``DIR/weights/<key>.npz`` (see :class:`evokeras.training.inheritance.WeightCache`).
+        multi_fidelity: ``None`` (off) or ``{"eta": 3, "fraction": 0.25}``: successive
+            halving inside each generation after the first -- every new offspring is
+            first trained with ``fraction`` of the budget, the best ``1/eta`` of them
+            (ranked among these comparable low-fidelity figures) with the full budget;
+            the others are recorded with status ``pruned`` and the worst values, so they
+            rank behind every fully evaluated individual and never enter the front.
+            Keys not given take their defaults (the value holds them all).
+        final_rung: ``None`` (off) or ``{"candidates": 4, "factor": 4}``: a last rung
+            after the search -- the ``candidates`` most accurate candidates of the whole
+            run (by the first objective, within ``max_val_error``) are evaluated again
+            with ``factor`` times the evaluation budget (stored as ``<key>@<factor>``),
+            and the final models are chosen from the Pareto front of these longer
+            evaluations. Short evaluations favour what learns fastest; the rung lets what
+            keeps learning win. Keys not given take their defaults.
+    """
+
+    KEY: ClassVar[str] = "evaluation"
+
+    fast_path: bool = False
+    deterministic: bool = True
+    inherit_weights: bool = False
+    multi_fidelity: dict[str, Any] | None = field(default=None, metadata={"shape": MultiFidelity})
+    final_rung: dict[str, Any] | None = field(default=None, metadata={"shape": FinalRung})
+
+
+@dataclass(frozen=True)
+class FinalConfig(Checked):
+    """The final training of the front's members (config key ``final``).
+
+    Attributes:
+        epochs: epochs of the final retraining of front members on train + validation.
+        train_samples: training examples of that retraining (``None``: all).
+        seconds: train each final model for this many seconds instead of by epochs
+            (``epochs`` is then a cap): the learning rate warms up and decays over them
+            (:func:`evokeras.training.stock.timed_schedule`), whatever ``schedule`` says;
+            ``None``: by epochs.
+        members: finish at most this many front members (spread along the front: the
+            most accurate, the fastest and evenly between); ``None``: all.
+        schedule: the learning rate: ``"cosine"`` (decays to 0) or ``"constant"`` (tasks
+            that retrain their members; specialization and CartPole finish members
+            without it).
+        augment: light augmentation, redrawn each epoch (image tasks: random shifts of up
+            to this many pixels); ``None``: the task's default
+            (:attr:`evokeras.tasks.Task.default_final_augment`: 2 on images, else 0).
+    """
+
+    KEY: ClassVar[str] = "final"
+
+    epochs: int = field(default=3, metadata={"minimum": 1})
+    train_samples: int | None = field(default=None, metadata={"minimum": 1})
+    seconds: float | None = field(default=None, metadata={"exclusiveMinimum": 0})
+    members: int | None = field(default=None, metadata={"minimum": 1})
+    schedule: str = field(default="cosine", metadata={"enum": ("cosine", "constant")})
+    augment: int | None = field(default=None, metadata={"minimum": 0})
+
+
+def _serial_is_one_at_a_time(p: ParallelConfig) -> tuple[str, str] | None:
+    if p.backend == "serial" and p.workers > 1:
+        return "backend", f"'serial' runs one evaluation at a time, got workers={p.workers}"
+    return None
+
+
+def _scheduler_needs_dask(p: ParallelConfig) -> tuple[str, str] | None:
+    if p.scheduler is not None and p.backend not in (None, "dask"):
+        return "scheduler", f"a scheduler address needs backend 'dask', got {p.backend!r}"
+    return None
+
+
+@dataclass(frozen=True)
+class ParallelConfig(Checked):
+    """Where and how many evaluations run at once (config key ``parallel``); results do
+    not depend on it, and a run directory never says it (:func:`load_stored`).
+
+    Attributes:
         workers: evaluations run at once (1: in this process).
         backend: ``serial``, ``process`` or ``dask`` (``None``: ``process`` when
             ``workers > 1``, else ``serial``); see :mod:`evokeras.engine.parallel`.
@@ -105,121 +204,111 @@ class SearchConfig:
         recycle_after: process workers (backend ``process``) are replaced by fresh
             processes after this many evaluations each (``None``: never): TensorFlow
             keeps the graphs of every model a process has trained, so a long-lived
-            worker's memory and clean-up time grow with each candidate. Results do not
-            change.
-        reference_architectures: the first generation starts from the task's hand-designed
-            architectures (:meth:`evokeras.tasks.Task.reference_genomes`), the rest random.
+            worker's memory and clean-up time grow with each candidate.
+    """
+
+    KEY: ClassVar[str] = "parallel"
+    RULES: ClassVar[tuple] = (_serial_is_one_at_a_time, _scheduler_needs_dask)
+
+    workers: int = field(default=1, metadata={"minimum": 1})
+    backend: str | None = field(default=None, metadata={"enum": tuple(BACKENDS)})
+    scheduler: str | None = field(default=None, metadata={
+        "pattern": "^[A-Za-z][A-Za-z0-9+.-]*://", "expected": "an address like tcp://HOST:PORT"})
+    recycle_after: int | None = field(default=20, metadata={"minimum": 1})
+
+
+def _weighted_objectives(c: SearchConfig) -> tuple[str, str] | None:
+    if not c.objectives or 0 in c.objectives.values():
+        return "objectives", f"expected {{name: non-zero weight}}, got {c.objectives!r}"
+    return None
+
+
+def _inheritance_needs_a_shared_disk(c: SearchConfig) -> tuple[str, str] | None:
+    if c.evaluation.inherit_weights and c.parallel.scheduler is not None:
+        return ("evaluation.inherit_weights", "needs workers that share the run directory's disk, "
+                "not an external Dask scheduler")
+    return None
+
+
+@dataclass(frozen=True)
+class SearchConfig(Checked):
+    """Everything that determines a search run.
+
+    Attributes:
+        study: the study name (for labels and the default run directory).
+        task: registered task name.
+        task_options: keyword arguments of the task's constructor (e.g. the base model
+            and target task of ``"specialize"``; see :func:`evokeras.specialize`).
+        budget_name: ``smoke``, ``default``, ``full`` or ``custom``.
+        seed: the one seed all randomness derives from.
+        objectives: ``{name: weight}``; weight < 0 minimises.
         max_val_error: the largest validation error a front member may have (constrained
             domination: candidates above it rank behind every one below it and never enter
             the front; they stay in the run store). ``None``: the task's default
             (classification: half the error of guessing); ``1`` switches it off.
-        final_members: finish at most this many front members (spread along the front:
-            the most accurate, the fastest and evenly between); ``None``: all.
-        final_augment: light augmentation in the final training, redrawn each epoch
-            (image tasks: random shifts of up to this many pixels); ``None``: the task's
-            default (:attr:`evokeras.tasks.Task.default_final_augment`: 2 on images, else 0).
-        final_schedule: the final training's learning rate: ``"cosine"`` (decays to 0)
-            or ``"constant"`` (tasks that retrain their members; specialization and
-            CartPole finish members without it).
-        fast_path: train with :func:`evokeras.training.fast.fit_fast` where the task allows it.
-        deterministic: ask the backend for deterministic ops (TensorFlow): slower, exact.
-        inherit_weights: a child starts from its parent's trained weights where layers
-            are unchanged (same position, same shapes); weights are cached in
-            ``DIR/weights/<key>.npz`` (see :class:`evokeras.training.inheritance.WeightCache`).
-        task_options: keyword arguments of the task's constructor (e.g. the base model
-            and target task of ``"specialize"``; see :func:`evokeras.specialize`).
-        multi_fidelity: ``None`` (off) or ``{"eta": 3, "fraction": 0.25}``: successive
-            halving inside each generation after the first -- every new offspring is
-            first trained with ``fraction`` of the budget, the best ``1/eta`` of them
-            (NSGA-II ranking among these comparable low-fidelity figures) with the full
-            budget; the others are recorded with status ``pruned`` and the worst values,
-            so they rank behind every fully evaluated individual and never enter the front.
-        final_rung: ``None`` (off) or ``{"candidates": 4, "factor": 4}``: a last rung
-            after the generations -- the ``candidates`` most accurate candidates of the
-            whole run (by the first objective, within ``max_val_error``) are evaluated
-            again with ``factor`` times the evaluation budget (stored as
-            ``<key>@<factor>``), and the final models are chosen from the Pareto front of
-            these longer evaluations instead of the search's front. Short evaluations
-            favour what learns fastest; the rung lets what keeps learning win (language
-            models: :mod:`evokeras.studies.char_lm`).
+        strategy: how candidates are searched for (:class:`StrategyConfig`).
+        evaluation: how each candidate is evaluated (:class:`EvaluationConfig`).
+        final: the final training of the front's members (:class:`FinalConfig`).
+        parallel: where evaluations run (:class:`ParallelConfig`).
+        space: :class:`~evokeras.genomes.space.SearchSpace` (or
+            :class:`~evokeras.genomes.edits.EditSpace`) options overriding the task default.
     """
+
+    RULES: ClassVar[tuple] = (_weighted_objectives, _inheritance_needs_a_shared_disk)
 
     study: str = "custom"
     task: str = "mnist"
-    budget_name: str = "custom"
-    seed: int = 0
-    population: int = 8
-    offspring: int = 8
-    generations: int = 3
-    cxpb: float = 0.3
-    mutpb: float = 0.6
-    wall_seconds: float | None = None
-    objectives: dict[str, float] = field(default_factory=lambda: dict(DEFAULT_OBJECTIVES))
-    evaluation: dict[str, Any] = field(default_factory=dict)
-    space: dict[str, Any] = field(default_factory=dict)
-    final_epochs: int = 3
-    final_train_samples: int | None = None
-    final_seconds: float | None = None
-    workers: int = 1
-    backend: str | None = None
-    scheduler: str | None = None
-    recycle_after: int | None = 20
-    inherit_weights: bool = False
-    fast_path: bool = False
-    deterministic: bool = True
-    reference_architectures: bool = False
-    max_val_error: float | None = None
-    final_members: int | None = None
-    final_schedule: str = "cosine"
-    final_augment: int | None = None
-    multi_fidelity: dict[str, Any] | None = None
-    final_rung: dict[str, Any] | None = None
     task_options: dict[str, Any] = field(default_factory=dict)
-
-    _TYPES = {
-        "study": "str", "task": "str", "budget_name": "str", "seed": "int", "population": "int",
-        "offspring": "int", "generations": "int", "cxpb": "num", "mutpb": "num",
-        "wall_seconds": "optnum", "objectives": "dict", "evaluation": "dict", "space": "dict",
-        "final_epochs": "int", "final_train_samples": "optint", "final_seconds": "optnum",
-        "workers": "int", "backend": "optstr", "scheduler": "optstr", "recycle_after": "optint",
-        "inherit_weights": "bool", "fast_path": "bool", "deterministic": "bool",
-        "reference_architectures": "bool", "max_val_error": "optnum", "final_members": "optint", "final_schedule": "str", "final_augment": "optint", "multi_fidelity": "optdict", "final_rung": "optdict", "task_options": "dict",
-    }
+    budget_name: str = "custom"
+    seed: int = field(default=0, metadata={"minimum": 0})
+    objectives: dict[str, float] = field(default_factory=lambda: dict(DEFAULT_OBJECTIVES))
+    max_val_error: float | None = field(default=None, metadata={"exclusiveMinimum": 0, "maximum": 1})
+    strategy: StrategyConfig = field(default_factory=StrategyConfig)
+    evaluation: EvaluationConfig = field(default_factory=EvaluationConfig)
+    final: FinalConfig = field(default_factory=FinalConfig)
+    parallel: ParallelConfig = field(default_factory=ParallelConfig)
+    space: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any], *, base: SearchConfig | None = None) -> SearchConfig:
-        """Overlay ``data`` on ``base`` (defaults if ``None``), checking every key."""
-        if not isinstance(data, Mapping):
-            raise ConfigError(f"config: expected a JSON object, got {type(data).__name__}")
-        values = dataclasses.asdict(base) if base is not None else {}
-        data = _migrate(data)
+        """Overlay ``data`` (flat keys of earlier versions migrated, a ``"$schema"`` key
+        ignored) on ``base`` (defaults if ``None``), checking every key: a section is
+        merged key by key over the base's section, ``space`` too; any other key replaces."""
+        if isinstance(data, Mapping) and "$schema" in data:
+            data = {k: v for k, v in data.items() if k != "$schema"}
+        data = migrate(data)
+        check_keys(cls, data, "")
+        base = base if base is not None else cls()
+        values = {f.name: getattr(base, f.name) for f in dataclasses.fields(cls)}
         for key, value in data.items():
-            if key not in cls._TYPES:
-                raise ConfigError(f"unknown config key {key!r} (known: {sorted(cls._TYPES)})")
-            _check_type(key, value, cls._TYPES[key])
-            if key in ("evaluation", "space") and key in values:
+            if key in SECTIONS:
+                check_keys(SECTIONS[key], value, key)
+                value = dataclasses.replace(values[key], **value)
+            elif key == "space" and isinstance(value, Mapping):
                 value = {**values[key], **value}
             values[key] = value
-        config = cls(**values)
-        config.check()
-        return config
+        return cls(**values)
 
     def to_dict(self) -> dict[str, Any]:
+        """The sectioned dictionary (what a run directory's ``config.json`` stores)."""
         return dataclasses.asdict(self)
 
+    def check(self) -> None:
+        """Raise :class:`ConfigError` naming the first invalid key (the checks that need
+        the task are in :meth:`build_task`); construction has checked already."""
+        check(self)
+
     def augment(self, task: Any) -> int:
-        """The final training's augmentation strength (key ``final_augment``, else the task's default)."""
-        return task.default_final_augment if self.final_augment is None else self.final_augment
+        """The final training's augmentation strength (key ``final.augment``, else the task's default)."""
+        return task.default_final_augment if self.final.augment is None else self.final.augment
 
     def train_settings(self) -> TrainSettings:
-        """How candidates are trained (keys ``fast_path``, ``deterministic``)."""
-        return TrainSettings(fast=self.fast_path, deterministic=self.deterministic)
+        """How candidates are trained (keys ``evaluation.fast_path``, ``evaluation.deterministic``)."""
+        return TrainSettings(fast=self.evaluation.fast_path, deterministic=self.evaluation.deterministic)
 
     def budget(self) -> Budget:
-        try:
-            return Budget.from_dict(self.evaluation, where="config key 'evaluation'")
-        except ValueError as exc:
-            raise ConfigError(str(exc)) from exc
+        """The budget of one evaluation (the :class:`Budget` fields of ``evaluation``)."""
+        return Budget(**{f.name: getattr(self.evaluation, f.name) for f in dataclasses.fields(Budget)})
 
     def search_space(self, task: Any) -> Any:
         """The task's search space with this configuration's ``space`` overrides."""
@@ -264,119 +353,130 @@ class SearchConfig:
                 f"config key 'objectives': {unknown[0]!r} is not measured by task {self.task!r} "
                 f"(measured: {list(task.measures)})"
             )
-        if self.max_val_error is not None and "val_error" not in task.measures:
-            raise ConfigError(f"config key 'max_val_error': task {self.task!r} reports no val_error")
-        if self.reference_architectures and not task.reference_genomes():
-            raise ConfigError(f"config key 'reference_architectures': task {self.task!r} has no reference architectures")
-        if self.final_augment and not task.supports_augment:
-            raise ConfigError(f"config key 'final_augment': task {self.task!r} has no augmentation")
-        if not task.supports_timed_training:
-            if self.final_seconds is not None:
-                raise ConfigError(f"config key 'final_seconds': task {self.task!r} does not train its final models by seconds")
+        if self.max_val_error is not None and task.error_measure not in task.measures:
+            raise ConfigError(f"config key 'max_val_error': task {self.task!r} reports no validation error "
+                              f"({task.error_measure or 'none declared'})")
+        if self.strategy.reference_architectures and not task.reference_genomes():
+            raise ConfigError(f"config key 'strategy.reference_architectures': task {self.task!r} has no reference architectures")
+        if self.final.augment and not (isinstance(task, SupervisedTask) and task.augment is not None):
+            raise ConfigError(f"config key 'final.augment': task {self.task!r} has no augmentation")
+        if not isinstance(task, SupervisedTask):  # it trains its own way, not by the keys of a supervised training
+            if self.final.seconds is not None:
+                raise ConfigError(f"config key 'final.seconds': task {self.task!r} does not train its final models by seconds")
             if self.budget().anneal:
                 raise ConfigError(f"config key 'evaluation.anneal': task {self.task!r} does not train by seconds")
-        if self.inherit_weights and not task.supports_inheritance:
-            raise ConfigError(f"config key 'inherit_weights': task {self.task!r} does not train from inherited weights")
-        if self.multi_fidelity is not None:
+            if self.evaluation.inherit_weights:
+                raise ConfigError(f"config key 'evaluation.inherit_weights': task {self.task!r} does not train from inherited weights")
+        if self.evaluation.multi_fidelity is not None:
             budget = self.budget()
-            fraction = float(self.multi_fidelity.get("fraction", MULTI_FIDELITY_DEFAULTS["fraction"]))
+            fraction = float(self.evaluation.multi_fidelity.get("fraction", MULTI_FIDELITY_DEFAULTS["fraction"]))
             if task.scaled_budget(budget, fraction) == budget:
-                raise ConfigError(f"config key 'multi_fidelity.fraction': {fraction:g} of this evaluation budget "
+                raise ConfigError(f"config key 'evaluation.multi_fidelity.fraction': {fraction:g} of this evaluation budget "
                                   "is the full budget (nothing to save)")
-        if self.final_rung is not None:
+        if self.evaluation.final_rung is not None:
             budget = self.budget()
-            factor = float(self.final_rung.get("factor", FINAL_RUNG_DEFAULTS["factor"]))
+            factor = float(self.evaluation.final_rung.get("factor", FINAL_RUNG_DEFAULTS["factor"]))
             rung = task.scaled_budget(budget, factor)
             if rung == budget:
-                raise ConfigError(f"config key 'final_rung.factor': {factor:g} times this evaluation budget "
+                raise ConfigError(f"config key 'evaluation.final_rung.factor': {factor:g} times this evaluation budget "
                                   "is the same budget (nothing to learn)")
             if rung.anneal and rung.seconds >= rung.timeout:
-                raise ConfigError(f"config key 'final_rung.factor': {factor:g} x {budget.seconds:g} s of training "
+                raise ConfigError(f"config key 'evaluation.final_rung.factor': {factor:g} x {budget.seconds:g} s of training "
                                   f"passes evaluation.timeout ({budget.timeout:g} s)")
         return task
 
     def check_data(self, task: Task) -> None:
         """Raise :class:`ConfigError` (key ``evaluation``) when ``task``'s data cannot give
         the evaluation budget's sizes (loads the data, as the first evaluation would)."""
-        if not task.needs_data:
-            return
         budget = self.budget()
         try:
             task.data(train_size=budget.train_samples, val_limit=budget.val_samples, test_limit=1)
         except (ValueError, TypeError) as exc:
             raise ConfigError(f"config key 'evaluation': {exc}") from exc
 
-    def check(self) -> None:
-        """Raise :class:`ConfigError` naming the first invalid key (the checks that need
-        the task are in :meth:`build_task`)."""
-        for key, kind in self._TYPES.items():
-            _check_type(key, getattr(self, key), kind)
-        if self.seed < 0:
-            raise ConfigError(f"config key 'seed': must be >= 0, got {self.seed}")
-        if self.population < 2:
-            raise ConfigError(f"config key 'population': must be >= 2, got {self.population}")
-        if self.offspring < 1:
-            raise ConfigError(f"config key 'offspring': must be >= 1, got {self.offspring}")
-        if self.generations < 0:
-            raise ConfigError(f"config key 'generations': must be >= 0, got {self.generations}")
-        if not (0 <= self.cxpb and 0 <= self.mutpb and self.cxpb + self.mutpb <= 1):
-            raise ConfigError(f"config keys 'cxpb'/'mutpb': need cxpb, mutpb >= 0 and cxpb + mutpb <= 1, got {self.cxpb}, {self.mutpb}")
-        if self.final_epochs < 1:
-            raise ConfigError(f"config key 'final_epochs': must be >= 1, got {self.final_epochs}")
-        if self.final_train_samples is not None and self.final_train_samples < 1:
-            raise ConfigError(f"config key 'final_train_samples': must be >= 1 or null, got {self.final_train_samples}")
-        if self.max_val_error is not None and not 0 < self.max_val_error <= 1:
-            raise ConfigError(f"config key 'max_val_error': must be in (0, 1] or null, got {self.max_val_error}")
-        if self.final_seconds is not None and not self.final_seconds > 0:
-            raise ConfigError(f"config key 'final_seconds': must be > 0 or null, got {self.final_seconds}")
-        if self.final_members is not None and self.final_members < 1:
-            raise ConfigError(f"config key 'final_members': must be >= 1 or null, got {self.final_members}")
-        if self.final_augment is not None and self.final_augment < 0:
-            raise ConfigError(f"config key 'final_augment': must be >= 0 or null, got {self.final_augment}")
-        if self.final_schedule not in ("cosine", "constant"):
-            raise ConfigError(f"config key 'final_schedule': expected 'cosine' or 'constant', got {self.final_schedule!r}")
-        if self.wall_seconds is not None and self.wall_seconds <= 0:
-            raise ConfigError(f"config key 'wall_seconds': must be > 0 or null, got {self.wall_seconds}")
-        if self.recycle_after is not None and self.recycle_after < 1:
-            raise ConfigError(f"config key 'recycle_after': must be >= 1 or null, got {self.recycle_after}")
-        if self.workers < 1:
-            raise ConfigError(f"config key 'workers': must be >= 1, got {self.workers}")
-        if self.backend is not None and self.backend not in BACKENDS:
-            raise ConfigError(f"config key 'backend': expected one of {', '.join(BACKENDS)}, got {self.backend!r}")
-        if self.backend == "serial" and self.workers > 1:
-            raise ConfigError(f"config key 'backend': 'serial' runs one evaluation at a time, got workers={self.workers}")
-        if self.scheduler is not None:
-            if "://" not in self.scheduler:
-                raise ConfigError(f"config key 'scheduler': expected an address like tcp://HOST:PORT, got {self.scheduler!r}")
-            if self.backend not in (None, "dask"):
-                raise ConfigError(f"config key 'scheduler': a scheduler address needs backend 'dask', got {self.backend!r}")
-        if self.multi_fidelity is not None:
-            mf = dict(self.multi_fidelity)
-            unknown = sorted(set(mf) - {"eta", "fraction"})
-            if unknown:
-                raise ConfigError(f"config key 'multi_fidelity': unknown key {unknown[0]!r} (known: eta, fraction)")
-            eta, fraction = mf.get("eta", MULTI_FIDELITY_DEFAULTS["eta"]), mf.get("fraction", MULTI_FIDELITY_DEFAULTS["fraction"])
-            if not isinstance(eta, int) or isinstance(eta, bool) or eta < 2:
-                raise ConfigError(f"config key 'multi_fidelity.eta': expected an integer >= 2, got {eta!r}")
-            if not isinstance(fraction, int | float) or isinstance(fraction, bool) or not 0 < fraction < 1:
-                raise ConfigError(f"config key 'multi_fidelity.fraction': expected a number in (0, 1), got {fraction!r}")
-        if self.final_rung is not None:
-            rung = dict(self.final_rung)
-            unknown = sorted(set(rung) - set(FINAL_RUNG_DEFAULTS))
-            if unknown:
-                raise ConfigError(f"config key 'final_rung': unknown key {unknown[0]!r} (known: candidates, factor)")
-            candidates = rung.get("candidates", FINAL_RUNG_DEFAULTS["candidates"])
-            factor = rung.get("factor", FINAL_RUNG_DEFAULTS["factor"])
-            if not isinstance(candidates, int) or isinstance(candidates, bool) or candidates < 1:
-                raise ConfigError(f"config key 'final_rung.candidates': expected an integer >= 1, got {candidates!r}")
-            if not isinstance(factor, int | float) or isinstance(factor, bool) or not 1 < factor < math.inf:
-                raise ConfigError(f"config key 'final_rung.factor': expected a number > 1, got {factor!r}")
-        if not self.objectives or any(
-            not isinstance(w, int | float) or isinstance(w, bool) or w == 0 or not math.isfinite(w)
-            for w in self.objectives.values()
-        ):
-            raise ConfigError(f"config key 'objectives': expected {{name: non-zero weight}}, got {self.objectives!r}")
-        self.budget()
-        if self.inherit_weights and self.scheduler is not None:
-            raise ConfigError("config key 'inherit_weights': needs workers that share the run directory's disk, "
-                              "not an external Dask scheduler")
+#: The sections: key -> class.
+SECTIONS: dict[str, type] = {"strategy": StrategyConfig, "evaluation": EvaluationConfig, "final": FinalConfig,
+                             "parallel": ParallelConfig}
+
+
+# -- migration -----------------------------------------------------------------------------
+#: The flat top-level keys of configurations before 0.11 -> (section, key) they moved to.
+FLAT_KEYS: dict[str, tuple[str, str]] = {
+    **{k: ("strategy", k) for k in ("population", "offspring", "generations", "cxpb", "mutpb",
+                                    "reference_architectures", "wall_seconds")},
+    **{k: ("evaluation", k) for k in ("fast_path", "deterministic", "inherit_weights", "multi_fidelity", "final_rung")},
+    **{f"final_{k}": ("final", k) for k in ("epochs", "train_samples", "seconds", "members", "schedule", "augment")},
+    **{k: ("parallel", k) for k in ("workers", "backend", "scheduler", "recycle_after")},
+}
+
+#: Keys that run directories up to 0.3.0 kept in ``evaluation`` under other names -> the
+#: ``evaluation`` keys they are now (their ``evaluation.deterministic`` is the key of today).
+LEGACY_BUDGET_KEYS: dict[str, str] = {"fast": "fast_path"}
+
+#: What a stored configuration (a run directory's) that lacks these keys gets instead of
+#: today's defaults: runs written before they existed (0.3) keep the behaviour they
+#: started with -- no constraint on the front, a constant final learning rate, no augmentation.
+LEGACY_RESUME_DEFAULTS: dict[str, Any] = {"max_val_error": 1.0, "final": {"schedule": "constant", "augment": 0}}
+
+
+def migrate(data: Mapping[str, Any], *, stored: bool = False) -> dict[str, Any]:
+    """``data`` in today's sectioned shape: flat keys of earlier versions (:data:`FLAT_KEYS`)
+    moved into their sections, ``evaluation.fast`` (:data:`LEGACY_BUDGET_KEYS`) renamed.
+    A key given in both forms takes the flat form's value (a flat key overrides one key,
+    as ``{**config, "workers": 2}`` does); a legacy ``evaluation`` name gives way to both.
+    ``stored``: ``data`` is a run directory's configuration, which gets
+    :data:`LEGACY_RESUME_DEFAULTS` where it lacks those keys. Nothing is checked here but
+    that ``data`` is an object; :meth:`SearchConfig.from_dict` checks the rest."""
+    if not isinstance(data, Mapping):
+        raise ConfigError(f"config: expected a JSON object, got {type(data).__name__}")
+    out = {k: v for k, v in data.items() if k not in FLAT_KEYS}
+    for section in SECTIONS:
+        given = out.get(section, {})
+        if not isinstance(given, Mapping):
+            continue  # from_dict names the key
+        moved = {name: data[flat] for flat, (where, name) in FLAT_KEYS.items() if where == section and flat in data}
+        if section == "evaluation":
+            legacy = {new: given[old] for old, new in LEGACY_BUDGET_KEYS.items() if old in given}
+            given = {k: v for k, v in given.items() if k not in LEGACY_BUDGET_KEYS}
+            moved = {**legacy, **given, **moved}
+        else:
+            moved = {**given, **moved}
+        if moved or section in out:
+            out[section] = moved
+    if stored:
+        for key, value in LEGACY_RESUME_DEFAULTS.items():
+            if not isinstance(value, Mapping):
+                out.setdefault(key, value)
+            elif isinstance(out.get(key, {}), Mapping):
+                out[key] = {**value, **out.get(key, {})}
+    return out
+
+
+def load_stored(data: Mapping[str, Any]) -> SearchConfig:
+    """The configuration a run directory stores (its ``config.json``'s ``"config"``
+    object, of any version): migrated with ``stored=True``; ``parallel.backend`` and
+    ``parallel.scheduler`` reset to ``None`` -- a run directory is data, never
+    instructions: where to evaluate (a Dask scheduler runs code in this process through
+    the results it sends) comes from the caller only. :class:`ConfigError` when invalid."""
+    migrated = migrate(data, stored=True)
+    parallel = migrated.get("parallel", {})
+    if isinstance(parallel, Mapping):
+        migrated["parallel"] = {**parallel, "backend": None, "scheduler": None}
+    return SearchConfig.from_dict(migrated)
+
+
+# -- JSON Schema ---------------------------------------------------------------------------
+def config_schema() -> dict[str, Any]:
+    """The JSON Schema (draft 2020-12) of a configuration file, from the same declarations
+    as the checks (``docs/config.schema.json`` is this; a test keeps it up to date).
+    Besides the configuration's keys it allows ``"$schema"`` and, for ``evokeras run``,
+    ``"budgets"``: named presets of keys overlaid on the file's."""
+    schema = schema_of(SearchConfig)
+    schema["properties"] = {
+        "$schema": {"type": "string", "description": "the JSON Schema of this file (ignored by evokeras)"},
+        **schema["properties"],
+        "budgets": {"type": "object", "additionalProperties": {"$ref": "#"},
+                    "description": "`evokeras run` only: budget name -> keys overlaid on the file's (--budget picks one)"},
+    }
+    return {"$schema": "https://json-schema.org/draft/2020-12/schema",
+            "title": "evokeras search configuration", **schema}

@@ -53,7 +53,7 @@ def finalize(search: Search, front: list[Any], *, progress: bool = False) -> lis
     Returns:
         The hall-of-fame entries (also written to ``hall_of_fame.json``), each with the
         genome, its search objectives and metrics (those of the final rung's longer
-        evaluation when ``final_rung`` chose the front), the test figures and the model path.
+        evaluation when ``evaluation.final_rung`` chose the front), the test figures and the model path.
 
     Each finished member's entry is committed to the run store (meta ``final_entries``)
     as soon as its model is saved: a finish interrupted (a signal, a full disk) or with
@@ -70,7 +70,7 @@ def finalize(search: Search, front: list[Any], *, progress: bool = False) -> lis
     models_dir.mkdir(exist_ok=True)
     entries = []
     members = sorted(front, key=lambda ind: tuple(-w for w in ind.fitness.wvalues))  # best first
-    chosen = spread(len(members), cfg.final_members)
+    chosen = spread(len(members), cfg.final.members)
     iterator: Any = members
     if progress:
         from tqdm.auto import tqdm
@@ -88,7 +88,7 @@ def finalize(search: Search, front: list[Any], *, progress: bool = False) -> lis
             "metrics": record.metrics if record is not None else {},
         }
         if chosen is not None and i not in chosen:
-            entry["status"] = "not_finalized"  # beyond final_members: kept in the front, not retrained
+            entry["status"] = "not_finalized"  # beyond final.members: kept in the front, not retrained
             entries.append(entry)
             continue
         previous = done.get(genome.key)
@@ -99,10 +99,10 @@ def finalize(search: Search, front: list[Any], *, progress: bool = False) -> lis
             keras.utils.clear_session(free_memory=True)
             seed = derive_seed(cfg.seed + FINAL_SEED_OFFSET, genome.key)
             seed_keras(seed)
-            final = FinalContext(epochs=cfg.final_epochs, train_samples=cfg.final_train_samples, seed=seed,
+            final = FinalContext(epochs=cfg.final.epochs, train_samples=cfg.final.train_samples, seed=seed,
                                  run_seed=cfg.seed, time_batch=budget.time_batch, time_repeats=budget.time_repeats,
-                                 schedule=cfg.final_schedule, augment=cfg.augment(task),
-                                 seconds=cfg.final_seconds)
+                                 schedule=cfg.final.schedule, augment=cfg.augment(task),
+                                 seconds=cfg.final.seconds)
             path = models_dir / f"{genome.key}.keras"
             entry.update(task.final_model(genome, final, path))
             entry["model"] = str(path.relative_to(search.out_dir))

@@ -27,19 +27,17 @@ from collections.abc import Sequence
 
 from evokeras.app.study import run_study
 
-_COMMON = {
-    "task": "cartpole",
-    "objectives": {"return": 1.0, "params": -1.0},
-    "cxpb": 0.2,
-    "mutpb": 0.8,
-}
+_COMMON = {"task": "cartpole", "objectives": {"return": 1.0, "params": -1.0}}
+_STRATEGY = {"cxpb": 0.2, "mutpb": 0.8}
 
 BUDGETS = {
-    "smoke": {**_COMMON, "population": 8, "offspring": 8, "generations": 4,
+    "smoke": {**_COMMON, "strategy": {**_STRATEGY, "population": 8, "offspring": 8, "generations": 4},
               "evaluation": {"episodes": 3, "timeout": 60}},
-    "default": {**_COMMON, "population": 24, "offspring": 24, "generations": 60, "wall_seconds": 600,
+    "default": {**_COMMON, "strategy": {**_STRATEGY, "population": 24, "offspring": 24, "generations": 60,
+                                        "wall_seconds": 600},
                 "evaluation": {"episodes": 5, "timeout": 120}},
-    "full": {**_COMMON, "population": 50, "offspring": 50, "generations": 300, "wall_seconds": 3600,
+    "full": {**_COMMON, "strategy": {**_STRATEGY, "population": 50, "offspring": 50, "generations": 300,
+                                     "wall_seconds": 3600},
              "evaluation": {"episodes": 10, "timeout": 300}},
 }
 

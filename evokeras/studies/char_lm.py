@@ -14,12 +14,12 @@ models are retrained on train + validation windows and scored once on the test s
 
 Budgets: ``smoke`` (seconds, tests and CI); ``default`` (the README's run, under 30
 minutes on 2 CPU cores): the first generation starts from the stock LSTM at each width
-(``reference_architectures``), every candidate is trained for 30 seconds on the whole
+(``strategy.reference_architectures``), every candidate is trained for 30 seconds on the whole
 training split with its learning rate warmed up and decayed over them
 (``evaluation.anneal``), a short copy of the final training; the search stops after the
 generation that passes 10 minutes; then the 4 most accurate candidates are trained again
-for 120 seconds the same way (``final_rung``), and the most accurate of those for
-240 seconds (``final_seconds``) on train + validation; ``full``: 120-second
+for 120 seconds the same way (``evaluation.final_rung``), and the most accurate of those for
+240 seconds (``final.seconds``) on train + validation; ``full``: 120-second
 evaluations for 4 hours, the 6 most accurate trained again for 8 minutes each, then
 three members of their front trained 30 minutes each (not run here: bounded by its
 budget at about 7 hours).
@@ -38,49 +38,35 @@ from evokeras.app.study import run_study
 BUDGETS = {
     "smoke": {
         "task": "bible_chars",
-        "population": 3,
-        "offspring": 3,
-        "generations": 1,
         "objectives": {"val_bpc": -1.0, "flops": -1.0},
+        "strategy": {"population": 3, "offspring": 3, "generations": 1},
         "evaluation": {"epochs": 1, "train_samples": 96, "val_samples": 32, "patience": 0,
                        "seconds": 30, "timeout": 120, "time_batch": 16, "time_repeats": 1},
+        "final": {"epochs": 1, "train_samples": 128},
         "space": {"max_layers": 2, "cell_units": [16, 32], "cell_max_nodes": 3, "cell_max_lag": 4},
-        "final_epochs": 1,
-        "final_train_samples": 128,
     },
     "default": {
         "task": "bible_chars",
-        "population": 8,
-        "offspring": 8,
-        "generations": 40,
-        "wall_seconds": 600,
         "objectives": {"val_bpc": -1.0, "exec_time": -1.0},
+        "strategy": {"population": 8, "offspring": 8, "generations": 40, "wall_seconds": 600,
+                     "reference_architectures": True},
         "evaluation": {"epochs": 50, "train_samples": None, "val_samples": 300, "patience": 0,
-                       "seconds": 30, "anneal": True, "timeout": 180, "time_batch": 32, "time_repeats": 3},
+                       "seconds": 30, "anneal": True, "timeout": 180, "time_batch": 32, "time_repeats": 3,
+                       "final_rung": {"candidates": 4, "factor": 4}},
+        "final": {"epochs": 50, "seconds": 240, "members": 1},
+        "parallel": {"backend": "process", "workers": 1},
         "space": {"max_layers": 2, "cell_units": [64, 128, 256], "batch_sizes": [64, 128]},
-        "backend": "process",
-        "workers": 1,
-        "reference_architectures": True,
-        "final_rung": {"candidates": 4, "factor": 4},
-        "final_epochs": 50,
-        "final_seconds": 240,
-        "final_members": 1,
     },
     "full": {
         "task": "bible_chars",
-        "population": 16,
-        "offspring": 16,
-        "generations": 60,
-        "wall_seconds": 14400,
         "objectives": {"val_bpc": -1.0, "exec_time": -1.0},
+        "strategy": {"population": 16, "offspring": 16, "generations": 60, "wall_seconds": 14400,
+                     "reference_architectures": True},
         "evaluation": {"epochs": 100, "train_samples": None, "val_samples": 1000, "patience": 0,
-                       "seconds": 120, "anneal": True, "timeout": 600, "time_batch": 64, "time_repeats": 5},
+                       "seconds": 120, "anneal": True, "timeout": 600, "time_batch": 64, "time_repeats": 5,
+                       "final_rung": {"candidates": 6, "factor": 4}},
+        "final": {"epochs": 100, "seconds": 1800, "members": 3},
         "space": {"max_layers": 3, "cell_units": [128, 256, 512], "batch_sizes": [64, 128]},
-        "reference_architectures": True,
-        "final_rung": {"candidates": 6, "factor": 4},
-        "final_epochs": 100,
-        "final_seconds": 1800,
-        "final_members": 3,
     },
 }
 

@@ -37,52 +37,43 @@ from evokeras.app.study import run_study
 BUDGETS = {
     "smoke": {
         "task": "mnist",
-        "population": 4,
-        "offspring": 4,
-        "generations": 2,
         "objectives": {"val_error": -1.0, "flops": -1.0},
+        "max_val_error": 1.0,  # a one-minute run is not meant to learn: keep every member
+        "strategy": {"population": 4, "offspring": 4, "generations": 2},
         "evaluation": {"epochs": 1, "train_samples": 1000, "val_samples": 500, "patience": 0,
                        "seconds": 20, "timeout": 120, "time_repeats": 1},
+        "final": {"epochs": 1, "train_samples": 2000},
         "space": {"max_params": 50_000, "max_layers": 6, "init_layers": [2, 4]},
-        "max_val_error": 1.0,  # a one-minute run is not meant to learn: keep every member
-        "final_epochs": 1,
-        "final_train_samples": 2000,
     },
     "default": {
         "task": "mnist",
-        "population": 12,
-        "offspring": 12,
-        "generations": 60,
-        "wall_seconds": 900,
         "objectives": {"val_error": -1.0, "exec_time": -1.0},
+        "strategy": {"population": 12, "offspring": 12, "generations": 60, "wall_seconds": 900,
+                     "reference_architectures": True},
         "evaluation": {"epochs": 2, "train_samples": 10000, "val_samples": 5000, "patience": 0,
-                       "seconds": 30, "timeout": 120, "time_repeats": 5},
+                       "seconds": 30, "timeout": 120, "time_repeats": 5, "fast_path": True},
+        "final": {"epochs": 10, "members": 4, "train_samples": None},
+        # one worker process, replaced every 20 evaluations (parallel.recycle_after)
+        "parallel": {"backend": "process"},
         "space": {"max_params": 200_000, "max_layers": 10, "init_layers": [3, 7]},
-        "fast_path": True,
-        "reference_architectures": True,
-        "backend": "process",  # one worker process, replaced every 20 evaluations (recycle_after)
-        "final_epochs": 10,
-        "final_members": 4,
-        "final_train_samples": None,
     },
     "full": {
         "task": "mnist",
-        "population": 24,
-        "offspring": 24,
-        "generations": 20,
         "objectives": {"val_error": -1.0, "exec_time": -1.0},
+        "strategy": {"population": 24, "offspring": 24, "generations": 20},
         "evaluation": {"epochs": 8, "train_samples": None, "val_samples": None, "patience": 2,
                        "seconds": 600, "timeout": 1800, "time_repeats": 7},
+        "final": {"epochs": 15, "train_samples": None},
         "space": {"max_params": 1_000_000, "max_layers": 14},
-        "final_epochs": 15,
-        "final_train_samples": None,
     },
 }
 
+_DEFAULT = BUDGETS["default"]
 BUDGETS = {  # listed from the cheapest; quick is default with a shorter search and one final model
     "smoke": BUDGETS["smoke"],
-    "quick": {**BUDGETS["default"], "wall_seconds": 120, "final_members": 1},
-    "default": BUDGETS["default"],
+    "quick": {**_DEFAULT, "strategy": {**_DEFAULT["strategy"], "wall_seconds": 120},
+              "final": {**_DEFAULT["final"], "members": 1}},
+    "default": _DEFAULT,
     "full": BUDGETS["full"],
 }
 

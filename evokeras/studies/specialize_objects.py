@@ -60,33 +60,33 @@ BUDGETS = {
     "smoke": {
         "base": {"train_samples": 600, "val_samples": 200, "epochs": 1},
         "baseline": {"train_samples": 600, "val_samples": 200, "epochs": 1, "learning_rates": [1e-3, 3e-3]},
-        "search": {"population": 4, "offspring": 4, "generations": 1,
-                   "objectives": {"val_error": -1.0, "params": -1.0},
+        "search": {"objectives": {"val_error": -1.0, "params": -1.0},
+                   "strategy": {"population": 4, "offspring": 4, "generations": 1},
                    "evaluation": {"train_samples": 300, "val_samples": 200, "seconds": 20, "timeout": 120,
                                   "time_repeats": 1, "time_batch": 64},
-                   "space": {"finetune": [0, 1]}, "final_train_samples": 500},
+                   "final": {"train_samples": 500}, "space": {"finetune": [0, 1]}},
     },
     "default": {
         "base": {"train_samples": 20000, "val_samples": 5000, "epochs": 4},
         "baseline": {"train_samples": 20000, "val_samples": 5000, "epochs": 20, "learning_rates": LRS},
         # successive halving: every offspring fine-tuned on a quarter of the examples, the
         # best third promoted to the full evaluation
-        # generation 0 starts from the width-multiplier programs (reference_architectures)
-        "search": {"population": 12, "offspring": 12, "generations": 10, "wall_seconds": 900,
-                   "objectives": {"val_error": -1.0, "exec_time": -1.0}, "reference_architectures": True,
-                   "evaluation": EVALUATION, "space": {"finetune": [0, 2, 4, 8]},
-                   "multi_fidelity": {"eta": 3, "fraction": 0.25},
-                   "final_train_samples": 20000},
+        # generation 0 starts from the width-multiplier programs (strategy.reference_architectures)
+        "search": {"objectives": {"val_error": -1.0, "exec_time": -1.0},
+                   "strategy": {"population": 12, "offspring": 12, "generations": 10, "wall_seconds": 900,
+                                "reference_architectures": True},
+                   "evaluation": {**EVALUATION, "multi_fidelity": {"eta": 3, "fraction": 0.25}},
+                   "final": {"train_samples": 20000}, "space": {"finetune": [0, 2, 4, 8]}},
     },
     "full": {
         "base": {"train_samples": None, "val_samples": None, "epochs": 10},
         "baseline": {"train_samples": None, "val_samples": None, "epochs": 40, "learning_rates": LRS},
         "baseline_large": {"train_samples": None, "val_samples": None, "epochs": 40, "learning_rates": LRS,
                            "arch": {"widths": (24, 48, 96), "dense": 384}},
-        "search": {"population": 24, "offspring": 24, "generations": 20,
-                   "objectives": {"val_error": -1.0, "exec_time": -1.0},
+        "search": {"objectives": {"val_error": -1.0, "exec_time": -1.0},
+                   "strategy": {"population": 24, "offspring": 24, "generations": 20},
                    "evaluation": {**EVALUATION, "train_samples": 20000, "val_samples": None},
-                   "final_train_samples": None},
+                   "final": {"train_samples": None}},
     },
 }
 

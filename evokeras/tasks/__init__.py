@@ -1,4 +1,6 @@
-"""Task registry: ``make_task("mnist")`` returns a ready task object.
+"""Tasks: :class:`Task` (the contract the engine needs), :class:`NetworkTask` and
+:class:`SupervisedTask` (the helpers most tasks build on), the built-in tasks, and the
+registry: ``make_task("mnist")`` returns a ready task object.
 
 Register your own with :func:`register_task`::
 
@@ -10,7 +12,7 @@ Register your own with :func:`register_task`::
 from __future__ import annotations
 
 from evokeras.tasks.arrays import ArrayClassification, ArrayRegression
-from evokeras.tasks.base import Classification, Task
+from evokeras.tasks.base import Classification, NetworkTask, SupervisedTask, Task
 from evokeras.tasks.cartpole import CartPole
 from evokeras.tasks.control import GymControl
 from evokeras.tasks.image import ImageClassification
@@ -34,9 +36,11 @@ __all__ = [
     "GymControl",
     "ImageClassification",
     "LanguageModel",
+    "NetworkTask",
     "ObjectRecognition",
-    "Task",
     "Specialization",
+    "SupervisedTask",
+    "Task",
     "TextClassification",
     "TextLanguageModel",
     "is_factory_name",

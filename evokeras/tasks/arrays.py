@@ -46,7 +46,7 @@ from evokeras.data.files import (
 )
 from evokeras.genomes.network import Genome
 from evokeras.genomes.space import SearchSpace
-from evokeras.tasks.base import Classification, Task
+from evokeras.tasks.base import Classification, SupervisedTask
 from evokeras.tasks.image import half_chance_error, reference_genomes
 
 __all__ = ["ArrayClassification", "ArrayRegression"]
@@ -173,7 +173,7 @@ class ArrayClassification(_ArrayData, Classification):
         return reference_genomes(self.space) if self.family == "image" else []
 
 
-class ArrayRegression(_ArrayData, Task):
+class ArrayRegression(_ArrayData, SupervisedTask):
     """Predict the numeric targets ``y`` (shape ``(N,)`` or ``(N, k)``) of an ``.npz`` file
     or of arrays in memory (registered as ``"arrays_regression"``): a linear head of ``k``
     outputs, mean squared error; figures ``val_loss`` (MSE) and ``val_mae``; test figures
@@ -191,7 +191,7 @@ class ArrayRegression(_ArrayData, Task):
                  val_fraction: float = 0.1, test_fraction: float = 0.1, split_seed: int = 0,
                  name: str | None = None, space: SearchSpace | None = None) -> None:
         self._setup(path, sha256, arrays, family, None, val_fraction, test_fraction, split_seed, name)
-        Task.__init__(self, space=space)
+        SupervisedTask.__init__(self, space=space)
 
     def head(self, x: Any) -> Any:
         import keras

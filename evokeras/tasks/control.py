@@ -45,6 +45,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import os
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -52,10 +53,10 @@ import numpy as np
 
 from evokeras._io import atomic_path
 from evokeras._meta import optional_dependency
-from evokeras.nets.decode import decode
 from evokeras.genomes.network import Genome
 from evokeras.genomes.space import SearchSpace, SpaceError
-from evokeras.tasks.base import Task
+from evokeras.nets.decode import decode
+from evokeras.tasks.base import NetworkTask
 from evokeras.training.context import FinalContext, ScoreContext
 from evokeras.training.records import derive_seed
 from evokeras.variation import weights as W
@@ -151,7 +152,7 @@ def rollout(policy: Any, episodes: int, seed: int, *, env_id: str = "CartPole-v1
     return returns, steps
 
 
-class GymControl(Task):
+class GymControl(NetworkTask):
     """Control the gymnasium environment ``env_id`` with an evolved policy network.
 
     Args:
@@ -168,12 +169,9 @@ class GymControl(Task):
     name = ""  # the environment id unless a subclass names itself
     family = "vector"
     measures = ("return", "params", "flops", "exec_time")
+    error_measure = None  # returns, not errors: no max_val_error constraint
     objective_directions = {"return": 1.0}
     default_objectives = {"return": 1.0, "params": -1.0}
-    needs_data = False
-    builds_models = False  # rollouts run the NumPy forward pass; only timing builds one
-    supports_inheritance = False  # the weights already travel in the genome
-    supports_timed_training = False  # trains (or not) in its own way
     verify_episodes = 100
 
     def __init__(self, env_id: str = "CartPole-v1", *, threshold: float | None = None,
@@ -245,12 +243,6 @@ class GymControl(Task):
 
         return keras.layers.Dense(self.n_outputs, name="head")(x)
 
-    def loss(self) -> Any:
-        return None
-
-    def data(self, **limits: int | None) -> None:
-        return None
-
     # -- variation (weights travel with the architecture) ------------------------------
     def random_genome(self, rng: np.random.Generator, space: SearchSpace) -> Genome:
 
@@ -298,6 +290,10 @@ class GymControl(Task):
     def scaled_budget(self, budget: Any, fraction: float) -> Any:
         """A lower fidelity is fewer episodes."""
         return dataclasses.replace(budget, episodes=max(1, int(round(budget.episodes * fraction))))
+
+    def builds_keras_models(self, objectives: Sequence[str]) -> bool:
+        """Rollouts run the NumPy forward pass: only timing (``exec_time``) builds a model."""
+        return "exec_time" in objectives
 
     def episode_seed(self, seed: int, key: str) -> int:
 

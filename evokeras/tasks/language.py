@@ -38,7 +38,7 @@ from evokeras.genomes.cell import CellGenome
 from evokeras.genomes.drawing import draw_cell
 from evokeras.genomes.network import Genome, LayerGene, TrainingGenes
 from evokeras.genomes.space import SearchSpace
-from evokeras.tasks.base import Task
+from evokeras.tasks.base import SupervisedTask
 from evokeras.variation.network import repair
 
 __all__ = ["LanguageModel", "TextLanguageModel"]
@@ -50,7 +50,7 @@ _LEVELS = {
 }
 
 
-class LanguageModel(Task):
+class LanguageModel(SupervisedTask):
     """Next-token prediction on real text.
 
     Args:

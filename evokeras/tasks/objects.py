@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from evokeras import data as datasets
 from evokeras.genomes.space import SearchSpace
-from evokeras.tasks.base import Task
+from evokeras.tasks.base import Classification
 from evokeras.tasks.image import ImageClassification
 
 __all__ = ["ObjectRecognition"]
@@ -51,7 +51,7 @@ class ObjectRecognition(ImageClassification):
         self.name = "objects"
         self.source, self.canvas, self.clutter = source, canvas, clutter
         self.input_shape = (canvas, canvas, 1)
-        Task.__init__(self, space=space)
+        Classification.__init__(self, space=space)  # not the image task's: its data set is the source
 
     def data(self, **limits: int | None) -> datasets.Split:
         """The fixed split of scenes; ``train_size``, ``val_limit``, ``test_limit`` take prefixes."""

@@ -36,14 +36,14 @@ from typing import Any
 
 import numpy as np
 
+from evokeras.genomes.edits import EditProgram, EditSpace
 from evokeras.nets import layers  # noqa: F401 - registers evokeras' layers for loading
 from evokeras.nets.importance import unit_scores
 from evokeras.nets.surgery import apply_program, count_flops, structure
-from evokeras.genomes.edits import EditProgram, EditSpace
-from evokeras.tasks.base import Task
+from evokeras.tasks.base import SupervisedTask, Task, accuracy_figures, finish_trained_model
 from evokeras.tasks.registry import make_task
 from evokeras.training.context import FinalContext, ScoreContext
-from evokeras.training.records import EVAL_BATCH, NonFiniteError
+from evokeras.training.records import DEFAULT_OBJECTIVES, EVAL_BATCH, NonFiniteError
 from evokeras.variation.edits import (
     crossover_programs,
     mutate_program,
@@ -133,6 +133,13 @@ def fit_head(features: np.ndarray, y: np.ndarray, n_classes: int, method: str, a
 class Specialization(Task):
     """Specialize a trained base network to a classification task.
 
+    The genomes are :class:`~evokeras.genomes.edits.EditProgram` objects on an
+    :class:`~evokeras.genomes.edits.EditSpace`; the data split comes from the target task
+    (a :class:`~evokeras.tasks.base.SupervisedTask`). The task trains in its own way (head
+    fit, fine-tuning): the configuration keys of a supervised task's training
+    (``evaluation.inherit_weights``, ``final.seconds``, ``evaluation.anneal``, ``final.augment``)
+    do not apply to it.
+
     Args:
         base: path of the trained base model (``.keras``); its input must accept the
             target task's inputs. Read with :func:`evokeras.nets.surgery.structure`.
@@ -150,9 +157,8 @@ class Specialization(Task):
     """
 
     family = "specialize"
-    supports_inheritance = False
-    supports_timed_training = False  # trains (or not) in its own way
-    fast_trainable = False
+    measures = ("val_error", "val_loss", "val_accuracy", "exec_time", "params", "flops")
+    default_objectives = DEFAULT_OBJECTIVES
 
     def __init__(self, base: str | os.PathLike[str], target: str = "objects", *,
                  target_options: dict[str, Any] | None = None, finetune_batch: int = 64,
@@ -175,21 +181,22 @@ class Specialization(Task):
         self.base_path = str(path.resolve())
         self.target_name = str(target)
         self.target_options = dict(target_options or {})
-        self.target = make_task(self.target_name, **self.target_options)
+        target_task = make_task(self.target_name, **self.target_options)
+        if not isinstance(target_task, SupervisedTask):
+            raise ValueError(f"target: task {self.target_name!r} has no labelled data split "
+                             "(a specialization needs a supervised task)")
+        self.target = target_task
         self.finetune_batch = int(finetune_batch)
         self.name = f"specialize:{self.target_name}"
         self.input_shape = tuple(self.target.input_shape)
         self.n_outputs = int(self.target.n_outputs)
         self.tokens_per_sample = int(self.target.tokens_per_sample)
-        self.measures = ("val_error", "val_loss", "val_accuracy", "exec_time", "params", "flops")
         model = self.base_model()
         wanted = tuple(model.inputs[0].shape[1:])
         if len(wanted) != len(self.input_shape) or any(w is not None and w != s for w, s in zip(wanted, self.input_shape, strict=False)):
             raise ValueError(f"base: the model at {path} reads inputs of shape {wanted}, "
                              f"task {self.target_name!r} gives {self.input_shape}")
-        if space is not None and not isinstance(space, EditSpace):
-            raise ValueError(f"space: a specialization needs an EditSpace, got {type(space).__name__}")
-        self.space = space if space is not None else EditSpace(structure(model))
+        super().__init__(space=space if space is not None else EditSpace(structure(model)))
 
     def _bind(self, space: Any) -> Any:
         if not isinstance(space, EditSpace):
@@ -200,15 +207,14 @@ class Specialization(Task):
         """The trained base model (loaded once per process)."""
         return _load_base(self.base_path)
 
-    # -- the task's pieces come from the target ----------------------------------------
-    def loss(self) -> Any:
-        return self.target.loss()
-
-    def metrics(self) -> list[Any]:
-        return ["accuracy"]
-
+    # -- the data come from the target ------------------------------------------------
     def data(self, **limits: int | None) -> Any:
+        """The target task's split."""
         return self.target.data(**limits)
+
+    def final_data(self, n: int | None) -> tuple[Any, Any, Any]:
+        """The target task's :meth:`~evokeras.tasks.base.SupervisedTask.final_data`."""
+        return self.target.final_data(n)
 
     # -- variation -------------------------------------------------------------------
     def genome_from_dict(self, data: Any) -> EditProgram:
@@ -354,7 +360,7 @@ class Specialization(Task):
         ctx.note(**metrics)
         with ctx.timed("evaluate"):
             scores = model.evaluate(data.x_val, data.y_val, batch_size=EVAL_BATCH, verbose=0, return_dict=True)
-        metrics.update(self.val_metrics(scores))
+        metrics.update(accuracy_figures(scores))
         if before and "val_error" in metrics:
             fit = ctx.times.get("fit", 0.0)
             metrics.update(before, finetune_seconds=fit)
@@ -371,7 +377,8 @@ class Specialization(Task):
         x, y, data = self.final_data(final.train_samples)
         t0 = time.perf_counter()
         model = self.build(genome, x, y)
-        out = self.finish_model(model, data, final, path, fit_seconds=time.perf_counter() - t0)
+        out = finish_trained_model(model, data, final, path, fit_seconds=time.perf_counter() - t0,
+                                   tokens_per_sample=self.tokens_per_sample)
         return {**out, "params": int(model.count_params()), "flops": count_flops(model)}
 
     def __repr__(self) -> str:

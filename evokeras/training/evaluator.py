@@ -32,6 +32,7 @@ from typing import Any, Protocol
 
 from evokeras.training.context import ScoreContext
 from evokeras.training.inheritance import WeightCache
+from evokeras.training.protocol import EvaluateFunction
 from evokeras.training.records import (
     DEFAULT_OBJECTIVES,
     Budget,
@@ -41,7 +42,6 @@ from evokeras.training.records import (
     TrainSettings,
     derive_seed,
     is_storage_error,
-    worst_values,
 )
 
 __all__ = ["Evaluator", "Scorer", "release_keras_seed", "seed_keras"]
@@ -54,8 +54,6 @@ class Scorer(Protocol):
 
     name: str
     measures: tuple[str, ...]
-    needs_data: bool
-    builds_models: bool
 
     @property
     def space(self) -> Any: ...
@@ -64,7 +62,12 @@ class Scorer(Protocol):
 
     def scaled_budget(self, budget: Budget, fraction: float) -> Budget: ...
 
-    def data(self, **limits: int | None) -> Any: ...
+    def data(self, *, train_size: int | None = ..., val_limit: int | None = ...,
+             test_limit: int | None = ...) -> Any:
+        """The split (loaded before the first candidate's clocks start); ``None``: no data set."""
+
+    def builds_keras_models(self, objectives: tuple[str, ...]) -> bool:
+        """Whether scoring builds Keras models (their memory is freed before each candidate)."""
 
 
 _CONFIGURED: set[str] = set()
@@ -125,8 +128,11 @@ def _classify_error(exc: BaseException) -> str:
     return "failed"
 
 
-class Evaluator:
+class Evaluator(EvaluateFunction):
     """Train and score genomes for a task under a :class:`~evokeras.training.records.Budget`.
+
+    An :class:`~evokeras.training.protocol.EvaluateFunction`: its ``failure(genome, status,
+    error)`` (inherited) is the record of a failed candidate, with the worst objective values.
 
     Args:
         task: the task object (:func:`evokeras.make_task` turns a name into one).
@@ -192,17 +198,12 @@ class Evaluator:
         """The trained-weight cache (``None`` when weights are not inherited)."""
         return WeightCache(self.weight_dir) if self.weight_dir is not None else None
 
-    @property
-    def objective_names(self) -> tuple[str, ...]:
-        return tuple(self.objectives)
-
     def warm_up(self) -> None:
         """Import Keras and load the data now (a worker process starting up ahead of its
         first evaluation calls this; see :class:`~evokeras.engine.parallel.ProcessBackend`)."""
         import keras  # noqa: F401
 
-        if self.task.needs_data:
-            self.data()
+        self.data()
 
     def data(self) -> Any:
         """The (cached) data split at this budget's sizes."""
@@ -210,18 +211,6 @@ class Evaluator:
             b = self.budget
             self._data = self.task.data(train_size=b.train_samples, val_limit=b.val_samples, test_limit=0)
         return self._data
-
-    def failure(self, genome: Any, status: str, error: str, **extra: Any) -> EvalResult:
-        """A failed record for ``genome`` with the worst objective values."""
-        return EvalResult(
-            key=genome.key,
-            genome=genome.to_dict(),
-            status=status,
-            objectives=worst_values(list(self.objectives.values())),
-            objective_names=self.objective_names,
-            error=error,
-            **extra,
-        )
 
     def __call__(self, genome: Any) -> EvalResult:
         import keras
@@ -233,17 +222,16 @@ class Evaluator:
             self.task.space.check(genome)
         except ValueError as exc:
             return self.failure(genome, "failed", f"invalid genome: {exc}")
-        if self.task.builds_models or "exec_time" in self.objectives:
+        if self.task.builds_keras_models(self.objective_names):
             keras.utils.clear_session(free_memory=True)
         _configure_backend(self.settings.deterministic)
         seed = derive_seed(self.seed, genome.key)
         seed_keras(seed)
-        if self.task.needs_data:
-            try:
-                self.data()  # a missing data set is the run's error, not the candidate's
-            except BaseException:
-                release_keras_seed()
-                raise
+        try:
+            self.data()  # a missing data set is the run's error, not the candidate's
+        except BaseException:
+            release_keras_seed()
+            raise
         # the budget's clocks start now: freeing the previous models' memory and loading
         # the data are not this candidate's training time (they count in ``total``)
         ctx = ScoreContext(budget=self.budget, seed=seed, run_seed=self.seed, objectives=self.objective_names,

@@ -1,4 +1,4 @@
-"""Weight inheritance: a cache of trained weights by genome key (config key ``inherit_weights``).
+"""Weight inheritance: a cache of trained weights by genome key (config key ``evaluation.inherit_weights``).
 
 A child starts from its parent's trained weights where a layer (same name: same position
 and kind) has weights of the same shapes. Weights are stored as ``<dir>/<key>.npz`` with

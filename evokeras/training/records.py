@@ -3,7 +3,7 @@
 :class:`Budget` says how much one evaluation may spend; :class:`EvalResult` is the record
 of one evaluation; :func:`derive_seed` mixes the run seed with a genome key; failures
 raise :class:`EvaluationTimeout` or :class:`NonFiniteError`. The constants shared by the
-engine (multi-fidelity defaults, the evaluation batch) live here, once.
+engine (the default objectives, the evaluation batch) live here, once.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["DEFAULT_OBJECTIVES", "EVAL_BATCH", "FINAL_RUNG_DEFAULTS", "FINAL_SEED_OFFSET", "LEGACY_BUDGET_KEYS", "MULTI_FIDELITY_DEFAULTS", "WORST", "TrainSettings", "Budget", "EvalResult", "EvaluationTimeout", "NonFiniteError", "derive_seed", "is_storage_error", "worst_values"]
+__all__ = ["DEFAULT_OBJECTIVES", "EVAL_BATCH", "FINAL_SEED_OFFSET", "WORST", "TrainSettings", "Budget", "EvalResult", "EvaluationTimeout", "NonFiniteError", "derive_seed", "is_storage_error", "worst_values"]
 
 
 #: The magnitude of the worst value given to a failed candidate (finite, so that
@@ -24,14 +24,6 @@ WORST = 1e9
 
 #: Batch size of validation and test scoring (``model.evaluate``).
 EVAL_BATCH = 512
-
-#: Successive halving inside a generation (config key ``multi_fidelity``): keep the best
-#: ``1/eta`` of the candidates screened with ``fraction`` of the budget.
-MULTI_FIDELITY_DEFAULTS: dict[str, float] = {"eta": 3, "fraction": 0.25}
-
-#: The last rung of a search (config key ``final_rung``): the ``candidates`` most accurate
-#: candidates evaluated again with ``factor`` times the budget.
-FINAL_RUNG_DEFAULTS: dict[str, float] = {"candidates": 4, "factor": 4}
 
 #: The objectives of a search when none are configured (both minimised).
 DEFAULT_OBJECTIVES: dict[str, float] = {"val_error": -1.0, "exec_time": -1.0}
@@ -66,7 +58,7 @@ class Budget:
             an evaluation spends instead of training samples.
         anneal: train for ``seconds`` with the learning rate warmed up and decayed over
             that time (:func:`evokeras.training.stock.timed_schedule`), as a timed final
-            training does (config key ``final_seconds``), instead of at the constant
+            training does (config key ``final.seconds``), instead of at the constant
             rate of the genome's gene: the evaluation is then a short copy of the final
             training. Off by default.
 
@@ -74,15 +66,17 @@ class Budget:
     :class:`TrainSettings`.
     """
 
-    epochs: int = 3
-    train_samples: int | None = 10_000
-    val_samples: int | None = 2_000
-    patience: int = 2
-    seconds: float = 60.0
-    timeout: float = 300.0
-    time_batch: int = 256
-    time_repeats: int = 5
-    episodes: int = 5
+    # the bounds of each field (metadata): what the configuration checks
+    # (evokeras.engine.fields) and its JSON Schema say
+    epochs: int = field(default=3, metadata={"minimum": 1})
+    train_samples: int | None = field(default=10_000, metadata={"minimum": 1})
+    val_samples: int | None = field(default=2_000, metadata={"minimum": 1})
+    patience: int = field(default=2, metadata={"minimum": 0})
+    seconds: float = field(default=60.0, metadata={"exclusiveMinimum": 0})
+    timeout: float = field(default=300.0, metadata={"exclusiveMinimum": 0})
+    time_batch: int = field(default=256, metadata={"minimum": 1})
+    time_repeats: int = field(default=5, metadata={"minimum": 1})
+    episodes: int = field(default=5, metadata={"minimum": 1})
     anneal: bool = False
 
     def to_dict(self) -> dict[str, Any]:
@@ -92,7 +86,7 @@ class Budget:
         """A budget of another fidelity: ``fraction`` of the training samples (of the
         epochs when all samples are used), at least one of each; an annealed budget keeps
         its samples and gets ``fraction`` of its seconds (what bounds its training).
-        ``fraction`` above 1 (:attr:`SearchConfig.final_rung`) trains longer; the
+        ``fraction`` above 1 (config key ``evaluation.final_rung``) trains longer; the
         ``timeout`` stays."""
         if self.anneal:
             return dataclasses.replace(self, seconds=self.seconds * fraction)
@@ -121,8 +115,8 @@ class Budget:
 
 @dataclass(frozen=True)
 class TrainSettings:
-    """How candidates are trained, whatever the budget (config keys ``fast_path`` and
-    ``deterministic``).
+    """How candidates are trained, whatever the budget (config keys ``evaluation.fast_path``
+    and ``evaluation.deterministic``).
 
     Attributes:
         fast: train with :func:`evokeras.training.fast.fit_fast` (data on the device, many
@@ -132,11 +126,6 @@ class TrainSettings:
 
     fast: bool = False
     deterministic: bool = True
-
-
-#: Keys that older run directories (<= 0.3.0) kept in the ``evaluation`` budget, and the
-#: top-level config keys they moved to.
-LEGACY_BUDGET_KEYS: dict[str, str] = {"fast": "fast_path", "deterministic": "deterministic"}
 
 
 @dataclass(frozen=True)

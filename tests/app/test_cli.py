@@ -71,7 +71,8 @@ def test_unknown_budget(tmp_path: Path) -> None:
     ("data", "named"),
     [
         ({"populaton": 4}, "'populaton'"),
-        ({"evaluation": {"epocs": 1}}, "'epocs'"),
+        ({"evaluation": {"epocs": 1}}, "'evaluation.epocs'"),
+        ({"strategy": {"populaton": 4}}, "'strategy.populaton'"),
         ({"space": {"max_layerz": 3}}, "max_layerz"),
         ({"objectives": {"val_error": -1.0, "accuracy_gain": 1.0}}, "'accuracy_gain'"),
         ({"task": "imagenet"}, "'imagenet'"),
@@ -87,13 +88,14 @@ def test_unknown_config_key(tmp_path: Path, data, named: str) -> None:
 @pytest.mark.parametrize(
     ("data", "named"),
     [
-        ({"population": "8"}, "'population'"),
-        ({"generations": 1.5}, "'generations'"),
-        ({"wall_seconds": "soon"}, "'wall_seconds'"),
-        ({"evaluation": {"epochs": "1"}}, "epochs"),
-        ({"evaluation": {"train_samples": -5}}, "train_samples"),
-        ({"population": 1}, "'population'"),
-        ({"cxpb": 0.8, "mutpb": 0.8}, "cxpb"),
+        ({"population": "8"}, "'strategy.population'"),
+        ({"generations": 1.5}, "'strategy.generations'"),
+        ({"wall_seconds": "soon"}, "'strategy.wall_seconds'"),
+        ({"evaluation": {"epochs": "1"}}, "'evaluation.epochs'"),
+        ({"evaluation": {"train_samples": -5}}, "'evaluation.train_samples'"),
+        ({"population": 1}, "'strategy.population'"),
+        ({"strategy": {"population": 1}}, "'strategy.population'"),
+        ({"cxpb": 0.8, "mutpb": 0.8}, "'strategy.cxpb'"),
         ([1, 2, 3], "JSON object"),
     ],
 )
@@ -321,12 +323,14 @@ def test_sample_counts_beyond_the_data(tmp_path: Path) -> None:
     assert not out.exists()
 
 
-@pytest.mark.parametrize("bad", [{"final_epochs": 0}, {"final_train_samples": 2.5}, {"wall_seconds": -1}])
-def test_bad_final_and_wall_keys(tmp_path: Path, bad: dict) -> None:
+@pytest.mark.parametrize(("bad", "path"), [({"final_epochs": 0}, "final.epochs"),
+                                           ({"final": {"train_samples": 2.5}}, "final.train_samples"),
+                                           ({"wall_seconds": -1}, "strategy.wall_seconds")])
+def test_bad_final_and_wall_keys(tmp_path: Path, bad: dict, path: str) -> None:
     cfg = tmp_path / "c.json"
     cfg.write_text(json.dumps(bad))
     line = _error_line(study("--budget", "smoke", "--config", str(cfg), "--out", str(tmp_path / "run")))
-    assert repr(next(iter(bad))) in line
+    assert f"config key {path!r}" in line
 
 
 def test_a_stop_raised_where_python_cannot_propagate_it_is_quiet(monkeypatch) -> None:

@@ -35,7 +35,7 @@ from _fuzz import mutate as mutate_json  # noqa: E402
 from evokeras._io import atomic_path, read_json, write_json_atomic  # noqa: E402
 from evokeras.app.cli import main as cli_main  # noqa: E402
 from evokeras.app.study import run_study  # noqa: E402
-from evokeras.engine.config import SearchConfig  # noqa: E402
+from evokeras.engine.config import FLAT_KEYS, SearchConfig, config_schema  # noqa: E402
 from evokeras.engine.parallel import SerialBackend  # noqa: E402
 from evokeras.engine.search import RunError, Search, lock_run_dir  # noqa: E402
 from evokeras.genomes.keyed import key_of  # noqa: E402
@@ -115,11 +115,34 @@ def copy_of(run_dir: Path) -> Iterator[Path]:
 _BAD_RANGES = {"population": st.integers(-3, 1), "offspring": st.integers(-3, 0), "generations": st.integers(-9, -1),
                "seed": st.integers(-2**40, -1), "final_epochs": st.integers(-3, 0), "workers": st.integers(-3, 0),
                "cxpb": st.floats(1.01, 9), "wall_seconds": st.floats(-9, 0), "max_val_error": st.floats(1.01, 9)}
-_WRONG_TYPE = {"int": st.one_of(st.text(max_size=3), st.floats(0.5, 9), st.booleans(), st.lists(st.none(), max_size=1)),
-               "num": st.one_of(st.text(max_size=3), st.booleans(), st.dictionaries(st.text(max_size=2), st.none())),
-               "str": st.one_of(st.integers(), st.booleans(), st.lists(st.integers(), max_size=2)),
-               "bool": st.one_of(st.integers(), st.text(max_size=3)),
-               "dict": st.one_of(st.integers(), st.text(max_size=3), st.lists(st.integers(), max_size=2))}
+_WRONG_TYPE = {"integer": st.one_of(st.text(max_size=3), st.floats(0.5, 9), st.booleans(), st.lists(st.none(), max_size=1)),
+               "number": st.one_of(st.text(max_size=3), st.booleans(), st.dictionaries(st.text(max_size=2), st.none())),
+               "string": st.one_of(st.integers(), st.booleans(), st.lists(st.integers(), max_size=2)),
+               "boolean": st.one_of(st.integers(), st.text(max_size=3)),
+               "object": st.one_of(st.integers(), st.text(max_size=3), st.lists(st.integers(), max_size=2))}
+
+
+def _key_types(schema: dict[str, Any], prefix: tuple[str, ...] = ()) -> dict[tuple[str, ...], str]:
+    """Every configuration key (a path: section, key) with its JSON type (from the schema)."""
+    out: dict[tuple[str, ...], str] = {}
+    for key, sub in schema["properties"].items():
+        if key in ("$schema", "budgets"):
+            continue
+        kind = sub.get("type")
+        if "properties" in sub:
+            out.update(_key_types(sub, (*prefix, key)))
+        elif kind is not None:
+            out[(*prefix, key)] = kind[0] if isinstance(kind, list) else kind
+    return out
+
+
+_SCHEMA = config_schema()
+_KEY_TYPES = _key_types(_SCHEMA)
+_KNOWN_KEYS = set(_SCHEMA["properties"]) | set(FLAT_KEYS)
+
+
+def _nested(path: tuple[str, ...], value: Any) -> dict[str, Any]:
+    return {path[0]: value if len(path) == 1 else _nested(path[1:], value)}
 
 
 @st.composite
@@ -130,10 +153,10 @@ def bad_config_file(draw: st.DrawFn) -> bytes:
     base: dict[str, Any] = dict(draw(st.dictionaries(st.sampled_from(["population", "generations", "seed"]),
                                                      st.integers(2, 3), max_size=2)))
     if kind == "unknown_key":
-        base[draw(st.text(min_size=1, max_size=8).filter(lambda k: k not in SearchConfig._TYPES))] = draw(json_value)
+        base[draw(st.text(min_size=1, max_size=8).filter(lambda k: k not in _KNOWN_KEYS))] = draw(json_value)
     elif kind == "wrong_type":
-        key = draw(st.sampled_from([k for k, t in SearchConfig._TYPES.items() if t in _WRONG_TYPE]))
-        base[key] = draw(_WRONG_TYPE[SearchConfig._TYPES[key]])
+        path = draw(st.sampled_from(sorted(_KEY_TYPES)))
+        base.update(_nested(path, draw(_WRONG_TYPE[_KEY_TYPES[path]])))
     elif kind == "range":
         key = draw(st.sampled_from(sorted(_BAD_RANGES)))
         base[key] = draw(_BAD_RANGES[key])
@@ -310,12 +333,12 @@ def test_resume_never_connects_to_a_stored_scheduler(fake_run: Path) -> None:
     try:
         with copy_of(fake_run) as run_dir:
             stored = json.loads((run_dir / "config.json").read_text())
-            stored["config"].update(backend="dask", scheduler=address, workers=1)
+            stored["config"]["parallel"].update(backend="dask", scheduler=address, workers=1)
             (run_dir / "config.json").write_text(json.dumps(stored))
             search = Search.resume(run_dir, progress=False)
             try:
                 assert isinstance(search._backend, SerialBackend)
-                assert search.config.scheduler is None and search.config.backend is None
+                assert search.config.parallel.scheduler is None and search.config.parallel.backend is None
                 assert list(search._backend(len, [[1], [2, 3]])) == [1, 2]  # evaluates here
             finally:
                 search.close()

@@ -32,7 +32,7 @@ def test_members_above_max_val_error_never_enter_the_front(tmp_path: Path) -> No
     # a resumed search knows which stored candidates are infeasible
     again = Search.resume(tmp_path / "run", evaluate=fake_for(cfg))
     try:
-        assert again._violation and all(v > 0 for v in again._violation.values())
+        assert again.standing.violation and all(v > 0 for v in again.standing.violation.values())
     finally:
         again.close()
 
@@ -46,12 +46,12 @@ def test_reference_architectures_start_the_first_generation(tmp_path: Path) -> N
     cfg = small_config(reference_architectures=True, generations=0)
     refs = cfg.build_task().reference_genomes()
     with Search(cfg, tmp_path / "run", evaluate=fake_for(cfg)) as search:
-        first = search._initial_population()
+        first = search.strategy.ask(search.config.strategy.population)
     assert [ind.key for ind in first[: len(refs)]] == [g.key for g in refs]
-    assert len(first) == cfg.population
+    assert len(first) == cfg.strategy.population
     plain = small_config(generations=0)
     with Search(plain, tmp_path / "plain", evaluate=fake_for(plain)) as search:
-        assert not {ind.key for ind in search._initial_population()} & {g.key for g in refs}
+        assert not {ind.key for ind in search.strategy.ask(search.config.strategy.population)} & {g.key for g in refs}
 
 
 def test_spread_keeps_both_ends() -> None:
@@ -59,20 +59,22 @@ def test_spread_keeps_both_ends() -> None:
     assert spread(10, 4) == {0, 3, 6, 9} and spread(7, 1) == {0} and spread(5, 2) == {0, 4}
 
 
-@pytest.mark.parametrize(("key", "value"), [("max_val_error", 0), ("max_val_error", 1.5),
-                                            ("final_members", 0), ("final_schedule", "linear"),
-                                            ("final_augment", -1)])
-def test_new_keys_are_checked(key: str, value: object) -> None:
-    with pytest.raises(ConfigError, match=key):
+@pytest.mark.parametrize(("key", "value", "path"), [("max_val_error", 0, "max_val_error"),
+                                                    ("max_val_error", 1.5, "max_val_error"),
+                                                    ("final_members", 0, "final.members"),
+                                                    ("final_schedule", "linear", "final.schedule"),
+                                                    ("final_augment", -1, "final.augment")])
+def test_new_keys_are_checked(key: str, value: object, path: str) -> None:
+    with pytest.raises(ConfigError, match=f"config key '{path}'"):
         small_config(**{key: value})
 
 
 def test_final_augment_defaults_to_the_tasks_and_is_refused_where_unsupported() -> None:
     cfg = small_config()
-    assert cfg.final_augment is None and cfg.augment(cfg.build_task()) == 2
+    assert cfg.final.augment is None and cfg.augment(cfg.build_task()) == 2
     assert small_config(final_augment=0).augment(cfg.build_task()) == 0
     cart = SearchConfig.from_dict({"task": "cartpole", "objectives": {"return": 1.0, "params": -1.0}})
     assert cart.augment(cart.build_task()) == 0
-    with pytest.raises(ConfigError, match="final_augment"):
+    with pytest.raises(ConfigError, match=r"final\.augment"):
         SearchConfig.from_dict({"task": "cartpole", "objectives": {"return": 1.0, "params": -1.0},
                                 "final_augment": 1}).build_task()

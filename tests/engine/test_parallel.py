@@ -33,16 +33,19 @@ from evokeras.engine.parallel import (  # noqa: E402
     SchedulerLost,
     SerialBackend,
     detect_gpus,
+    failure_result,
     gpu_worker_env,
     hard_timeout,
     make_backend,
     worker_env,
 )
+from evokeras.engine.parallel.environment import keras_backend  # noqa: E402
 from evokeras.engine.search import Search  # noqa: E402
 from evokeras.engine.store import RunStore  # noqa: E402
 from evokeras.engine.toolbox import make_toolbox  # noqa: E402
-from evokeras.genomes.space import SearchSpace
-from evokeras.tasks import make_task  # noqa: E402  # noqa: E402
+from evokeras.genomes.space import SearchSpace  # noqa: E402
+from evokeras.tasks import make_task  # noqa: E402
+from evokeras.training.protocol import EvaluateFunction, PlainEvaluate  # noqa: E402
 
 CONFIG = {"population": 6, "offspring": 6, "generations": 2}
 
@@ -70,8 +73,14 @@ def fail_on_three(x: int) -> int:
     return x * x
 
 
-class Slow:
-    """A fake evaluator that sleeps ``seconds`` on the genomes whose key is in ``keys``."""
+def slow_echo(item):
+    time.sleep(0.05)
+    return item
+
+
+class SlowPlain:
+    """A plain callable (not an :class:`EvaluateFunction`, though it has ``objectives``)
+    that sleeps ``seconds`` on the genomes whose key is in ``keys``."""
 
     def __init__(self, fake, keys, seconds: float) -> None:
         self.fake, self.keys, self.seconds = fake, set(keys), seconds
@@ -83,7 +92,58 @@ class Slow:
         return self.fake(genome)
 
 
-class CrashOnce:
+class Slow(SlowPlain, EvaluateFunction):
+    """:class:`SlowPlain` as an :class:`EvaluateFunction` (a lost task gets a failure record)."""
+
+
+class WarmMark(EvaluateFunction):
+    """Writes a file named after the worker's pid when warmed up; returns the pid."""
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+        self.objectives = {"val_error": -1.0}
+
+    def warm_up(self) -> None:
+        (self.directory / str(os.getpid())).write_text("warm")
+
+    def __call__(self, _):
+        return os.getpid()
+
+
+class Paced:
+    """A generator of ``n`` items that a backend with ``workers`` slots must pull lazily.
+
+    Pulling item ``j`` asserts that fewer than ``workers`` items are in flight (pulled,
+    their results not yet received); item ``j >= workers`` carries the result of item
+    ``j - workers`` *received* before it, so it can only be made once that came back.
+    The consumer appends every result to :attr:`received`.
+    """
+
+    def __init__(self, n: int, workers: int) -> None:
+        self.n, self.workers = n, workers
+        self.received: list = []
+        self.max_in_flight = 0
+
+    def __iter__(self):
+        for j in range(self.n):
+            in_flight = j - len(self.received)
+            assert in_flight < self.workers, f"item {j} pulled with {in_flight} tasks in flight"
+            self.max_in_flight = max(self.max_in_flight, in_flight + 1)
+            yield (j, self.received[j - self.workers] if j >= self.workers else None)
+
+
+def check_lazy_consumption(backend, workers: int, n: int = 8) -> None:
+    paced = Paced(n, workers)
+    for result in backend(slow_echo, iter(paced)):
+        paced.received.append(result)
+    assert sorted(j for j, _ in paced.received) == list(range(n))
+    assert paced.max_in_flight == workers
+    for j, dependency in paced.received:
+        assert (dependency is None) == (j < workers)
+        assert dependency is None or dependency in paced.received
+
+
+class CrashOnce(EvaluateFunction):
     """A fake evaluator whose worker process dies (``os._exit``) the first time it sees ``key``."""
 
     def __init__(self, fake, key: str, marker: Path) -> None:
@@ -237,9 +297,7 @@ def test_gpu_worker_env_pins_and_limits_memory() -> None:
 
 def test_gpu_placement_reaches_the_workers() -> None:
     """Two (pretend) GPUs, one worker each: every worker sees only its own device."""
-    from evokeras.engine.parallel import _keras_backend
-
-    expected = [gpu_worker_env(i, 1, 2, _keras_backend()) for i in range(2)]
+    expected = [gpu_worker_env(i, 1, 2, keras_backend()) for i in range(2)]
     names = sorted(expected[0])
     with ProcessBackend(2, gpus=2, workers_per_gpu=1) as backend:
         assert backend.map(env_dict, [names, names]) == expected  # one task per worker, in slot order
@@ -271,12 +329,12 @@ def test_detect_gpus_without_nvidia_smi(monkeypatch) -> None:
 
 def test_config_keys_and_make_backend() -> None:
     cfg = small_config()
-    assert (cfg.workers, cfg.backend, cfg.scheduler) == (1, None, None)
+    assert (cfg.parallel.workers, cfg.parallel.backend, cfg.parallel.scheduler) == (1, None, None)
     assert isinstance(make_backend(cfg), SerialBackend)
     proc = make_backend(small_config(workers=2))
     assert isinstance(proc, ProcessBackend) and proc.workers == 2
     assert proc.timeout == hard_timeout(cfg.budget().timeout)
-    assert proc.recycle_after == cfg.recycle_after == 20
+    assert proc.recycle_after == cfg.parallel.recycle_after == 20
     assert make_backend(small_config(workers=2, recycle_after=None)).recycle_after is None
     dask = make_backend(small_config(workers=2, backend="dask"))
     assert isinstance(dask, DaskBackend) and dask.address is None and dask.workers == 2
@@ -288,7 +346,7 @@ def test_config_keys_and_make_backend() -> None:
                      ({"recycle_after": 0}, "recycle_after")]:
         with pytest.raises(ConfigError, match=key):
             small_config(**bad)
-    assert SearchConfig.from_dict(small_config(workers=3).to_dict()).workers == 3
+    assert SearchConfig.from_dict(small_config(workers=3).to_dict()).parallel.workers == 3
 
 
 def test_study_flags_override_config(tmp_path, monkeypatch, capsys) -> None:
@@ -305,19 +363,19 @@ def test_study_flags_override_config(tmp_path, monkeypatch, capsys) -> None:
     budgets = {"smoke": {"task": "mnist", "population": 4, "offspring": 4, "generations": 1}}
     out = ["--out", str(tmp_path / "r")]
     assert study.run_study("t", budgets, [*out, "--workers", "2"]) == 2
-    assert (seen[-1].workers, seen[-1].backend, seen[-1].scheduler) == (2, None, None)
+    assert (seen[-1].parallel.workers, seen[-1].parallel.backend, seen[-1].parallel.scheduler) == (2, None, None)
     assert study.run_study("t", budgets, [*out, "--scheduler", "tcp://127.0.0.1:9"]) == 2
-    assert (seen[-1].backend, seen[-1].scheduler) == ("dask", "tcp://127.0.0.1:9")
+    assert (seen[-1].parallel.backend, seen[-1].parallel.scheduler) == ("dask", "tcp://127.0.0.1:9")
     assert study.run_study("t", budgets, [*out, "--backend", "dask", "--workers", "3"]) == 2
-    assert (seen[-1].backend, seen[-1].workers) == ("dask", 3)
+    assert (seen[-1].parallel.backend, seen[-1].parallel.workers) == ("dask", 3)
     config_file = tmp_path / "c.json"
     config_file.write_text('{"scheduler": "tcp://127.0.0.1:9"}')
     assert study.run_study("t", budgets, [*out, "--config", str(config_file), "--backend", "process"]) == 2
-    assert (seen[-1].backend, seen[-1].scheduler) == ("process", None)
+    assert (seen[-1].parallel.backend, seen[-1].parallel.scheduler) == ("process", None)
     assert len(seen) == 4
     capsys.readouterr()
     assert study.run_study("t", budgets, [*out, "--backend", "serial", "--workers", "2"]) == 2
-    assert len(seen) == 4 and "config key 'backend'" in capsys.readouterr().err
+    assert len(seen) == 4 and "config key 'parallel.backend'" in capsys.readouterr().err
 
 
 # -- serial and process backends ---------------------------------------------------------------------
@@ -328,6 +386,27 @@ def test_serial_backend() -> None:
     with SerialBackend() as backend:
         assert [r.key for r in backend(fake, gs)] == [g.key for g in gs]
         assert backend.map(pow, [2, 3], [3, 2]) == [8, 9]
+
+
+def test_serial_backend_pulls_lazily() -> None:
+    check_lazy_consumption(SerialBackend(), 1)
+
+
+def test_a_lost_task_gets_a_failure_record_only_from_an_evaluate_function() -> None:
+    """The engine/evaluator seam: ``isinstance(fn, EvaluateFunction)``, no attribute probing."""
+    cfg = small_config()
+    fake = fake_for(cfg)
+    (g,) = genomes(1)
+    plain = SlowPlain(fake, [], 0)  # has ``objectives``, but is no EvaluateFunction
+    with pytest.raises(BackendError, match="lost"):
+        failure_result(plain, g, "timeout", "lost")
+    record = failure_result(PlainEvaluate(plain, cfg.objectives), g, "timeout", "lost")
+    assert (record.key, record.status, record.error) == (g.key, "timeout", "lost")
+    assert record.objective_names == tuple(cfg.objectives) and record.objectives == (1e9, 1e9)
+    assert failure_result(Slow(fake, [], 0), g, "failed", "x").status == "failed"
+    assert PlainEvaluate(plain, cfg.objectives)(g) == fake(g)
+    with pytest.raises(TypeError):
+        EvaluateFunction()  # abstract: __call__
 
 
 def test_process_backend_returns_every_result_once(procs) -> None:
@@ -344,12 +423,10 @@ def test_process_backend_returns_every_result_once(procs) -> None:
 
 
 def test_process_workers_get_their_environment(procs) -> None:
-    from evokeras.engine.parallel import _keras_backend
-
     values = procs.map(env_of, ["OMP_NUM_THREADS", "TF_NUM_INTRAOP_THREADS", "KERAS_BACKEND", "CUDA_VISIBLE_DEVICES"])
     threads = str(procs.threads_per_worker)
     assert values[:2] == [threads, threads]
-    assert values[2] == _keras_backend()
+    assert values[2] == keras_backend()
     assert values[3] == os.environ.get("CUDA_VISIBLE_DEVICES")  # gpus=0: left alone
 
 
@@ -357,6 +434,24 @@ def test_process_backend_errors_propagate(procs) -> None:
     with pytest.raises(ValueError, match="three is not allowed"):
         procs.map(fail_on_three, range(6))
     assert procs.map(fail_on_three, [1, 2]) == [1, 4]  # still usable
+
+
+def test_process_backend_pulls_lazily(procs) -> None:
+    check_lazy_consumption(procs, 2)
+    assert procs.map(slow_echo, (x for x in range(3))) == [0, 1, 2]  # map: a list, in order
+
+
+def test_a_spare_warms_up_an_evaluate_function(tmp_path) -> None:
+    """The spare worker calls ``warm_up()`` of an :class:`EvaluateFunction` (the worker
+    given the first task gets the function with it, unwarmed)."""
+    with ProcessBackend(1, gpus=0, recycle_after=1) as backend:
+        (first,) = backend.map(WarmMark(tmp_path), [0])
+        spare = backend._spares[0]
+        deadline = time.monotonic() + 120
+        while not (tmp_path / str(spare.proc.pid)).exists():
+            assert time.monotonic() < deadline, "the spare never warmed up"
+            time.sleep(0.1)
+        assert not (tmp_path / str(first)).exists()
 
 
 def test_process_workers_are_recycled_after_n_tasks() -> None:
@@ -483,12 +578,18 @@ def test_dask_local_cluster_returns_every_result_once(local_dask) -> None:
     assert local_dask.map(env_of, ["TF_NUM_INTRAOP_THREADS", "KERAS_BACKEND"])[0] == "1"
 
 
+def test_dask_backend_pulls_lazily(local_dask) -> None:
+    check_lazy_consumption(local_dask, 2)
+    assert len(local_dask.task_times) == 8
+
+
 def test_dask_hung_evaluation_hits_the_time_limit() -> None:
     cfg = small_config()
     fake = fake_for(cfg)
     gs = genomes(3)
     with DaskBackend(workers=1, threads_per_worker=1, timeout=3.0) as backend:
-        results = {r.key: r for r in backend(Slow(fake, [gs[0].key], 120), gs)}
+        plain = PlainEvaluate(SlowPlain(fake, [gs[0].key], 120), cfg.objectives)
+        results = {r.key: r for r in backend(plain, gs)}
     assert results[gs[0].key].status == "timeout"
     assert all(results[g.key].ok for g in gs[1:])
 

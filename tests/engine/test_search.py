@@ -62,14 +62,14 @@ def reference(tmp_path_factory) -> tuple[SearchResult, Search]:
 def test_runs_all_generations(reference) -> None:
     result, search = reference
     assert result.stopped_by == "generations"
-    assert result.generations_done == search.config.generations == 4
+    assert result.generations_done == search.config.strategy.generations == 4
     assert [r["gen"] for r in search.store.generations()] == [0, 1, 2, 3, 4]
     assert len(result.logbook) == 5
-    assert result.evaluations == search.store.count_evaluations() > search.config.population
+    assert result.evaluations == search.store.count_evaluations() > search.config.strategy.population
     assert search.store.latest_checkpoint()["gen"] == 4
     config = json.loads((search.out_dir / "config.json").read_text())
     assert config["config"]["seed"] == 0
-    assert config["config"]["generations"] == 4
+    assert config["config"]["strategy"]["generations"] == 4
     assert "evokeras" in config["versions"] and "keras_backend" in config["versions"]
 
 
@@ -346,10 +346,10 @@ def test_resume_may_change_only_how_evaluations_run(tmp_path: Path) -> None:
     cfg = small_config()
     Search(cfg, tmp_path / "run", evaluate=fake_for(cfg)).run()
     resumed = Search.resume(tmp_path / "run", parallel={"workers": 2, "backend": "process"}, evaluate=fake_for(cfg))
-    assert (resumed.config.workers, resumed.config.backend) == (2, "process")
+    assert (resumed.config.parallel.workers, resumed.config.parallel.backend) == (2, "process")
     assert resumed.config.seed == cfg.seed
     resumed.close()
-    with pytest.raises(ConfigError, match="'seed'"):
+    with pytest.raises(ConfigError, match="'parallel.seed'"):
         Search.resume(tmp_path / "run", parallel={"seed": 5}, evaluate=fake_for(cfg))
 
 

@@ -30,7 +30,7 @@ def test_final_model_learning_rate_schedule(tmp_path: Path, schedule: str, decay
 
 def test_final_model_with_augmentation_trains_every_epoch(tmp_path: Path) -> None:
     task = make_task("mnist")
-    assert task.supports_augment and task.default_final_augment == 2
+    assert task.augment is not None and task.default_final_augment == 2
     final = FinalContext(epochs=2, train_samples=256, seed=0, run_seed=0, time_repeats=1, augment=2)
     out = task.final_model(GENOME, final, tmp_path / "m.keras")
     assert out["status"] == "ok" and 0.0 <= out["test_accuracy"] <= 1.0

@@ -39,11 +39,11 @@ from evokeras import data as datasets  # noqa: E402
 from evokeras import make_toolbox  # noqa: E402
 from evokeras.api import specialize  # noqa: E402
 from evokeras.app.specialization import choose, ratios  # noqa: E402
-from evokeras.nets import zoo  # noqa: E402
 from evokeras.engine.config import ConfigError  # noqa: E402
 from evokeras.engine.store import RunStore  # noqa: E402
 from evokeras.engine.toolbox import EditIndividual  # noqa: E402
 from evokeras.genomes.edits import EditProgram  # noqa: E402
+from evokeras.nets import zoo  # noqa: E402
 from evokeras.results.report import format_report  # noqa: E402
 from evokeras.tasks.specialize import Specialization, fit_head, predict  # noqa: E402  # noqa: E402
 from evokeras.training.context import ScoreContext  # noqa: E402

@@ -118,7 +118,7 @@ def test_successive_halving_search(tmp_path: Path) -> None:
         from evokeras.results.plotting import _ok_points
 
         _, points, _, plotted = _ok_points(search.store)
-        population = {ind.key for ind in search._load(search.store.latest_checkpoint()["population"])}
+        population = {ind.key for ind in search.strategy.parents}
     low = [r for r in rows if r.key.endswith("@0.25")]
     pruned = [r for r in rows if r.status == "pruned"]
     full = [r for r in rows if "@" not in r.key and r.status != "pruned"]
@@ -135,9 +135,9 @@ def test_successive_halving_search(tmp_path: Path) -> None:
 
 def test_training_settings_of_older_configs_move_out_of_the_budget() -> None:
     cfg = SearchConfig.from_dict({"evaluation": {"fast": True, "deterministic": False, "epochs": 2}})
-    assert cfg.evaluation == {"epochs": 2} and cfg.fast_path and not cfg.deterministic
+    assert cfg.budget() == Budget(epochs=2) and cfg.evaluation.fast_path and not cfg.evaluation.deterministic
     assert cfg.train_settings() == TrainSettings(fast=True, deterministic=False)
-    assert SearchConfig.from_dict({"fast_path": False, "evaluation": {"fast": True}}).fast_path is False
+    assert SearchConfig.from_dict({"fast_path": False, "evaluation": {"fast": True}}).evaluation.fast_path is False
 
 
 def test_fast_path_in_the_evaluator() -> None:
