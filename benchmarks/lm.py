@@ -165,8 +165,8 @@ def compare(run_dir: Path, *, seconds: float, seeds: list[int], max_extensions: 
     trains only what is missing."""
     import keras
 
-    from evokeras.nets.decode import decode
     from evokeras.genomes.network import Genome
+    from evokeras.nets.decode import decode
 
     cfg, task, hof = _run(run_dir)
     metric = task.metric
@@ -284,9 +284,9 @@ def speed(*, units: list[int], batch: int, seq_len: int, rounds: int, warmup: in
     import keras
     import numpy as np
 
-    from evokeras.nets.decode import decode
     from evokeras.genomes.analysis import cell_cost
     from evokeras.genomes.network import Genome, LayerGene
+    from evokeras.nets.decode import decode
     from evokeras.tasks.language import LanguageModel
 
     task = LanguageModel("bible_chars", seq_len=seq_len)

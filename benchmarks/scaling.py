@@ -111,7 +111,7 @@ def steady_state_config(seed: int, quick: bool) -> Any:
     from evokeras.engine.config import SearchConfig
 
     base = SearchConfig.from_dict(BUDGETS["default"])
-    n = 2 if quick else 4
+    n = 2 if quick else 8
     return SearchConfig.from_dict({
         "seed": seed,
         "strategy": {"name": "steady_state", "population": n, "offspring": n, "generations": 1 if quick else 3,
@@ -152,7 +152,13 @@ def steady_state_search(name: str, backend: Any, seed: int, quick: bool) -> dict
 
 def steady_state_part(seed: int, runs: int, quick: bool) -> dict[str, Any]:
     """``runs`` searches per backend, interleaved (serial, process2, dask2, serial, ...); medians."""
-    from evokeras.engine.parallel import DaskBackend, ProcessBackend, SerialBackend, cpu_count, hard_timeout
+    from evokeras.engine.parallel import (
+        DaskBackend,
+        ProcessBackend,
+        SerialBackend,
+        cpu_count,
+        hard_timeout,
+    )
 
     cores = cpu_count()
     workers, threads = 2, max(1, cores // 2)

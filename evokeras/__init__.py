@@ -20,9 +20,8 @@ report, plots).
 from __future__ import annotations
 
 import importlib
-from typing import TYPE_CHECKING, Any
-
 import sys
+from typing import TYPE_CHECKING, Any
 
 from evokeras._meta import MissingExtraError, RenamedPackage, __version__, quiet_backends
 from evokeras.genomes.analysis import Analysis, analyze

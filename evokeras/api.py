@@ -17,11 +17,12 @@ directory (``base.keras``) so that the run is self-contained and resumable.
 
 Example:
     >>> # import evokeras, numpy as np
-    >>> # run = evokeras.search(evokeras.from_arrays(x, y), "runs/mine", config={"generations": 4})
+    >>> # run = evokeras.search(evokeras.from_arrays(x, y), "runs/mine",
+    >>> #                          config={"strategy": {"generations": 4}})
     >>> # run.front[0].get("test_error"), run.models[0]
     >>> # import evokeras, keras
     >>> # base = keras.saving.load_model("position_net.keras")
-    >>> # front = evokeras.specialize(base, "objects", "runs/spec", config={"generations": 4})
+    >>> # front = evokeras.specialize(base, "objects", "runs/spec", config={"strategy": {"generations": 4}})
 """
 
 from __future__ import annotations
@@ -34,17 +35,18 @@ from pathlib import Path
 from typing import Any
 
 from evokeras._io import atomic_path
-from evokeras.nets import decode as _build
 from evokeras.engine.callbacks import Callback
-from evokeras.engine.config import SearchConfig
+from evokeras.engine.config import SearchConfig, overlay
 from evokeras.engine.runner import complete
 from evokeras.engine.search import Search
+from evokeras.nets import decode as _build
 from evokeras.results.plotting import save_plots
 from evokeras.results.report import read_front
 from evokeras.tasks import (
     ArrayClassification,
     ArrayRegression,
     GymControl,
+    NetworkTask,
     Task,
     TextLanguageModel,
     is_factory_name,
@@ -191,7 +193,8 @@ def search(task: str | Task, out: str | Path, *, config: Mapping[str, Any] | Non
     Example:
         >>> # import numpy as np, evokeras
         >>> # x, y = np.random.rand(600, 12, 20, 3), np.random.randint(0, 7, 600)
-        >>> # run = evokeras.search(evokeras.from_arrays(x, y), "runs/mine", config={"generations": 2})
+        >>> # run = evokeras.search(evokeras.from_arrays(x, y), "runs/mine",
+        >>> #                          config={"strategy": {"generations": 2}})
         >>> # print(run.front[0].get("test_error"), run.models[0])
     """
     out = Path(out)
@@ -204,7 +207,7 @@ def search(task: str | Task, out: str | Path, *, config: Mapping[str, Any] | Non
         given = task if isinstance(task, Task) and type(task) not in _RECORDED else None
         search_run = Search.resume(out, parallel=parallel, progress=progress, task=given)
     else:
-        data: dict[str, Any] = {"seed": seed, **dict(config or {}), **parallel}
+        data: dict[str, Any] = overlay({"seed": seed, **dict(config or {})}, {"parallel": parallel})
         if isinstance(task, Task):
             data["task"] = task.name
         else:
@@ -245,8 +248,9 @@ def specialize(base_model: Any, task: str, out: str | Path, *, config: Mapping[s
         base_model: the trained network to edit.
         task: the target task's name (e.g. ``"objects"``, ``"mnist"``, ``"brown_genre"``).
         out: the run directory (``base.keras`` is saved there first).
-        config: search configuration keys (population, generations, evaluation, space:
-            :class:`~evokeras.genomes.edits.EditSpace` options, objectives, ...).
+        config: search configuration keys (:class:`~evokeras.engine.config.SearchConfig`:
+            strategy, evaluation, final, objectives, space: :class:`~evokeras.genomes.edits.EditSpace`
+            options, ...).
         seed: the run's seed.
         target_options: keyword arguments of the target task.
         progress: show a progress bar.
@@ -296,9 +300,17 @@ def decode(genome: Any, task: str | Task, *, compile: bool = True, name: str | N
     """Build the Keras model ``genome`` describes for ``task`` (a registered name or a
     task object): :func:`evokeras.nets.decode.decode` after :func:`evokeras.make_task`.
 
+    Raises:
+        TypeError: the task is not a :class:`~evokeras.tasks.NetworkTask` (its genomes are
+            not evokeras networks, e.g. the edit programs of ``"specialize"``).
+
     Example:
         >>> from evokeras import Genome, LayerGene, decode
         >>> decode(Genome((LayerGene("conv", units=8), LayerGene("pool"))), "mnist").output_shape
         (None, 10)
     """
-    return _build.decode(genome, make_task(task), compile=compile, name=name)
+    made = make_task(task)
+    if not isinstance(made, NetworkTask):
+        raise TypeError(f"decode: task {made.name!r} ({type(made).__name__}) is not a NetworkTask: "
+                        "its genomes are not evokeras networks that decode into Keras models")
+    return _build.decode(genome, made, compile=compile, name=name)

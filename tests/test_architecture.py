@@ -3,7 +3,7 @@
 Layers, bottom to top (a module may import from its own layer or lower ones only;
 ``evokeras/__init__.py`` is the facade and may import anything):
 
-    0 _meta  1 _io  2 genomes  3 variation  4 build  5 data  6 training  7 tasks
+    0 _meta  1 _io  2 genomes  3 variation  4 nets  5 data  6 training  7 tasks
     8 engine  9 results  10 api  11 app  12 studies (and __main__)
 
 The rules, one test each, every offence listed with ``file:line``:

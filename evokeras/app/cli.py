@@ -31,10 +31,10 @@ from evokeras.app.study import (
     parallel_overrides,
     run_config,
 )
-from evokeras.nets.surgery import structure
-from evokeras.engine.config import ConfigError
+from evokeras.engine.config import ConfigError, overlay
 from evokeras.engine.search import RunError, Search, lock_run_dir
 from evokeras.engine.store import StoreError
+from evokeras.nets.surgery import structure
 from evokeras.results.html import save_html_report
 from evokeras.results.plotting import save_plots
 from evokeras.results.report import format_report, read_front
@@ -64,7 +64,7 @@ def _main(argv: Sequence[str] | None, studies: Mapping[str, Callable[[Sequence[s
     sp = sub.add_parser("specialize", help="specialize a trained Keras model to a classification task")
     sp.add_argument("model", type=Path, metavar="MODEL.keras", help="the trained network (a .keras file)")
     sp.add_argument("--task", required=True, help="the target task's registered name (objects, mnist, brown_genre, ...)")
-    sp.add_argument("--config", type=Path, default=None, help="JSON file of config keys (population, space, ...)")
+    sp.add_argument("--config", type=Path, default=None, help="JSON file of config keys (strategy, evaluation, space, ...)")
     sp.add_argument("--out", type=Path, default=None, help="run directory (default: runs/specialize-<task>-seed<N>)")
     sp.add_argument("--seed", type=int, default=0, help="the run's seed (default: 0)")
     add_parallel_arguments(sp)
@@ -158,7 +158,7 @@ def _specialize(args: argparse.Namespace) -> int:
     if out.exists() and not out.is_dir():
         return fail(f"--out {out} is not a directory")
     try:
-        specialize(path, args.task, out, config={**config, **parallel_overrides(args)}, seed=args.seed,
+        specialize(path, args.task, out, config=overlay(config, {"parallel": parallel_overrides(args)}), seed=args.seed,
                    progress=not args.no_progress)
     except SPECIALIZE_ERRORS as exc:
         return specialize_failed(exc)

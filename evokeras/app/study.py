@@ -33,7 +33,7 @@ from typing import Any
 
 from evokeras._io import MAX_CONFIG_BYTES, UnreadableFile, read_json
 from evokeras.data import DatasetNotFoundError
-from evokeras.engine.config import ConfigError, SearchConfig
+from evokeras.engine.config import ConfigError, SearchConfig, overlay
 from evokeras.engine.parallel import BACKENDS
 from evokeras.engine.runner import complete
 from evokeras.engine.search import Interrupted, RunError, Search
@@ -78,8 +78,8 @@ def add_parallel_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def parallel_overrides(args: argparse.Namespace) -> dict[str, Any]:
-    """The config keys that the parallel flags set, in the flat form (``workers``, ...: a
-    flat key overrides that one key of the ``parallel`` section; empty when none was given)."""
+    """The keys of the ``parallel`` section that the flags set (``workers``, ``backend``,
+    ``scheduler``; empty when none was given)."""
     flags = {k: getattr(args, k) for k in ("workers", "backend", "scheduler") if getattr(args, k) is not None}
     if args.scheduler is not None and args.backend is None:
         flags["backend"] = "dask"
@@ -116,7 +116,7 @@ def start_study(name: str, budgets: Mapping[str, Mapping[str, Any]], args: argpa
         config = SearchConfig.from_dict(overrides, base=base)
         flags = parallel_overrides(args)
         if flags:
-            config = SearchConfig.from_dict(flags, base=config)
+            config = SearchConfig.from_dict({"parallel": flags}, base=config)
     except ConfigError as exc:
         return fail(str(exc))
     out = args.out or Path("runs") / f"{name}-{args.budget}-seed{args.seed}"
@@ -198,7 +198,7 @@ def run_config(args: argparse.Namespace) -> int:
     elif not isinstance(presets, dict) or not presets or not all(isinstance(v, dict) for v in presets.values()):
         return fail(f"config file {path}: key 'budgets' must map budget names to objects of config keys")
     else:
-        budgets = {name: {**data, **preset} for name, preset in presets.items()}
+        budgets = {name: overlay(data, preset) for name, preset in presets.items()}
     task = budgets.get(args.budget or _default_budget(budgets), {}).get("task")
     if is_factory_name(task):
         try:

@@ -33,7 +33,7 @@ from evokeras.training.records import DEFAULT_OBJECTIVES, Budget, TrainSettings
 __all__ = [
     "FINAL_RUNG_DEFAULTS", "FLAT_KEYS", "LEGACY_BUDGET_KEYS", "LEGACY_RESUME_DEFAULTS", "MULTI_FIDELITY_DEFAULTS",
     "SECTIONS", "ConfigError", "EvaluationConfig", "FinalConfig", "FinalRung", "MultiFidelity",
-    "ParallelConfig", "SearchConfig", "StrategyConfig", "config_schema", "load_stored", "migrate",
+    "ParallelConfig", "SearchConfig", "StrategyConfig", "config_schema", "load_stored", "migrate", "overlay",
 ]
 
 # -- sections ------------------------------------------------------------------------------
@@ -422,8 +422,8 @@ LEGACY_RESUME_DEFAULTS: dict[str, Any] = {"max_val_error": 1.0, "final": {"sched
 def migrate(data: Mapping[str, Any], *, stored: bool = False) -> dict[str, Any]:
     """``data`` in today's sectioned shape: flat keys of earlier versions (:data:`FLAT_KEYS`)
     moved into their sections, ``evaluation.fast`` (:data:`LEGACY_BUDGET_KEYS`) renamed.
-    A key given in both forms takes the flat form's value (a flat key overrides one key,
-    as ``{**config, "workers": 2}`` does); a legacy ``evaluation`` name gives way to both.
+    A key given in both forms is refused (:class:`ConfigError` naming both: the one
+    would silently hide the other); a legacy ``evaluation`` name gives way to today's.
     ``stored``: ``data`` is a run directory's configuration, which gets
     :data:`LEGACY_RESUME_DEFAULTS` where it lacks those keys. Nothing is checked here but
     that ``data`` is an object; :meth:`SearchConfig.from_dict` checks the rest."""
@@ -435,6 +435,11 @@ def migrate(data: Mapping[str, Any], *, stored: bool = False) -> dict[str, Any]:
         if not isinstance(given, Mapping):
             continue  # from_dict names the key
         moved = {name: data[flat] for flat, (where, name) in FLAT_KEYS.items() if where == section and flat in data}
+        twice = sorted(set(moved) & set(given))
+        if twice:
+            flat = next(f for f, (where, name) in FLAT_KEYS.items() if where == section and name == twice[0])
+            raise ConfigError(f"config key '{section}.{twice[0]}' is given twice: as {flat!r} (the form before 0.11) "
+                              "and in its section; keep one")
         if section == "evaluation":
             legacy = {new: given[old] for old, new in LEGACY_BUDGET_KEYS.items() if old in given}
             given = {k: v for k, v in given.items() if k not in LEGACY_BUDGET_KEYS}
@@ -450,6 +455,18 @@ def migrate(data: Mapping[str, Any], *, stored: bool = False) -> dict[str, Any]:
             elif isinstance(out.get(key, {}), Mapping):
                 out[key] = {**value, **out.get(key, {})}
     return out
+
+
+def overlay(base: Mapping[str, Any], top: Mapping[str, Any]) -> dict[str, Any]:
+    """``top`` over ``base`` as :meth:`SearchConfig.from_dict` overlays a configuration on
+    its base: both migrated, each section (and ``space``) merged key by key, every other
+    key replaced (an ``evokeras run`` file's budget over the file's other keys)."""
+    base, top = migrate(base), migrate(top)
+    merged = {**base, **top}
+    for key in (*SECTIONS, "space"):
+        if isinstance(base.get(key), Mapping) and isinstance(top.get(key), Mapping):
+            merged[key] = {**base[key], **top[key]}
+    return merged
 
 
 def load_stored(data: Mapping[str, Any]) -> SearchConfig:

@@ -23,7 +23,13 @@ import os
 from pathlib import Path
 from typing import Any
 
-from evokeras._io import MAX_CONFIG_BYTES, UnreadableFile, read_json, write_json_atomic, write_text_atomic
+from evokeras._io import (
+    MAX_CONFIG_BYTES,
+    UnreadableFile,
+    read_json,
+    write_json_atomic,
+    write_text_atomic,
+)
 from evokeras._meta import __version__
 from evokeras.engine.config import ConfigError, SearchConfig, load_stored
 from evokeras.engine.store import RunStore, StoreError

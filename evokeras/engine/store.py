@@ -6,8 +6,8 @@ Tables:
 * ``evaluations`` -- one row per evaluation, committed as soon as it finishes:
   genome JSON, key (unique), generation, status, objectives, metrics, error, times;
 * ``generations(gen, record)`` -- the logbook record of each generation (JSON);
-* ``checkpoints(gen, state)`` -- population, hall of fame and RNG state after each
-  generation, as JSON (never pickle).
+* ``checkpoints(gen, state)`` -- the engine's checkpoint after each generation, as JSON
+  (never pickle); the store does not know its shape (:mod:`evokeras.engine.run` does).
 
 Every write is its own transaction, so a ``kill -9`` at any moment leaves the file
 consistent: a row is either committed or absent.
@@ -235,25 +235,10 @@ class RunStore:
         return [self._json(r[1], f"generation {r[0]} record", dict) for r in rows]
 
     def latest_checkpoint(self) -> dict[str, Any] | None:
-        """The last checkpoint (a JSON object; :meth:`check_search_state` checks a search's)."""
+        """The last checkpoint: a JSON object, opaque here (:func:`evokeras.engine.run.read_checkpoint`
+        checks and migrates it)."""
         row = self._db.execute("SELECT gen, state FROM checkpoints ORDER BY gen DESC LIMIT 1").fetchone()
         return self._json(row[1], f"checkpoint of generation {row[0]}", dict) if row else None
-
-    def check_search_state(self, state: dict[str, Any]) -> dict[str, Any]:
-        """``state`` if it has the structure of a search's checkpoint (``gen``, ``rng``,
-        ``elapsed``, ``population`` and ``front`` as lists of ``{genome, fitness,
-        status}``); else :class:`StoreError`. The genomes are the task's to check."""
-        ok = (isinstance(state.get("gen"), int) and isinstance(state.get("rng"), dict)
-              and _is_number(state.get("elapsed")) and _is_number(state.get("fit_seconds", 0.0)))
-        for part in ("population", "front"):
-            items = state.get(part)
-            ok = ok and isinstance(items, list) and all(
-                isinstance(item, dict) and isinstance(item.get("genome"), dict)
-                and isinstance(item.get("fitness"), list) and all(map(_is_number, item["fitness"]))
-                and isinstance(item.get("status", "ok"), str) for item in items)
-        if not ok:
-            raise StoreError(f"run store {self.path}: checkpoint of generation {state.get('gen')!r} is malformed")
-        return state
 
 
 def _is_number(value: Any) -> bool:

@@ -23,9 +23,9 @@ from typing import Any
 import numpy as np
 from deap import base, tools
 
-from evokeras.nets.decode import decode
 from evokeras.genomes.edits import EditProgram
 from evokeras.genomes.network import Genome
+from evokeras.nets.decode import decode
 from evokeras.tasks import Task, make_task
 from evokeras.training.records import DEFAULT_OBJECTIVES
 

@@ -13,8 +13,8 @@ from __future__ import annotations
 from typing import Any, Protocol
 
 from evokeras._meta import optional_dependency
-from evokeras.nets import layers
 from evokeras.genomes.network import Genome, LayerGene
+from evokeras.nets import layers
 
 __all__ = ["BN_MOMENTUM", "ModelSpec", "build_optimizer", "decode"]
 
@@ -26,7 +26,9 @@ BN_MOMENTUM = 0.9
 
 
 class ModelSpec(Protocol):
-    """What :func:`decode` needs of a task (every :class:`evokeras.tasks.Task` is one)."""
+    """What :func:`decode` needs of a task: every :class:`evokeras.tasks.NetworkTask` is one
+    (:meth:`~evokeras.tasks.NetworkTask.loss` and ``metrics`` only when compiling); a task of
+    another genome type (a plain :class:`evokeras.tasks.Task`) need not be."""
 
     input_shape: tuple[int, ...]
     #: Keep the time axis to the head (next-token prediction): no reduction, causal Conv1D.
@@ -135,8 +137,9 @@ def decode(genome: Genome, task: ModelSpec, *, compile: bool = True, name: str |
 
     Args:
         genome: a valid genome (individuals work too).
-        task: a task object (:class:`ModelSpec`); it provides the input, stem, head and
-            loss. :func:`evokeras.decode` also takes a registered task name.
+        task: a task object (:class:`ModelSpec`: a :class:`~evokeras.tasks.NetworkTask`); it
+            provides the input, stem, head and loss. :func:`evokeras.decode` also takes a
+            registered task name (and refuses a task that is not a ``NetworkTask``).
         compile: compile with the genome's optimizer and learning rate and the task's
             loss and metrics.
         name: the model name (default ``"evokeras_<key>"``).

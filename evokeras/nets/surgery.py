@@ -34,8 +34,8 @@ from typing import Any
 
 import numpy as np
 
-from evokeras.nets import layers
 from evokeras.genomes.edits import BaseStructure, EditProgram, UnitInfo
+from evokeras.nets import layers
 
 __all__ = ["SurgeryError", "apply_program", "count_flops", "importance", "structure", "weighted_layers"]
 

@@ -281,7 +281,7 @@ def plot_pareto(store: RunStore) -> Any:
 
 
 def _draw_rung(ax: Any, store: RunStore, names: list[str], searched: dict[str, tuple[float, float]]) -> None:
-    """The final rung's longer evaluations (``final_rung``: records ``<key>@<factor>``
+    """The final rung's longer evaluations (``evaluation.final_rung``: records ``<key>@<factor>``
     with a fidelity above 1), each joined to its candidate's search point."""
     rung = [r for _, r in store.evaluations() if r.ok and float(r.metrics.get("fidelity", 1.0)) > 1.0]
     if not rung:

@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from evokeras._io import UnreadableFile, read_json
+from evokeras.engine.run import read_checkpoint
 from evokeras.engine.store import RunStore
 from evokeras.genomes.keyed import key_of
 
@@ -26,8 +27,7 @@ def read_front(run_dir: str | Path) -> dict[str, Any]:
     with RunStore(run_dir / "run.db", readonly=True) as store:
         if hof.is_file():
             return check_front(read_json(hof), hof)
-        checkpoint = store.latest_checkpoint()
-        state = store.check_search_state(checkpoint) if checkpoint is not None else {"front": []}
+        state = read_checkpoint(store) or {"front": []}
         objectives = store.get_meta("objectives") or {}
     members = []
     for item in state["front"]:

@@ -149,7 +149,7 @@ class Task(ABC):
 
     def reference_genomes(self) -> list[Any]:
         """Hand-designed genomes, valid in :attr:`space`; a search with
-        ``reference_architectures`` starts its first generation from them (none by
+        ``strategy.reference_architectures`` starts its first generation from them (none by
         default)."""
         return []
 

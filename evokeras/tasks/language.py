@@ -138,7 +138,7 @@ class LanguageModel(SupervisedTask):
         ``lstm`` cell with its lag-1 self link (exactly ``keras.layers.LSTM``), trained
         with Adam at the space's highest learning rate (capped at 1e-2: the best rate of
         a stock LSTM on both corpora in ``benchmarks/lm.py``), repaired into the space.
-        A search with ``reference_architectures`` starts from the baseline it is compared
+        A search with ``strategy.reference_architectures`` starts from the baseline it is compared
         with, and its variation adds nodes, gates and skip links to it."""
         space = self.space
         rate = min(1e-2, space.learning_rate[1])

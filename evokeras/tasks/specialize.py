@@ -8,7 +8,7 @@ new softmax head on them (ridge in closed form, or L2 softmax regression), fine-
 when the program asks for it (under the budget's time limits), then measure the
 validation error and the inference time per sample of the whole model, its parameters
 and FLOPs. A front member's final model is made the same way with the head fitted on
-train + validation (``final_train_samples``) and is scored once on the test split.
+train + validation (``final.train_samples``) and is scored once on the test split.
 
 The **teacher** (once per process and training set, :meth:`Specialization.teacher`): the
 whole base up to its last cut point with a softmax head fitted on the training examples.

@@ -76,7 +76,7 @@ REFERENCE_WIDTHS = (1.0, 0.5, 0.25)
 
 def reference_programs(space: EditSpace) -> list[EditProgram]:
     """Width-multiplier programs, a specialization's reference architectures (what
-    ``reference_architectures`` starts generation 0 from): the base cut after its deepest
+    ``strategy.reference_architectures`` starts generation 0 from): the base cut after its deepest
     feature map or sequence (the last cut point whose output is not a vector; the last
     cut point when there is none), each pool there but ``flatten``, every layer before
     the cut squeezed to each of :data:`REFERENCE_WIDTHS` (the nearest keep fraction of the

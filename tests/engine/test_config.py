@@ -204,7 +204,9 @@ def test_bounds_are_declared_not_coded() -> None:
 def test_every_flat_key_moves_into_its_section(flat: str) -> None:
     section, key = FLAT_KEYS[flat]
     assert migrate({flat: "x"}) == {section: {key: "x"}}
-    assert migrate({flat: "x", section: {key: "y", "other": 1}}) == {section: {key: "x", "other": 1}}  # flat wins
+    assert migrate({flat: "x", section: {"other": 1}}) == {section: {key: "x", "other": 1}}
+    with pytest.raises(ConfigError, match=rf"'{section}.{key}'.*given twice|given twice.*'{flat}'"):
+        migrate({flat: "x", section: {key: "y"}})  # the one would hide the other
 
 
 def test_a_flat_0_10_config_migrates() -> None:
@@ -366,3 +368,19 @@ def _check(value: Any, schema: dict[str, Any], root: dict[str, Any], where: str)
                 raise AssertionError(f"{where}: unknown key {key!r}")
             elif isinstance(schema.get("additionalProperties"), dict):
                 _check(item, schema["additionalProperties"], root, f"{where}.{key}")
+
+
+def test_overlay_merges_sections_key_by_key_and_migrates_flat_keys() -> None:
+    """An ``evokeras run`` file's budget over the file's other keys: a budget that names
+    ``evaluation`` keeps the file's other ``evaluation`` keys."""
+    from evokeras.engine.config import overlay
+
+    base = {"task": "mnist", "evaluation": {"epochs": 2, "train_samples": 1000}, "population": 6,
+            "objectives": {"val_error": -1.0, "flops": -1.0}}
+    top = {"evaluation": {"epochs": 1}, "strategy": {"generations": 1}, "objectives": {"val_error": -1.0}}
+    merged = overlay(base, top)
+    assert merged["evaluation"] == {"epochs": 1, "train_samples": 1000}
+    assert merged["strategy"] == {"population": 6, "generations": 1}
+    assert merged["objectives"] == {"val_error": -1.0}
+    cfg = SearchConfig.from_dict(merged)
+    assert (cfg.evaluation.epochs, cfg.evaluation.train_samples, cfg.strategy.population) == (1, 1000, 6)

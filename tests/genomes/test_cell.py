@@ -27,10 +27,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from evokeras.nets.layers import SkipStepCell, SkipStepRNN
 from evokeras.genomes.cell import CellGenome, CellLimits, NodeGene
 from evokeras.genomes.drawing import draw_cell
 from evokeras.genomes.keyed import GenomeError
+from evokeras.nets.layers import SkipStepCell, SkipStepRNN
 from evokeras.variation import cell as C
 
 PROPERTY = settings(

@@ -7,10 +7,10 @@ import numpy as np
 import pytest
 
 from evokeras import decode, make_task
-from evokeras.nets.decode import BN_MOMENTUM
 from evokeras.genomes.keyed import GenomeError
 from evokeras.genomes.network import Genome, LayerGene
 from evokeras.genomes.space import default_space
+from evokeras.nets.decode import BN_MOMENTUM
 from evokeras.variation import network as ops
 
 

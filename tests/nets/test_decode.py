@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 
 from evokeras import decode
-from evokeras.nets.layers import SpatialResize
 from evokeras.genomes.keyed import GenomeError
 from evokeras.genomes.network import Genome, LayerGene, TrainingGenes
+from evokeras.nets.layers import SpatialResize
 from evokeras.tasks import Task
 from evokeras.variation import network as ops
 
@@ -274,3 +274,35 @@ def test_decode_accepts_a_task_name(lazy: Any) -> None:
     assert model.input_shape == (None, 28, 28, 1)
     with pytest.raises(ValueError, match="unknown task 'imagenet'"):
         decode(Genome(), "imagenet")
+
+
+class _ProgramTask(Task):
+    """A task whose genomes are not evokeras networks (as ``specialize``'s edit programs)."""
+
+    name = "programs"
+
+    def __init__(self) -> None:
+        super().__init__(space=None)
+
+    def random_genome(self, rng: Any, space: Any) -> Any:
+        return {}
+
+    def mutate(self, genome: Any, rng: Any, space: Any, **kwargs: Any) -> Any:
+        return genome
+
+    def crossover(self, a: Any, b: Any, rng: Any, space: Any) -> tuple[Any, Any]:
+        return a, b
+
+    def genome_from_dict(self, data: Any) -> Any:
+        return data
+
+    def score(self, genome: Any, ctx: Any) -> dict[str, Any]:
+        return {}
+
+    def final_model(self, genome: Any, final: Any, path: Any) -> dict[str, Any]:
+        return {"status": "ok"}
+
+
+def test_decode_refuses_a_task_that_is_not_a_network_task() -> None:
+    with pytest.raises(TypeError, match=r"task 'programs' \(_ProgramTask\) is not a NetworkTask"):
+        decode(Genome((LayerGene("dense", units=16),)), _ProgramTask())

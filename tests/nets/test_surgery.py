@@ -20,9 +20,9 @@ keras = pytest.importorskip("keras")
 
 from conftest import lazy_weights, numpy_initial_weights  # noqa: E402
 
+from evokeras.genomes.edits import EditProgram, EditSpace  # noqa: E402
 from evokeras.nets import zoo  # noqa: E402
 from evokeras.nets.surgery import SurgeryError, apply_program, count_flops, importance, structure  # noqa: E402
-from evokeras.genomes.edits import EditProgram, EditSpace  # noqa: E402
 
 ATOL = 1e-5
 

@@ -19,12 +19,12 @@ import numpy as np
 import pytest
 
 from evokeras import decode
-from evokeras.nets.layers import SkipStepCell, SkipStepRNN
 from evokeras.genomes.analysis import analyze, cell_cost
 from evokeras.genomes.cell import CellGenome, CellLimits
 from evokeras.genomes.keyed import GenomeError
 from evokeras.genomes.network import Genome, LayerGene, TrainingGenes
 from evokeras.genomes.space import FAMILIES, SearchSpace, SpaceError, default_space
+from evokeras.nets.layers import SkipStepCell, SkipStepRNN
 from evokeras.tasks import Task
 from evokeras.variation import network as ops
 

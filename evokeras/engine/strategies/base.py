@@ -173,7 +173,8 @@ class Strategy(abc.ABC):
 
     def forget(self, ind: Individual) -> None:
         """``ind`` will not be told: the engine dropped it (an asynchronous strategy asked
-        for a key already in flight)."""
+        for a key already in flight). Nothing to forget by default."""
+        return None
 
     def weight_keys(self) -> set[str]:
         """Keys whose cached weights a later candidate may inherit (``evaluation.inherit_weights``)."""
