@@ -142,4 +142,7 @@ class RenamedPackage:
 
     def exec_module(self, module: object) -> None:
         """The module was run under its new name already: give it its own spec back."""
-        module.__spec__ = self._specs.pop(module.__spec__.name)  # type: ignore[attr-defined]
+        spec = self._specs.pop(module.__spec__.name)  # type: ignore[attr-defined]
+        module.__spec__ = spec  # type: ignore[attr-defined]
+        if spec.submodule_search_locations is None and hasattr(module, "__path__"):  # type: ignore[attr-defined]
+            del module.__path__  # type: ignore[attr-defined]  # a module, not a package

@@ -58,7 +58,9 @@ class StrategyConfig(Checked):
             (else it is a copy of a parent).
         reference_architectures: the first generation starts from the task's hand-designed
             architectures (:meth:`evokeras.tasks.Task.reference_genomes`), the rest random.
-        wall_seconds: stop at the end of the generation that passes this (``None``: no limit).
+        wall_seconds: stop at the end of the generation that passes this (an asynchronous
+            strategy: ask no more candidates once it passed; those in flight finish);
+            ``None``: no limit.
     """
 
     KEY: ClassVar[str] = "strategy"
@@ -230,6 +232,13 @@ def _inheritance_needs_a_shared_disk(c: SearchConfig) -> tuple[str, str] | None:
     return None
 
 
+def _halving_needs_generations(c: SearchConfig) -> tuple[str, str] | None:
+    if c.evaluation.multi_fidelity is not None and STRATEGIES[c.strategy.name].asynchronous:
+        return ("evaluation.multi_fidelity", f"successive halving ranks a generation; strategy "
+                f"{c.strategy.name!r} asks for one candidate at a time (use 'nsga2' or no multi_fidelity)")
+    return None
+
+
 @dataclass(frozen=True)
 class SearchConfig(Checked):
     """Everything that determines a search run.
@@ -254,7 +263,7 @@ class SearchConfig(Checked):
             :class:`~evokeras.genomes.edits.EditSpace`) options overriding the task default.
     """
 
-    RULES: ClassVar[tuple] = (_weighted_objectives, _inheritance_needs_a_shared_disk)
+    RULES: ClassVar[tuple] = (_weighted_objectives, _inheritance_needs_a_shared_disk, _halving_needs_generations)
 
     study: str = "custom"
     task: str = "mnist"
@@ -369,13 +378,13 @@ class SearchConfig(Checked):
                 raise ConfigError(f"config key 'evaluation.inherit_weights': task {self.task!r} does not train from inherited weights")
         if self.evaluation.multi_fidelity is not None:
             budget = self.budget()
-            fraction = float(self.evaluation.multi_fidelity.get("fraction", MULTI_FIDELITY_DEFAULTS["fraction"]))
+            fraction = float(self.evaluation.multi_fidelity["fraction"])
             if task.scaled_budget(budget, fraction) == budget:
                 raise ConfigError(f"config key 'evaluation.multi_fidelity.fraction': {fraction:g} of this evaluation budget "
                                   "is the full budget (nothing to save)")
         if self.evaluation.final_rung is not None:
             budget = self.budget()
-            factor = float(self.evaluation.final_rung.get("factor", FINAL_RUNG_DEFAULTS["factor"]))
+            factor = float(self.evaluation.final_rung["factor"])
             rung = task.scaled_budget(budget, factor)
             if rung == budget:
                 raise ConfigError(f"config key 'evaluation.final_rung.factor': {factor:g} times this evaluation budget "

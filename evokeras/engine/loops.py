@@ -3,8 +3,8 @@
 :func:`generational` asks a strategy for a generation, evaluates it with the search's
 evaluation policy and tells it whole; :func:`asynchronous` asks for one candidate
 whenever a worker is free and tells each result as it arrives (no generation barrier).
-Both end a generation the same way (:meth:`Search._end_generation
-<evokeras.engine.search.Search>`): a logbook record (:func:`generation_record`) and a
+Both end a generation the same way (:meth:`Search.end_generation
+<evokeras.engine.search.Search.end_generation>`): a logbook record (:func:`generation_record`) and a
 checkpoint.
 """
 
@@ -24,6 +24,10 @@ if TYPE_CHECKING:
     from evokeras.engine.search import Search
 
 __all__ = ["AllFailedError", "Interrupted", "Progress", "StopRequest", "asynchronous", "fail_fast", "generation_record", "generational"]
+
+
+#: Copies of a key in flight asked in a row before a drop counts as a candidate asked.
+MAX_DROPS = 20
 
 
 class AllFailedError(RuntimeError):
@@ -160,10 +164,11 @@ def asynchronous(search: Search, gen: int, clock: Callable[[], float]) -> tuple[
     generation ends every ``strategy.offspring`` results (the first after
     ``strategy.population``). ``strategy.population + strategy.generations *
     strategy.offspring`` candidates are asked in all; a key the run has evaluated is told
-    its stored result at once, and a key already in flight is dropped."""
+    its stored result at once, and a key already in flight is dropped and asked again
+    (counted only after :data:`MAX_DROPS` drops in a row, so that a tiny space ends)."""
     s, strategy = search.config.strategy, search.strategy
     target = s.population + s.generations * s.offspring
-    asked, in_flight = search.told, {}
+    asked, in_flight, told_before, drops = search.told, {}, search.told, 0
     reason: list[str] = []
 
     def generation_of(told: int) -> int:  # the generation of the result told as number told + 1
@@ -183,18 +188,21 @@ def asynchronous(search: Search, gen: int, clock: Callable[[], float]) -> tuple[
                 reason.append("solved")
 
     def candidates() -> Iterator[Individual]:
-        nonlocal asked
+        nonlocal asked, drops
         while asked < target and not reason:
             if asked >= s.population and s.wall_seconds is not None and clock() >= s.wall_seconds:
                 reason.append("wall_seconds")
                 return
             [ind] = strategy.ask(1)
-            asked += 1
+            if ind.key in in_flight:
+                strategy.forget(ind)
+                drops += 1
+                asked += drops > MAX_DROPS
+                continue
+            asked, drops = asked + 1, 0
             cached = search.store.get_evaluation(ind.key)
             if cached is not None:
                 tell(ind, cached)
-            elif ind.key in in_flight:
-                strategy.forget(ind)
             else:
                 in_flight[ind.key] = ind
                 yield ind
@@ -205,7 +213,7 @@ def asynchronous(search: Search, gen: int, clock: Callable[[], float]) -> tuple[
     search.meter.describe(target - asked, "steady state")
     for result in search.evals.stream(candidates(), lambda: generation_of(search.told)):
         tell(in_flight.pop(result.key), result)
-    if search.told > s.population and (search.told - s.population) % s.offspring:  # a part generation
+    if search.told > max(told_before, s.population) and (search.told - s.population) % s.offspring:  # a part generation
         gen = generation_of(search.told - 1)
         search.end_generation(gen, clock())
     return gen, reason[0] if reason else "generations"

@@ -147,6 +147,7 @@ class Run:
             raise RunError(f"{out_dir} already holds a run: use `evokeras resume {out_dir}`")
         lock = lock_run_dir(out_dir, create=True)
         before = set(out_dir.iterdir())
+        store = None
         try:
             spec = task.recipe(out_dir)
             if spec is not None:
@@ -156,10 +157,14 @@ class Run:
             store.set_meta("objectives", config.objectives)
             write_json_atomic(out_dir / "config.json", {"config": config.to_dict(), "versions": versions()})
         except BaseException as exc:  # a signal included: no half-made run is left behind
-            for path in set(out_dir.iterdir()) - before:
-                if path.is_file():
-                    path.unlink(missing_ok=True)
-            lock.close()
+            try:
+                if store is not None:
+                    store.close()
+                for path in set(out_dir.iterdir()) - before:
+                    if path.is_file():
+                        path.unlink(missing_ok=True)
+            finally:
+                lock.close()
             if isinstance(exc, OSError | StoreError | ConfigError):
                 raise RunError(f"cannot create a run in {out_dir}: {exc}") from exc
             raise

@@ -158,7 +158,7 @@ def test_process_workers_get_the_task(tmp_path: Path) -> None:
     config = {"population": 4, "offspring": 4, "generations": 1, "evaluation": {"episodes": 2, "timeout": 120}}
     serial = evokeras.search(evokeras.from_gym("MountainCar-v0"), tmp_path / "serial", config=config)
     parallel = evokeras.search(evokeras.from_gym("MountainCar-v0"), tmp_path / "parallel", config=config, workers=2)
-    assert json.loads((tmp_path / "parallel" / "config.json").read_text())["config"]["workers"] == 2
+    assert json.loads((tmp_path / "parallel" / "config.json").read_text())["config"]["parallel"]["workers"] == 2
     assert [m["key"] for m in parallel.front] == [m["key"] for m in serial.front]
     assert [m["objectives"] for m in parallel.front] == [m["objectives"] for m in serial.front]
 

@@ -228,3 +228,25 @@ def test_the_worked_example_strategy_of_the_architecture_doc_runs(tmp_path: Path
             assert again.run().front  # the strategy's state round-trips
     finally:
         STRATEGIES.pop(cls.name, None)
+
+
+def test_successive_halving_needs_a_generational_strategy() -> None:
+    with pytest.raises(ConfigError, match="evaluation.multi_fidelity"):
+        small_config(strategy=STEADY, evaluation={"multi_fidelity": {"eta": 3}})
+
+
+#: The first generation of ``python studies/mnist.py --budget default --seed 0`` as
+#: evokeras 0.10.0 drew it (the reference architectures, then random networks).
+MAIN_JOB_GEN0_0_10 = ["bc09f45b4b7d6639", "f628103389297615", "97f5b1bfb5dcae07", "f0f554d685d8307d",
+                      "7f201e97b8d5cd3e", "3246caa9ade8e845", "03f8f3f1474a468e", "8d32643dfb47cc16",
+                      "ea6f1df978976737", "7976be1da3972113", "8a38e578a9df007c", "572795e54669828e"]
+
+
+def test_the_main_jobs_first_generation_is_that_of_0_10(tmp_path: Path) -> None:
+    from evokeras.engine.config import SearchConfig
+    from evokeras.engine.parallel import serial_map
+    from evokeras.studies.mnist import BUDGETS
+
+    cfg = SearchConfig.from_dict({**BUDGETS["default"], "seed": 0})
+    with Search(cfg, tmp_path / "main", map_fn=serial_map) as search:
+        assert [ind.key for ind in search.strategy.ask(cfg.strategy.population)] == MAIN_JOB_GEN0_0_10

@@ -6,7 +6,8 @@ Every backend is an object with
   (any order). :class:`~evokeras.engine.search.Search` uses this form and commits each result
   to the run store as it arrives. ``genomes`` may be any iterable, a generator included:
   the backend pulls the next genome only when a worker is free (never more than its
-  ``workers`` in flight; a task to run again goes first), so a generator may make its
+  ``workers`` in flight -- an external Dask cluster: its threads, when more; a task to
+  run again goes first), so a generator may make its
   next genome from the results already received. A candidate whose worker hangs past
   the backend's ``timeout`` (or keeps dying) gets a failure record (status
   ``timeout``/``failed``) made by ``fn.failure(genome, status, error)`` when ``fn`` is an

@@ -1,7 +1,7 @@
 """The backend contract: :class:`Backend`, its errors, failure records, the serial backend.
 
 A backend runs ``fn`` on items pulled lazily from an iterable, never more than its
-``workers`` at a time (:class:`Feed`), and yields results as they finish. What a task
+``workers`` at a time (an external Dask cluster: its threads, when more) (:class:`Feed`), and yields results as they finish. What a task
 lost to a timeout or to dying workers turns into is decided here, once: the
 :meth:`~evokeras.training.protocol.EvaluateFunction.failure` record when ``fn`` is an
 :class:`~evokeras.training.protocol.EvaluateFunction`, else :class:`BackendError`.

@@ -52,7 +52,7 @@ class SteadyState(Strategy):
         out = []
         for _ in range(n):
             ind = self._next()
-            self._pending[ind.key] = ind
+            self._pending.setdefault(ind.key, ind)  # a copy of a key in flight is dropped by the engine
             out.append(ind)
         return out
 
@@ -94,19 +94,18 @@ class SteadyState(Strategy):
         self._update_front(told)
 
     def forget(self, ind: Individual) -> None:
-        self._pending.pop(ind.key, None)
+        if self._pending.get(ind.key) is ind:
+            del self._pending[ind.key]
 
     @property
     def parents(self) -> list[Individual]:
         return list(self.population)
 
-    @property
-    def pending(self) -> list[Individual]:
-        """Asked and not yet told."""
-        return list(self._pending.values())
-
     def weight_keys(self) -> set[str]:
-        return super().weight_keys() | {ind.parent for ind in self._pending.values() if ind.parent}
+        """The population's, and those of every candidate asked and not yet told (a result
+        that arrived is saved before it is told) and of their parents."""
+        waiting = [*self._pending.values(), *self._replay]
+        return super().weight_keys() | {ind.key for ind in waiting} | {ind.parent for ind in waiting if ind.parent}
 
     # -- state ---------------------------------------------------------------------------------------
     def state(self) -> dict[str, Any]:
