@@ -81,7 +81,7 @@ def test_resume_takes_callbacks_and_reports_only_new_work(tmp_path: Path) -> Non
         first.run()
     rec = Recorder()
     cfg = json.loads((out / "config.json").read_text())["config"]
-    cfg["generations"] = 2
+    cfg["strategy"]["generations"] = 2
     (out / "config.json").write_text(json.dumps({"config": cfg}))
     with Search.resume(out, callbacks=[rec], evaluate=fake_for(small_config(generations=2))) as search:
         search.run()
