@@ -69,8 +69,8 @@ def run_evokeras(seed: int, max_generations: int) -> dict[str, Any]:
     from evokeras.genomes.network import Genome
 
     overrides = {"study": "cartpole-bench", "budget_name": "default", "seed": seed,
-                 "generations": max_generations, "wall_seconds": None}
-    config = SearchConfig.from_dict({**_common.study_budgets("cartpole")["default"], **overrides})
+                 "strategy": {"generations": max_generations, "wall_seconds": None}}
+    config = SearchConfig.from_dict(overrides, base=SearchConfig.from_dict(_common.study_budgets("cartpole")["default"]))
     with tempfile.TemporaryDirectory() as tmp, Search(config, Path(tmp) / "run") as search:
         t0 = time.perf_counter()
         result = search.run()

@@ -76,8 +76,9 @@ def study_run(levers: bool, wall_seconds: float, seed: int, out_dir: Path) -> di
     from evokeras.engine.search import Search
 
     extra = {"inherit_weights": True, "multi_fidelity": {"eta": 3, "fraction": 0.25}} if levers else {}
-    cfg = SearchConfig.from_dict({**_common.study_budgets("mnist")["default"], "seed": seed, "wall_seconds": wall_seconds,
-                                  "generations": 1000, **extra})
+    cfg = SearchConfig.from_dict({"seed": seed, "strategy": {"wall_seconds": wall_seconds, "generations": 1000},
+                                  "evaluation": extra},
+                                 base=SearchConfig.from_dict(_common.study_budgets("mnist")["default"]))
     start = time.time()
     with Search(cfg, out_dir) as search:
         result = search.run()

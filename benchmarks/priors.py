@@ -35,7 +35,8 @@ def generation0(space_name: str, seeds: list[int]) -> dict[str, Any]:
     results = []
     t0 = time.perf_counter()
     for seed in seeds:
-        cfg = SearchConfig.from_dict({**budget, "seed": seed, "reference_architectures": False})
+        cfg = SearchConfig.from_dict({"seed": seed, "strategy": {"reference_architectures": False}},
+                                     base=SearchConfig.from_dict(budget))
         task = cfg.build_task()
         if space_name == "wide":
             task = task.with_space(SearchSpace.from_dict(cfg.space, base=SearchSpace()))

@@ -26,7 +26,8 @@ Targets (this 2-core machine): ``process2`` and ``dask2`` >= 1.7x ``serial``;
 ``dask_overhead_ms`` <= 50. Measure on a quiet machine (``machine.load_avg_1m``).
 
 ``--part steady_state`` (key ``steady_state``): whole searches, not a list of genomes --
-the asynchronous steady-state strategy (``strategy.name = "steady_state"``) on the MNIST
+the asynchronous steady-state strategy (``strategy.name = "steady_state"``; ``--part
+nsga2``, key ``nsga2``: the generational NSGA-II, for comparison) on the MNIST
 ``default`` budget's image space (reference architectures and the image priors; each
 candidate trained on the fast path, one epoch on 3,000 images), serial, with 2 process
 workers and with 2 Dask workers, ``--runs`` times each (seeds ``seed``, ``seed + 1``,
@@ -38,6 +39,7 @@ Usage::
     python benchmarks/scaling.py                 # 16 genomes -> benchmarks/results/scaling.json
     python benchmarks/scaling.py --quick --results-dir /tmp/scaling   # a few genomes, a check
     python benchmarks/scaling.py --part steady_state --runs 3       # whole steady-state searches
+    python benchmarks/scaling.py --part nsga2 --runs 3              # the same with NSGA-II
 """
 
 from __future__ import annotations
@@ -103,8 +105,8 @@ def measure(name: str, backend: Any, evaluator: Any, genomes: list[Any], warm: l
     return out
 
 
-def steady_state_config(seed: int, quick: bool) -> Any:
-    """The steady-state search the ``steady_state`` part times: the MNIST ``default``
+def search_config(strategy: str, seed: int, quick: bool) -> Any:
+    """The search the ``steady_state`` and ``nsga2`` parts time: the MNIST ``default``
     budget's space and priors, a shorter evaluation (one epoch on 3,000 images)."""
     from mnist import BUDGETS
 
@@ -114,20 +116,20 @@ def steady_state_config(seed: int, quick: bool) -> Any:
     n = 2 if quick else 8
     return SearchConfig.from_dict({
         "seed": seed,
-        "strategy": {"name": "steady_state", "population": n, "offspring": n, "generations": 1 if quick else 3,
+        "strategy": {"name": strategy, "population": n, "offspring": n, "generations": 1 if quick else 3,
                      "wall_seconds": None},
         "evaluation": {"epochs": 1, "train_samples": 3000, "val_samples": 1000, "seconds": 30, "time_repeats": 3},
         "final": {"members": 1},
     }, base=base)
 
 
-def steady_state_search(name: str, backend: Any, seed: int, quick: bool) -> dict[str, Any]:
-    """One whole steady-state search on ``backend`` (warmed up first): evaluations per minute."""
+def timed_search(name: str, backend: Any, strategy: str, seed: int, quick: bool) -> dict[str, Any]:
+    """One whole search on ``backend`` (warmed up first): evaluations per minute."""
     import tempfile
 
     from evokeras.engine.search import Search
 
-    config = steady_state_config(seed, quick)
+    config = search_config(strategy, seed, quick)
     task = config.build_task()
     with tempfile.TemporaryDirectory() as tmp:
         with Search(config, Path(tmp) / "run", task=task, map_fn=backend) as search:
@@ -150,7 +152,7 @@ def steady_state_search(name: str, backend: Any, seed: int, quick: bool) -> dict
     return out
 
 
-def steady_state_part(seed: int, runs: int, quick: bool) -> dict[str, Any]:
+def search_part(strategy: str, seed: int, runs: int, quick: bool) -> dict[str, Any]:
     """``runs`` searches per backend, interleaved (serial, process2, dask2, serial, ...); medians."""
     from evokeras.engine.parallel import (
         DaskBackend,
@@ -162,15 +164,15 @@ def steady_state_part(seed: int, runs: int, quick: bool) -> dict[str, Any]:
 
     cores = cpu_count()
     workers, threads = 2, max(1, cores // 2)
-    limit = hard_timeout(steady_state_config(seed, quick).budget().timeout)
+    limit = hard_timeout(search_config(strategy, seed, quick).budget().timeout)
     per: dict[str, list[dict[str, Any]]] = {"serial": [], "process2": [], "dask2": []}
     for i in range(runs):
         with SerialBackend() as backend:
-            per["serial"].append(steady_state_search("serial", backend, seed + i, quick))
+            per["serial"].append(timed_search("serial", backend, strategy, seed + i, quick))
         with ProcessBackend(workers, threads_per_worker=threads, gpus=0, timeout=limit, recycle_after=None) as backend:
-            per["process2"].append(steady_state_search("process2", backend, seed + i, quick))
+            per["process2"].append(timed_search("process2", backend, strategy, seed + i, quick))
         with DaskBackend(workers=workers, threads_per_worker=threads, timeout=limit) as backend:
-            per["dask2"].append(steady_state_search("dask2", backend, seed + i, quick))
+            per["dask2"].append(timed_search("dask2", backend, strategy, seed + i, quick))
     med = {name: statistics.median(r["evals_per_min"] for r in rs) for name, rs in per.items()}
     return {
         "runs": runs,
@@ -180,7 +182,7 @@ def steady_state_part(seed: int, runs: int, quick: bool) -> dict[str, Any]:
         "speedup": {"process2": med["process2"] / med["serial"], "dask2": med["dask2"] / med["serial"]},
         "targets": {"process2_min": 1.9, "dask2_min": 1.8, "process2_met": med["process2"] / med["serial"] >= 1.9,
                     "dask2_met": med["dask2"] / med["serial"] >= 1.8},
-        "budget": "MNIST default space, steady_state strategy, 1 epoch on 3,000 images per candidate",
+        "budget": f"MNIST default space, {strategy} strategy, 1 epoch on 3,000 images per candidate",
         "cores": cores, "workers": workers, "threads_per_worker": threads,
         "details": per,
     }
@@ -223,21 +225,21 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--overhead-samples", type=int, default=None, help="sequential Dask evaluations (default 6; --quick: 2)")
     p.add_argument("--results-dir", type=Path, default=None, help="where scaling.json goes (default benchmarks/results)")
-    p.add_argument("--part", choices=("backends", "steady_state"), default="backends",
-                   help="backends: the genome list on each backend; steady_state: whole steady-state searches "
-                        "(a part run keeps the file's other parts)")
+    p.add_argument("--part", choices=("backends", "steady_state", "nsga2"), default="backends",
+                   help="backends: the genome list on each backend; steady_state, nsga2: whole searches of that "
+                        "strategy (a part run keeps the file's other parts)")
     p.add_argument("--runs", type=int, default=3, help="steady_state: searches per backend (default 3)")
     args = p.parse_args(argv)
     n = args.n_genomes or (4 if args.quick else 16)
     k = args.overhead_samples or (2 if args.quick else 6)
     if args.results_dir is not None:
         _common.RESULTS_DIR = args.results_dir
-    if args.part == "steady_state":
+    if args.part != "backends":
         before = _common.machine_info()
-        part = steady_state_part(args.seed, args.runs, args.quick)
+        part = search_part(args.part, args.seed, args.runs, args.quick)
         part["machine"] = {**_common.machine_info(), "load_avg_1m_before": before["load_avg_1m"]}
-        path = _common.write_result("scaling", {**_common.read_result("scaling"), "steady_state": part})
-        print(f"steady state, medians of {args.runs}: process2 {part['speedup']['process2']:.2f}x, "
+        path = _common.write_result("scaling", {**_common.read_result("scaling"), args.part: part})
+        print(f"{args.part}, medians of {args.runs}: process2 {part['speedup']['process2']:.2f}x, "
               f"dask2 {part['speedup']['dask2']:.2f}x serial; wrote {path}")
         return 0
 
@@ -300,8 +302,7 @@ def main(argv: list[str] | None = None) -> int:
         "details": details,
     }
     previous = _common.read_result("scaling")
-    if "steady_state" in previous:
-        result["steady_state"] = previous["steady_state"]
+    result.update({part: previous[part] for part in ("steady_state", "nsga2") if part in previous})
     path = _common.write_result("scaling", result)
     print(f"speed-up vs serial: process2 {details['speedup']['process2']:.2f}x, dask2 {details['speedup']['dask2']:.2f}x; "
           f"dask overhead {result['dask_overhead_ms']:.1f} ms/task (no-op round trip "

@@ -509,11 +509,11 @@ def test_specialize_objects_study_smoke(tmp_path, monkeypatch, capsys) -> None:
     budgets = {"smoke": {
         "base": {**smoke["base"], "train_samples": 128, "val_samples": 64},
         "baseline": {**smoke["baseline"], "train_samples": 128, "val_samples": 64},
-        "search": {**smoke["search"], "population": 2, "offspring": 1, "generations": 0,
+        "search": {**smoke["search"], "strategy": {"population": 2, "offspring": 1, "generations": 0},
                    "space": {"finetune": [0]},
                    "evaluation": {**smoke["search"]["evaluation"], "train_samples": 100, "val_samples": 64,
                                   "time_batch": 32},
-                   "final_train_samples": 128},
+                   "final": {"train_samples": 128}},
     }}
     out = tmp_path / "study"
     argv = ["--budget", "smoke", "--out", str(out), "--no-progress"]
