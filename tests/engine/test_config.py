@@ -83,12 +83,12 @@ def test_at_most_twelve_top_level_keys_and_frozen_sections() -> None:
 
 def test_python_access_by_section() -> None:
     cfg = SearchConfig.from_dict({
-        "strategy": {"name": "steady_state", "population": 5, "wall_seconds": 60},
+        "strategy": {"population": 5, "wall_seconds": 60},
         "evaluation": {"epochs": 2, "fast_path": True, "multi_fidelity": {"eta": 2}, "final_rung": {}},
         "final": {"epochs": 4, "schedule": "constant", "augment": 1},
         "parallel": {"workers": 2, "recycle_after": None},
     })
-    assert (cfg.strategy.name, cfg.strategy.population, cfg.strategy.offspring) == ("steady_state", 5, 8)
+    assert (cfg.strategy.name, cfg.strategy.population, cfg.strategy.offspring) == ("nsga2", 5, 8)
     assert cfg.strategy.wall_seconds == 60 and cfg.evaluation.fast_path and cfg.evaluation.deterministic
     assert cfg.evaluation.multi_fidelity == {"eta": 2, "fraction": 0.25}  # defaults filled in
     assert cfg.evaluation.final_rung == FINAL_RUNG_DEFAULTS == {"candidates": 4, "factor": 4}

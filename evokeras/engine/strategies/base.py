@@ -45,10 +45,11 @@ class Standing:
 
     Args:
         max_val_error: the largest error a front member may have (``None``: no constraint).
-        error_measure: the metric the constraint reads (the task's declared error measure).
+        error_measure: the metric the constraint reads (the task's declared error measure;
+            ``None``: none, no constraint).
     """
 
-    def __init__(self, max_val_error: float | None, error_measure: str) -> None:
+    def __init__(self, max_val_error: float | None, error_measure: str | None) -> None:
         self.max_val_error = max_val_error
         self.error_measure = error_measure
         self.status: dict[str, str] = {}
@@ -56,8 +57,10 @@ class Standing:
 
     def within_limit(self, result: EvalResult) -> bool:
         """Whether ``result``'s error is within ``max_val_error`` (or unconstrained)."""
+        if self.max_val_error is None or self.error_measure is None:
+            return True
         error = result.metrics.get(self.error_measure)
-        return self.max_val_error is None or error is None or float(error) <= self.max_val_error
+        return error is None or float(error) <= self.max_val_error
 
     def note(self, result: EvalResult) -> None:
         """Record ``result``'s status, and by how much an ok, full-fidelity result passes the limit."""
