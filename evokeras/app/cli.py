@@ -20,6 +20,7 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 from evokeras._io import MAX_CONFIG_BYTES, UnreadableFile, read_json
+from evokeras._meta import __version__
 from evokeras.api import specialize
 from evokeras.app.specialization import SPECIALIZE_ERRORS, specialize_failed
 from evokeras.app.study import (
@@ -57,6 +58,7 @@ def main(argv: Sequence[str] | None = None, *,
 
 def _main(argv: Sequence[str] | None, studies: Mapping[str, Callable[[Sequence[str] | None], int]] | None) -> int:
     p = argparse.ArgumentParser(prog="evokeras", description="evokeras: evolve Keras networks with DEAP")
+    p.add_argument("--version", action="version", version=f"evokeras {__version__}")
     sub = p.add_subparsers(dest="command", required=True)
     rn = sub.add_parser("run", help="run a search on the task a JSON configuration names")
     rn.add_argument("config_file", type=Path, metavar="CONFIG.json")

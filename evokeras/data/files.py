@@ -199,6 +199,10 @@ def _inputs(name: str, x: Any, family: str) -> np.ndarray:
     if out.ndim != want:
         raise ValueError(f"{name}: shape {x.shape} does not fit family {family!r} "
                          "(image: (N, H, W[, C]), sequence: (N, T[, F]), vector: (N, D))")
+    bad = int(np.size(out) - np.count_nonzero(np.isfinite(out)))
+    if bad:
+        raise ValueError(f"{name}: {bad} of {np.size(out)} input values are NaN or infinite; "
+                         "replace or drop them (e.g. numpy.nan_to_num) before the search")
     return out
 
 

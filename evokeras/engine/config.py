@@ -286,7 +286,7 @@ class SearchConfig(Checked):
         if isinstance(data, Mapping) and "$schema" in data:
             data = {k: v for k, v in data.items() if k != "$schema"}
         data = migrate(data)
-        check_keys(cls, data, "")
+        check_keys(cls, data, "", {flat: f"{section}.{name}" for flat, (section, name) in FLAT_KEYS.items()})
         base = base if base is not None else cls()
         values = {f.name: getattr(base, f.name) for f in dataclasses.fields(cls)}
         for key, value in data.items():

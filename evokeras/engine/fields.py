@@ -17,6 +17,7 @@ docstrings.
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import functools
 import inspect
 import math
@@ -65,15 +66,20 @@ def key_path(where: str, key: str) -> str:
     return f"{where}.{key}" if where else key
 
 
-def check_keys(cls: type, data: Any, where: str) -> None:
-    """``data`` is an object whose keys are all fields of the dataclass ``cls``."""
+def check_keys(cls: type, data: Any, where: str, aliases: Mapping[str, str] | None = None) -> None:
+    """``data`` is an object whose keys are all fields of the dataclass ``cls``; an
+    unknown key's message suggests the closest known one (``aliases``: other accepted
+    names, each with the key path it stands for)."""
     if not isinstance(data, Mapping):
         what = f"config key {where!r}" if where else "config"
         raise ConfigError(f"{what}: expected {'an' if where else 'a JSON'} object, got {type(data).__name__}")
     known = [f.name for f in dataclasses.fields(cls)]
     for key in data:
         if key not in known:
-            raise ConfigError(f"unknown config key {key_path(where, str(key))!r} (known: {', '.join(sorted(known))})")
+            paths = {**{name: key_path(where, name) for name in known}, **(aliases or {})}
+            close = difflib.get_close_matches(str(key), list(paths), n=1, cutoff=0.75)
+            hint = f"; did you mean {paths[close[0]]!r}?" if close else ""
+            raise ConfigError(f"unknown config key {key_path(where, str(key))!r} (known: {', '.join(sorted(known))}){hint}")
 
 
 def check(obj: Any) -> None:

@@ -411,3 +411,10 @@ def test_cli_specialize_end_to_end_and_bad_input(tmp_path, capsys) -> None:
     config = json.loads((out / "config.json").read_text())["config"]
     assert config["task"] == "specialize" and config["task_options"]["target"] == "mnist"
     assert config["task_options"]["teacher_epochs"] == 0
+
+
+def test_version() -> None:
+    import evokeras
+
+    proc = subprocess.run([*EVOKERAS, "--version"], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0 and proc.stdout.strip() == f"evokeras {evokeras.__version__}", proc.stderr[-1000:]

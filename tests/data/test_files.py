@@ -87,3 +87,18 @@ def test_text_split_char_and_word() -> None:
         text_split("abc", level="byte")
     with pytest.raises(ValueError, match="too few"):
         text_split("abc")
+
+
+@pytest.mark.parametrize("value", [np.nan, np.inf, -np.inf])
+@pytest.mark.parametrize("key", ["x_train", "x_val"])
+def test_non_finite_inputs_are_refused_naming_the_array(key: str, value: float) -> None:
+    rng = np.random.default_rng(0)
+    arrays = {"x_train": rng.random((20, 3)), "y_train": np.arange(20) % 2,
+              "x_val": rng.random((6, 3)), "y_val": np.arange(6) % 2}
+    arrays[key] = arrays[key].copy()
+    arrays[key][1, 2] = value
+    with pytest.raises(ValueError, match=rf"{key}: 1 of \d+ input values are NaN or infinite"):
+        array_split(arrays)
+    arrays[key][:] = np.nan  # all of them
+    with pytest.raises(ValueError, match=rf"{key}: \d+ of \d+ input values are NaN"):
+        array_split(arrays)

@@ -384,3 +384,21 @@ def test_overlay_merges_sections_key_by_key_and_migrates_flat_keys() -> None:
     assert merged["objectives"] == {"val_error": -1.0}
     cfg = SearchConfig.from_dict(merged)
     assert (cfg.evaluation.epochs, cfg.evaluation.train_samples, cfg.strategy.population) == (1, 1000, 6)
+
+
+@pytest.mark.parametrize(("data", "hint"), [
+    ({"generation": 2}, "did you mean 'strategy.generations'?"),
+    ({"strategy": {"populaton": 4}}, "did you mean 'strategy.population'?"),
+    ({"evaluaton": {}}, "did you mean 'evaluation'?"),
+    ({"final": {"epoch": 3}}, "did you mean 'final.epochs'?"),
+])
+def test_an_unknown_key_gets_the_closest_known_one(data: dict, hint: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        SearchConfig.from_dict(data)
+    assert str(info.value).startswith("unknown config key") and str(info.value).endswith(hint)
+
+
+def test_an_unknown_key_far_from_any_gets_no_suggestion() -> None:
+    with pytest.raises(ConfigError) as info:
+        SearchConfig.from_dict({"zzqx": 1})
+    assert "did you mean" not in str(info.value)
