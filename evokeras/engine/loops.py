@@ -200,7 +200,7 @@ def asynchronous(search: Search, gen: int, clock: Callable[[], float]) -> tuple[
                 asked += drops > MAX_DROPS
                 continue
             asked, drops = asked + 1, 0
-            cached = search.store.get_evaluation(ind.key)
+            cached = search.evals.cached(ind.key)
             if cached is not None:
                 tell(ind, cached)
             else:

@@ -32,7 +32,8 @@ from evokeras._io import (
 )
 from evokeras._meta import __version__
 from evokeras.engine.config import ConfigError, SearchConfig, load_stored
-from evokeras.engine.store import RunStore, StoreError
+from evokeras.engine.store import RunStore, StoreError, is_number
+from evokeras.genomes.keyed import is_int
 
 __all__ = ["Run", "RunError", "lock_run_dir", "read_checkpoint", "versions", "write_logbook_csv"]
 
@@ -76,14 +77,10 @@ def lock_run_dir(out_dir: Path, *, create: bool = False) -> Any:
     return handle
 
 
-def _is_number(value: Any) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool)
-
-
 def _items_ok(items: Any) -> bool:
     return isinstance(items, list) and all(
         isinstance(item, dict) and isinstance(item.get("genome"), dict)
-        and isinstance(item.get("fitness"), list) and all(map(_is_number, item["fitness"]))
+        and isinstance(item.get("fitness"), list) and all(map(is_number, item["fitness"]))
         and isinstance(item.get("status", "ok"), str) for item in items)
 
 
@@ -101,9 +98,9 @@ def read_checkpoint(store: RunStore) -> dict[str, Any] | None:
         ok = _items_ok(state["state"]["population"]) and isinstance(state["state"]["rng"], dict)
     else:
         ok = isinstance(state.get("strategy"), str) and isinstance(state.get("state"), dict)
-    ok = (ok and isinstance(state.get("gen"), int) and not isinstance(state.get("gen"), bool)
-          and _is_number(state.get("elapsed")) and _is_number(state.get("fit_seconds", 0.0))
-          and isinstance(state.get("told", 0), int) and not isinstance(state.get("told", 0), bool)
+    ok = (ok and is_int(state.get("gen"))
+          and is_number(state.get("elapsed")) and is_number(state.get("fit_seconds", 0.0))
+          and is_int(state.get("told", 0))
           and _items_ok(state.get("front")))
     if not ok:
         raise StoreError(f"run store {store.path}: checkpoint of generation {state.get('gen')!r} is malformed")

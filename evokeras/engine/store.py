@@ -168,10 +168,10 @@ class RunStore:
         names = self._json(names, f"{where} objective_names", list)
         metrics = self._json(metrics, f"{where} metrics", dict)
         times = self._json(times, f"{where} times", dict)
-        if (len(objectives) != len(names) or not all(map(_is_number, objectives))
+        if (len(objectives) != len(names) or not all(map(is_number, objectives))
                 or not all(isinstance(n, str) for n in names)
-                or not all(map(_is_number, times.values()))
-                or not (metrics.get("val_error") is None or _is_number(metrics["val_error"]))):
+                or not all(map(is_number, times.values()))
+                or not (metrics.get("val_error") is None or is_number(metrics["val_error"]))):
             raise StoreError(f"run store {self.path}: {where}: malformed objectives, metrics or times")
         return EvalResult(
             key=key,
@@ -241,7 +241,8 @@ class RunStore:
         return self._json(row[1], f"checkpoint of generation {row[0]}", dict) if row else None
 
 
-def _is_number(value: Any) -> bool:
+def is_number(value: Any) -> bool:
+    """A JSON number (``bool`` is not one)."""
     return isinstance(value, int | float) and not isinstance(value, bool)
 
 
