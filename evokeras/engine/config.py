@@ -168,6 +168,9 @@ class FinalConfig(Checked):
         augment: light augmentation, redrawn each epoch (image tasks: random shifts of up
             to this many pixels); ``None``: the task's default
             (:attr:`evokeras.tasks.Task.default_final_augment`: 2 on images, else 0).
+        from_search: a member's final training continues from the weights the search
+            trained (where the run keeps them: ``evaluation.inherit_weights``) instead of
+            starting from scratch.
     """
 
     KEY: ClassVar[str] = "final"
@@ -178,6 +181,7 @@ class FinalConfig(Checked):
     members: int | None = field(default=None, metadata={"minimum": 1})
     schedule: str = field(default="cosine", metadata={"enum": ("cosine", "constant")})
     augment: int | None = field(default=None, metadata={"minimum": 0})
+    from_search: bool = True
 
 
 def _serial_is_one_at_a_time(p: ParallelConfig) -> tuple[str, str] | None:
@@ -232,6 +236,12 @@ def _inheritance_needs_a_shared_disk(c: SearchConfig) -> tuple[str, str] | None:
     return None
 
 
+def _lineage_needs_inheritance(c: SearchConfig) -> tuple[str, str] | None:
+    if c.strategy.name == "lineage" and not c.evaluation.inherit_weights:
+        return ("strategy.name", "'lineage' continues the parents' training: it needs evaluation.inherit_weights: true")
+    return None
+
+
 def _halving_needs_generations(c: SearchConfig) -> tuple[str, str] | None:
     if c.evaluation.multi_fidelity is not None and STRATEGIES[c.strategy.name].asynchronous:
         return ("evaluation.multi_fidelity", f"successive halving ranks a generation; strategy "
@@ -263,7 +273,8 @@ class SearchConfig(Checked):
             :class:`~evokeras.genomes.edits.EditSpace`) options overriding the task default.
     """
 
-    RULES: ClassVar[tuple] = (_weighted_objectives, _inheritance_needs_a_shared_disk, _halving_needs_generations)
+    RULES: ClassVar[tuple] = (_weighted_objectives, _inheritance_needs_a_shared_disk, _halving_needs_generations,
+                              _lineage_needs_inheritance)
 
     study: str = "custom"
     task: str = "mnist"
@@ -425,7 +436,8 @@ LEGACY_BUDGET_KEYS: dict[str, str] = {"fast": "fast_path"}
 #: What a stored configuration (a run directory's) that lacks these keys gets instead of
 #: today's defaults: runs written before they existed (0.3) keep the behaviour they
 #: started with -- no constraint on the front, a constant final learning rate, no augmentation.
-LEGACY_RESUME_DEFAULTS: dict[str, Any] = {"max_val_error": 1.0, "final": {"schedule": "constant", "augment": 0}}
+LEGACY_RESUME_DEFAULTS: dict[str, Any] = {"max_val_error": 1.0,
+                                          "final": {"schedule": "constant", "augment": 0, "from_search": False}}
 
 
 def migrate(data: Mapping[str, Any], *, stored: bool = False) -> dict[str, Any]:

@@ -1,6 +1,7 @@
 """Final models: each Pareto-front member is finished by its task
-(:meth:`evokeras.tasks.Task.final_model`: supervised tasks retrain it on train +
-validation and score it once on the test split), saved as ``models/<key>.keras`` and
+(:meth:`evokeras.tasks.Task.final_model`: supervised tasks train it on train +
+validation -- continuing from the weights the search trained where the run keeps them,
+``final.from_search`` -- and score it once on the test split), saved as ``models/<key>.keras`` and
 listed in ``hall_of_fame.json``. This is the only place a search touches the test split.
 """
 
@@ -13,6 +14,7 @@ from evokeras._io import write_json_atomic
 from evokeras.engine.search import Search
 from evokeras.training.context import FinalContext
 from evokeras.training.evaluator import release_keras_seed, seed_keras
+from evokeras.training.inheritance import WeightCache
 from evokeras.training.records import FINAL_SEED_OFFSET, derive_seed, is_storage_error
 
 __all__ = ["finalize", "missing_members", "spread"]
@@ -40,6 +42,15 @@ def spread(n: int, k: int | None) -> set[int] | None:
     if k == 1:
         return {0}
     return {round(j * (n - 1) / (k - 1)) for j in range(k)}
+
+
+def _search_weights(search: Search, key: str) -> tuple[WeightCache, str] | None:
+    """Where a member's final model continues from: the search's trained weights of
+    ``key`` (``final.from_search``, where the run keeps weights and has ``key``'s)."""
+    cache = search.weight_cache
+    if not search.config.final.from_search or cache is None or not (cache.directory / f"{key}.npz").is_file():
+        return None
+    return cache, key
 
 
 def finalize(search: Search, front: list[Any], *, progress: bool = False) -> list[dict[str, Any]]:
@@ -102,7 +113,7 @@ def finalize(search: Search, front: list[Any], *, progress: bool = False) -> lis
             final = FinalContext(epochs=cfg.final.epochs, train_samples=cfg.final.train_samples, seed=seed,
                                  run_seed=cfg.seed, time_batch=budget.time_batch, time_repeats=budget.time_repeats,
                                  schedule=cfg.final.schedule, augment=cfg.augment(task),
-                                 seconds=cfg.final.seconds)
+                                 seconds=cfg.final.seconds, weights=_search_weights(search, genome.key))
             path = models_dir / f"{genome.key}.keras"
             entry.update(task.final_model(genome, final, path))
             entry["model"] = str(path.relative_to(search.out_dir))

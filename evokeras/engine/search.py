@@ -258,6 +258,7 @@ class Search:
         self.strategy.front.update(front)
         self.meter.fit_seconds = float(envelope.get("fit_seconds", 0.0))
         self.told = envelope.get("told", 0)
+        self.note_progress(int(gen), float(envelope["elapsed"]))
         return int(gen), float(envelope["elapsed"])
 
     @property
@@ -276,11 +277,18 @@ class Search:
                     "front": [dump_individual(ind, self.standing) for ind in self.strategy.front],
                     "strategy": self.strategy.name, "state": self.strategy.state()}
         self.run_dir.end_generation(gen, record, envelope)
+        self.note_progress(gen, elapsed)
         if self.weight_cache is not None:
             self.weight_cache.keep_only(self.strategy.weight_keys())
         for callback in self.callbacks:
             callback.on_generation(record, list(self.strategy.front))
         log.info("generation %d: %d evaluated, %d failed, front %d", gen, nevals, nfailed, len(self.strategy.front))
+
+    def note_progress(self, gen: int, elapsed: float) -> None:
+        """Tell the strategy the share of the search's budget spent after generation ``gen``."""
+        s = self.config.strategy
+        spent = max(gen / s.generations if s.generations else 1.0, elapsed / s.wall_seconds if s.wall_seconds else 0.0)
+        self.strategy.progress = min(1.0, spent)
 
     def solved(self) -> bool:
         """Whether a front member is verified to solve the task (:meth:`Task.verify`).

@@ -37,7 +37,7 @@ import numpy as np
 from evokeras.genomes.edits import BaseStructure, EditProgram, UnitInfo
 from evokeras.nets import layers
 
-__all__ = ["SurgeryError", "apply_program", "count_flops", "importance", "structure", "weighted_layers"]
+__all__ = ["SurgeryError", "apply_program", "count_flops", "importance", "kernel_importance", "structure", "weighted_layers"]
 
 _WEIGHTED = {"Conv1D", "Conv2D", "Dense", "LSTM", "Embedding"}
 _PASS = {
@@ -157,28 +157,39 @@ def structure(model: Any) -> BaseStructure:
 # --------------------------------------------------------------------------- #
 # Importance and slicing                                                       #
 # --------------------------------------------------------------------------- #
+def kernel_importance(kernel: np.ndarray, bn: list[np.ndarray] | None = None, epsilon: float = 1e-3) -> np.ndarray:
+    """Importance of each output unit of a trained ``kernel`` (output units last): the L1
+    norm of its incoming weights, times ``|gamma| / sqrt(variance + epsilon)`` of the
+    batch normalization that follows it, given as its arrays ``[gamma, beta, mean,
+    variance]`` (or ``[beta, mean, variance]`` without a scale)."""
+    score = np.abs(kernel).reshape(-1, kernel.shape[-1]).sum(axis=0)
+    if bn:
+        gamma = bn[0] if len(bn) == 4 else np.ones_like(bn[-1])
+        score = score * np.abs(gamma) / np.sqrt(bn[-1] + epsilon)
+    return np.asarray(score, dtype=np.float64)
+
+
 def importance(layer: Any, bn: Any = None) -> np.ndarray:
     """Importance of each output unit of a weighted ``layer``: the L1 norm of its trained
     incoming weights (a filter's kernel; a Dense unit's column; an LSTM unit's four gate
     columns of kernel and recurrent kernel; an Embedding dimension's column), times
     ``|gamma| / sqrt(variance + epsilon)`` of the BatchNormalization ``bn`` that follows
-    it, if any (the scale its output is multiplied by)."""
+    it, if any (the scale its output is multiplied by; :func:`kernel_importance`)."""
     cls = type(layer).__name__
     weights = layer.get_weights()
     if cls == "LSTM":
         units = int(layer.get_config()["units"])
         kernel, recurrent = weights[0], weights[1]
-        score = sum(np.abs(kernel[:, g * units:(g + 1) * units]).sum(axis=0)
-                    + np.abs(recurrent[:, g * units:(g + 1) * units]).sum(axis=0) for g in range(4))
+        gates = [np.concatenate([kernel[:, g * units:(g + 1) * units], recurrent[:, g * units:(g + 1) * units]])
+                 for g in range(4)]
+        kernel = np.abs(np.stack(gates)).sum(axis=0)
     else:
         kernel = weights[0]
-        score = np.abs(kernel).reshape(-1, kernel.shape[-1]).sum(axis=0)
     if bn is not None and type(bn).__name__ == "BatchNormalization":
         cfg = bn.get_config()
         w = bn.get_weights()
-        gamma = w[0] if cfg.get("scale", True) else np.ones_like(w[-1])
-        score = score * np.abs(gamma) / np.sqrt(w[-1] + float(cfg.get("epsilon", 1e-3)))
-    return np.asarray(score, dtype=np.float64)
+        return kernel_importance(kernel, w if cfg.get("scale", True) else w[-3:], float(cfg.get("epsilon", 1e-3)))
+    return kernel_importance(kernel)
 
 
 def weighted_layers(model: Any) -> list[tuple[Any, Any]]:

@@ -26,6 +26,7 @@ The engine asks for a capability through the type (a supervised task's training 
 from __future__ import annotations
 
 import copy
+import dataclasses
 import math
 import time
 from abc import ABC, abstractmethod
@@ -349,12 +350,15 @@ class SupervisedTask(NetworkTask):
         with ctx.timed("build"):
             model = decode(genome, self)
             metrics: dict[str, Any] = {"params": int(model.count_params()), "flops": int(self.space.analyze(genome).flops)}
-            metrics.update(ctx.inherit(model))
+            metrics.update(ctx.inherit(model, genome=genome, stem_channels=int(self.stem_shape[-1])))
             ctx.note(**metrics)
+        x_train, y_train = ctx.train_window(data.x_train, data.y_train)
         with ctx.timed("fit"):
-            losses, hist = self._fit(model, genome, data, ctx)
+            fit_data = data if x_train is data.x_train else dataclasses.replace(data, x_train=x_train, y_train=y_train)
+            losses, hist = self._fit(model, genome, fit_data, ctx)
         metrics["train_path"] = "stock" if hist is None else "fast"
         metrics["epochs"] = len(losses)
+        steps = len(losses) * (hist.steps_per_epoch if hist is not None else -(-len(x_train) // genome.training.batch_size))
         ctx.note(train_path=metrics["train_path"], epochs=len(losses))
         if not losses or not all(math.isfinite(v) for v in losses):
             raise NonFiniteError("training loss became NaN or infinite")
@@ -369,7 +373,13 @@ class SupervisedTask(NetworkTask):
         if not math.isfinite(scores["loss"]):
             raise NonFiniteError("validation loss is NaN or infinite")
         metrics.update(self.val_metrics(scores))
-        ctx.save_weights(model, genome.key)
+        if ctx.weights is not None:  # the training along this lineage, with this evaluation's
+            before = ctx.lineage()
+            metrics["train_steps"] = steps
+            metrics["lineage_steps"] = before["steps"] + steps
+            metrics["lineage_seconds"] = before["seconds"] + ctx.times["fit"]
+            ctx.save_weights(model, genome.key, genome=genome, steps=metrics["lineage_steps"],
+                             seconds=metrics["lineage_seconds"])
         if ctx.wants_exec_time:
             with ctx.timed("timing"):
                 metrics["exec_time"] = ctx.time_inference(model, data.x_val) / self.tokens_per_sample
@@ -397,7 +407,8 @@ class SupervisedTask(NetworkTask):
 
     # -- the final stage -------------------------------------------------------------
     def final_model(self, genome: Genome, final: FinalContext, path: Any) -> dict[str, Any]:
-        """Finish a front member: retrain it on train + validation (``final.epochs``,
+        """Finish a front member: train it on train + validation -- from the search's
+        weights of it where :class:`FinalContext` has them, else from scratch -- (``final.epochs``,
         ``final.train_samples``, the learning rate decaying by ``final.schedule``; with
         ``final.seconds``, for that many seconds with the learning rate warmed up and
         decayed over them, ``final.epochs`` only a cap; with ``final.augment``, the inputs
@@ -408,6 +419,7 @@ class SupervisedTask(NetworkTask):
         """
         x, y, data = self.final_data(final.train_samples)
         model = decode(genome, self, compile=False)
+        start = final.start(model)
         batch = genome.training.batch_size
         timed = final.seconds is not None
         steps = final.epochs * -(-len(x) // batch)  # what the epochs allow
@@ -426,7 +438,9 @@ class SupervisedTask(NetworkTask):
                     break
         else:
             model.fit(x, y, batch_size=batch, epochs=final.epochs, callbacks=callbacks, verbose=0)
-        return self.finish_model(model, data, final, path, fit_seconds=time.perf_counter() - t0)
+        fit_seconds = time.perf_counter() - t0
+        start["final_steps"] = int(np.asarray(model.optimizer.iterations))
+        return {**start, **self.finish_model(model, data, final, path, fit_seconds=fit_seconds)}
 
     def final_data(self, n: int | None) -> tuple[Any, Any, Any]:
         """``(x, y, split)``: the first ``n`` examples of train + validation (all when

@@ -93,15 +93,35 @@ class ScoreContext:
         """Median seconds per sample of ``model`` at the budget's timing batch."""
         return time_inference(model, x, self.budget.time_batch, self.budget.time_repeats)
 
-    def inherit(self, model: Any) -> dict[str, Any]:
-        """Start ``model`` from the parent's cached trained weights where layers match;
-        the figures to record (empty when inheritance is off)."""
-        return self.weights.inherit(model, self.parent) if self.weights is not None else {}
+    def inherit(self, model: Any, *, genome: Any = None, stem_channels: int | None = None) -> dict[str, Any]:
+        """Start ``model`` from the parent's cached trained weights (through the morphism
+        from the parent's genome to ``genome`` where both are known); the figures to record
+        (empty when inheritance is off)."""
+        if self.weights is None:
+            return {}
+        return self.weights.inherit(model, self.parent, genome=genome, stem_channels=stem_channels)
 
-    def save_weights(self, model: Any, key: str) -> None:
-        """Cache ``model``'s trained weights for its children (no-op when inheritance is off)."""
+    def lineage(self) -> dict[str, float]:
+        """The ``steps`` and ``seconds`` of training the parent's weights have had along
+        their lineage (zeros without inheritance or a parent)."""
+        return self.weights.lineage(self.parent) if self.weights is not None else {"steps": 0.0, "seconds": 0.0}
+
+    def train_window(self, x: Any, y: Any) -> tuple[Any, Any]:
+        """The training examples of this evaluation: with inheritance, a window of
+        ``budget.train_samples`` drawn from the whole training split by this evaluation's
+        seed (a lineage sees new examples at each step); else ``x``, ``y`` as loaded."""
+        n = self.budget.train_samples
+        if self.weights is None or n is None or n >= len(x):
+            return x, y
+        index = np.random.default_rng(self.seed).choice(len(x), size=n, replace=False)
+        return x[index], y[index]
+
+    def save_weights(self, model: Any, key: str, *, genome: Any = None, steps: float = 0.0,
+                     seconds: float = 0.0) -> None:
+        """Cache ``model``'s trained weights for its children, with its genome and the
+        lineage's training (no-op when inheritance is off)."""
         if self.weights is not None:
-            self.weights.save(model, key)
+            self.weights.save(model, key, genome=genome, steps=steps, seconds=seconds)
 
 
 @dataclass(frozen=True)
@@ -121,6 +141,9 @@ class FinalContext:
         seconds: train for this many seconds (the learning rate warmed up and decayed
             over them, :func:`~evokeras.training.stock.timed_schedule`) instead of by
             epochs; ``None``: by epochs.
+        weights: the search's trained weights of this member (a
+            :class:`~evokeras.training.inheritance.WeightCache` and its key) to continue
+            from; ``None``: train from scratch.
     """
 
     epochs: int
@@ -132,6 +155,19 @@ class FinalContext:
     schedule: str = "cosine"
     augment: int = 0
     seconds: float | None = None
+    weights: tuple[WeightCache, str] | None = None
+
+    def start(self, model: Any) -> dict[str, Any]:
+        """Set ``model`` from the search's trained weights of this member, if any; the
+        figures to record: ``final_start`` (``"search"`` or ``"scratch"``) and, from the
+        search, ``search_steps`` and ``search_seconds`` (its lineage's training)."""
+        if self.weights is None:
+            return {"final_start": "scratch"}
+        cache, key = self.weights
+        if cache.inherit(model, key).get("inherited_layers", 0) == 0:
+            return {"final_start": "scratch"}
+        lineage = cache.lineage(key)
+        return {"final_start": "search", "search_steps": lineage["steps"], "search_seconds": lineage["seconds"]}
 
     def time_inference(self, model: Any, x: np.ndarray) -> float:
         """Median seconds per sample of ``model`` (:func:`~evokeras.training.stock.time_inference`)."""

@@ -209,7 +209,9 @@ class Evaluator(EvaluateFunction):
         """The (cached) data split at this budget's sizes."""
         if self._data is None:
             b = self.budget
-            self._data = self.task.data(train_size=b.train_samples, val_limit=b.val_samples, test_limit=0)
+            # with inheritance each evaluation trains on its own window of the whole split
+            train_size = None if self.weight_dir is not None else b.train_samples
+            self._data = self.task.data(train_size=train_size, val_limit=b.val_samples, test_limit=0)
         return self._data
 
     def __call__(self, genome: Any) -> EvalResult:

@@ -160,6 +160,10 @@ class Strategy(abc.ABC):
         self.settings = settings
         self.initial = list(initial)
         self.front = tools.ParetoFront()
+        #: the share of the search's budget spent, 0 to 1 (generations done over
+        #: ``strategy.generations`` or elapsed over ``strategy.wall_seconds``, the larger):
+        #: set by the engine after each generation
+        self.progress = 0.0
 
     @abc.abstractmethod
     def ask(self, n: int) -> list[Individual]:
@@ -180,8 +184,9 @@ class Strategy(abc.ABC):
         return None
 
     def weight_keys(self) -> set[str]:
-        """Keys whose cached weights a later candidate may inherit (``evaluation.inherit_weights``)."""
-        return {ind.key for ind in self.parents}
+        """Keys whose cached weights are kept (``evaluation.inherit_weights``): those a
+        later candidate may inherit, and the front's (its final models continue from them)."""
+        return {ind.key for ind in self.parents} | {ind.key for ind in self.front}
 
     @abc.abstractmethod
     def state(self) -> dict[str, Any]:

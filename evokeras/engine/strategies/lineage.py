@@ -1,0 +1,83 @@
+"""Lineage: NSGA-II whose children continue their parents' training (config
+``strategy.name: "lineage"``, with ``evaluation.inherit_weights``).
+
+A child starts from its parent's trained weights through the network morphism the
+mutation made (:mod:`evokeras.nets.morph`) and trains for the evaluation budget more,
+on its own window of the training split: training accumulates along each lineage, and
+each record keeps the lineage's steps and seconds (``lineage_steps``,
+``lineage_seconds``) beside its own (``train_steps``). The final models continue from
+the front members' weights (``final.from_search``), so the search's training is the
+final training's first part. It combines, on NSGA-II's Pareto selection:
+
+* LEMONADE's children by (approximate) network morphism (Elsken, Metzen and Hutter,
+  "Efficient multi-objective neural architecture search via Lamarckian evolution",
+  ICLR 2019): widen, deepen by an identity layer, add a skip that starts at zero, and
+  shrink by importance, each keeping (about) what the parent computes;
+* Population Based Training's exploit and explore (Jaderberg et al. 2017) as
+  *promotion*: a child that varies nothing but its learning rate (scaled by 0.5, 0.8
+  or 1.25) takes its parent's weights as they are and trains them further. The share
+  of such children is ``1 - cxpb - mutpb``.
+
+Parents are chosen by binary tournament. As the search goes on (:attr:`Strategy.progress`,
+the share of its generations or of its wall time spent) the tournament decides more
+and more often by the first objective (validation error) instead of at random, so
+that training moves toward the accurate end of the front: with probability
+``progress`` the child of a tournament is bred from the more accurate of two parents.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+from evokeras.engine.strategies.nsga2 import NSGA2
+from evokeras.engine.toolbox import Individual, to_individual
+
+__all__ = ["Lineage"]
+
+#: The learning-rate factors of a promotion (PBT's explore step).
+PROMOTION_FACTORS = (0.5, 0.8, 1.25)
+
+
+class Lineage(NSGA2):
+    """NSGA-II with Lamarckian children (morphisms, promotion) and a tournament that
+    favours accuracy as the search goes on."""
+
+    name = "lineage"
+
+    def _pick(self) -> Individual:
+        """A parent: the better of two by the first objective with probability
+        ``progress``, else the first of them."""
+        rng, population = self.toolbox.rng, self.population
+        i, j = (int(v) for v in rng.integers(len(population), size=2))
+        a, b = population[i], population[j]
+        if rng.random() < self.progress and self.standing.feasible(b) and (
+                not self.standing.feasible(a) or b.fitness.wvalues[0] > a.fitness.wvalues[0]):
+            return b
+        return a
+
+    def _vary(self) -> Individual:
+        rng, tb, s = self.toolbox.rng, self.toolbox, self.settings
+        r = rng.random()
+        if r < s.cxpb and len(self.population) > 1:
+            child, _ = tb.mate(self._pick(), self._pick())
+            return child
+        parent = self._pick()
+        if r < s.cxpb + s.mutpb:
+            (child,) = tb.mutate(parent)
+            return child
+        return self.promote(parent)
+
+    def promote(self, parent: Individual) -> Individual:
+        """``parent`` to train further: the same network, its learning rate scaled by a
+        factor of :data:`PROMOTION_FACTORS` (clipped to the space), inheriting all its
+        weights. Where no factor changes the rate (both bounds reached), a mutation."""
+        rng, tb = self.toolbox.rng, self.toolbox
+        lo, hi = tb.space.learning_rate
+        t = parent.training
+        factors = [f for f in PROMOTION_FACTORS if min(max(t.learning_rate * f, lo), hi) != t.learning_rate]
+        if not factors:
+            (child,) = tb.mutate(parent)
+            return child
+        lr = float(f"{min(max(t.learning_rate * factors[int(rng.integers(len(factors)))], lo), hi):.3g}")
+        genome = parent.as_genome().replace(training=dataclasses.replace(t, learning_rate=lr))
+        return to_individual(genome, tb.fitness_class, parent=parent.key)

@@ -1,0 +1,342 @@
+"""Weight transfer from a trained parent network to its child: network morphisms.
+
+A child of the search differs from its parent by a mutation (or a crossover). Its
+model starts from the parent's trained weights through :func:`transfer`, which follows
+what the mutation did rather than the layer names (an inserted gene renumbers every
+later one):
+
+* the genes of parent and child are aligned (:func:`align`): equal genes first, then
+  genes of the same kind between them, in order;
+* every tensor carries a *channel map*, child channel -> parent channel (``-1``: a
+  channel the parent did not have), from the stem through each gene, the merges of
+  skip links and the flattening before the first dense layer;
+* a weighted layer copies the parent's weights from the mapped input channels to the
+  mapped output channels. Its rows for new input channels are zero, so a new channel
+  changes nothing downstream: widening a layer (the new units' incoming weights stay
+  fresh, their outgoing weights are zero), appending channels by a new ``concat``
+  skip, or adding a skip whose projection starts at zero (an ``add`` skip between
+  tensors of different widths) keep the function exactly (Net2Net, Chen et al. 2016;
+  LEMONADE's network morphisms, Elsken et al. 2019);
+* an inserted dense or conv gene starts as the identity (its first channels copy its
+  input; exact after a ReLU input for ``relu`` and ``linear`` genes), an inserted
+  residual block with a small residual branch, an inserted batch norm as the identity
+  of its initial statistics;
+* a narrowed layer keeps the units of largest importance (the squeeze criterion of
+  specialization, :func:`evokeras.nets.surgery.kernel_importance`) -- an approximate
+  morphism, as are changed kernels (centred crop or zero padding), strides and
+  activations;
+* layers the alignment cannot follow keep their fresh initial weights.
+
+:func:`transfer` only reads numpy arrays and the two genomes; it never builds the
+parent's model.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from evokeras.genomes.network import Genome, LayerGene
+from evokeras.nets.surgery import kernel_importance
+
+__all__ = ["align", "transfer"]
+
+Arrays = dict[str, list[np.ndarray]]
+
+
+def _signature(gene: LayerGene) -> tuple[Any, ...]:
+    d = gene.to_dict()
+    d.pop("skips", None)
+    d.pop("merge", None)
+    return tuple(sorted((k, str(v)) for k, v in d.items()))
+
+
+def align(parent: Genome, child: Genome) -> dict[int, int]:
+    """``{child gene index: parent gene index}``: the order-keeping alignment of the two
+    gene lists that scores most, an equal gene (skips aside) 2, a gene of the same kind
+    1 (Needleman-Wunsch without gap costs; ties keep genes at the same distance from
+    the start)."""
+    pa, ch = [_signature(g) for g in parent.layers], [_signature(g) for g in child.layers]
+    kinds_p, kinds_c = [g.kind for g in parent.layers], [g.kind for g in child.layers]
+    n, m = len(pa), len(ch)
+    score = np.zeros((n + 1, m + 1), dtype=int)
+    for i in range(1, n + 1):
+        for j in range(1, m + 1):
+            pair = 2 if pa[i - 1] == ch[j - 1] else 1 if kinds_p[i - 1] == kinds_c[j - 1] else -1
+            score[i, j] = max(score[i - 1, j], score[i, j - 1], score[i - 1, j - 1] + pair if pair > 0 else -1)
+    out: dict[int, int] = {}
+    i, j = n, m
+    while i and j:
+        pair = 2 if pa[i - 1] == ch[j - 1] else 1 if kinds_p[i - 1] == kinds_c[j - 1] else 0
+        if pair and score[i, j] == score[i - 1, j - 1] + pair:
+            out[j - 1] = i - 1
+            i, j = i - 1, j - 1
+        elif score[i, j] == score[i - 1, j]:
+            i -= 1
+        else:
+            j -= 1
+    return out
+
+
+def _channels(genome: Genome, stem: int) -> list[int]:
+    """The channel (feature) count of each gene's output."""
+    out: list[int] = []
+    for i, gene in enumerate(genome.layers):
+        c = out[i - 1] if i else stem
+        if gene.skips and gene.merge == "concat":
+            c += sum(out[j] for j in gene.skips)
+        if gene.kind in ("dense", "conv", "block"):
+            c = int(gene.units or 0)
+        elif gene.kind == "recurrent":
+            assert gene.cell is not None
+            c = int(gene.cell.units)
+        out.append(c)
+    return out
+
+
+class _Transfer:
+    """One transfer: the child model, the parent's arrays, and what was inherited."""
+
+    def __init__(self, model: Any, arrays: Arrays) -> None:
+        self.model = model
+        self.arrays = arrays
+        self.layers = {layer.name: layer for layer in model.layers}
+        self.inherited: list[str] = []
+        self.identity: list[str] = []
+
+    def layer(self, name: str) -> Any:
+        return self.layers.get(name)
+
+    def set(self, name: str, weights: list[np.ndarray], *, identity: bool = False) -> None:
+        layer = self.layers[name]
+        layer.set_weights([w.astype(v.dtype) for w, v in zip(weights, layer.get_weights(), strict=True)])
+        (self.identity if identity else self.inherited).append(name)
+
+    def weighted(self, name: str, parent_name: str | None, in_map: np.ndarray,
+                 out_map: np.ndarray | None = None, bn_name: str | None = None) -> np.ndarray:
+        """Move a Dense/Conv layer's weights; returns the output channel map. Without the
+        parent's layer, the layer keeps its fresh weights (all outputs new)."""
+        layer = self.layers[name]
+        current = layer.get_weights()
+        kernel = current[0]
+        width = kernel.shape[-1]
+        old = self.arrays.get(parent_name) if parent_name else None
+        if not old or old[0].ndim != kernel.ndim:
+            return out_map if out_map is not None else np.full(width, -1)
+        pk = _fit_window(old[0], kernel.shape[:-2])
+        if out_map is None:
+            if width >= pk.shape[-1]:
+                out_map = np.concatenate([np.arange(pk.shape[-1]), np.full(width - pk.shape[-1], -1)])
+            else:
+                bn = self.arrays.get(bn_name) if bn_name else None
+                score = kernel_importance(pk, bn)
+                out_map = np.sort(np.argsort(-score, kind="stable")[:width])
+        new = kernel.copy()
+        rows = np.flatnonzero((in_map >= 0) & (in_map < pk.shape[-2]))
+        for o in np.flatnonzero((out_map >= 0) & (out_map < pk.shape[-1])):
+            new[..., :, o] = 0.0
+            new[..., rows, o] = pk[..., in_map[rows], out_map[o]]
+        weights = [new]
+        if len(current) > 1 and len(old) > 1:
+            bias = current[1].copy()
+            known = (out_map >= 0) & (out_map < old[1].shape[0])
+            bias[known] = old[1][out_map[known]]
+            weights.append(bias)
+        weights += current[len(weights):]
+        self.set(name, weights)
+        return out_map
+
+    def channelwise(self, name: str, parent_name: str | None, cmap: np.ndarray) -> None:
+        """Move a per-channel layer's arrays (batch norm: gamma, beta, mean, variance);
+        new channels keep their initial values."""
+        layer = self.layers.get(name)
+        old = self.arrays.get(parent_name) if parent_name else None
+        if layer is None or not old:
+            return
+        current = [w.copy() for w in layer.get_weights()]
+        if len(old) != len(current) or any(o.ndim != 1 for o in old):
+            return
+        known = (cmap >= 0) & (cmap < old[0].shape[0])
+        for w, o in zip(current, old, strict=True):
+            w[known] = o[cmap[known]]
+        self.set(name, current)
+
+    def identity_kernel(self, name: str, in_map: np.ndarray, *, scale: float = 1.0) -> np.ndarray:
+        """Start an inserted Dense/Conv (stride 1) as the identity on its first channels;
+        its other outputs keep their fresh incoming weights. Returns its output map."""
+        layer = self.layers[name]
+        current = layer.get_weights()
+        kernel = current[0]
+        width, n_in = kernel.shape[-1], kernel.shape[-2]
+        n = min(width, n_in)
+        new = kernel.copy()
+        new[..., :n] = 0.0
+        centre = tuple(s // 2 for s in kernel.shape[:-2])
+        for c in range(n):
+            new[(*centre, c, c)] = scale
+        self.set(name, [new, *(np.zeros_like(w) for w in current[1:])], identity=True)
+        return np.concatenate([in_map[:n], np.full(width - n, -1)])
+
+    def matching(self, name: str, in_map: np.ndarray, out_map: np.ndarray) -> None:
+        """A new projection (1x1 conv or Dense, no bias) that passes each mapped input
+        channel to the output channel mapped to the same parent channel (zero elsewhere)."""
+        layer = self.layers[name]
+        kernel = np.zeros_like(layer.get_weights()[0])
+        for o, p in enumerate(out_map):
+            if p >= 0:
+                for c in np.flatnonzero(in_map == p):
+                    kernel[(*(0,) * (kernel.ndim - 2), c, o)] = 1.0
+        self.set(name, [kernel], identity=True)
+
+    def zero(self, name: str) -> None:
+        layer = self.layers[name]
+        self.set(name, [np.zeros_like(w) for w in layer.get_weights()], identity=True)
+
+
+def _fit_window(kernel: np.ndarray, window: tuple[int, ...]) -> np.ndarray:
+    """``kernel`` with its spatial window centre-cropped or zero-padded to ``window``."""
+    for axis, size in enumerate(window):
+        old = kernel.shape[axis]
+        if old > size:
+            start = (old - size) // 2
+            kernel = np.take(kernel, range(start, start + size), axis=axis)
+        elif old < size:
+            pad = [(0, 0)] * kernel.ndim
+            pad[axis] = ((size - old) // 2, size - old - (size - old) // 2)
+            kernel = np.pad(kernel, pad)
+    return kernel
+
+
+def _flatten_map(cmap: np.ndarray, parent_channels: int, positions: int) -> np.ndarray:
+    """The channel map after a Flatten of ``positions`` spatial positions (channels last)."""
+    offsets = np.arange(positions)[:, None] * parent_channels
+    return np.where(cmap[None, :] >= 0, offsets + cmap[None, :], -1).reshape(-1)
+
+
+def transfer(model: Any, child: Genome, parent: Genome, arrays: Arrays, *, stem_channels: int) -> dict[str, int]:
+    """Set ``model`` (``child`` decoded) from ``parent``'s trained ``arrays`` (``{parent
+    layer name: its weights}``) through the morphism between the genomes.
+
+    Returns ``inherited_layers`` (layers that took parent weights) and
+    ``identity_layers`` (new layers started as an identity or at zero).
+    """
+    t = _Transfer(model, arrays)
+    matched = align(parent, child)
+    pch = _channels(parent, stem_channels)
+    stem_map = np.arange(stem_channels)
+    maps: list[np.ndarray] = []
+    for name in ("stem_embedding",):  # stem layers keep their names
+        layer = t.layer(name)
+        if layer is not None and name in arrays and all(
+                a.shape == w.shape for a, w in zip(arrays[name], layer.get_weights(), strict=False)):
+            t.set(name, arrays[name])
+    reduced = False
+    for i, gene in enumerate(child.layers):
+        pi = matched.get(i)
+        pg = parent.layers[pi] if pi is not None else None
+        pre = f"g{pi}_" if pi is not None else None
+        m = maps[i - 1] if i else stem_map
+        if gene.kind == "dense" and not reduced and t.layer(f"g{i}_reduce") is not None:
+            reduced = True
+            if child.reduce == "flatten":
+                before = pch[pi - 1] if pi else stem_channels
+                old = arrays.get(f"g{pi}_dense") if pi is not None and pg is not None and pg.kind == "dense" else None
+                positions = int(np.prod(t.layer(f"g{i}_reduce").input.shape[1:-1]))
+                if old and old[0].shape[0] == before * positions:
+                    m = _flatten_map(m, before, positions)
+                else:
+                    m = np.full(positions * len(m), -1)
+        if gene.skips:
+            m = _merge(t, gene, i, pg, pi, matched, maps, m, pch)
+        if gene.kind in ("dense", "conv"):
+            name = f"g{i}_{gene.kind}"
+            if pg is not None:
+                maps.append(t.weighted(name, f"{pre}{gene.kind}", m))
+            elif gene.kind == "dense" or gene.strides == 1:
+                maps.append(t.identity_kernel(name, m))
+            else:
+                maps.append(np.full(int(gene.units or 0), -1))
+        elif gene.kind == "block":
+            maps.append(_block(t, gene, i, pg, pre, m))
+        elif gene.kind == "batchnorm":
+            t.channelwise(f"g{i}_batchnorm", f"{pre}batchnorm" if pg is not None else None, m)
+            maps.append(m)
+        elif gene.kind == "recurrent":
+            name = f"g{i}_recurrent"
+            old = arrays.get(f"{pre}recurrent") if pg is not None else None
+            if old and all(a.shape == w.shape for a, w in zip(old, t.layers[name].get_weights(), strict=False)):
+                t.set(name, old)
+            assert gene.cell is not None
+            maps.append(np.arange(gene.cell.units))
+        else:  # pool, dropout, activation
+            maps.append(m)
+    m = maps[-1] if maps else stem_map
+    reduce = t.layer("reduce")
+    if reduce is not None and child.reduce == "flatten":
+        before = pch[-1] if pch else stem_channels
+        positions = int(np.prod(reduce.input.shape[1:-1]))
+        old = arrays.get("head")
+        m = _flatten_map(m, before, positions) if old and old[0].shape[0] == before * positions else np.full(positions * len(m), -1)
+    if t.layer("head") is not None:
+        t.weighted("head", "head", m, out_map=np.arange(t.layers["head"].get_weights()[0].shape[-1]))
+    return {"inherited_layers": len(t.inherited), "identity_layers": len(t.identity)}
+
+
+def _merge(t: _Transfer, gene: LayerGene, i: int, pg: LayerGene | None, pi: int | None, matched: dict[int, int],
+           maps: list[np.ndarray], m: np.ndarray, pch: list[int]) -> np.ndarray:
+    """The channel map after gene ``i``'s merge of its skip links; sets its projections."""
+    parent_skips = list(pg.skips) if pg is not None else []
+    parent_concat = pg is not None and pg.merge == "concat"
+    if gene.merge == "concat":
+        parts = [m]
+        for j in gene.skips:
+            pj = matched.get(j)
+            if parent_concat and pj in parent_skips and pi is not None:
+                offset = (pch[pi - 1] if pi else 0) + sum(pch[k] for k in parent_skips if k < pj)
+                parts.append(np.where(maps[j] >= 0, maps[j] + offset, -1))
+            else:
+                parts.append(np.full(len(maps[j]), -1))
+        return np.concatenate(parts)
+    for j in gene.skips:
+        name = f"g{i}_proj{j}"
+        if t.layer(name) is None:
+            continue
+        pj = matched.get(j)
+        if pg is not None and pg.merge == "add" and pj in parent_skips:
+            if f"g{pi}_proj{pj}" in t.arrays:
+                t.weighted(name, f"g{pi}_proj{pj}", maps[j], out_map=m)
+            else:
+                t.matching(name, maps[j], m)
+        else:
+            t.zero(name)  # a new skip adds nothing at first
+    return m
+
+
+def _block(t: _Transfer, gene: LayerGene, i: int, pg: LayerGene | None, pre: str | None, m: np.ndarray) -> np.ndarray:
+    """Move a conv -> batch norm -> activation block (with its shortcut); its output map."""
+    name = f"g{i}_block"
+    identity_shortcut = gene.residual and t.layer(f"{name}_proj") is None
+    if pg is not None:
+        forced = m if identity_shortcut else None
+        out = t.weighted(f"{name}_conv", f"{pre}block_conv", m, out_map=forced, bn_name=f"{pre}block_bn")
+        t.channelwise(f"{name}_bn", f"{pre}block_bn", out)
+        if t.layer(f"{name}_proj") is not None:
+            if f"{pre}block_proj" in t.arrays:
+                t.weighted(f"{name}_proj", f"{pre}block_proj", m, out_map=out)
+            elif pg.residual:
+                t.matching(f"{name}_proj", m, out)
+            else:
+                t.zero(f"{name}_proj")
+        return out
+    if gene.residual:  # a new residual block: a small residual branch on its shortcut
+        layer = t.layers[f"{name}_conv"]
+        t.set(f"{name}_conv", [w * 0.1 for w in layer.get_weights()], identity=True)
+        if t.layer(f"{name}_proj") is None:
+            return m
+        out = np.concatenate([m[: int(gene.units or 0)], np.full(max(0, int(gene.units or 0) - len(m)), -1)])
+        t.matching(f"{name}_proj", m, out)
+        return out
+    if gene.strides == 1:
+        return t.identity_kernel(f"{name}_conv", m)
+    return np.full(int(gene.units or 0), -1)
