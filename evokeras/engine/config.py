@@ -49,13 +49,15 @@ class StrategyConfig(Checked):
 
     Attributes:
         name: the search strategy: ``"nsga2"`` (generations of NSGA-II, mu + lambda),
-            ``"steady_state"`` (a new candidate whenever a worker is free) or one
+            ``"steady_state"`` (a new candidate whenever a worker is free), ``"lineage"``
+            (NSGA-II whose children continue their parents' training; needs
+            ``evaluation.inherit_weights``: :mod:`evokeras.engine.strategies.lineage`) or one
             registered with :func:`evokeras.engine.strategies.register_strategy`.
         population: mu, the population kept.
         offspring: lambda, offspring per generation.
         generations: generations after the initial one.
         cxpb, mutpb: probabilities that an offspring comes from crossover / mutation
-            (else it is a copy of a parent).
+            (else it is a copy of a parent; with ``"lineage"``, a promotion).
         reference_architectures: the first generation starts from the task's hand-designed
             architectures (:meth:`evokeras.tasks.Task.reference_genomes`), the rest random.
         wall_seconds: stop at the end of the generation that passes this (an asynchronous
@@ -121,9 +123,12 @@ class EvaluationConfig(Budget, Checked):
     Attributes:
         fast_path: train with :func:`evokeras.training.fast.fit_fast` where the task allows it.
         deterministic: ask the backend for deterministic ops (TensorFlow): slower, exact.
-        inherit_weights: a child starts from its parent's trained weights where layers
-            are unchanged (same position, same shapes); weights are cached in
-            ``DIR/weights/<key>.npz`` (see :class:`evokeras.training.inheritance.WeightCache`).
+        inherit_weights: a child starts from its parent's trained weights, moved through
+            the network morphism between their genomes (:mod:`evokeras.nets.morph`), and
+            each evaluation trains on its own window of ``train_samples`` examples drawn
+            from the whole training split; weights are cached in ``DIR/weights/<key>.npz``
+            (see :class:`evokeras.training.inheritance.WeightCache`) and records keep the
+            lineage's training (``lineage_steps``, ``lineage_seconds``).
         multi_fidelity: ``None`` (off) or ``{"eta": 3, "fraction": 0.25}``: successive
             halving inside each generation after the first -- every new offspring is
             first trained with ``fraction`` of the budget, the best ``1/eta`` of them

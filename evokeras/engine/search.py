@@ -268,8 +268,8 @@ class Search:
 
     # -- generations ----------------------------------------------------------------------------
     def end_generation(self, gen: int, elapsed: float) -> None:
-        """Commit generation ``gen``'s record and checkpoint; keep only the parents'
-        cached weights; tell the callbacks."""
+        """Commit generation ``gen``'s record and checkpoint; keep only the cached weights
+        of the parents (and of the front, ``final.from_search``); tell the callbacks."""
         nevals, nfailed = self.store.count_evaluations(gen), self.store.count_evaluations(gen, failed=True)
         ok = [ind for ind in self.strategy.parents if self.standing.status.get(ind.key) == "ok"]
         record = generation_record(gen, ok, list(self.config.objectives), nevals, nfailed, elapsed)
@@ -278,8 +278,9 @@ class Search:
                     "strategy": self.strategy.name, "state": self.strategy.state()}
         self.run_dir.end_generation(gen, record, envelope)
         self.note_progress(gen, elapsed)
-        if self.weight_cache is not None:
-            self.weight_cache.keep_only(self.strategy.weight_keys())
+        if self.weight_cache is not None:  # and the front's, where the final models continue from them
+            front = {ind.key for ind in self.strategy.front} if self.config.final.from_search else set()
+            self.weight_cache.keep_only(self.strategy.weight_keys() | front)
         for callback in self.callbacks:
             callback.on_generation(record, list(self.strategy.front))
         log.info("generation %d: %d evaluated, %d failed, front %d", gen, nevals, nfailed, len(self.strategy.front))

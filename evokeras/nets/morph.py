@@ -5,8 +5,8 @@ model starts from the parent's trained weights through :func:`transfer`, which f
 what the mutation did rather than the layer names (an inserted gene renumbers every
 later one):
 
-* the genes of parent and child are aligned (:func:`align`): equal genes first, then
-  genes of the same kind between them, in order;
+* the genes of parent and child are aligned (:func:`align`: the order-keeping
+  alignment that pairs the most equal genes, then genes of the same kind);
 * every tensor carries a *channel map*, child channel -> parent channel (``-1``: a
   channel the parent did not have), from the stem through each gene, the merges of
   skip links and the flattening before the first dense layer;
@@ -18,14 +18,18 @@ later one):
   tensors of different widths) keep the function exactly (Net2Net, Chen et al. 2016;
   LEMONADE's network morphisms, Elsken et al. 2019);
 * an inserted dense or conv gene starts as the identity (its first channels copy its
-  input; exact after a ReLU input for ``relu`` and ``linear`` genes), an inserted
-  residual block with a small residual branch, an inserted batch norm as the identity
-  of its initial statistics;
+  input, through the kernel tap that reads the output's own position; exact after a
+  ReLU input for ``relu`` and ``linear`` genes), an inserted residual block as its
+  shortcut (its batch norm's scale and shift start at zero: exact where the activation
+  of 0 is 0), an inserted batch norm with its initial statistics (the identity at
+  inference only);
 * a narrowed layer keeps the units of largest importance (the squeeze criterion of
   specialization, :func:`evokeras.nets.surgery.kernel_importance`) -- an approximate
-  morphism, as are changed kernels (centred crop or zero padding), strides and
-  activations;
-* layers the alignment cannot follow keep their fresh initial weights.
+  morphism, as are smaller kernels (cropped around the tap of the output's own
+  position; a larger kernel is zero-padded around it: exact), strides and activations;
+* layers the alignment cannot follow, and layers that no longer read the channels
+  their parent layer read (after a removed layer, a changed reduction), keep their
+  fresh initial weights.
 
 :func:`transfer` only reads numpy arrays and the two genomes; it never builds the
 parent's model.
@@ -55,8 +59,8 @@ def _signature(gene: LayerGene) -> tuple[Any, ...]:
 def align(parent: Genome, child: Genome) -> dict[int, int]:
     """``{child gene index: parent gene index}``: the order-keeping alignment of the two
     gene lists that scores most, an equal gene (skips aside) 2, a gene of the same kind
-    1 (Needleman-Wunsch without gap costs; ties keep genes at the same distance from
-    the start)."""
+    1 (Needleman-Wunsch without gap costs; of equal alignments, the one whose new child
+    genes come last: a gene inserted after an equal one is the new one)."""
     pa, ch = [_signature(g) for g in parent.layers], [_signature(g) for g in child.layers]
     kinds_p, kinds_c = [g.kind for g in parent.layers], [g.kind for g in child.layers]
     n, m = len(pa), len(ch)
@@ -67,15 +71,15 @@ def align(parent: Genome, child: Genome) -> dict[int, int]:
             score[i, j] = max(score[i - 1, j], score[i, j - 1], score[i - 1, j - 1] + pair if pair > 0 else -1)
     out: dict[int, int] = {}
     i, j = n, m
-    while i and j:
+    while i and j:  # from the end: of equal alignments, the one that leaves later child genes new
         pair = 2 if pa[i - 1] == ch[j - 1] else 1 if kinds_p[i - 1] == kinds_c[j - 1] else 0
-        if pair and score[i, j] == score[i - 1, j - 1] + pair:
+        if score[i, j] == score[i, j - 1]:
+            j -= 1
+        elif pair and score[i, j] == score[i - 1, j - 1] + pair:
             out[j - 1] = i - 1
             i, j = i - 1, j - 1
-        elif score[i, j] == score[i - 1, j]:
-            i -= 1
         else:
-            j -= 1
+            i -= 1
     return out
 
 
@@ -122,9 +126,10 @@ class _Transfer:
         kernel = current[0]
         width = kernel.shape[-1]
         old = self.arrays.get(parent_name) if parent_name else None
-        if not old or old[0].ndim != kernel.ndim:
-            return out_map if out_map is not None else np.full(width, -1)
-        pk = _fit_window(old[0], kernel.shape[:-2])
+        rows = np.flatnonzero(in_map >= 0)
+        if not old or old[0].ndim != kernel.ndim or not len(rows):  # nothing it read before: fresh
+            return np.full(width, -1)
+        pk = _fit_window(old[0], kernel.shape[:-2], causal=_causal(layer))
         if out_map is None:
             if width >= pk.shape[-1]:
                 out_map = np.concatenate([np.arange(pk.shape[-1]), np.full(width - pk.shape[-1], -1)])
@@ -133,7 +138,7 @@ class _Transfer:
                 score = kernel_importance(pk, bn)
                 out_map = np.sort(np.argsort(-score, kind="stable")[:width])
         new = kernel.copy()
-        rows = np.flatnonzero((in_map >= 0) & (in_map < pk.shape[-2]))
+        rows = rows[in_map[rows] < pk.shape[-2]]
         for o in np.flatnonzero((out_map >= 0) & (out_map < pk.shape[-1])):
             new[..., :, o] = 0.0
             new[..., rows, o] = pk[..., in_map[rows], out_map[o]]
@@ -158,6 +163,8 @@ class _Transfer:
         if len(old) != len(current) or any(o.ndim != 1 for o in old):
             return
         known = (cmap >= 0) & (cmap < old[0].shape[0])
+        if not known.any() or len(cmap) != len(current[0]):
+            return
         for w, o in zip(current, old, strict=True):
             w[known] = o[cmap[known]]
         self.set(name, current)
@@ -172,7 +179,7 @@ class _Transfer:
         n = min(width, n_in)
         new = kernel.copy()
         new[..., :n] = 0.0
-        centre = tuple(s // 2 for s in kernel.shape[:-2])
+        centre = tuple(_tap(s, _causal(layer)) for s in kernel.shape[:-2])
         for c in range(n):
             new[(*centre, c, c)] = scale
         self.set(name, [new, *(np.zeros_like(w) for w in current[1:])], identity=True)
@@ -194,17 +201,33 @@ class _Transfer:
         self.set(name, [np.zeros_like(w) for w in layer.get_weights()], identity=True)
 
 
-def _fit_window(kernel: np.ndarray, window: tuple[int, ...]) -> np.ndarray:
-    """``kernel`` with its spatial window centre-cropped or zero-padded to ``window``."""
+def _causal(layer: Any) -> bool:
+    return layer.get_config().get("padding") == "causal"
+
+
+def _tap(size: int, causal: bool) -> int:
+    """The index of the kernel tap that reads the output's own position: the last one with
+    causal padding, ``(size - 1) // 2`` with "same" padding (Keras pads less on the left)."""
+    return size - 1 if causal else (size - 1) // 2
+
+
+def _fit_window(kernel: np.ndarray, window: tuple[int, ...], *, causal: bool = False) -> np.ndarray:
+    """``kernel`` with its spatial window cropped or zero-padded to ``window``, every
+    tap keeping its offset from the output's own position (:func:`_tap`)."""
     for axis, size in enumerate(window):
         old = kernel.shape[axis]
-        if old > size:
-            start = (old - size) // 2
-            kernel = np.take(kernel, range(start, start + size), axis=axis)
-        elif old < size:
-            pad = [(0, 0)] * kernel.ndim
-            pad[axis] = ((size - old) // 2, size - old - (size - old) // 2)
-            kernel = np.pad(kernel, pad)
+        if old == size:
+            continue
+        shape = list(kernel.shape)
+        shape[axis] = size
+        out = np.zeros(shape, dtype=kernel.dtype)
+        shift = _tap(size, causal) - _tap(old, causal)  # new index = old index + shift
+        lo, hi = max(0, -shift), min(old, size - shift)
+        src = [slice(None)] * kernel.ndim
+        dst = [slice(None)] * kernel.ndim
+        src[axis], dst[axis] = slice(lo, hi), slice(lo + shift, hi + shift)
+        out[tuple(dst)] = kernel[tuple(src)]
+        kernel = out
     return kernel
 
 
@@ -214,31 +237,65 @@ def _flatten_map(cmap: np.ndarray, parent_channels: int, positions: int) -> np.n
     return np.where(cmap[None, :] >= 0, offsets + cmap[None, :], -1).reshape(-1)
 
 
+def _same_shapes(old: list[np.ndarray] | None, current: list[np.ndarray]) -> bool:
+    return bool(old) and len(old) == len(current) and all(a.shape == w.shape for a, w in zip(old, current, strict=True))
+
+
+_PASS_KINDS = ("pool", "dropout", "activation", "batchnorm")
+
+
+def _identities(genome: Genome) -> list[int]:
+    """For each gene's output, the gene whose channels it carries (``-1``: the stem's):
+    a gene that passes its input's channels through (pool, dropout, activation, batch
+    norm; an ``add`` merge keeps its main input's) carries its input's, any other its own."""
+    out: list[int] = []
+    for i, gene in enumerate(genome.layers):
+        own = gene.kind not in _PASS_KINDS or (gene.skips and gene.merge == "concat")
+        out.append(i if own else (out[i - 1] if i else -1))
+    return out
+
+
 def transfer(model: Any, child: Genome, parent: Genome, arrays: Arrays, *, stem_channels: int) -> dict[str, int]:
     """Set ``model`` (``child`` decoded) from ``parent``'s trained ``arrays`` (``{parent
     layer name: its weights}``) through the morphism between the genomes.
 
+    A channel map is followed only where it indexes the parent tensor that the parent's
+    layer read (each tensor carries the identity of the parent gene whose channels it
+    holds): after a removed layer, or where the reductions differ, a layer reads
+    channels the parent never fed it and keeps its fresh weights.
+
     Returns ``inherited_layers`` (layers that took parent weights) and
-    ``identity_layers`` (new layers started as an identity or at zero).
+    ``identity_layers`` (new layers started as an identity or at zero). Raises
+    ``ValueError``/``IndexError`` where ``arrays`` do not fit ``parent`` (the caller
+    treats the file as unreadable).
     """
     t = _Transfer(model, arrays)
     matched = align(parent, child)
     pch = _channels(parent, stem_channels)
+    for k, gene in enumerate(parent.layers):  # the arrays must be the parent's
+        name = {"dense": f"g{k}_dense", "conv": f"g{k}_conv", "block": f"g{k}_block_conv"}.get(gene.kind)
+        if name in arrays and (not arrays[name] or arrays[name][0].shape[-1] != gene.units):
+            raise ValueError(f"{name}: {arrays[name][0].shape[-1] if arrays[name] else 0} units, the genome says {gene.units}")
+    pid = _identities(parent)
     stem_map = np.arange(stem_channels)
     maps: list[np.ndarray] = []
-    for name in ("stem_embedding",):  # stem layers keep their names
-        layer = t.layer(name)
-        if layer is not None and name in arrays and all(
-                a.shape == w.shape for a, w in zip(arrays[name], layer.get_weights(), strict=False)):
-            t.set(name, arrays[name])
+    cid: list[int | None] = []  # the parent gene whose channels each child tensor carries
+    stem = t.layer("stem_embedding")  # stem layers keep their names
+    if stem is not None and _same_shapes(arrays.get("stem_embedding"), stem.get_weights()):
+        t.set("stem_embedding", arrays["stem_embedding"])
     reduced = False
     for i, gene in enumerate(child.layers):
         pi = matched.get(i)
         pg = parent.layers[pi] if pi is not None else None
         pre = f"g{pi}_" if pi is not None else None
         m = maps[i - 1] if i else stem_map
+        here = cid[i - 1] if i else -1
+        if pi is not None and here != (pid[pi - 1] if pi else -1):
+            m = np.full(len(m), -1)  # not the channels the parent's layer read
         if gene.kind == "dense" and not reduced and t.layer(f"g{i}_reduce") is not None:
             reduced = True
+            if child.reduce != parent.reduce:
+                m = np.full(len(m), -1)
             if child.reduce == "flatten":
                 before = pch[pi - 1] if pi else stem_channels
                 old = arrays.get(f"g{pi}_dense") if pi is not None and pg is not None and pg.kind == "dense" else None
@@ -249,35 +306,48 @@ def transfer(model: Any, child: Genome, parent: Genome, arrays: Arrays, *, stem_
                     m = np.full(positions * len(m), -1)
         if gene.skips:
             m = _merge(t, gene, i, pg, pi, matched, maps, m, pch)
+        own = pi if pg is not None else None
         if gene.kind in ("dense", "conv"):
             name = f"g{i}_{gene.kind}"
             if pg is not None:
                 maps.append(t.weighted(name, f"{pre}{gene.kind}", m))
             elif gene.kind == "dense" or gene.strides == 1:
                 maps.append(t.identity_kernel(name, m))
+                own = here
             else:
                 maps.append(np.full(int(gene.units or 0), -1))
         elif gene.kind == "block":
-            maps.append(_block(t, gene, i, pg, pre, m))
-        elif gene.kind == "batchnorm":
-            t.channelwise(f"g{i}_batchnorm", f"{pre}batchnorm" if pg is not None else None, m)
-            maps.append(m)
+            out = _block(t, gene, i, pg, pre, m)
+            maps.append(out)
+            own = pi if pg is not None else here
         elif gene.kind == "recurrent":
             name = f"g{i}_recurrent"
-            old = arrays.get(f"{pre}recurrent") if pg is not None else None
-            if old and all(a.shape == w.shape for a, w in zip(old, t.layers[name].get_weights(), strict=False)):
-                t.set(name, old)
             assert gene.cell is not None
-            maps.append(np.arange(gene.cell.units))
-        else:  # pool, dropout, activation
+            old = arrays.get(f"{pre}recurrent") if pg is not None else None
+            copied = _same_shapes(old, t.layers[name].get_weights()) and bool(np.all(m == np.arange(len(m))))
+            if copied:
+                t.set(name, old)  # type: ignore[arg-type]
+            maps.append(np.arange(gene.cell.units) if copied else np.full(gene.cell.units, -1))
+        else:  # pool, dropout, activation, batch norm: the input's channels
+            if gene.kind == "batchnorm":
+                t.channelwise(f"g{i}_batchnorm", f"{pre}batchnorm" if pg is not None else None, m)
             maps.append(m)
+            if not (gene.skips and gene.merge == "concat"):
+                own = here
+        cid.append(own if np.any(maps[-1] >= 0) else None)
     m = maps[-1] if maps else stem_map
+    if (cid[-1] if cid else -1) != (pid[-1] if pid else -1):
+        m = np.full(len(m), -1)
     reduce = t.layer("reduce")
-    if reduce is not None and child.reduce == "flatten":
-        before = pch[-1] if pch else stem_channels
+    if reduce is not None:
         positions = int(np.prod(reduce.input.shape[1:-1]))
         old = arrays.get("head")
-        m = _flatten_map(m, before, positions) if old and old[0].shape[0] == before * positions else np.full(positions * len(m), -1)
+        flat = child.reduce == "flatten"
+        fits = child.reduce == parent.reduce and old and old[0].shape[0] == (pch[-1] if pch else stem_channels) * (positions if flat else 1)
+        if not fits:
+            m = np.full(len(m), -1)
+        elif flat:
+            m = _flatten_map(m, pch[-1] if pch else stem_channels, positions)
     if t.layer("head") is not None:
         t.weighted("head", "head", m, out_map=np.arange(t.layers["head"].get_weights()[0].shape[-1]))
     return {"inherited_layers": len(t.inherited), "identity_layers": len(t.identity)}
@@ -329,9 +399,9 @@ def _block(t: _Transfer, gene: LayerGene, i: int, pg: LayerGene | None, pre: str
             else:
                 t.zero(f"{name}_proj")
         return out
-    if gene.residual:  # a new residual block: a small residual branch on its shortcut
-        layer = t.layers[f"{name}_conv"]
-        t.set(f"{name}_conv", [w * 0.1 for w in layer.get_weights()], identity=True)
+    if gene.residual:  # a new residual block: its branch starts at zero (batch norm scale and shift 0)
+        bn = t.layers[f"{name}_bn"]
+        t.set(f"{name}_bn", [np.zeros_like(w) if k < 2 else w for k, w in enumerate(bn.get_weights())], identity=True)
         if t.layer(f"{name}_proj") is None:
             return m
         out = np.concatenate([m[: int(gene.units or 0)], np.full(max(0, int(gene.units or 0) - len(m)), -1)])

@@ -47,6 +47,7 @@ __all__ = [
     "nondominated",
     "objective_label",
     "plot_hypervolume",
+    "plot_lineages",
     "plot_pareto",
     "plot_stats",
     "save_plots",
@@ -298,6 +299,43 @@ def _draw_rung(ax: Any, store: RunStore, names: list[str], searched: dict[str, t
                label=f"final rung ({factor:g}x budget; final models from its front)")
 
 
+def plot_lineages(store: RunStore) -> Any | None:
+    """Validation error against the training a candidate's weights have had along its
+    lineage (``lineage_seconds``: its own and its ancestors'), a line from each parent to
+    its child; the front's members marked. ``None`` when the run recorded no lineage
+    (weights not inherited) or validation error is not an objective."""
+    records = [r for _, r in store.evaluations() if r.ok and r.full and "lineage_seconds" in r.metrics]
+    if not records or "val_error" not in records[0].objective_names:
+        return None
+    where = {r.key: (float(r.metrics["lineage_seconds"]), float(r.metrics["val_error"])) for r in records}
+    _, points, names, keys = _ok_points(store)
+    allowed = _allowed(store, points, names)
+    mask = np.zeros(len(points), dtype=bool)
+    mask[allowed] = nondominated((points * -np.sign(_weights(store, names)))[allowed])
+    front = {k for k, on in zip(keys, mask, strict=True) if on}
+    fig = new_figure(figsize=(6.4, 4.4), layout="constrained")
+    ax = fig.subplots()
+    for r in records:
+        parent = where.get(r.metrics.get("parent"))
+        if parent is not None:
+            ax.plot([parent[0], where[r.key][0]], [parent[1], where[r.key][1]], "-", color="0.75", lw=0.8, zorder=1)
+    xs, ys = np.array([where[r.key] for r in records]).T
+    gens = [g for g, r in store.evaluations() if r.ok and r.full and "lineage_seconds" in r.metrics]
+    points = ax.scatter(xs, ys, c=gens, cmap="viridis", s=14, zorder=2)
+    fig.colorbar(points, ax=ax, label="generation")
+    marked = [where[k] for k in front if k in where]
+    if marked:
+        fx, fy = np.array(marked).T
+        ax.scatter(fx, fy, facecolors="none", edgecolors="crimson", s=60, lw=1.2, zorder=3, label="front")
+        ax.legend(frameon=False)
+    ax.set_xlabel("training along the lineage (s)")
+    ax.set_ylabel(objective_label("val_error"))
+    if wants_log(ys):
+        _log_scale(ax, "y")
+    ax.set_title("lineages: accumulated training vs validation error")
+    return fig
+
+
 def plot_hypervolume(store: RunStore) -> Any:
     """Normalised hypervolume of the cumulative front per generation, its reference point
     stated under the axes."""
@@ -331,9 +369,12 @@ def save_plots(run_dir: str | Path, task: Task | None = None) -> list[Path]:
     paths = []
     with RunStore(run_dir / "run.db", readonly=True) as store:
         out.mkdir(exist_ok=True)
-        for name, fn in (("stats", plot_stats), ("pareto", plot_pareto), ("hypervolume", plot_hypervolume)):
+        for name, fn in (("stats", plot_stats), ("pareto", plot_pareto), ("hypervolume", plot_hypervolume),
+                         ("lineages", plot_lineages)):
             path = out / f"{name}.png"
             fig = fn(store)
+            if fig is None:
+                continue
             with atomic_path(path) as tmp:
                 fig.savefig(tmp, dpi=120)
             plt.close(fig)

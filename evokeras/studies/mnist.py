@@ -48,11 +48,14 @@ BUDGETS = {
     "default": {
         "task": "mnist",
         "objectives": {"val_error": -1.0, "exec_time": -1.0},
-        "strategy": {"population": 12, "offspring": 12, "generations": 60, "wall_seconds": 900,
-                     "reference_architectures": True},
-        "evaluation": {"epochs": 2, "train_samples": 10000, "val_samples": 5000, "patience": 0,
-                       "seconds": 30, "timeout": 120, "time_repeats": 5, "fast_path": True},
-        "final": {"epochs": 10, "members": 4, "train_samples": None},
+        # lineage: children continue their parents' training (morphisms; 40% promotions)
+        "strategy": {"name": "lineage", "population": 12, "offspring": 12, "generations": 80, "wall_seconds": 1150,
+                     "reference_architectures": True, "cxpb": 0.1, "mutpb": 0.5},
+        # each evaluation: one epoch on its own window of 20,000 images
+        "evaluation": {"epochs": 1, "train_samples": 20000, "val_samples": 5000, "patience": 0,
+                       "seconds": 30, "timeout": 120, "time_repeats": 5, "fast_path": True, "inherit_weights": True},
+        # each member continues from its search weights for 90 s on all 60,000 images
+        "final": {"epochs": 10, "seconds": 90, "members": 4, "train_samples": None},
         # one worker process, replaced every 20 evaluations (parallel.recycle_after)
         "parallel": {"backend": "process"},
         "space": {"max_params": 200_000, "max_layers": 10, "init_layers": [3, 7]},
@@ -71,8 +74,8 @@ BUDGETS = {
 _DEFAULT = BUDGETS["default"]
 BUDGETS = {  # listed from the cheapest; quick is default with a shorter search and one final model
     "smoke": BUDGETS["smoke"],
-    "quick": {**_DEFAULT, "strategy": {**_DEFAULT["strategy"], "wall_seconds": 120},
-              "final": {**_DEFAULT["final"], "members": 1}},
+    "quick": {**_DEFAULT, "strategy": {**_DEFAULT["strategy"], "population": 8, "offspring": 8, "wall_seconds": 60},
+              "final": {**_DEFAULT["final"], "members": 1, "seconds": 80}},
     "default": _DEFAULT,
     "full": BUDGETS["full"],
 }

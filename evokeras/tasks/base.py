@@ -338,7 +338,8 @@ class SupervisedTask(NetworkTask):
     def score(self, genome: Genome, ctx: ScoreContext) -> dict[str, Any]:
         """Train and score one candidate; returns its figures (every measure among them).
 
-        Trains the decoded model with ``fit`` on ``ctx.data()`` under the budget (early
+        Trains the decoded model with ``fit`` on ``ctx.data()`` (with inheritance, on this
+        evaluation's window of it, :meth:`ScoreContext.train_window`) under the budget (early
         stopping on validation loss) -- or with :func:`evokeras.training.fast.fit_fast`
         when ``ctx.fast`` is set and the task is :attr:`fast_trainable` (``train_path``
         says which; an annealed budget, :attr:`~evokeras.training.records.Budget.anneal`,
@@ -358,7 +359,8 @@ class SupervisedTask(NetworkTask):
             losses, hist = self._fit(model, genome, fit_data, ctx)
         metrics["train_path"] = "stock" if hist is None else "fast"
         metrics["epochs"] = len(losses)
-        steps = len(losses) * (hist.steps_per_epoch if hist is not None else -(-len(x_train) // genome.training.batch_size))
+        # optimizer steps taken (``fit`` may stop inside an epoch at the budget's time limit)
+        steps = len(losses) * hist.steps_per_epoch if hist is not None else int(np.asarray(model.optimizer.iterations))
         ctx.note(train_path=metrics["train_path"], epochs=len(losses))
         if not losses or not all(math.isfinite(v) for v in losses):
             raise NonFiniteError("training loss became NaN or infinite")
@@ -373,7 +375,8 @@ class SupervisedTask(NetworkTask):
         if not math.isfinite(scores["loss"]):
             raise NonFiniteError("validation loss is NaN or infinite")
         metrics.update(self.val_metrics(scores))
-        if ctx.weights is not None:  # the training along this lineage, with this evaluation's
+        if ctx.weights is not None and ctx.fidelity == 1.0:  # the training along this lineage, with this evaluation's
+            # (a screening or final-rung evaluation trains the genome anew: its weights are not kept)
             before = ctx.lineage()
             metrics["train_steps"] = steps
             metrics["lineage_steps"] = before["steps"] + steps

@@ -64,7 +64,9 @@ class ScoreContext:
         self.notes.update(figures)
 
     def data(self) -> Any:
-        """The task's split at the budget's sizes (a :class:`evokeras.data.Split`; cached)."""
+        """The task's split at the budget's sizes (a :class:`evokeras.data.Split`; cached);
+        with inheritance the whole training split (:meth:`train_window` takes this
+        evaluation's examples from it)."""
         return self.data_fn()
 
     @contextmanager

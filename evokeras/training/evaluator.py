@@ -206,7 +206,8 @@ class Evaluator(EvaluateFunction):
         self.data()
 
     def data(self) -> Any:
-        """The (cached) data split at this budget's sizes."""
+        """The (cached) data split at this budget's sizes (the whole training split with
+        inheritance: each evaluation trains on its own window of it)."""
         if self._data is None:
             b = self.budget
             # with inheritance each evaluation trains on its own window of the whole split

@@ -1,17 +1,20 @@
 """Weight inheritance: a cache of trained weights by genome key (config key ``evaluation.inherit_weights``).
 
-A child starts from its parent's trained weights where a layer (same name: same position
-and kind) has weights of the same shapes. Weights are stored as ``<dir>/<key>.npz`` with
-one array per ``<layer name>/<index>``. A file also keeps, as JSON bytes, the genome the weights belong
-to (a child then inherits through the morphism between them, :mod:`evokeras.nets.morph`)
-and the training they have had along their lineage (steps, seconds). A cached file is
-data: it is read without unpickling, and one that cannot be read as such (truncated, tampered, not numbers) is
-skipped (``parent_weights = "unreadable"``): the child trains from its initial weights.
-"""
+Weights are stored as ``<dir>/<key>.npz`` with one array per ``<layer name>/<index>``,
+and, as JSON bytes (``_meta/0``), the genome they belong to and the training they have
+had along their lineage (``steps``, ``seconds``). A child starts from its parent's
+trained weights through the network morphism between the two genomes
+(:func:`evokeras.nets.morph.transfer`); a file without a genome (written before 0.12, or
+without one given) passes layer by layer where a layer of the same name has weights of
+the same shapes. A cached file is data: it is read without unpickling, and one that
+cannot be read as such (truncated, tampered, not numbers, meta that is not a JSON
+object) is skipped (``parent_weights = "unreadable"``): the child trains from its
+initial weights."""
 
 from __future__ import annotations
 
 import json
+import math
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -55,7 +58,7 @@ class WeightCache:
             meta = json.loads(meta_arrays[0][1].astype(np.uint8).tobytes().decode()) if meta_arrays else {}
             if not isinstance(meta, dict):
                 raise ValueError("meta: not a JSON object")
-        except (OSError, ValueError, EOFError, KeyError, UnicodeDecodeError, zipfile.BadZipFile):
+        except (OSError, ValueError, EOFError, KeyError, RecursionError, zipfile.BadZipFile):
             return "unreadable"
         return {layer: [a for _, a in sorted(parts, key=lambda t: t[0])] for layer, parts in arrays.items()}, meta
 
@@ -64,7 +67,8 @@ class WeightCache:
         ``seconds`` (0 for no key, or a file without them)."""
         read = self.read(key) if key is not None else "missing"
         meta = read[1] if isinstance(read, tuple) else {}
-        return {k: float(v) if isinstance(v := meta.get(k), int | float) and v >= 0 else 0.0 for k in ("steps", "seconds")}
+        return {k: float(v) if isinstance(v := meta.get(k), int | float) and math.isfinite(v) and v >= 0 else 0.0
+                for k in ("steps", "seconds")}
 
     def inherit(self, model: Any, parent: str | None, *, genome: Any = None, stem_channels: int | None = None) -> dict[str, Any]:
         """Set ``model`` from ``parent``'s cached weights.
@@ -97,7 +101,12 @@ class WeightCache:
             except (GenomeError, TypeError, ValueError):
                 metrics["parent_weights"] = "unreadable"
                 return metrics
-            metrics.update(transfer(model, genome, parent_genome, arrays, stem_channels=stem_channels))
+            fresh = model.get_weights()
+            try:
+                metrics.update(transfer(model, genome, parent_genome, arrays, stem_channels=stem_channels))
+            except (ValueError, IndexError, TypeError):  # arrays that do not fit the genome they name
+                model.set_weights(fresh)
+                metrics["parent_weights"] = "unreadable"
             return metrics
         count = 0
         for layer in model.layers:

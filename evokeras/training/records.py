@@ -46,7 +46,8 @@ class Budget:
 
     Attributes:
         epochs: most training epochs.
-        train_samples: training examples used (a prefix of the fixed train split).
+        train_samples: training examples used (a prefix of the fixed train split; with
+            ``evaluation.inherit_weights``, a seeded window of the whole split per evaluation).
         val_samples: validation examples used (a prefix of the validation split).
         patience: early-stopping patience in epochs (on validation loss; best weights kept).
         seconds: soft limit: training stops after this many seconds and the model is scored.

@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from evokeras.genomes.network import Genome, TrainingGenes
+from evokeras.genomes.network import Genome, LayerGene, TrainingGenes
 from evokeras.genomes.space import SearchSpace
 from evokeras.variation.cell import mutate_cell
 from evokeras.variation.draws import first_change
@@ -26,6 +26,7 @@ from evokeras.variation.random_genes import random_layer
 
 __all__ = [
     "DEFAULT_MUTATION_WEIGHTS",
+    "LINEAGE_MUTATION_WEIGHTS",
     "MUTATIONS",
     "Mutation",
     "add_layer",
@@ -34,9 +35,11 @@ __all__ = [
     "change_cell",
     "change_hyperparameter",
     "change_training",
+    "deepen",
     "mutate",
     "remove_layer",
     "remove_skip",
+    "widen",
 ]
 
 Mutation = Callable[[Genome, np.random.Generator, SearchSpace], "Genome | None"]
@@ -196,6 +199,43 @@ def change_training(genome: Genome, rng: np.random.Generator, space: SearchSpace
     return repair(genome.replace(training=t), space)
 
 
+def widen(genome: Genome, rng: np.random.Generator, space: SearchSpace) -> Genome | None:
+    """Give one dense, conv or block gene the next larger width of the space (a network
+    morphism: :mod:`evokeras.nets.morph` keeps the function, the new units start with
+    zero outgoing weights)."""
+    options = [(i, sorted(c for c in (space.filters if layer.is_conv else space.units) if c > (layer.units or 0)))
+               for i, layer in enumerate(genome.layers) if layer.kind in ("dense", "conv", "block")]
+    options = [(i, larger) for i, larger in options if larger]
+    if not options:
+        return None
+    i, larger = options[int(rng.integers(len(options)))]
+    layers = list(genome.layers)
+    layers[i] = layers[i].replace(units=larger[0])
+    return repair(genome.replace(layers=tuple(layers)), space)
+
+
+def deepen(genome: Genome, rng: np.random.Generator, space: SearchSpace) -> Genome | None:
+    """Insert an identity-ready layer after one ReLU dense, conv or block gene: a dense
+    layer of the same width, or a 3x3 (3-tap) stride-1 conv of the same filters (a
+    residual block whose branch starts at zero where the space draws no plain conv);
+    a network morphism (:mod:`evokeras.nets.morph` starts it as the identity)."""
+    if len(genome.layers) >= space.max_layers:
+        return None
+    options = [i for i, layer in enumerate(genome.layers)
+               if layer.kind in ("dense", "conv", "block") and layer.activation == "relu"]
+    if not options:
+        return None
+    i = options[int(rng.integers(len(options)))]
+    layer = genome.layers[i]
+    if layer.kind == "dense":
+        gene = LayerGene("dense", units=layer.units, activation="relu")
+    elif space.layer_kinds.get("conv", 0) > 0:
+        gene = LayerGene("conv", units=layer.units, kernel_size=3, strides=1, activation="relu")
+    else:
+        gene = LayerGene("block", units=layer.units, kernel_size=3, strides=1, activation="relu", residual=True)
+    return repair(genome.replace(layers=_insert(genome.layers, i + 1, gene)), space)
+
+
 MUTATIONS: dict[str, Mutation] = {
     "add_layer": add_layer,
     "remove_layer": remove_layer,
@@ -205,8 +245,12 @@ MUTATIONS: dict[str, Mutation] = {
     "remove_skip": remove_skip,
     "change_training": change_training,
     "change_cell": change_cell,
+    "widen": widen,
+    "deepen": deepen,
 }
 
+#: The weights of :func:`mutate` by default; ``widen`` and ``deepen`` (the growing
+#: morphisms the ``lineage`` strategy favours, :data:`LINEAGE_MUTATION_WEIGHTS`) are off.
 DEFAULT_MUTATION_WEIGHTS: dict[str, float] = {
     "add_layer": 2.0,
     "remove_layer": 1.5,
@@ -217,6 +261,11 @@ DEFAULT_MUTATION_WEIGHTS: dict[str, float] = {
     "change_training": 1.5,
     "change_cell": 2.0,
 }
+
+
+#: The weights the ``lineage`` strategy mutates with: the defaults plus the growing
+#: morphisms (a grown child starts as accurate as its parent and trains on).
+LINEAGE_MUTATION_WEIGHTS: dict[str, float] = {**DEFAULT_MUTATION_WEIGHTS, "widen": 3.0, "deepen": 2.0}
 
 
 def mutate(

@@ -90,16 +90,21 @@ def test_child_starts_from_parent_weights(tmp_path: Path) -> None:
     r_parent = ev(parent)
     assert r_parent.ok and (tmp_path / f"{parent.key}.npz").is_file()
     assert r_parent.metrics["inherited_layers"] == 0 and r_parent.metrics["fidelity"] == 1.0
-    # the unchanged conv layer (same name, same shapes) comes from the parent; the wider
-    # dense layer and the head (new input width) do not
+    # without the child's genome: layer by layer, the unchanged conv layer (same name,
+    # same shapes) comes from the parent; the wider dense layer and the head do not
     model = decode(child, "mnist")
     metrics = WeightCache(tmp_path).inherit(model, parent.key)
     assert metrics == {"inherited_layers": 1, "parent": parent.key}
+    # with it: through the morphism, the widened dense layer and the head too
+    model = decode(child, "mnist")
+    metrics = WeightCache(tmp_path).inherit(model, parent.key, genome=child, stem_channels=1)
+    assert metrics == {"inherited_layers": 3, "identity_layers": 0, "parent": parent.key}
     with np.load(tmp_path / f"{parent.key}.npz") as stored:
         np.testing.assert_array_equal(model.get_layer("g0_conv").get_weights()[0], stored["g0_conv/0"])
     ind = to_individual(child, make_toolbox("mnist").fitness_class, parent=parent.key)
     r_child = ev(ind)
-    assert r_child.ok and r_child.metrics["inherited_layers"] == 1 and r_child.metrics["parent"] == parent.key
+    assert r_child.ok and r_child.metrics["inherited_layers"] == 3 and r_child.metrics["parent"] == parent.key
+    assert r_child.metrics["lineage_steps"] == r_parent.metrics["lineage_steps"] + r_child.metrics["train_steps"]
     off = Evaluator(make_task("mnist", space=SearchSpace()), Budget(**TINY), {"val_error": -1.0, "flops": -1.0}, seed=0)(ind)
     assert "inherited_layers" not in off.metrics
 

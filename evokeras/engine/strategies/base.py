@@ -184,9 +184,8 @@ class Strategy(abc.ABC):
         return None
 
     def weight_keys(self) -> set[str]:
-        """Keys whose cached weights are kept (``evaluation.inherit_weights``): those a
-        later candidate may inherit, and the front's (its final models continue from them)."""
-        return {ind.key for ind in self.parents} | {ind.key for ind in self.front}
+        """Keys whose cached weights a later candidate may inherit (``evaluation.inherit_weights``)."""
+        return {ind.key for ind in self.parents}
 
     @abc.abstractmethod
     def state(self) -> dict[str, Any]:

@@ -11,8 +11,10 @@ final training's first part. It combines, on NSGA-II's Pareto selection:
 
 * LEMONADE's children by (approximate) network morphism (Elsken, Metzen and Hutter,
   "Efficient multi-objective neural architecture search via Lamarckian evolution",
-  ICLR 2019): widen, deepen by an identity layer, add a skip that starts at zero, and
-  shrink by importance, each keeping (about) what the parent computes;
+  ICLR 2019): widen, deepen by an identity layer (the growing mutations ``widen`` and
+  ``deepen`` are favoured: a grown child starts as accurate as its parent), add a skip
+  that starts at zero, and shrink by importance, each keeping (about) what the parent
+  computes;
 * Population Based Training's exploit and explore (Jaderberg et al. 2017) as
   *promotion*: a child that varies nothing but its learning rate (scaled by 0.5, 0.8
   or 1.25) takes its parent's weights as they are and trains them further. The share
@@ -31,6 +33,7 @@ import dataclasses
 
 from evokeras.engine.strategies.nsga2 import NSGA2
 from evokeras.engine.toolbox import Individual, to_individual
+from evokeras.variation.mutations import LINEAGE_MUTATION_WEIGHTS
 
 __all__ = ["Lineage"]
 
@@ -45,13 +48,17 @@ class Lineage(NSGA2):
     name = "lineage"
 
     def _pick(self) -> Individual:
-        """A parent: the better of two by the first objective with probability
-        ``progress``, else the first of them."""
+        """A parent: the better of two by validation error (the first objective where it
+        is not one) with probability ``progress``, else the first of them. With
+        ``strategy.wall_seconds`` the progress follows the clock, so a rerun of the same
+        seed may pick differently."""
         rng, population = self.toolbox.rng, self.population
         i, j = (int(v) for v in rng.integers(len(population), size=2))
         a, b = population[i], population[j]
+        names = list(self.toolbox.objectives)
+        k = names.index("val_error") if "val_error" in names else 0
         if rng.random() < self.progress and self.standing.feasible(b) and (
-                not self.standing.feasible(a) or b.fitness.wvalues[0] > a.fitness.wvalues[0]):
+                not self.standing.feasible(a) or b.fitness.wvalues[k] > a.fitness.wvalues[k]):
             return b
         return a
 
@@ -63,9 +70,15 @@ class Lineage(NSGA2):
             return child
         parent = self._pick()
         if r < s.cxpb + s.mutpb:
-            (child,) = tb.mutate(parent)
-            return child
+            return self.mutate(parent)
         return self.promote(parent)
+
+    def mutate(self, parent: Individual) -> Individual:
+        """A mutated child of ``parent``, the growing morphisms (``widen``, ``deepen``)
+        favoured (:data:`~evokeras.variation.mutations.LINEAGE_MUTATION_WEIGHTS`)."""
+        tb = self.toolbox
+        child = tb.task.mutate(parent, tb.rng, tb.space, weights=LINEAGE_MUTATION_WEIGHTS)
+        return to_individual(child, tb.fitness_class, parent=parent.key)
 
     def promote(self, parent: Individual) -> Individual:
         """``parent`` to train further: the same network, its learning rate scaled by a
@@ -76,8 +89,7 @@ class Lineage(NSGA2):
         t = parent.training
         factors = [f for f in PROMOTION_FACTORS if min(max(t.learning_rate * f, lo), hi) != t.learning_rate]
         if not factors:
-            (child,) = tb.mutate(parent)
-            return child
-        lr = float(f"{min(max(t.learning_rate * factors[int(rng.integers(len(factors)))], lo), hi):.3g}")
+            return self.mutate(parent)
+        lr = min(max(float(f"{t.learning_rate * factors[int(rng.integers(len(factors)))]:.3g}"), lo), hi)
         genome = parent.as_genome().replace(training=dataclasses.replace(t, learning_rate=lr))
         return to_individual(genome, tb.fitness_class, parent=parent.key)
