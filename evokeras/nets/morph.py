@@ -24,7 +24,8 @@ later one):
   of 0 is 0), an inserted batch norm with its initial statistics (the identity at
   inference only);
 * a narrowed layer keeps the units of largest importance (the squeeze criterion of
-  specialization, :func:`evokeras.nets.surgery.kernel_importance`) -- an approximate
+  specialization, :func:`kernel_importance`, which :mod:`evokeras.nets.surgery` squeezes
+  by) -- an approximate
   morphism, as are smaller kernels (cropped around the tap of the output's own
   position; a larger kernel is zero-padded around it: exact), strides and activations;
 * layers the alignment cannot follow, and layers that no longer read the channels
@@ -42,11 +43,22 @@ from typing import Any
 import numpy as np
 
 from evokeras.genomes.network import Genome, LayerGene
-from evokeras.nets.surgery import kernel_importance
 
-__all__ = ["align", "transfer"]
+__all__ = ["align", "kernel_importance", "transfer"]
 
 Arrays = dict[str, list[np.ndarray]]
+
+
+def kernel_importance(kernel: np.ndarray, bn: list[np.ndarray] | None = None, epsilon: float = 1e-3) -> np.ndarray:
+    """Importance of each output unit of a trained ``kernel`` (output units last): the L1
+    norm of its incoming weights, times ``|gamma| / sqrt(variance + epsilon)`` of the
+    batch normalization that follows it, given as its arrays ``[gamma, beta, mean,
+    variance]`` (or ``[beta, mean, variance]`` without a scale)."""
+    score = np.abs(kernel).reshape(-1, kernel.shape[-1]).sum(axis=0)
+    if bn:
+        gamma = bn[0] if len(bn) == 4 else np.ones_like(bn[-1])
+        score = score * np.abs(gamma) / np.sqrt(bn[-1] + epsilon)
+    return np.asarray(score, dtype=np.float64)
 
 
 def _signature(gene: LayerGene) -> tuple[Any, ...]:
@@ -255,6 +267,14 @@ def _identities(genome: Genome) -> list[int]:
     return out
 
 
+def _check_widths(parent: Genome, arrays: Arrays) -> None:
+    """Raise ``ValueError`` where ``arrays`` are not the widths ``parent`` says."""
+    for k, gene in enumerate(parent.layers):
+        name = {"dense": f"g{k}_dense", "conv": f"g{k}_conv", "block": f"g{k}_block_conv"}.get(gene.kind)
+        if name in arrays and (not arrays[name] or arrays[name][0].shape[-1] != gene.units):
+            raise ValueError(f"{name}: not the {gene.units} units its genome says")
+
+
 def transfer(model: Any, child: Genome, parent: Genome, arrays: Arrays, *, stem_channels: int) -> dict[str, int]:
     """Set ``model`` (``child`` decoded) from ``parent``'s trained ``arrays`` (``{parent
     layer name: its weights}``) through the morphism between the genomes.
@@ -272,10 +292,7 @@ def transfer(model: Any, child: Genome, parent: Genome, arrays: Arrays, *, stem_
     t = _Transfer(model, arrays)
     matched = align(parent, child)
     pch = _channels(parent, stem_channels)
-    for k, gene in enumerate(parent.layers):  # the arrays must be the parent's
-        name = {"dense": f"g{k}_dense", "conv": f"g{k}_conv", "block": f"g{k}_block_conv"}.get(gene.kind)
-        if name in arrays and (not arrays[name] or arrays[name][0].shape[-1] != gene.units):
-            raise ValueError(f"{name}: {arrays[name][0].shape[-1] if arrays[name] else 0} units, the genome says {gene.units}")
+    _check_widths(parent, arrays)
     pid = _identities(parent)
     stem_map = np.arange(stem_channels)
     maps: list[np.ndarray] = []
@@ -294,16 +311,11 @@ def transfer(model: Any, child: Genome, parent: Genome, arrays: Arrays, *, stem_
             m = np.full(len(m), -1)  # not the channels the parent's layer read
         if gene.kind == "dense" and not reduced and t.layer(f"g{i}_reduce") is not None:
             reduced = True
-            if child.reduce != parent.reduce:
-                m = np.full(len(m), -1)
-            if child.reduce == "flatten":
-                before = pch[pi - 1] if pi else stem_channels
-                old = arrays.get(f"g{pi}_dense") if pi is not None and pg is not None and pg.kind == "dense" else None
-                positions = int(np.prod(t.layer(f"g{i}_reduce").input.shape[1:-1]))
-                if old and old[0].shape[0] == before * positions:
-                    m = _flatten_map(m, before, positions)
-                else:
-                    m = np.full(positions * len(m), -1)
+            if pg is not None:  # the parent's first dense layer read this reduction
+                before, old = (pch[pi - 1] if pi else stem_channels), arrays.get(f"g{pi}_dense")
+            else:  # a new first dense layer: the parent reduced this tensor further on
+                before, old = (pch[here] if here is not None and here >= 0 else stem_channels), None
+            m = _reduced(t, f"g{i}_reduce", child, parent, m, before, old)
         if gene.skips:
             m = _merge(t, gene, i, pg, pi, matched, maps, m, pch)
         own = pi if pg is not None else None
@@ -338,19 +350,25 @@ def transfer(model: Any, child: Genome, parent: Genome, arrays: Arrays, *, stem_
     m = maps[-1] if maps else stem_map
     if (cid[-1] if cid else -1) != (pid[-1] if pid else -1):
         m = np.full(len(m), -1)
-    reduce = t.layer("reduce")
-    if reduce is not None:
-        positions = int(np.prod(reduce.input.shape[1:-1]))
-        old = arrays.get("head")
-        flat = child.reduce == "flatten"
-        fits = child.reduce == parent.reduce and old and old[0].shape[0] == (pch[-1] if pch else stem_channels) * (positions if flat else 1)
-        if not fits:
-            m = np.full(len(m), -1)
-        elif flat:
-            m = _flatten_map(m, pch[-1] if pch else stem_channels, positions)
+    if t.layer("reduce") is not None:
+        m = _reduced(t, "reduce", child, parent, m, pch[-1] if pch else stem_channels, arrays.get("head"))
     if t.layer("head") is not None:
         t.weighted("head", "head", m, out_map=np.arange(t.layers["head"].get_weights()[0].shape[-1]))
     return {"inherited_layers": len(t.inherited), "identity_layers": len(t.identity)}
+
+
+def _reduced(t: _Transfer, name: str, child: Genome, parent: Genome, m: np.ndarray, before: int,
+             old: list[np.ndarray] | None) -> np.ndarray:
+    """The channel map after the reduction layer ``name`` (flatten or global pooling) in
+    front of a dense layer whose parent arrays are ``old`` (``None``: a new layer; the
+    parent had ``before`` channels there): all new where the parent reduced otherwise or
+    to another size."""
+    positions = int(np.prod(t.layers[name].input.shape[1:-1]))
+    flat = child.reduce == "flatten"
+    fits = old is None or (bool(old) and old[0].shape[0] == before * (positions if flat else 1))
+    if child.reduce != parent.reduce or not fits:
+        return np.full(len(m) * (positions if flat else 1), -1)
+    return _flatten_map(m, before, positions) if flat else m
 
 
 def _merge(t: _Transfer, gene: LayerGene, i: int, pg: LayerGene | None, pi: int | None, matched: dict[int, int],

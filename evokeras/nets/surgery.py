@@ -36,6 +36,7 @@ import numpy as np
 
 from evokeras.genomes.edits import BaseStructure, EditProgram, UnitInfo
 from evokeras.nets import layers
+from evokeras.nets.morph import kernel_importance
 
 __all__ = ["SurgeryError", "apply_program", "count_flops", "importance", "kernel_importance", "structure", "weighted_layers"]
 
@@ -157,18 +158,6 @@ def structure(model: Any) -> BaseStructure:
 # --------------------------------------------------------------------------- #
 # Importance and slicing                                                       #
 # --------------------------------------------------------------------------- #
-def kernel_importance(kernel: np.ndarray, bn: list[np.ndarray] | None = None, epsilon: float = 1e-3) -> np.ndarray:
-    """Importance of each output unit of a trained ``kernel`` (output units last): the L1
-    norm of its incoming weights, times ``|gamma| / sqrt(variance + epsilon)`` of the
-    batch normalization that follows it, given as its arrays ``[gamma, beta, mean,
-    variance]`` (or ``[beta, mean, variance]`` without a scale)."""
-    score = np.abs(kernel).reshape(-1, kernel.shape[-1]).sum(axis=0)
-    if bn:
-        gamma = bn[0] if len(bn) == 4 else np.ones_like(bn[-1])
-        score = score * np.abs(gamma) / np.sqrt(bn[-1] + epsilon)
-    return np.asarray(score, dtype=np.float64)
-
-
 def importance(layer: Any, bn: Any = None) -> np.ndarray:
     """Importance of each output unit of a weighted ``layer``: the L1 norm of its trained
     incoming weights (a filter's kernel; a Dense unit's column; an LSTM unit's four gate

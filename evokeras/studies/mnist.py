@@ -10,17 +10,18 @@ Budgets:
   **FLOPs**, not measured time: time is noisy, FLOPs are deterministic, so the same seed
   gives the same front, also after a kill and resume.
 * ``default`` -- what the README shows; <= 30 minutes on 2 CPU cores; objectives
-  validation error and measured inference time per sample; 15 minutes of search from
-  the task's reference architectures plus random networks of the image priors, each
-  candidate trained 2 epochs on 10,000 images (fast path) in a worker process that is
-  replaced every 20 evaluations, then the front's four spread-out members retrained
-  10 epochs on all 60,000 images (cosine learning rate, images shifted by up to 2
-  pixels).
-* ``quick`` -- a usable model in 5 to 9 minutes on 2 CPU cores: the ``default``
-  search stopped after the generation that passes 2 minutes (the reference
-  architectures and the first random networks, then what evolution reaches by then),
-  and only the front's most accurate member (by validation error) retrained as
-  ``default`` retrains (which takes 2.5 to 7 minutes, by its size).
+  validation error and measured inference time per sample; a lineage search
+  (:mod:`evokeras.engine.strategies.lineage`: children continue their parents' training)
+  of about 19 minutes from the task's reference architectures plus random networks of
+  the image priors, each evaluation one epoch on its own window of 20,000 images (fast
+  path) in a worker process that is replaced every 20 evaluations, then the front's four
+  spread-out members trained on for 90 s each from their search weights on all 60,000
+  images (learning rate warmed up and decayed over the 90 s, at most 10 epochs, images
+  shifted by up to 2 pixels).
+* ``quick`` -- a usable model in about 3 minutes on 2 CPU cores: the ``default``
+  search with a population of 8 stopped after the generation that passes 1 minute,
+  and only the front's most accurate member (by validation error) trained on from its
+  search weights for 80 s.
 * ``full`` -- a longer search closer to the seed paper's setting (hours on a CPU).
 
 Usage::

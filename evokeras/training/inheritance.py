@@ -21,7 +21,9 @@ from typing import Any
 
 import numpy as np
 
-from evokeras._io import atomic_path
+from evokeras._io import atomic_path, loads_json
+from evokeras.genomes.network import Genome, GenomeError
+from evokeras.nets.morph import transfer
 
 #: The layer name under which a file keeps its meta (JSON bytes): genome, lineage.
 _META = "_meta"
@@ -55,10 +57,10 @@ class WeightCache:
                         raise ValueError(f"{name!r}: not a numeric <layer>/<index> array")
                     arrays.setdefault(layer, []).append((int(index), array))
             meta_arrays = arrays.pop(_META, [])
-            meta = json.loads(meta_arrays[0][1].astype(np.uint8).tobytes().decode()) if meta_arrays else {}
+            meta = loads_json(meta_arrays[0][1].astype(np.uint8).tobytes(), where=str(path)) if meta_arrays else {}
             if not isinstance(meta, dict):
                 raise ValueError("meta: not a JSON object")
-        except (OSError, ValueError, EOFError, KeyError, RecursionError, zipfile.BadZipFile):
+        except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile):  # UnreadableFile is a ValueError
             return "unreadable"
         return {layer: [a for _, a in sorted(parts, key=lambda t: t[0])] for layer, parts in arrays.items()}, meta
 
@@ -93,9 +95,6 @@ class WeightCache:
             return metrics
         arrays, meta = read
         if genome is not None and stem_channels is not None and isinstance(meta.get("genome"), dict):
-            from evokeras.genomes.network import Genome, GenomeError
-            from evokeras.nets.morph import transfer
-
             try:
                 parent_genome = Genome.from_dict(meta["genome"])
             except (GenomeError, TypeError, ValueError):
