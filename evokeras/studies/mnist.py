@@ -19,9 +19,9 @@ Budgets:
   images (learning rate warmed up and decayed over the 90 s, at most 10 epochs, images
   shifted by up to 2 pixels).
 * ``quick`` -- a usable model in about 3 minutes on 2 CPU cores: the ``default``
-  search with a population of 8 stopped after the generation that passes 1 minute,
-  and only the front's most accurate member (by validation error) trained on from its
-  search weights for 80 s.
+  search with a population of 6 stopped after the generation that passes 40 s, and
+  only the front's most accurate member (by validation error) trained on from its
+  search weights for 100 s.
 * ``full`` -- a longer search closer to the seed paper's setting (hours on a CPU).
 
 Usage::
@@ -75,8 +75,8 @@ BUDGETS = {
 _DEFAULT = BUDGETS["default"]
 BUDGETS = {  # listed from the cheapest; quick is default with a shorter search and one final model
     "smoke": BUDGETS["smoke"],
-    "quick": {**_DEFAULT, "strategy": {**_DEFAULT["strategy"], "population": 8, "offspring": 8, "wall_seconds": 60},
-              "final": {**_DEFAULT["final"], "members": 1, "seconds": 80}},
+    "quick": {**_DEFAULT, "strategy": {**_DEFAULT["strategy"], "population": 6, "offspring": 6, "wall_seconds": 40},
+              "final": {**_DEFAULT["final"], "members": 1, "seconds": 100}},
     "default": _DEFAULT,
     "full": BUDGETS["full"],
 }
