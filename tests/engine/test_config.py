@@ -220,8 +220,10 @@ def test_a_flat_0_10_config_migrates() -> None:
     assert cfg.evaluation.final_rung == {"candidates": 3, "factor": 2}
     assert cfg.budget() == Budget(**FLAT_0_10["evaluation"])
     assert (cfg.seed, cfg.max_val_error, cfg.space) == (3, 0.5, {"max_params": 200000})
-    stored = load_stored(FLAT_0_10)  # the keys it has keep their values; where to evaluate is dropped
-    assert stored == dataclasses.replace(cfg, parallel=ParallelConfig(workers=2, backend=None, scheduler=None))
+    stored = load_stored(FLAT_0_10)  # the keys it has keep their values; where to evaluate is dropped;
+    # its final models start from scratch, as before final.from_search existed
+    assert stored == dataclasses.replace(cfg, parallel=ParallelConfig(workers=2, backend=None, scheduler=None),
+                                         final=dataclasses.replace(cfg.final, from_search=False))
     assert migrate(cfg.to_dict()) == cfg.to_dict()  # today's shape is left as it is
 
 
@@ -312,7 +314,7 @@ def test_schema_structure() -> None:
     strategy = schema["properties"]["strategy"]["properties"]
     assert strategy["population"] == {"type": "integer", "minimum": 2, "default": 8,
                                       "description": "mu, the population kept."}
-    assert strategy["name"]["enum"] == ["nsga2", "steady_state"]
+    assert strategy["name"]["enum"] == ["nsga2", "steady_state", "lineage"]
     assert schema["properties"]["parallel"]["properties"]["backend"]["enum"][-1] is None
     assert schema["properties"]["evaluation"]["properties"]["multi_fidelity"]["type"] == ["object", "null"]
 
