@@ -22,7 +22,7 @@ final training's first part. It combines, on NSGA-II's Pareto selection:
 
 Parents are chosen by binary tournament. As the search goes on (:attr:`Strategy.progress`,
 the share of its generations or of its wall time spent) the tournament decides more
-and more often by the first objective (validation error) instead of at random, so
+and more often by validation error (the first objective without one) instead of at random, so
 that training moves toward the accurate end of the front: with probability
 ``progress`` the child of a tournament is bred from the more accurate of two parents.
 """
