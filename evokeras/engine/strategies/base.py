@@ -197,6 +197,19 @@ class Strategy(abc.ABC):
         when it does not fit this run."""
 
     # -- shared helpers ------------------------------------------------------------------------
+    def _vary_with(self, pick: Callable[[], Individual], mutate: Callable[[Individual], Individual],
+                   copy: Callable[[Individual], Individual]) -> Individual:
+        """One child as DEAP's varOr makes it, parents drawn by ``pick``: crossover
+        (``strategy.cxpb``), ``mutate`` (``strategy.mutpb``) or ``copy`` of a parent."""
+        rng, tb, s = self.toolbox.rng, self.toolbox, self.settings
+        r = rng.random()
+        if r < s.cxpb and len(self.parents) > 1:
+            child, _ = tb.mate(pick(), pick())
+            return child
+        if r < s.cxpb + s.mutpb:
+            return mutate(pick())
+        return copy(pick())
+
     def _update_front(self, told: Told) -> None:
         self.front.update([ind for ind, _ in told if self.standing.feasible(ind)])
 

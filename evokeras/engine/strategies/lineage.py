@@ -63,15 +63,7 @@ class Lineage(NSGA2):
         return a
 
     def _vary(self) -> Individual:
-        rng, tb, s = self.toolbox.rng, self.toolbox, self.settings
-        r = rng.random()
-        if r < s.cxpb and len(self.population) > 1:
-            child, _ = tb.mate(self._pick(), self._pick())
-            return child
-        parent = self._pick()
-        if r < s.cxpb + s.mutpb:
-            return self.mutate(parent)
-        return self.promote(parent)
+        return self._vary_with(self._pick, self.mutate, self.promote)
 
     def mutate(self, parent: Individual) -> Individual:
         """A mutated child of ``parent``, the growing morphisms (``widen``, ``deepen``)

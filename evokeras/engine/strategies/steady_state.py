@@ -74,15 +74,9 @@ class SteadyState(Strategy):
         return self._select(sample, 1)[0]
 
     def _vary(self) -> Individual:
-        rng, tb, s = self.toolbox.rng, self.toolbox, self.settings
-        r = rng.random()
-        if r < s.cxpb and len(self.population) > 1:
-            child, _ = tb.mate(self._tournament(), self._tournament())
-            return child
-        if r < s.cxpb + s.mutpb:
-            (child,) = tb.mutate(self._tournament())
-            return child
-        return to_individual(self._tournament(), tb.fitness_class)
+        tb = self.toolbox
+        return self._vary_with(self._tournament, lambda parent: tb.mutate(parent)[0],
+                               lambda parent: to_individual(parent, tb.fitness_class))
 
     # -- telling -------------------------------------------------------------------------------------
     def tell(self, told: Told) -> None:
