@@ -34,6 +34,22 @@ key. Usage (the studies' ``default`` budgets, then the benchmark)::
     python benchmarks/lm.py --part rank --level char --run runs/char_lm-default
     (the same with word_lm / --level word)
 
+``--part user-view``
+    The user's choice: the study's whole ``default`` run, end to end (search, final
+    training, test), against a stock LSTM-256 language model (the same stem and head)
+    trained for that whole wall time. The LSTM uses Adam at the best of
+    ``USER_VIEW_LEARNING_RATES`` on the validation split, each trial ``--grid-seconds``
+    long (the grid's time is counted apart), then trains on the windows the study's
+    final model trains on (train + validation) for the study's wall seconds, the rate
+    warmed up and decayed over them, and is scored once on the test split. Per seed
+    (``--seeds``): the study runs in a subprocess into ``--out``/``<level>-seed<N>``
+    unless that run finished there before (its wall time kept in ``user_view.json``).
+    ``--text FILE`` runs the same comparison on any UTF-8 file (the study's default
+    budget on :func:`evokeras.from_text` of it; results under ``user_view.text``)::
+
+        python benchmarks/lm.py --part user-view --level char --seeds 0 1 2
+        python benchmarks/lm.py --part user-view --level char --text my.txt --seeds 0
+
 ``--part speed`` instead times one training step (forward, backward, Adam update) and
 one inference call per token, at a character-level shape (the ``bible_chars`` task's
 embedding stem and softmax head, windows of ``--seq-len`` tokens, ``--batch`` windows),
@@ -65,6 +81,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _common  # noqa: E402
 
 LSTM_LEARNING_RATES = (1e-3, 3e-3, 1e-2)  # Adam; the best on validation (seed 0) is kept
+USER_VIEW_LEARNING_RATES = (1e-3, 3e-3, 1e-2, 3e-2)  # Adam for the user's LSTM-256
+USER_VIEW_UNITS = 256
 RANK_VAL_WINDOWS = 1000  # validation windows of the rank part's longer trainings
 LEVELS = {"char": ("bible_chars", "val_bpc", "test_bpc"), "word": ("brown_words", "val_perplexity", "test_perplexity")}
 
@@ -362,6 +380,88 @@ def speed(*, units: list[int], batch: int, seq_len: int, rounds: int, warmup: in
     }
 
 
+def _study(level: str, out: Path, seed: int, text: Path | None) -> float:
+    """Run the ``default`` study of ``level`` into ``out`` (on ``text`` when given) in a
+    subprocess; its wall seconds, end to end."""
+    import subprocess
+
+    if text is None:
+        study = Path(__file__).resolve().parent.parent / "studies" / f"{level}_lm.py"
+        cmd = [sys.executable, str(study), "--budget", "default", "--out", str(out), "--seed", str(seed), "--no-progress"]
+    else:
+        code = ("import sys, evokeras; from evokeras.studies.{0}_lm import BUDGETS; "
+                "evokeras.search(evokeras.from_text(path=sys.argv[1], level='{0}'), sys.argv[2], "
+                "config=BUDGETS['default'], seed=int(sys.argv[3]))").format(level)
+        cmd = [sys.executable, "-c", code, str(text), str(out), str(seed)]
+    t0 = time.perf_counter()
+    subprocess.run(cmd, check=True)
+    return time.perf_counter() - t0
+
+
+def user_view(level: str, *, seeds: list[int], out: Path, grid_seconds: float, text: Path | None = None) -> dict[str, Any]:
+    """Per seed: the study end to end, and the stock LSTM-256 tuned on the grid and
+    trained for the study's wall seconds (see the module docstring)."""
+    import keras
+    import numpy as np
+
+    from evokeras.data import Split
+    from evokeras.genomes.network import Genome, TrainingGenes
+
+    rows = []
+    for seed in seeds:
+        run_dir = out / f"{level}-seed{seed}"
+        record_path = run_dir / "user_view.json"
+        record: dict[str, Any] = json.loads(record_path.read_text()) if record_path.is_file() else {}
+        if "wall_seconds" not in record:
+            record = {"wall_seconds": _study(level, run_dir, seed, text)}
+            record_path.write_text(json.dumps(record, indent=1))
+        if text is None:
+            _, task, hof = _run(run_dir)
+        else:
+            import evokeras
+
+            task, hof = evokeras.from_text(path=text, level=level), json.loads((run_dir / "hall_of_fame.json").read_text())
+        test_key = "test_" + task.metric.removeprefix("val_")
+        members = [m for m in hof["members"] if m.get("status") == "ok" and test_key in m]
+        chosen = min(members, key=lambda m: m["metrics"][task.metric])  # the study's own choice: validation
+        data = task.data(train_size=None, val_limit=None, test_limit=None)
+        genes = Genome((), training=TrainingGenes("adam", 1e-3, 64))
+
+        def lstm(lr: float, seconds: float, split: Any, name: str) -> dict[str, Any]:
+            if name not in record:
+                keras.utils.clear_session(free_memory=True)
+                keras.utils.set_random_seed(seed)
+                g = genes.replace(training=dataclasses.replace(genes.training, learning_rate=lr))
+                record[name] = train_timed(task, lstm_model(task, USER_VIEW_UNITS), g, split, seconds, seed)
+                record_path.write_text(json.dumps(record, indent=1))
+                print(f"  seed {seed} {name}: {record[name]['val_metric']:.4f} val, {record[name]['test_metric']:.4f} test",
+                      flush=True)
+            return record[name]
+
+        trials = {lr: lstm(lr, grid_seconds, data, f"grid lr {lr:g}") for lr in USER_VIEW_LEARNING_RATES}
+        best_lr = min(trials, key=lambda lr: trials[lr]["val_loss"])
+        full = Split(np.concatenate([data.x_train, data.x_val]), np.concatenate([data.y_train, data.y_val]),
+                     data.x_val, data.y_val, data.x_test, data.y_test)
+        wall = float(record["wall_seconds"])
+        final = lstm(best_lr, wall, full, f"lstm{USER_VIEW_UNITS} lr {best_lr:g} {wall:.0f}s")
+        m = chosen["metrics"]
+        rows.append({
+            "seed": seed, "run_dir": str(run_dir), "wall_seconds": wall, "key": chosen["key"],
+            "evolved_test": chosen[test_key], "evolved_val": m[task.metric], "genome": chosen["genome"],
+            "evolved_ms_per_token": 1e3 * chosen.get("test_exec_time", m.get("exec_time", math.nan)),
+            "evolved_params": m.get("params"), "final_start": chosen.get("final_start"),
+            "evolved_accumulated_seconds": (chosen.get("search_seconds") or 0.0) + (chosen.get("final_fit_seconds") or 0.0),
+            "lstm_test": final["test_metric"], "lstm_learning_rate": best_lr, "lstm_ms_per_token": final["ms_per_token"],
+            "lstm_params": final["params"], "lstm_tokens_seen": final["tokens_seen"],
+            "grid": {f"{lr:g}": {"val": r["val_metric"], "test": r["test_metric"]} for lr, r in trials.items()},
+            "grid_seconds_total": grid_seconds * len(trials),
+        })
+    name = "bpc" if level == "char" else "ppl"
+    return {"seeds": seeds, f"evolved_{name}": median([r["evolved_test"] for r in rows]),
+            f"lstm256_{name}": median([r["lstm_test"] for r in rows]),
+            "wall_seconds": median([r["wall_seconds"] for r in rows]), "per_seed": rows}
+
+
 def update_result(name: str, updates: dict[str, Any], *, replace: dict[tuple[str, ...], Any] | None = None) -> Path:
     """Merge ``updates`` into ``benchmarks/results/<name>.json`` (a nested dict is merged,
     not replaced), set each path of ``replace`` to its value whole, and write it back;
@@ -386,7 +486,7 @@ def update_result(name: str, updates: dict[str, Any], *, replace: dict[tuple[str
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--part", choices=("compare", "rank", "speed"), default="compare",
+    p.add_argument("--part", choices=("compare", "rank", "speed", "user-view"), default="compare",
                    help="compare: evolved vs LSTM language models; rank: cheap vs long evaluations; "
                         "speed: time per token of the layers")
     p.add_argument("--level", choices=tuple(LEVELS), help="compare/rank: the level of --run")
@@ -407,10 +507,27 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--rounds", type=int, default=7, help="speed: timed rounds (medians)")
     p.add_argument("--warmup", type=int, default=2, help="speed: untimed steps per model first")
     p.add_argument("--seed", type=int, default=0, help="speed/rank: seed")
+    p.add_argument("--out", type=Path, default=Path("runs/lm_user_view"), help="user-view: where the study runs go")
+    p.add_argument("--grid-seconds", type=float, default=120.0, help="user-view: seconds of each learning-rate trial")
+    p.add_argument("--text", type=Path, default=None, help="user-view: a UTF-8 file instead of the level's corpus")
     p.add_argument("--results-dir", type=Path, default=None)
     args = p.parse_args(argv)
     if args.results_dir is not None:
         _common.RESULTS_DIR = args.results_dir
+    if args.part == "user-view":
+        if args.level is None:
+            print("error: --part user-view needs --level", file=sys.stderr)
+            return 2
+        if args.text is not None and not args.text.is_file():
+            print(f"error: --text {args.text}: no such file", file=sys.stderr)
+            return 2
+        out = args.out if args.text is None else args.out / args.text.stem
+        result = user_view(args.level, seeds=args.seeds, out=out, grid_seconds=args.grid_seconds, text=args.text)
+        machine = _common.machine_info() | {"affinity": sorted(os.sched_getaffinity(0))}
+        where = ("user_view", args.level) if args.text is None else ("user_view", "text", f"{args.text.name} {args.level}")
+        path = update_result("lm", {}, replace={where: result | {"machine": machine}})
+        print(json.dumps({k: v for k, v in result.items() if k != "per_seed"}, indent=1), f"\nwrote {path}")
+        return 0
     if args.part == "speed":
         result = speed(units=args.units, batch=args.batch, seq_len=args.seq_len, rounds=args.rounds,
                        warmup=args.warmup, seed=args.seed)

@@ -200,12 +200,16 @@ class FinalRung(EvaluationPolicy):
         return evals.at_fidelity(self.factor, individuals, gen)
 
     def choose(self, evals: Evaluations, genome_from_dict: Callable[[Any], Any], fitness_cls: type,
-               sign: float) -> list[Individual]:
+               sign: float, always: Sequence[str] = ()) -> list[Individual]:
         """The ``candidates`` best of the run by the first objective (``sign`` +1 when it
-        is maximised): ok, full fidelity, within the error limit; ties by key."""
+        is maximised): ok, full fidelity, within the error limit; ties by key. The keys
+        ``always`` (the reference architectures) join them wherever they were evaluated
+        ok, whatever their rank: short evaluations may not rank them."""
         pool = [r for _, r in evals.store.evaluations() if r.ok and r.full and evals.standing.within_limit(r)]
         pool.sort(key=lambda r: (-sign * r.objectives[0], r.key))
-        return [to_individual(genome_from_dict(r.genome), fitness_cls) for r in pool[: self.candidates]]
+        chosen = pool[: self.candidates]
+        chosen += [r for r in pool[self.candidates:] if r.key in set(always)]
+        return [to_individual(genome_from_dict(r.genome), fitness_cls) for r in chosen]
 
     def front(self, evals: Evaluations, todo: Sequence[Individual], gen: int) -> tuple[list[Individual], dict[str, EvalResult]]:
         """The Pareto front of ``todo``'s longer evaluations (empty when none ended ok),

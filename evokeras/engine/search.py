@@ -369,8 +369,9 @@ class Search:
         settings = self.config.evaluation.final_rung
         assert settings is not None
         rung = FinalRung(int(settings["candidates"]), float(settings["factor"]))
+        refs = self.task.reference_genomes() if self.config.strategy.reference_architectures else []
         todo = rung.choose(self.evals, self.task.genome_from_dict, self.toolbox.fitness_class,
-                           1.0 if self.weights[0] > 0 else -1.0)
+                           1.0 if self.weights[0] > 0 else -1.0, always=[g.key for g in refs])
         self.meter.describe(len(todo), f"gen {gen} @{rung.factor:g}")
         front, self.rung_records = rung.front(self.evals, todo, gen)
         if not front:

@@ -248,6 +248,23 @@ class CellGenome(Keyed):
         rec = tuple(("rec", i, lag) for i, lag, d in self.rec_links if d == j)
         return (main, *ff, *rec)
 
+    def weight_names(self) -> tuple[str, ...]:
+        """The names of :class:`~evokeras.nets.layers.SkipStepCell`'s weights, in the
+        order of its ``get_weights()``: per node, a kernel per input (:meth:`node_inputs`
+        order: ``node{j}_kernel`` for the main input, ``node{j}_ff{i}_kernel``,
+        ``node{j}_rec{i}_lag{k}_kernel``), then ``node{j}_bias``."""
+        names: list[str] = []
+        for j in range(len(self.nodes)):
+            for spec in self.node_inputs(j):
+                if spec[0] == "ff":
+                    names.append(f"node{j}_ff{spec[1]}_kernel")
+                elif spec[0] == "rec":
+                    names.append(f"node{j}_rec{spec[1]}_lag{spec[2]}_kernel")
+                else:
+                    names.append(f"node{j}_kernel")
+            names.append(f"node{j}_bias")
+        return tuple(names)
+
     @property
     def register_depths(self) -> tuple[int, ...]:
         """Per node, how many past outputs the cell keeps (its shift register's depth).

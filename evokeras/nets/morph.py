@@ -42,6 +42,7 @@ from typing import Any
 
 import numpy as np
 
+from evokeras.genomes.cell import NODE_GATES, CellGenome
 from evokeras.genomes.network import Genome, LayerGene
 
 __all__ = ["align", "kernel_importance", "transfer"]
@@ -75,19 +76,24 @@ def align(parent: Genome, child: Genome) -> dict[int, int]:
     genes come last: a gene inserted after an equal one is the new one)."""
     pa, ch = [_signature(g) for g in parent.layers], [_signature(g) for g in child.layers]
     kinds_p, kinds_c = [g.kind for g in parent.layers], [g.kind for g in child.layers]
-    n, m = len(pa), len(ch)
+    return _align(len(pa), len(ch), lambda i, j: 2 if pa[i] == ch[j] else 1 if kinds_p[i] == kinds_c[j] else 0)
+
+
+def _align(n: int, m: int, pair: Any) -> dict[int, int]:
+    """The order-keeping alignment of ``n`` parent and ``m`` child items that maximises
+    the sum of ``pair(parent index, child index)`` (0: never paired); ``{child: parent}``."""
     score = np.zeros((n + 1, m + 1), dtype=int)
     for i in range(1, n + 1):
         for j in range(1, m + 1):
-            pair = 2 if pa[i - 1] == ch[j - 1] else 1 if kinds_p[i - 1] == kinds_c[j - 1] else -1
-            score[i, j] = max(score[i - 1, j], score[i, j - 1], score[i - 1, j - 1] + pair if pair > 0 else -1)
+            p = pair(i - 1, j - 1)
+            score[i, j] = max(score[i - 1, j], score[i, j - 1], score[i - 1, j - 1] + p if p > 0 else -1)
     out: dict[int, int] = {}
     i, j = n, m
-    while i and j:  # from the end: of equal alignments, the one that leaves later child genes new
-        pair = 2 if pa[i - 1] == ch[j - 1] else 1 if kinds_p[i - 1] == kinds_c[j - 1] else 0
+    while i and j:  # from the end: of equal alignments, the one that leaves later child items new
+        p = pair(i - 1, j - 1)
         if score[i, j] == score[i, j - 1]:
             j -= 1
-        elif pair and score[i, j] == score[i - 1, j - 1] + pair:
+        elif p and score[i, j] == score[i - 1, j - 1] + p:
             out[j - 1] = i - 1
             i, j = i - 1, j - 1
         else:
@@ -333,13 +339,9 @@ def transfer(model: Any, child: Genome, parent: Genome, arrays: Arrays, *, stem_
             maps.append(out)
             own = pi if pg is not None else here
         elif gene.kind == "recurrent":
-            name = f"g{i}_recurrent"
             assert gene.cell is not None
-            old = arrays.get(f"{pre}recurrent") if pg is not None else None
-            copied = _same_shapes(old, t.layers[name].get_weights()) and bool(np.all(m == np.arange(len(m))))
-            if copied:
-                t.set(name, old)  # type: ignore[arg-type]
-            maps.append(np.arange(gene.cell.units) if copied else np.full(gene.cell.units, -1))
+            parent_cell = pg.cell if pg is not None and pg.kind == "recurrent" else None
+            maps.append(_cell(t, f"g{i}_recurrent", gene.cell, parent_cell, arrays.get(f"{pre}recurrent"), m))
         else:  # pool, dropout, activation, batch norm: the input's channels
             if gene.kind == "batchnorm":
                 t.channelwise(f"g{i}_batchnorm", f"{pre}batchnorm" if pg is not None else None, m)
@@ -428,3 +430,137 @@ def _block(t: _Transfer, gene: LayerGene, i: int, pg: LayerGene | None, pre: str
     if gene.strides == 1:
         return t.identity_kernel(f"{name}_conv", m)
     return np.full(int(gene.units or 0), -1)
+
+
+# -- recurrent cells -----------------------------------------------------------------------
+#: The gate block of each node type that holds its new value (tanh's one block, GRU's
+#: candidate ``h``, LSTM's ``g``): what a node that changes type keeps.
+_CANDIDATE = {"tanh": 0, "gru": 2, "lstm": 2}
+#: The biases that start a new node (and the new gates of a node that changed type)
+#: near the identity of its input: gates open (LSTM input and output gates, GRU reset
+#: gate; sigmoid(3) = 0.95), memory and update shut (LSTM forget gate, GRU update
+#: gate), so ``h ~ tanh(input)``.
+_OPEN = 3.0
+_IDENTITY_BIAS = {"tanh": (0.0,), "gru": (-_OPEN, _OPEN, 0.0), "lstm": (_OPEN, -_OPEN, 0.0, _OPEN)}
+
+
+def _unit_map(parent: CellGenome, weights: dict[str, np.ndarray], units: int) -> np.ndarray:
+    """Child unit -> parent unit: the parent's units in order, then new ones; narrowed,
+    the units of largest incoming weights (summed over every node and gate)."""
+    pu = parent.units
+    if units >= pu:
+        return np.concatenate([np.arange(pu), np.full(units - pu, -1)])
+    score = np.zeros(pu)
+    for name, w in weights.items():
+        if name.endswith("_kernel"):
+            score += np.abs(w).reshape(w.shape[0], -1, pu).sum(axis=(0, 1))
+    return np.sort(np.argsort(-score, kind="stable")[:units])
+
+
+def _copy_gates(dst: np.ndarray, src: np.ndarray, rows: np.ndarray | None, units: np.ndarray,
+                types: tuple[str, str], widths: tuple[int, int]) -> None:
+    """Copy a node's kernel (``rows``: child input row -> parent row) or bias (``rows``
+    ``None``) from ``src`` (parent node of type ``types[0]``, width ``widths[0]``) into
+    ``dst`` (child), gate by gate where the types agree, else the candidate block only.
+    Mapped columns of a kernel get zeros in the rows of new inputs."""
+    (pt, ct), (pu, cu) = types, widths
+    pairs = [(g, g) for g in range(NODE_GATES[ct])] if pt == ct else [(_CANDIDATE[pt], _CANDIDATE[ct])]
+    cols = np.flatnonzero(units >= 0)
+    if rows is not None and not np.any((rows >= 0) & (rows < src.shape[0])):
+        return  # it reads nothing the parent's node read: fresh
+    for g in range(NODE_GATES[ct]) if pt != ct else ():  # a new type: its other gates open or shut
+        if g != _CANDIDATE[ct]:
+            ccols = g * cu + cols
+            if rows is not None:
+                dst[:, ccols] = 0.0
+            elif dst.ndim == 2:
+                dst[0, ccols], dst[1, ccols] = _IDENTITY_BIAS[ct][g], 0.0
+            else:
+                dst[ccols] = _IDENTITY_BIAS[ct][g]
+    for gp, gc in pairs:
+        ccols, pcols = gc * cu + cols, gp * pu + units[cols]
+        if rows is None:  # a bias: GRU's is (2, width), the second row its recurrent bias
+            if dst.ndim == src.ndim:
+                dst[..., ccols] = src[..., pcols]
+            else:
+                (dst[0] if dst.ndim == 2 else dst)[ccols] = (src[0] if src.ndim == 2 else src)[pcols]
+            continue
+        dst[:, ccols] = 0.0
+        r = np.flatnonzero((rows >= 0) & (rows < src.shape[0]))
+        dst[np.ix_(r, ccols)] = src[np.ix_(rows[r], pcols)]
+
+
+def _parent_input(cell: CellGenome, parent: CellGenome, j: int, p: int, spec: tuple[Any, ...],
+                  carries: list[int | None]) -> str | None:
+    """The parent kernel (by name) that child node ``j``'s input ``spec`` takes over
+    (``p``: the parent node of ``j``; ``carries``: per child node, the parent node
+    whose output it carries), or ``None``."""
+    if spec[0] == "x":
+        return "node0_kernel" if p == 0 else None
+    s = carries[spec[1]]  # ("prev", j - 1), ("ff", i), ("rec", i, lag): the source node
+    if s is None:
+        return None
+    if spec[0] in ("prev", "ff"):
+        if p >= 1 and s == p - 1:
+            return f"node{p}_kernel"
+        return f"node{p}_ff{s}_kernel" if (s, p) in parent.ff_links else None
+    lag = spec[2]
+    lags = sorted((k for a, k, b in parent.rec_links if a == s and b == p), key=lambda k: (abs(k - lag), k))
+    taken = {k for a, k, b in cell.rec_links if a == spec[1] and b == j and k != lag}
+    lags = [k for k in lags if k == lag or k not in taken]  # a moved lag keeps its kernel
+    return f"node{p}_rec{s}_lag{lags[0]}_kernel" if lags else None
+
+
+def _cell(t: _Transfer, name: str, cell: CellGenome, parent: CellGenome | None, old: list[np.ndarray] | None,
+          in_map: np.ndarray) -> np.ndarray:
+    """Move a skip-step cell's weights (layer ``name``) from the parent's cell; returns
+    the output's unit map. Nodes are aligned (same type 2, other type 1); units widen
+    with zero rows for the new ones (exact) or narrow by importance; a node that
+    changes type keeps its candidate block; a new link starts at zero (exact); a new
+    node starts near the identity of its main input (:data:`_IDENTITY_BIAS`); inputs
+    the parent's node did not read keep their fresh kernels (a main input) or start
+    at zero (a link)."""
+    if parent is None or not old:
+        return np.full(cell.units, -1)
+    pnames = parent.weight_names()
+    if len(old) != len(pnames) or old[-1].shape[-1] != NODE_GATES[parent.types[-1]] * parent.units:
+        raise ValueError(f"{name}: not the weights of the {parent.units}-unit cell its genome says")
+    pw = dict(zip(pnames, old, strict=True))
+    names = cell.weight_names()
+    new = dict(zip(names, (w.copy() for w in t.layers[name].get_weights()), strict=True))
+    cu, pu = cell.units, parent.units
+    units = _unit_map(parent, pw, cu)
+    nodes = _align(len(parent.nodes), len(cell.nodes), lambda p, j: 2 if parent.types[p] == cell.types[j] else 1)
+    carries: list[int | None] = []  # per child node: the parent node whose output it carries
+    for j in range(len(cell.nodes)):
+        carries.append(nodes[j] if j in nodes else carries[j - 1] if j else None)
+    for j, ct in enumerate(cell.types):
+        p = nodes.get(j)
+        specs = cell.node_inputs(j)
+        kernels = [f"node{j}_kernel" if s[0] in ("x", "prev") else
+                   f"node{j}_ff{s[1]}_kernel" if s[0] == "ff" else f"node{j}_rec{s[1]}_lag{s[2]}_kernel" for s in specs]
+        if p is None:  # a new node: near the identity of its main input, its links at zero
+            for spec, k in zip(specs, kernels, strict=True):
+                if spec[0] != "x":
+                    new[k][:] = 0.0
+            if j == 0:
+                continue
+            block = _CANDIDATE[ct] * cu
+            new[kernels[0]][:, block:block + cu] = np.eye(cu, dtype=new[kernels[0]].dtype)
+            bias = new[f"node{j}_bias"]
+            (bias[0] if bias.ndim == 2 else bias)[:] = np.repeat(_IDENTITY_BIAS[ct], cu)
+            if bias.ndim == 2:
+                bias[1] = 0.0
+            continue
+        types = (parent.types[p], ct)
+        for spec, k in zip(specs, kernels, strict=True):
+            source = _parent_input(cell, parent, j, p, spec, carries)
+            if source is None:
+                if spec[0] in ("ff", "rec"):
+                    new[k][:] = 0.0  # a new link adds nothing at first
+                continue
+            rows = in_map if spec[0] == "x" else units
+            _copy_gates(new[k], pw[source], rows, units, types, (pu, cu))
+        _copy_gates(new[f"node{j}_bias"], pw[f"node{p}_bias"], None, units, types, (pu, cu))
+    t.set(name, [new[k] for k in names])
+    return units if carries[-1] == len(parent.nodes) - 1 else np.full(cu, -1)

@@ -300,14 +300,18 @@ def _draw_rung(ax: Any, store: RunStore, names: list[str], searched: dict[str, t
 
 
 def plot_lineages(store: RunStore) -> Any | None:
-    """Validation error against the training a candidate's weights have had along its
-    lineage (``lineage_seconds``: its own and its ancestors'), a line from each parent to
-    its child; the front's members marked. ``None`` when the run recorded no lineage
-    (weights not inherited) or validation error is not an objective."""
+    """The validation figure (validation error, else the first objective that is a
+    validation figure: bits per character, perplexity, ...) against the training a
+    candidate's weights have had along its lineage (``lineage_seconds``: its own and its
+    ancestors'), a line from each parent to its child; the front's members marked.
+    ``None`` when the run recorded no lineage (weights not inherited) or no validation
+    figure is an objective."""
     records = [r for _, r in store.evaluations() if r.ok and r.full and "lineage_seconds" in r.metrics]
-    if not records or "val_error" not in records[0].objective_names:
+    names = records[0].objective_names if records else ()
+    metric = "val_error" if "val_error" in names else next((n for n in names if n.startswith("val_")), None)
+    if metric is None:
         return None
-    where = {r.key: (float(r.metrics["lineage_seconds"]), float(r.metrics["val_error"])) for r in records}
+    where = {r.key: (float(r.metrics["lineage_seconds"]), float(r.metrics[metric])) for r in records}
     _, points, names, keys = _ok_points(store)
     allowed = _allowed(store, points, names)
     mask = np.zeros(len(points), dtype=bool)
@@ -329,10 +333,10 @@ def plot_lineages(store: RunStore) -> Any | None:
         ax.scatter(fx, fy, facecolors="none", edgecolors="crimson", s=60, lw=1.2, zorder=3, label="front")
         ax.legend(frameon=False)
     ax.set_xlabel("training along the lineage (s)")
-    ax.set_ylabel(objective_label("val_error"))
+    ax.set_ylabel(objective_label(metric))
     if wants_log(ys):
         _log_scale(ax, "y")
-    ax.set_title("lineages: accumulated training vs validation error")
+    ax.set_title(f"lineages: accumulated training vs {objective_label(metric)}")
     return fig
 
 

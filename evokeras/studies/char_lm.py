@@ -48,14 +48,18 @@ BUDGETS = {
     "default": {
         "task": "bible_chars",
         "objectives": {"val_bpc": -1.0, "exec_time": -1.0},
-        "strategy": {"population": 8, "offspring": 8, "generations": 40, "wall_seconds": 600,
-                     "reference_architectures": True},
+        # lineage: children continue their parents' training (cell morphisms; 40% promotions)
+        "strategy": {"name": "lineage", "population": 6, "offspring": 6, "generations": 100, "wall_seconds": 1080,
+                     "reference_architectures": True, "cxpb": 0.1, "mutpb": 0.5},
+        # each evaluation: 30 s more training, the learning rate warmed up and decayed over them
         "evaluation": {"epochs": 50, "train_samples": None, "val_samples": 300, "patience": 0,
                        "seconds": 30, "anneal": True, "timeout": 180, "time_batch": 32, "time_repeats": 3,
-                       "final_rung": {"candidates": 4, "factor": 4}},
-        "final": {"epochs": 50, "seconds": 240, "members": 1},
+                       "inherit_weights": True},
+        # the most accurate member continues from its search weights for 300 s
+        "final": {"epochs": 50, "seconds": 300, "members": 1},
         "parallel": {"backend": "process", "workers": 1},
-        "space": {"max_layers": 2, "cell_units": [64, 128, 256], "batch_sizes": [64, 128]},
+        "space": {"max_layers": 2, "cell_units": [64, 128, 256], "batch_sizes": [64, 128],
+                  "learning_rate": [1e-3, 5e-2]},
     },
     "full": {
         "task": "bible_chars",

@@ -41,7 +41,11 @@ from evokeras.genomes.space import SearchSpace
 from evokeras.tasks.base import SupervisedTask
 from evokeras.variation.network import repair
 
-__all__ = ["LanguageModel", "TextLanguageModel"]
+__all__ = ["REFERENCE_LEARNING_RATE", "LanguageModel", "TextLanguageModel"]
+
+#: Adam's rate for the reference LSTMs: the tuned stock LSTM's best on the validation
+#: split at both levels (3.3e-2 in ``benchmarks/results/lm.json``).
+REFERENCE_LEARNING_RATE = 3e-2
 
 _LEVELS = {
     # name: (loader, vocabulary size, default window, default embedding width, metric)
@@ -95,9 +99,9 @@ class LanguageModel(SupervisedTask):
                 min_layers=1,
                 max_layers=3,
                 init_layers=(1, 2),
-                cell_units=(32, 64, 128),
+                cell_units=(32, 64, 128, 256),
                 optimizers=("adam", "rmsprop"),
-                learning_rate=(1e-3, 1e-2),
+                learning_rate=(1e-3, 5e-2),
                 batch_sizes=(32, 64),
                 max_skips=0,
                 max_params=3_000_000,
@@ -136,12 +140,12 @@ class LanguageModel(SupervisedTask):
     def reference_genomes(self) -> list[Genome]:
         """The stock LSTM layer at each cell width of the space, widest first: a one-node
         ``lstm`` cell with its lag-1 self link (exactly ``keras.layers.LSTM``), trained
-        with Adam at the space's highest learning rate (capped at 1e-2: the best rate of
-        a stock LSTM on both corpora in ``benchmarks/lm.py``), repaired into the space.
+        with Adam at :data:`REFERENCE_LEARNING_RATE` (clipped to the space: the tuned
+        rate of a stock LSTM on both corpora in ``benchmarks/lm.py``), repaired into the space.
         A search with ``strategy.reference_architectures`` starts from the baseline it is compared
         with, and its variation adds nodes, gates and skip links to it."""
         space = self.space
-        rate = min(1e-2, space.learning_rate[1])
+        rate = min(max(REFERENCE_LEARNING_RATE, space.learning_rate[0]), space.learning_rate[1])
         training = TrainingGenes(optimizer="adam", learning_rate=rate, batch_size=space.batch_sizes[0])
         out: list[Genome] = []
         for units in sorted(space.cell_units, reverse=True):

@@ -200,17 +200,25 @@ def change_training(genome: Genome, rng: np.random.Generator, space: SearchSpace
 
 
 def widen(genome: Genome, rng: np.random.Generator, space: SearchSpace) -> Genome | None:
-    """Give one dense, conv or block gene the next larger width of the space (a network
-    morphism: :mod:`evokeras.nets.morph` keeps the function, the new units start with
-    zero outgoing weights)."""
-    options = [(i, sorted(c for c in (space.filters if layer.is_conv else space.units) if c > (layer.units or 0)))
-               for i, layer in enumerate(genome.layers) if layer.kind in ("dense", "conv", "block")]
-    options = [(i, larger) for i, larger in options if larger]
+    """Give one dense, conv, block or recurrent gene the next larger width of the space
+    (a network morphism: :mod:`evokeras.nets.morph` keeps the function, the new units
+    start with zero outgoing weights)."""
+    def larger(layer: LayerGene) -> list[int]:
+        if layer.kind == "recurrent":
+            assert layer.cell is not None
+            return sorted(c for c in space.cell_units if c > layer.cell.units)
+        return sorted(c for c in (space.filters if layer.is_conv else space.units) if c > (layer.units or 0))
+
+    options = [(i, larger(layer)) for i, layer in enumerate(genome.layers)
+               if layer.kind in ("dense", "conv", "block", "recurrent")]
+    options = [(i, wider) for i, wider in options if wider]
     if not options:
         return None
-    i, larger = options[int(rng.integers(len(options)))]
+    i, wider = options[int(rng.integers(len(options)))]
     layers = list(genome.layers)
-    layers[i] = layers[i].replace(units=larger[0])
+    cell = layers[i].cell
+    layers[i] = layers[i].replace(cell=cell.replace(units=wider[0])) if cell is not None \
+        else layers[i].replace(units=wider[0])
     return repair(genome.replace(layers=tuple(layers)), space)
 
 

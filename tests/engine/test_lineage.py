@@ -101,3 +101,29 @@ def test_parents_move_toward_the_accurate_end() -> None:
         return float(np.mean([strategy._pick().fitness.values[0] for _ in range(400)]))
 
     assert mean_error(1.0) < mean_error(0.0) - 0.03
+
+
+def test_cells_accumulate_training_along_lineages(tmp_path: Path) -> None:
+    """On a language model the children's cells take their parents' weights (cell
+    morphisms), training accumulates, and the lineage plot shows bits per character."""
+    from evokeras.results.plotting import objective_label, plot_lineages
+
+    cfg = SearchConfig.from_dict({
+        "task": "bible_chars", "seed": 1, "objectives": {"val_bpc": -1.0, "flops": -1.0},
+        "strategy": {"name": "lineage", "population": 3, "offspring": 3, "generations": 2, "cxpb": 0.1, "mutpb": 0.5},
+        "evaluation": {"epochs": 1, "train_samples": 96, "val_samples": 32, "patience": 0, "time_repeats": 1,
+                       "time_batch": 16, "inherit_weights": True},
+        "space": {"max_layers": 2, "cell_units": [16, 32], "cell_max_nodes": 3, "cell_max_lag": 4},
+    })
+    with Search(cfg, tmp_path / "run") as search:
+        search.run()
+        records = {r.key: r for _, r in search.store.evaluations()}
+        children = [r for r in records.values() if r.metrics.get("parent") in records]
+        assert children
+        # the stem and the head always, and most children their recurrent layers too
+        assert all(r.metrics["inherited_layers"] >= 2 for r in children)
+        assert sum(r.metrics["inherited_layers"] >= 3 for r in children) >= len(children) / 2
+        for r in children:
+            assert r.metrics["lineage_steps"] == records[r.metrics["parent"]].metrics["lineage_steps"] + r.metrics["train_steps"]
+        fig = plot_lineages(search.store)
+    assert fig is not None and fig.axes[0].get_ylabel() == objective_label("val_bpc")

@@ -173,3 +173,88 @@ def test_the_growing_mutations_are_exact_morphisms(seed: int) -> None:
             continue
         trained, model, _ = _moved(parent, child)
         np.testing.assert_allclose(model(X, training=False), trained(X, training=False), atol=5e-5)
+
+
+def _lm_pair(task: Any, parent: Genome, child: Genome) -> tuple[Any, Any, np.ndarray, dict[str, int]]:
+    """``parent``'s model with perturbed weights, ``child``'s moved from it, and tokens."""
+    keras.utils.set_random_seed(0)
+    trained = decode(parent, task)
+    rng = np.random.default_rng(1)
+    for layer in trained.layers:
+        if layer.get_weights():
+            layer.set_weights([w + 0.1 * rng.standard_normal(w.shape).astype(w.dtype) for w in layer.get_weights()])
+    arrays = {layer.name: layer.get_weights() for layer in trained.layers if layer.get_weights()}
+    model = decode(child, task)
+    figures = transfer(model, child, parent, arrays, stem_channels=int(task.stem_shape[-1]))
+    tokens = np.random.default_rng(0).integers(0, task.n_outputs, (4, task.input_shape[0]))
+    return trained, model, tokens, figures
+
+
+def _stack(*cells: Any) -> Genome:
+    return Genome(tuple(LayerGene("recurrent", cell=c) for c in cells))
+
+
+def _cell_cases() -> dict[str, tuple[Genome, Genome]]:
+    from evokeras.genomes.cell import CellGenome as C
+
+    two = C(16, ("lstm", "gru"), rec_links=((0, 1, 0), (1, 2, 0)))
+    return {
+        "same cell": (_stack(two), _stack(two)),
+        "wider lstm": (_stack(C(16, ("lstm",), rec_links=((0, 1, 0),))), _stack(C(32, ("lstm",), rec_links=((0, 1, 0),)))),
+        "wider two-node cell": (_stack(two), _stack(two.replace(units=32))),
+        "wider lower layer of two": (_stack(two, C(16, ("tanh",))), _stack(two.replace(units=32), C(16, ("tanh",)))),
+        "new recurrent link": (_stack(two), _stack(C(16, ("lstm", "gru"), rec_links=((0, 1, 0), (1, 2, 0), (1, 5, 1))))),
+        "new feed-forward link": (_stack(C(16, ("tanh", "gru", "lstm"))), _stack(C(16, ("tanh", "gru", "lstm"), ff_links=((0, 2),)))),
+    }
+
+
+@pytest.mark.parametrize("case", sorted(_cell_cases()))
+def test_exact_cell_morphisms(case: str, language_task: Any) -> None:
+    """A wider cell (new units read by nothing old), a new link (its kernel at zero) and
+    an unchanged cell compute what the trained parent computes."""
+    parent, child = _cell_cases()[case]
+    trained, model, tokens, figures = _lm_pair(language_task, parent, child)
+    assert figures["inherited_layers"] >= 3  # the stem, the cell(s), the head
+    np.testing.assert_allclose(model(tokens, training=False), trained(tokens, training=False), atol=5e-5)
+
+
+def test_approximate_cell_morphisms_keep_most_of_the_function(language_task: Any) -> None:
+    """An inserted node (near the identity), a changed node type (its candidate block), a
+    moved lag inherit: the child's next-token distribution stays far closer to the
+    parent's than a fresh child's does; a cell of half the units, closer."""
+    from evokeras.genomes.cell import CellGenome as C
+
+    parent = _stack(C(16, ("lstm", "tanh"), rec_links=((0, 1, 0), (1, 2, 1))))
+    children = {
+        "inserted node": C(16, ("lstm", "tanh", "tanh"), rec_links=((0, 1, 0), (1, 2, 1))),
+        "new node type": C(16, ("lstm", "gru"), rec_links=((0, 1, 0), (1, 2, 1))),
+        "moved lag": C(16, ("lstm", "tanh"), rec_links=((0, 1, 0), (1, 3, 1))),
+        "narrower": C(8, ("lstm", "tanh"), rec_links=((0, 1, 0), (1, 2, 1))),
+    }
+    for name, cell in children.items():
+        share = 1.0 if name == "narrower" else 0.5
+        trained, model, tokens, _ = _lm_pair(language_task, parent, _stack(cell))
+        keras.utils.set_random_seed(0)
+        fresh = decode(_stack(cell), language_task)
+        want = keras.ops.softmax(trained(tokens, training=False))
+        moved = np.abs(keras.ops.softmax(model(tokens, training=False)) - want).sum(-1).mean()
+        scratch = np.abs(keras.ops.softmax(fresh(tokens, training=False)) - want).sum(-1).mean()
+        assert moved < share * scratch, (name, moved, scratch)
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_any_cell_mutation_or_crossover_moves_without_error(seed: int, language_task: Any) -> None:
+    """Children of random cells by every cell operator take their parent's weights (the
+    layer counts as inherited) and give finite outputs."""
+    from evokeras.genomes.cell import CellLimits
+    from evokeras.variation.cell import crossover_cells, mutate_cell, random_cell
+
+    limits = CellLimits(max_nodes=4, max_lag=4, units=(8, 16))
+    rng = np.random.default_rng(seed)
+    for _ in range(6):
+        parent = random_cell(rng, limits)
+        children = [mutate_cell(parent, rng, limits), crossover_cells(parent, random_cell(rng, limits), rng, limits)[0]]
+        for cell in children:
+            _, model, tokens, figures = _lm_pair(language_task, _stack(parent), _stack(cell))
+            assert figures["inherited_layers"] >= 2
+            assert np.all(np.isfinite(model(tokens, training=False)))

@@ -17,6 +17,7 @@ from evokeras.engine.toolbox import make_toolbox
 from evokeras.genomes.cell import CellGenome, NodeGene
 from evokeras.genomes.network import Genome, LayerGene, TrainingGenes
 from evokeras.tasks import LanguageModel, make_task
+from evokeras.tasks.language import REFERENCE_LEARNING_RATE
 from evokeras.training.evaluator import Evaluator
 from evokeras.training.records import Budget
 
@@ -102,7 +103,7 @@ def test_reference_genomes_are_stock_lstms_in_the_space() -> None:
     for genome in refs:
         (gene,) = genome.layers
         assert gene.cell == CellGenome(gene.cell.units, ("lstm",), rec_links=((0, 1, 0),))
-        assert genome.training == TrainingGenes("adam", 1e-2, 64)
+        assert genome.training == TrainingGenes("adam", REFERENCE_LEARNING_RATE, 64)
         assert repair(genome, task.space) == genome
 
 

@@ -221,3 +221,24 @@ def test_final_rung_chooses_the_front_from_longer_evaluations(tmp_path: Path) ->
         resumed = again.run()
         assert again.store.count_evaluations() == len(rows)
     assert sorted(ind.key for ind in resumed.front) == sorted(ind.key for ind in result.front)
+
+
+def test_the_reference_architectures_always_reach_the_final_rung(tmp_path: Path) -> None:
+    """With ``strategy.reference_architectures``, the task's references are evaluated
+    again in the final rung whatever their rank."""
+    cfg = SearchConfig.from_dict({
+        "task": "mnist", "seed": 2, "objectives": {"val_error": -1.0, "flops": -1.0},
+        "strategy": {"population": 4, "offspring": 2, "generations": 1, "reference_architectures": True},
+        "evaluation": {**TINY, "train_samples": 128, "final_rung": {"candidates": 1, "factor": 2}},
+        "space": {"max_layers": 3, "init_layers": [2, 3], "max_params": 200_000},
+        "final_epochs": 1, "final_train_samples": 128, "max_val_error": 1,
+    })
+    refs = {g.key for g in cfg.build_task().reference_genomes()}
+    with Search(cfg, tmp_path / "run") as search:
+        search.run()
+        rows = [r for _, r in search.store.evaluations()]
+    ok = {r.key for r in rows if r.ok and r.full}
+    rung = {r.key.removesuffix("@2") for r in rows if r.key.endswith("@2")}
+    assert refs & ok and refs & ok <= rung
+    assert len(rung) == 1 + len(refs & ok - {min((r for r in rows if r.ok and r.full),
+                                                  key=lambda r: (r.objectives[0], r.key)).key})
