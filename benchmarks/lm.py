@@ -36,8 +36,9 @@ key. Usage (the studies' ``default`` budgets, then the benchmark)::
 
 ``--part user-view``
     The user's choice: the study's whole ``default`` run, end to end (search, final
-    training, test), against a stock LSTM-256 language model (the same stem and head)
-    trained for that whole wall time. The LSTM uses Adam at the best of
+    training, test), against a stock LSTM-256 language model (the same stem and head;
+    at the word level with dropout 0.3, ``USER_VIEW_DROPOUT``) trained for that whole
+    wall time. The LSTM uses Adam at the best of
     ``USER_VIEW_LEARNING_RATES`` on the validation split, each trial ``--grid-seconds``
     long (the grid's time is counted apart), then trains on the windows the study's
     final model trains on (train + validation) for the study's wall seconds, the rate
@@ -83,6 +84,9 @@ import _common  # noqa: E402
 LSTM_LEARNING_RATES = (1e-3, 3e-3, 1e-2)  # Adam; the best on validation (seed 0) is kept
 USER_VIEW_LEARNING_RATES = (1e-3, 3e-3, 1e-2, 3e-2)  # Adam for the user's LSTM-256
 USER_VIEW_UNITS = 256
+#: Dropout of the user's LSTM-256 per level: words as users train them on a corpus of a
+#: million words (the stock recipe of issue 30: dropout 0.3); characters without.
+USER_VIEW_DROPOUT = {"char": 0.0, "word": 0.3}
 RANK_VAL_WINDOWS = 1000  # validation windows of the rank part's longer trainings
 LEVELS = {"char": ("bible_chars", "val_bpc", "test_bpc"), "word": ("brown_words", "val_perplexity", "test_perplexity")}
 
@@ -97,12 +101,19 @@ def lstm_units_for(task: Any, params: int) -> int:
     return min(range(1, 2049), key=lambda u: abs(count(u) - params))
 
 
-def lstm_model(task: Any, units: int) -> Any:
+def lstm_model(task: Any, units: int, dropout: float = 0.0) -> Any:
+    """The stock LSTM language model: the task's stem, ``keras.layers.LSTM(units)`` and
+    head, with ``dropout`` on the embeddings and on the LSTM's outputs (Zaremba et al.'s
+    recipe) when given."""
     import keras
 
     inputs = keras.Input(shape=task.input_shape, name="inputs")
     x = task.stem(inputs)
+    if dropout:
+        x = keras.layers.Dropout(dropout, name="embedding_dropout")(x)
     x = keras.layers.LSTM(units, return_sequences=True, name="lstm")(x)
+    if dropout:
+        x = keras.layers.Dropout(dropout, name="lstm_dropout")(x)
     return keras.Model(inputs, task.head(x), name=f"lstm_{units}")
 
 
@@ -389,9 +400,9 @@ def _study(level: str, out: Path, seed: int, text: Path | None) -> float:
         study = Path(__file__).resolve().parent.parent / "studies" / f"{level}_lm.py"
         cmd = [sys.executable, str(study), "--budget", "default", "--out", str(out), "--seed", str(seed), "--no-progress"]
     else:
-        code = ("import sys, evokeras; from evokeras.studies.{0}_lm import BUDGETS; "
-                "evokeras.search(evokeras.from_text(path=sys.argv[1], level='{0}'), sys.argv[2], "
-                "config=BUDGETS['default'], seed=int(sys.argv[3]))").format(level)
+        code = (f"import sys, evokeras; from evokeras.studies.{level}_lm import BUDGETS; "
+                f"evokeras.search(evokeras.from_text(path=sys.argv[1], level='{level}'), sys.argv[2], "
+                "config=BUDGETS['default'], seed=int(sys.argv[3]))")
         cmd = [sys.executable, "-c", code, str(text), str(out), str(seed)]
     t0 = time.perf_counter()
     subprocess.run(cmd, check=True)
@@ -400,66 +411,79 @@ def _study(level: str, out: Path, seed: int, text: Path | None) -> float:
 
 def user_view(level: str, *, seeds: list[int], out: Path, grid_seconds: float, text: Path | None = None) -> dict[str, Any]:
     """Per seed: the study end to end, and the stock LSTM-256 tuned on the grid and
-    trained for the study's wall seconds (see the module docstring)."""
+    trained for the study's wall seconds (see the module docstring); medians."""
+    rows = [_user_view_seed(level, seed, out / f"{level}-seed{seed}", grid_seconds, text) for seed in seeds]
+    name = "bpc" if level == "char" else "ppl"
+    evolved, lstm = median([r["evolved_test"] for r in rows]), median([r["lstm_test"] for r in rows])
+    speed = {side: median([r[f"{side}_ms_per_token"] for r in rows]) for side in ("evolved", "lstm")}
+    targets = {"evolved_lower": evolved < lstm, "no_slower_than_lstm256": speed["evolved"] <= speed["lstm"]}
+    if level == "word":
+        targets["perplexity_at_most_150"] = evolved <= 150
+    return {"seeds": seeds, f"evolved_{name}": evolved, f"lstm256_{name}": lstm,
+            "wall_seconds": median([r["wall_seconds"] for r in rows]),
+            "evolved_ms_per_token": speed["evolved"], "lstm256_ms_per_token": speed["lstm"], "targets": targets,
+            "per_seed": rows}
+
+
+def _user_view_seed(level: str, seed: int, run_dir: Path, grid_seconds: float, text: Path | None) -> dict[str, Any]:
+    """One seed of :func:`user_view`; every training kept in ``run_dir/user_view.json`` as
+    it ends, so a rerun trains only what is missing."""
     import keras
     import numpy as np
 
     from evokeras.data import Split
     from evokeras.genomes.network import Genome, TrainingGenes
 
-    rows = []
-    for seed in seeds:
-        run_dir = out / f"{level}-seed{seed}"
-        record_path = run_dir / "user_view.json"
-        record: dict[str, Any] = json.loads(record_path.read_text()) if record_path.is_file() else {}
-        if "wall_seconds" not in record:
-            record = {"wall_seconds": _study(level, run_dir, seed, text)}
+    record_path = run_dir / "user_view.json"
+    record: dict[str, Any] = json.loads(record_path.read_text()) if record_path.is_file() else {}
+    if "wall_seconds" not in record:
+        record = {"wall_seconds": _study(level, run_dir, seed, text)}
+        record_path.write_text(json.dumps(record, indent=1))
+    if text is None:
+        _, task, hof = _run(run_dir)
+    else:
+        import evokeras
+
+        task, hof = evokeras.from_text(path=text, level=level), json.loads((run_dir / "hall_of_fame.json").read_text())
+    test_key = "test_" + task.metric.removeprefix("val_")
+    members = [m for m in hof["members"] if m.get("status") == "ok" and test_key in m]
+    chosen = min(members, key=lambda m: m["metrics"][task.metric])  # the study's own choice: validation
+    data = task.data(train_size=None, val_limit=None, test_limit=None)
+    genes = Genome((), training=TrainingGenes("adam", 1e-3, 64))
+
+    dropout = USER_VIEW_DROPOUT[level]
+    tag = f" dropout {dropout:g}" if dropout else ""
+
+    def lstm(lr: float, seconds: float, split: Any, name: str) -> dict[str, Any]:
+        name += tag
+        if name not in record:
+            keras.utils.clear_session(free_memory=True)
+            keras.utils.set_random_seed(seed)
+            g = genes.replace(training=dataclasses.replace(genes.training, learning_rate=lr))
+            record[name] = train_timed(task, lstm_model(task, USER_VIEW_UNITS, dropout), g, split, seconds, seed)
             record_path.write_text(json.dumps(record, indent=1))
-        if text is None:
-            _, task, hof = _run(run_dir)
-        else:
-            import evokeras
+            print(f"  seed {seed} {name}: {record[name]['val_metric']:.4f} val, {record[name]['test_metric']:.4f} test",
+                  flush=True)
+        return record[name]
 
-            task, hof = evokeras.from_text(path=text, level=level), json.loads((run_dir / "hall_of_fame.json").read_text())
-        test_key = "test_" + task.metric.removeprefix("val_")
-        members = [m for m in hof["members"] if m.get("status") == "ok" and test_key in m]
-        chosen = min(members, key=lambda m: m["metrics"][task.metric])  # the study's own choice: validation
-        data = task.data(train_size=None, val_limit=None, test_limit=None)
-        genes = Genome((), training=TrainingGenes("adam", 1e-3, 64))
-
-        def lstm(lr: float, seconds: float, split: Any, name: str) -> dict[str, Any]:
-            if name not in record:
-                keras.utils.clear_session(free_memory=True)
-                keras.utils.set_random_seed(seed)
-                g = genes.replace(training=dataclasses.replace(genes.training, learning_rate=lr))
-                record[name] = train_timed(task, lstm_model(task, USER_VIEW_UNITS), g, split, seconds, seed)
-                record_path.write_text(json.dumps(record, indent=1))
-                print(f"  seed {seed} {name}: {record[name]['val_metric']:.4f} val, {record[name]['test_metric']:.4f} test",
-                      flush=True)
-            return record[name]
-
-        trials = {lr: lstm(lr, grid_seconds, data, f"grid lr {lr:g}") for lr in USER_VIEW_LEARNING_RATES}
-        best_lr = min(trials, key=lambda lr: trials[lr]["val_loss"])
-        full = Split(np.concatenate([data.x_train, data.x_val]), np.concatenate([data.y_train, data.y_val]),
-                     data.x_val, data.y_val, data.x_test, data.y_test)
-        wall = float(record["wall_seconds"])
-        final = lstm(best_lr, wall, full, f"lstm{USER_VIEW_UNITS} lr {best_lr:g} {wall:.0f}s")
-        m = chosen["metrics"]
-        rows.append({
-            "seed": seed, "run_dir": str(run_dir), "wall_seconds": wall, "key": chosen["key"],
-            "evolved_test": chosen[test_key], "evolved_val": m[task.metric], "genome": chosen["genome"],
-            "evolved_ms_per_token": 1e3 * chosen.get("test_exec_time", m.get("exec_time", math.nan)),
-            "evolved_params": m.get("params"), "final_start": chosen.get("final_start"),
-            "evolved_accumulated_seconds": (chosen.get("search_seconds") or 0.0) + (chosen.get("final_fit_seconds") or 0.0),
-            "lstm_test": final["test_metric"], "lstm_learning_rate": best_lr, "lstm_ms_per_token": final["ms_per_token"],
-            "lstm_params": final["params"], "lstm_tokens_seen": final["tokens_seen"],
-            "grid": {f"{lr:g}": {"val": r["val_metric"], "test": r["test_metric"]} for lr, r in trials.items()},
-            "grid_seconds_total": grid_seconds * len(trials),
-        })
-    name = "bpc" if level == "char" else "ppl"
-    return {"seeds": seeds, f"evolved_{name}": median([r["evolved_test"] for r in rows]),
-            f"lstm256_{name}": median([r["lstm_test"] for r in rows]),
-            "wall_seconds": median([r["wall_seconds"] for r in rows]), "per_seed": rows}
+    trials = {lr: lstm(lr, grid_seconds, data, f"grid lr {lr:g}") for lr in USER_VIEW_LEARNING_RATES}
+    best_lr = min(trials, key=lambda lr: trials[lr]["val_loss"])
+    full = Split(np.concatenate([data.x_train, data.x_val]), np.concatenate([data.y_train, data.y_val]),
+                 data.x_val, data.y_val, data.x_test, data.y_test)
+    wall = float(record["wall_seconds"])
+    final = lstm(best_lr, wall, full, f"lstm{USER_VIEW_UNITS} lr {best_lr:g} {wall:.0f}s")
+    m = chosen["metrics"]
+    return {
+        "seed": seed, "run_dir": str(run_dir), "wall_seconds": wall, "key": chosen["key"],
+        "evolved_test": chosen[test_key], "evolved_val": m[task.metric], "genome": chosen["genome"],
+        "evolved_ms_per_token": 1e3 * chosen.get("test_exec_time", m.get("exec_time", math.nan)),
+        "evolved_params": m.get("params"), "final_start": chosen.get("final_start"),
+        "evolved_accumulated_seconds": (chosen.get("search_seconds") or 0.0) + (chosen.get("final_fit_seconds") or 0.0),
+        "lstm_test": final["test_metric"], "lstm_learning_rate": best_lr, "lstm_ms_per_token": final["ms_per_token"],
+        "lstm_params": final["params"], "lstm_tokens_seen": final["tokens_seen"], "lstm_dropout": dropout,
+        "grid": {f"{lr:g}": {"val": r["val_metric"], "test": r["test_metric"]} for lr, r in trials.items()},
+        "grid_seconds_total": grid_seconds * len(trials),
+    }
 
 
 def update_result(name: str, updates: dict[str, Any], *, replace: dict[tuple[str, ...], Any] | None = None) -> Path:

@@ -207,8 +207,8 @@ class FinalRung(EvaluationPolicy):
         ok, whatever their rank: short evaluations may not rank them."""
         pool = [r for _, r in evals.store.evaluations() if r.ok and r.full and evals.standing.within_limit(r)]
         pool.sort(key=lambda r: (-sign * r.objectives[0], r.key))
-        chosen = pool[: self.candidates]
-        chosen += [r for r in pool[self.candidates:] if r.key in set(always)]
+        keep = set(always)
+        chosen = pool[: self.candidates] + [r for r in pool[self.candidates:] if r.key in keep]
         return [to_individual(genome_from_dict(r.genome), fitness_cls) for r in chosen]
 
     def front(self, evals: Evaluations, todo: Sequence[Individual], gen: int) -> tuple[list[Individual], dict[str, EvalResult]]:

@@ -255,15 +255,18 @@ class CellGenome(Keyed):
         ``node{j}_rec{i}_lag{k}_kernel``), then ``node{j}_bias``."""
         names: list[str] = []
         for j in range(len(self.nodes)):
-            for spec in self.node_inputs(j):
-                if spec[0] == "ff":
-                    names.append(f"node{j}_ff{spec[1]}_kernel")
-                elif spec[0] == "rec":
-                    names.append(f"node{j}_rec{spec[1]}_lag{spec[2]}_kernel")
-                else:
-                    names.append(f"node{j}_kernel")
+            names += [self.kernel_name(j, spec) for spec in self.node_inputs(j)]
             names.append(f"node{j}_bias")
         return tuple(names)
+
+    @staticmethod
+    def kernel_name(j: int, spec: tuple[Any, ...]) -> str:
+        """The name of node ``j``'s kernel for its input ``spec`` (:meth:`node_inputs`)."""
+        if spec[0] == "ff":
+            return f"node{j}_ff{spec[1]}_kernel"
+        if spec[0] == "rec":
+            return f"node{j}_rec{spec[1]}_lag{spec[2]}_kernel"
+        return f"node{j}_kernel"
 
     @property
     def register_depths(self) -> tuple[int, ...]:

@@ -28,6 +28,14 @@ later one):
   by) -- an approximate
   morphism, as are smaller kernels (cropped around the tap of the output's own
   position; a larger kernel is zero-padded around it: exact), strides and activations;
+* a skip-step recurrent cell (:mod:`evokeras.genomes.cell`) keeps the trained weights
+  of every node and link that survive its mutation: its nodes are aligned like genes
+  (same type first); wider units get zero rows in every kernel that reads them
+  (exact); a new feed-forward or recurrent link starts at zero (exact); a moved lag
+  keeps its kernel; a new node starts near the identity of its main input (an
+  identity kernel on its candidate block, gates open, memory shut); a node that
+  changes type keeps its candidate block; a narrower cell keeps its units of largest
+  incoming weights;
 * layers the alignment cannot follow, and layers that no longer read the channels
   their parent layer read (after a removed layer, a changed reduction), keep their
   fresh initial weights.
@@ -340,8 +348,11 @@ def transfer(model: Any, child: Genome, parent: Genome, arrays: Arrays, *, stem_
             own = pi if pg is not None else here
         elif gene.kind == "recurrent":
             assert gene.cell is not None
-            parent_cell = pg.cell if pg is not None and pg.kind == "recurrent" else None
-            maps.append(_cell(t, f"g{i}_recurrent", gene.cell, parent_cell, arrays.get(f"{pre}recurrent"), m))
+            if pg is None:  # a new recurrent layer: near the identity of its input
+                maps.append(_identity_cell(t, f"g{i}_recurrent", gene.cell, m))
+                own = here
+            else:
+                maps.append(_cell(t, f"g{i}_recurrent", gene.cell, pg.cell, arrays.get(f"{pre}recurrent"), m))
         else:  # pool, dropout, activation, batch norm: the input's channels
             if gene.kind == "batchnorm":
                 t.channelwise(f"g{i}_batchnorm", f"{pre}batchnorm" if pg is not None else None, m)
@@ -496,19 +507,51 @@ def _parent_input(cell: CellGenome, parent: CellGenome, j: int, p: int, spec: tu
     (``p``: the parent node of ``j``; ``carries``: per child node, the parent node
     whose output it carries), or ``None``."""
     if spec[0] == "x":
-        return "node0_kernel" if p == 0 else None
+        return CellGenome.kernel_name(0, spec) if p == 0 else None
     s = carries[spec[1]]  # ("prev", j - 1), ("ff", i), ("rec", i, lag): the source node
     if s is None:
         return None
     if spec[0] in ("prev", "ff"):
         if p >= 1 and s == p - 1:
-            return f"node{p}_kernel"
-        return f"node{p}_ff{s}_kernel" if (s, p) in parent.ff_links else None
+            return CellGenome.kernel_name(p, ("prev", s))
+        return CellGenome.kernel_name(p, ("ff", s)) if (s, p) in parent.ff_links else None
     lag = spec[2]
     lags = sorted((k for a, k, b in parent.rec_links if a == s and b == p), key=lambda k: (abs(k - lag), k))
     taken = {k for a, k, b in cell.rec_links if a == spec[1] and b == j and k != lag}
     lags = [k for k in lags if k == lag or k not in taken]  # a moved lag keeps its kernel
-    return f"node{p}_rec{s}_lag{lags[0]}_kernel" if lags else None
+    return CellGenome.kernel_name(p, ("rec", s, lags[0])) if lags else None
+
+
+def _start_near_identity(weights: dict[str, np.ndarray], cell: CellGenome, j: int, rows: int) -> None:
+    """Start node ``j`` near the identity of its main input (its first ``rows`` inputs
+    onto its first units), its links at zero (:data:`_IDENTITY_BIAS`)."""
+    ct, cu = cell.types[j], cell.units
+    specs = cell.node_inputs(j)
+    for spec in specs:
+        kernel = weights[cell.kernel_name(j, spec)]
+        if spec[0] in ("x", "prev"):
+            block, n = _CANDIDATE[ct] * cu, min(rows, cu)
+            kernel[:, block:block + cu] = 0.0
+            kernel[np.arange(n), block + np.arange(n)] = 1.0
+        else:
+            kernel[:] = 0.0
+    bias = weights[f"node{j}_bias"]
+    (bias[0] if bias.ndim == 2 else bias)[:] = np.repeat(_IDENTITY_BIAS[ct], cu)
+    if bias.ndim == 2:
+        bias[1] = 0.0
+
+
+def _identity_cell(t: _Transfer, name: str, cell: CellGenome, in_map: np.ndarray) -> np.ndarray:
+    """Start a new recurrent layer near the identity of its input: every node of its
+    chain passes its input's first channels on (:func:`_start_near_identity`); returns
+    the output's channel map."""
+    names = cell.weight_names()
+    weights = dict(zip(names, (w.copy() for w in t.layers[name].get_weights()), strict=True))
+    n = min(len(in_map), cell.units)
+    for j in range(len(cell.nodes)):
+        _start_near_identity(weights, cell, j, len(in_map) if j == 0 else cell.units)
+    t.set(name, [weights[k] for k in names], identity=True)
+    return np.concatenate([in_map[:n], np.full(cell.units - n, -1)])
 
 
 def _cell(t: _Transfer, name: str, cell: CellGenome, parent: CellGenome | None, old: list[np.ndarray] | None,
@@ -537,20 +580,10 @@ def _cell(t: _Transfer, name: str, cell: CellGenome, parent: CellGenome | None, 
     for j, ct in enumerate(cell.types):
         p = nodes.get(j)
         specs = cell.node_inputs(j)
-        kernels = [f"node{j}_kernel" if s[0] in ("x", "prev") else
-                   f"node{j}_ff{s[1]}_kernel" if s[0] == "ff" else f"node{j}_rec{s[1]}_lag{s[2]}_kernel" for s in specs]
+        kernels = [cell.kernel_name(j, spec) for spec in specs]
         if p is None:  # a new node: near the identity of its main input, its links at zero
-            for spec, k in zip(specs, kernels, strict=True):
-                if spec[0] != "x":
-                    new[k][:] = 0.0
-            if j == 0:
-                continue
-            block = _CANDIDATE[ct] * cu
-            new[kernels[0]][:, block:block + cu] = np.eye(cu, dtype=new[kernels[0]].dtype)
-            bias = new[f"node{j}_bias"]
-            (bias[0] if bias.ndim == 2 else bias)[:] = np.repeat(_IDENTITY_BIAS[ct], cu)
-            if bias.ndim == 2:
-                bias[1] = 0.0
+            if j:
+                _start_near_identity(new, cell, j, cu)
             continue
         types = (parent.types[p], ct)
         for spec, k in zip(specs, kernels, strict=True):

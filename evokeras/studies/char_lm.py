@@ -9,17 +9,19 @@ that read any node's state from k steps back), 1 or 2 of them stacked (``default
 
 Objectives: validation bits per character and inference time per character (both
 minimised); the smoke budget uses FLOPs instead of time (deterministic). The final
-models are retrained on train + validation windows and scored once on the test split
-(test bits per character); ``plots/cell.png`` draws the best member's cell.
+models are trained on train + validation windows and scored once on the test split
+(test bits per character); ``plots/cell.png`` draws the best member's cell, ``plots/lineages.png`` bits per character against the training accumulated along each lineage.
 
 Budgets: ``smoke`` (seconds, tests and CI); ``default`` (the README's run, under 30
-minutes on 2 CPU cores): the first generation starts from the stock LSTM at each width
-(``strategy.reference_architectures``), every candidate is trained for 30 seconds on the whole
-training split with its learning rate warmed up and decayed over them
-(``evaluation.anneal``), a short copy of the final training; the search stops after the
-generation that passes 10 minutes; then the 4 most accurate candidates are trained again
-for 120 seconds the same way (``evaluation.final_rung``), and the most accurate of those for
-240 seconds (``final.seconds``) on train + validation; ``full``: 120-second
+minutes on 2 CPU cores): a lineage search (:mod:`evokeras.engine.strategies.lineage`:
+children continue their parents' training through cell morphisms, 40% of them
+promotions that only rescale the learning rate) of 6 + 6 candidates per generation,
+stopped after the generation that passes 18 minutes; the first generation starts from
+the stock LSTM at each width (``strategy.reference_architectures``, Adam at 3e-2); each
+evaluation trains 30 seconds more on the whole training split, the learning rate warmed
+up and decayed over them (``evaluation.anneal``), learning rates 1e-3 to 5e-2; then the
+most accurate member continues from its search weights for 300 seconds
+(``final.seconds``) on train + validation; ``full``: 120-second
 evaluations for 4 hours, the 6 most accurate trained again for 8 minutes each, then
 three members of their front trained 30 minutes each (not run here: bounded by its
 budget at about 7 hours).

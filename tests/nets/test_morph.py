@@ -258,3 +258,38 @@ def test_any_cell_mutation_or_crossover_moves_without_error(seed: int, language_
             _, model, tokens, figures = _lm_pair(language_task, _stack(parent), _stack(cell))
             assert figures["inherited_layers"] >= 2
             assert np.all(np.isfinite(model(tokens, training=False)))
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_widening_a_language_model_is_exact(seed: int, language_task: Any) -> None:
+    """``widen`` children of random language models (cells of every node type and link)
+    compute what their trained parent computes."""
+    from evokeras.variation.mutations import widen
+    from evokeras.variation.random_genes import random_genome
+
+    rng = np.random.default_rng(seed)
+    space = language_task.space
+    parent = random_genome(rng, space)
+    child = widen(parent, rng, space)
+    assert child is not None and child != parent
+    trained, model, tokens, _ = _lm_pair(language_task, parent, child)
+    np.testing.assert_allclose(model(tokens, training=False), trained(tokens, training=False), atol=5e-5)
+
+
+def test_a_new_recurrent_layer_starts_near_the_identity(language_task: Any) -> None:
+    """A recurrent layer stacked on a trained one passes its input on (every node near
+    the identity): the head keeps its weights and the child stays close to its parent."""
+    from evokeras.genomes.cell import CellGenome as C
+
+    lower = C(16, ("lstm",), rec_links=((0, 1, 0),))
+    parent = _stack(lower)
+    for cell in (C(16, ("tanh",)), C(32, ("gru", "lstm"), rec_links=((1, 2, 0),))):
+        child = _stack(lower, cell)
+        trained, model, tokens, figures = _lm_pair(language_task, parent, child)
+        assert figures["identity_layers"] == 1
+        keras.utils.set_random_seed(0)
+        fresh = decode(child, language_task)
+        want = keras.ops.softmax(trained(tokens, training=False))
+        moved = np.abs(keras.ops.softmax(model(tokens, training=False)) - want).sum(-1).mean()
+        scratch = np.abs(keras.ops.softmax(fresh(tokens, training=False)) - want).sum(-1).mean()
+        assert moved < 0.5 * scratch, (cell, moved, scratch)
