@@ -35,7 +35,8 @@ later one):
   keeps its kernel; a new node starts near the identity of its main input (an
   identity kernel on its candidate block, gates open, memory shut); a node that
   changes type keeps its candidate block; a narrower cell keeps its units of largest
-  incoming weights;
+  incoming weights; a new recurrent layer starts with every node near the identity, so
+  the layers after it keep reading what they read;
 * layers the alignment cannot follow, and layers that no longer read the channels
   their parent layer read (after a removed layer, a changed reduction), keep their
   fresh initial weights.

@@ -10,7 +10,9 @@ that read any node's state from k steps back), 1 or 2 of them stacked (``default
 Objectives: validation bits per character and inference time per character (both
 minimised); the smoke budget uses FLOPs instead of time (deterministic). The final
 models are trained on train + validation windows and scored once on the test split
-(test bits per character); ``plots/cell.png`` draws the best member's cell, ``plots/lineages.png`` bits per character against the training accumulated along each lineage.
+(test bits per character); ``plots/cell.png`` draws the best member's cell,
+``plots/lineages.png`` bits per character against the training accumulated along each
+lineage.
 
 Budgets: ``smoke`` (seconds, tests and CI); ``default`` (the README's run, under 30
 minutes on 2 CPU cores): a lineage search (:mod:`evokeras.engine.strategies.lineage`:
