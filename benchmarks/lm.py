@@ -532,7 +532,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--warmup", type=int, default=2, help="speed: untimed steps per model first")
     p.add_argument("--seed", type=int, default=0, help="speed/rank: seed")
     p.add_argument("--out", type=Path, default=Path("runs/lm_user_view"), help="user-view: where the study runs go")
-    p.add_argument("--grid-seconds", type=float, default=120.0, help="user-view: seconds of each learning-rate trial")
+    p.add_argument("--grid-seconds", type=float, default=90.0, help="user-view: seconds of each learning-rate trial")
     p.add_argument("--text", type=Path, default=None, help="user-view: a UTF-8 file instead of the level's corpus")
     p.add_argument("--results-dir", type=Path, default=None)
     args = p.parse_args(argv)
