@@ -178,8 +178,11 @@ class Search:
                                  f"{list(result.objective_names)}, the run {list(cfg.objectives)}")
             self.meter.note(result)
             self.standing.note(result)
-        refs = self.task.reference_genomes() if cfg.strategy.reference_architectures else []
-        self.strategy = STRATEGIES[cfg.strategy.name](self.toolbox, self.standing, cfg.strategy, initial=refs)
+        #: the task's reference architectures (``strategy.reference_architectures``): the
+        #: first generation starts from them and they always reach the final rung
+        self.references = self.task.reference_genomes() if cfg.strategy.reference_architectures else []
+        self.strategy = STRATEGIES[cfg.strategy.name](self.toolbox, self.standing, cfg.strategy,
+                                                      initial=self.references)
         self.evals = Evaluations(self.store, self.evaluate, self.map_fn, self.standing, callbacks=self.callbacks,
                                  meter=self.meter, stop=self.stop)
         self.policy = make_policy(cfg.evaluation.multi_fidelity, self.toolbox.select, self.weights)
@@ -369,9 +372,8 @@ class Search:
         settings = self.config.evaluation.final_rung
         assert settings is not None
         rung = FinalRung(int(settings["candidates"]), float(settings["factor"]))
-        refs = self.task.reference_genomes() if self.config.strategy.reference_architectures else []
         todo = rung.choose(self.evals, self.task.genome_from_dict, self.toolbox.fitness_class,
-                           1.0 if self.weights[0] > 0 else -1.0, always=[g.key for g in refs])
+                           1.0 if self.weights[0] > 0 else -1.0, always=[g.key for g in self.references])
         self.meter.describe(len(todo), f"gen {gen} @{rung.factor:g}")
         front, self.rung_records = rung.front(self.evals, todo, gen)
         if not front:

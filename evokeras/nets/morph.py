@@ -353,6 +353,7 @@ def transfer(model: Any, child: Genome, parent: Genome, arrays: Arrays, *, stem_
                 maps.append(_identity_cell(t, f"g{i}_recurrent", gene.cell, m))
                 own = here
             else:
+                assert pg.cell is not None  # aligned genes are of one kind: a recurrent gene has a cell
                 maps.append(_cell(t, f"g{i}_recurrent", gene.cell, pg.cell, arrays.get(f"{pre}recurrent"), m))
         else:  # pool, dropout, activation, batch norm: the input's channels
             if gene.kind == "batchnorm":
@@ -555,7 +556,7 @@ def _identity_cell(t: _Transfer, name: str, cell: CellGenome, in_map: np.ndarray
     return np.concatenate([in_map[:n], np.full(cell.units - n, -1)])
 
 
-def _cell(t: _Transfer, name: str, cell: CellGenome, parent: CellGenome | None, old: list[np.ndarray] | None,
+def _cell(t: _Transfer, name: str, cell: CellGenome, parent: CellGenome, old: list[np.ndarray] | None,
           in_map: np.ndarray) -> np.ndarray:
     """Move a skip-step cell's weights (layer ``name``) from the parent's cell; returns
     the output's unit map. Nodes are aligned (same type 2, other type 1); units widen
@@ -563,8 +564,8 @@ def _cell(t: _Transfer, name: str, cell: CellGenome, parent: CellGenome | None, 
     changes type keeps its candidate block; a new link starts at zero (exact); a new
     node starts near the identity of its main input (:data:`_IDENTITY_BIAS`); inputs
     the parent's node did not read keep their fresh kernels (a main input) or start
-    at zero (a link)."""
-    if parent is None or not old:
+    at zero (a link). Without the parent's arrays the layer stays fresh."""
+    if not old:
         return np.full(cell.units, -1)
     pnames = parent.weight_names()
     if len(old) != len(pnames) or old[-1].shape[-1] != NODE_GATES[parent.types[-1]] * parent.units:

@@ -307,8 +307,8 @@ def plot_lineages(store: RunStore) -> Any | None:
     ``None`` when the run recorded no lineage (weights not inherited) or no validation
     figure is an objective."""
     records = [r for _, r in store.evaluations() if r.ok and r.full and "lineage_seconds" in r.metrics]
-    names = records[0].objective_names if records else ()
-    metric = "val_error" if "val_error" in names else next((n for n in names if n.startswith("val_")), None)
+    objectives = records[0].objective_names if records else ()
+    metric = "val_error" if "val_error" in objectives else next((n for n in objectives if n.startswith("val_")), None)
     if metric is None:
         return None
     where = {r.key: (float(r.metrics["lineage_seconds"]), float(r.metrics[metric])) for r in records}

@@ -13,15 +13,9 @@ budget uses FLOPs instead of time. Final models: trained on train + validation
 windows, test perplexity once; ``plots/cell.png`` draws the best member's cell.
 
 Budgets: ``smoke`` (seconds, tests and CI); ``default`` (the README's run, under 30
-minutes on 2 CPU cores): a lineage search (:mod:`evokeras.engine.strategies.lineage`:
-children continue their parents' training through cell morphisms, 40% of them
-promotions that only rescale the learning rate) of 6 + 6 candidates per generation,
-stopped after the generation that passes 18 minutes; the first generation starts from
-the stock LSTM at each width (``strategy.reference_architectures``, Adam at 3e-2); each
-evaluation trains 30 seconds more on the whole training split, the learning rate warmed
-up and decayed over them (``evaluation.anneal``), learning rates 1e-3 to 5e-2; then the
-most accurate member continues from its search weights for 300 seconds
-(``final.seconds``) on train + validation; ``full``: 120-second
+minutes on 2 CPU cores): the lineage search of :mod:`evokeras.studies.char_lm`'s
+``default`` (see there) on words, its most accurate member trained on for 300 seconds;
+``full``: 120-second
 evaluations for 4 hours, the 6 most accurate trained again for 8 minutes each, then
 three members of their front trained 30 minutes each (not run here: bounded by its
 budget at about 7 hours).
