@@ -55,9 +55,9 @@ class RunOutcome:
 
 
 def _no_front_reason(search: Search) -> str:
-    if search.infeasible_errors:
+    if search.standing.infeasible_errors:
         return (f"no candidate reached max_val_error={search.max_val_error:g} (the best validation error was "
-                f"{min(search.infeasible_errors):.4g}): raise max_val_error or the evaluation budget")
+                f"{min(search.standing.infeasible_errors):.4g}): raise max_val_error or the evaluation budget")
     return "no candidate succeeded"
 
 

@@ -264,11 +264,6 @@ class Search:
         self.note_progress(int(gen), float(envelope["elapsed"]))
         return int(gen), float(envelope["elapsed"])
 
-    @property
-    def infeasible_errors(self) -> list[float]:
-        """Validation errors of the ok candidates above ``max_val_error``."""
-        return self.standing.infeasible_errors
-
     # -- generations ----------------------------------------------------------------------------
     def end_generation(self, gen: int, elapsed: float) -> None:
         """Commit generation ``gen``'s record and checkpoint; keep only the cached weights
