@@ -73,7 +73,7 @@ def run_evokeras(seed: int, max_generations: int) -> dict[str, Any]:
     config = SearchConfig.from_dict(overrides, base=SearchConfig.from_dict(_common.study_budgets("cartpole")["default"]))
     with tempfile.TemporaryDirectory() as tmp, Search(config, Path(tmp) / "run") as search:
         t0 = time.perf_counter()
-        result = search.run()
+        result = search._run()
         seconds = time.perf_counter() - t0
         episodes = sum(int(r.metrics.get("episodes", 0)) for _, r in search.store.evaluations())
         verified = search.store.get_meta("verified") or {}

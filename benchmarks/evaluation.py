@@ -81,7 +81,7 @@ def study_run(levers: bool, wall_seconds: float, seed: int, out_dir: Path) -> di
                                  base=SearchConfig.from_dict(_common.study_budgets("mnist")["default"]))
     start = time.time()
     with Search(cfg, out_dir) as search:
-        result = search.run()
+        result = search._run()
     db = sqlite3.connect(f"file:{out_dir / 'run.db'}?mode=ro", uri=True)
     rows = db.execute("SELECT key, status, metrics, finished FROM evaluations ORDER BY id").fetchall()
     db.close()

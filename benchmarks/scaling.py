@@ -138,7 +138,7 @@ def timed_search(name: str, backend: Any, strategy: str, seed: int, quick: bool)
             list(backend(search.evaluate, warm))
             startup = time.perf_counter() - t0
             t0 = time.perf_counter()
-            result = search.run()
+            result = search._run()
             wall = time.perf_counter() - t0
             rows = [r for _, r in search.store.evaluations()]
     statuses: dict[str, int] = {}

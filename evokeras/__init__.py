@@ -53,7 +53,7 @@ if TYPE_CHECKING:
         search,
         specialize,
     )
-    from evokeras.engine.callbacks import Callback, TensorBoard
+    from evokeras.engine.callbacks import Callback, MLflow, TensorBoard
     from evokeras.engine.config import SearchConfig
     from evokeras.engine.search import Search
     from evokeras.engine.toolbox import EditIndividual, Individual, make_toolbox
@@ -74,6 +74,7 @@ _LAZY = {
     "SearchConfig": "evokeras.engine.config",
     "Callback": "evokeras.engine.callbacks",
     "TensorBoard": "evokeras.engine.callbacks",
+    "MLflow": "evokeras.engine.callbacks",
     "export_optuna": "evokeras.results.export",
     "Search": "evokeras.engine.search",
     "EditIndividual": "evokeras.engine.toolbox",
@@ -109,6 +110,7 @@ __all__ = [
     "GenomeError",
     "Individual",
     "LayerGene",
+    "MLflow",
     "MissingExtraError",
     "NodeGene",
     "Search",

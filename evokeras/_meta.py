@@ -41,6 +41,7 @@ EXTRA_OF: dict[str, str] = {
     "bible": "data",
     "tensorboard": "tensorboard",
     "optuna": "optuna",
+    "mlflow": "mlflow",
 }
 
 #: The Keras backends' modules: Keras imports one of them when it is imported.
@@ -55,6 +56,7 @@ _PURPOSE: dict[str, str] = {
     "data": "the packaged data sets (MNIST, Fashion-MNIST, the Bible)",
     "tensorboard": "the TensorBoard callback",
     "optuna": "the export of a run to an Optuna study",
+    "mlflow": "the MLflow callback",
 }
 
 

@@ -29,12 +29,14 @@ from __future__ import annotations
 
 import logging
 import shutil
+import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from evokeras._io import atomic_path
+from evokeras.engine.budgeting import fit_to_data, wants_time_budget, with_time_budget
 from evokeras.engine.callbacks import Callback
 from evokeras.engine.config import SearchConfig, overlay
 from evokeras.engine.runner import complete
@@ -160,11 +162,20 @@ def _complete(search_run: Search, out: Path, progress: bool, error: type[SearchE
     return read_front(out)
 
 
-def search(task: str | Task, out: str | Path, *, config: Mapping[str, Any] | None = None, seed: int = 0,
-           workers: int | None = None, task_options: Mapping[str, Any] | None = None,
-           progress: bool = False) -> SearchRun:
+def search(task: str | Task, out: str | Path, *, time_budget: str | float | None = None,
+           config: Mapping[str, Any] | None = None, seed: int = 0, workers: int | None = None,
+           task_options: Mapping[str, Any] | None = None, callbacks: Sequence[Callback] = (),
+           progress: bool | None = None) -> SearchRun:
     """Evolve networks for ``task`` into the run directory ``out`` and finish the front's
     models; continue the run if ``out`` already holds one. The twin of :func:`specialize`.
+
+    The time is the one knob: ``time_budget="15min"`` derives the population, each
+    evaluation's training, the wall clock and the final models' training from the time
+    and the size of the data (:func:`evokeras.engine.budgeting.time_budget_config`); a
+    search whose ``config`` sets no ``strategy``, ``evaluation`` or ``final`` section
+    gets :data:`~evokeras.engine.budgeting.DEFAULT_TIME_BUDGET` (15 minutes). Keys given
+    in ``config`` win over the derived ones, and every sample count is capped at what
+    the data holds (one logged line each).
 
     Args:
         task: a registered task name (``"mnist"``, ``"cartpole"``, ``"gym"``, ...), an
@@ -172,13 +183,17 @@ def search(task: str | Task, out: str | Path, *, config: Mapping[str, Any] | Non
             here), or a task object (:func:`from_arrays`, :func:`from_text`,
             :func:`from_gym`, your own :class:`~evokeras.tasks.Task`).
         out: the run directory.
+        time_budget: the whole run's time: seconds, or ``"90s"``, ``"15min"``, ``"2h"``.
         config: search configuration keys (:class:`~evokeras.engine.config.SearchConfig`:
             strategy, evaluation, final, objectives, space, ...); without
             ``objectives``, the task's default objectives.
         seed: the run's seed.
         workers: evaluations at once (process workers; config key ``parallel.workers``).
         task_options: keyword arguments of a named task's factory (config key ``task_options``).
-        progress: show a progress bar.
+        callbacks: hooks per evaluation, per generation and when the run is finished
+            (:class:`~evokeras.engine.callbacks.Callback`, e.g.
+            :class:`~evokeras.engine.callbacks.TensorBoard`, :class:`~evokeras.MLflow`).
+        progress: show a progress bar on stderr (default: when stderr is a terminal).
 
     Returns:
         A :class:`SearchRun`: the front (best first, with test figures), its models and
@@ -193,11 +208,11 @@ def search(task: str | Task, out: str | Path, *, config: Mapping[str, Any] | Non
     Example:
         >>> # import numpy as np, evokeras
         >>> # x, y = np.random.rand(600, 12, 20, 3), np.random.randint(0, 7, 600)
-        >>> # run = evokeras.search(evokeras.from_arrays(x, y), "runs/mine",
-        >>> #                          config={"strategy": {"generations": 2}})
+        >>> # run = evokeras.search(evokeras.from_arrays(x, y), "runs/mine", time_budget="5min")
         >>> # print(run.front[0].get("test_error"), run.models[0])
     """
     out = Path(out)
+    progress = sys.stderr.isatty() if progress is None else progress
     if isinstance(task, str) and is_factory_name(task):
         register_factory(task)  # the caller names it: importing it is theirs to trust
     parallel = {} if workers is None else {"workers": int(workers)}
@@ -205,7 +220,7 @@ def search(task: str | Task, out: str | Path, *, config: Mapping[str, Any] | Non
         # the run's record rebuilds the built-in tasks of data (a changed file is refused);
         # any other task object is used as given
         given = task if isinstance(task, Task) and type(task) not in _RECORDED else None
-        search_run = Search.resume(out, parallel=parallel, progress=progress, task=given)
+        search_run = Search.resume(out, parallel=parallel, progress=progress, task=given, callbacks=callbacks)
     else:
         data: dict[str, Any] = overlay({"seed": seed, **dict(config or {})}, {"parallel": parallel})
         if isinstance(task, Task):
@@ -215,11 +230,14 @@ def search(task: str | Task, out: str | Path, *, config: Mapping[str, Any] | Non
             data["task_options"] = {**dict(data.get("task_options", {})), **dict(task_options or {})}
         cfg = SearchConfig.from_dict(data)
         made = task if isinstance(task, Task) else cfg.make_task()
+        if time_budget is not None or wants_time_budget(config or {}):
+            data = with_time_budget(data, time_budget, cfg.build_task(made))
+            cfg = SearchConfig.from_dict(data)
         if "objectives" not in data:
             cfg = cfg.with_task_objectives(made)
         built = cfg.build_task(made)
-        cfg.check_data(built)
-        search_run = Search(cfg, out, progress=progress, task=built)
+        cfg = fit_to_data(cfg, built)
+        search_run = Search(cfg, out, progress=progress, task=built, callbacks=callbacks)
     return SearchRun(out, _complete(search_run, out, progress, SearchError))
 
 
@@ -238,7 +256,7 @@ def specialization_config(base_path: str | Path, task: str, config: Mapping[str,
 
 
 def specialize(base_model: Any, task: str, out: str | Path, *, config: Mapping[str, Any] | None = None,
-               seed: int = 0, target_options: Mapping[str, Any] | None = None, progress: bool = False,
+               seed: int = 0, target_options: Mapping[str, Any] | None = None, progress: bool | None = None,
                callbacks: Sequence[Callback] = ()) -> dict[str, Any]:
     """Evolve edit programs that specialize ``base_model`` (a trained Keras model or a
     ``.keras`` path) to the registered classification ``task``; continue the run if
@@ -253,8 +271,8 @@ def specialize(base_model: Any, task: str, out: str | Path, *, config: Mapping[s
             options, ...).
         seed: the run's seed.
         target_options: keyword arguments of the target task.
-        progress: show a progress bar.
-        callbacks: hooks per evaluation and per generation
+        progress: show a progress bar on stderr (default: when stderr is a terminal).
+        callbacks: hooks per evaluation, per generation and when the run is finished
             (:class:`~evokeras.engine.callbacks.Callback`, e.g.
             :class:`~evokeras.engine.callbacks.TensorBoard`).
 
@@ -269,6 +287,7 @@ def specialize(base_model: Any, task: str, out: str | Path, *, config: Mapping[s
     """
 
     out = Path(out)
+    progress = sys.stderr.isatty() if progress is None else progress
     if (out / "run.db").is_file():
         search = Search.resume(out, progress=progress, callbacks=callbacks)
     else:

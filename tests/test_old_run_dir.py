@@ -14,7 +14,7 @@ commit ec017d0) with the TensorFlow backend and this configuration::
 
 * ``run_v030``: ``finish(Search(config, dir))`` -- searched, final models trained and
   tested (``hall_of_fame.json``, ``models/``), marked finished; ``plots/`` dropped.
-* ``run_v030_partial``: ``Search(config, dir).run()`` only -- generation 0 evaluated and
+* ``run_v030_partial``: ``Search(config, dir)._run()`` only -- generation 0 evaluated and
   checkpointed, no final models; then ``config.json``'s ``generations`` set to 1 (key
   order kept) so that ``resume`` has one generation to do.
 

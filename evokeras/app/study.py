@@ -33,6 +33,7 @@ from typing import Any
 
 from evokeras._io import MAX_CONFIG_BYTES, UnreadableFile, read_json
 from evokeras.data import DatasetNotFoundError
+from evokeras.engine.budgeting import fit_to_data, wants_time_budget, with_time_budget
 from evokeras.engine.config import ConfigError, SearchConfig, overlay
 from evokeras.engine.parallel import BACKENDS
 from evokeras.engine.runner import complete
@@ -111,21 +112,27 @@ def start_study(name: str, budgets: Mapping[str, Mapping[str, Any]], args: argpa
         overrides = read_json(config_file, max_bytes=MAX_CONFIG_BYTES) if config_file else {}
     except UnreadableFile as exc:
         return fail(f"config file {exc}")
-    try:
-        base = SearchConfig.from_dict({**budgets[args.budget], "study": name, "budget_name": args.budget, "seed": args.seed})
-        config = SearchConfig.from_dict(overrides, base=base)
+    budget = {**budgets[args.budget], "study": name, "budget_name": args.budget, "seed": args.seed}
+
+    def configure(budget: Mapping[str, Any]) -> SearchConfig:  # the budget, then the --config file, then the flags
+        config = SearchConfig.from_dict(overrides, base=SearchConfig.from_dict(budget))
         flags = parallel_overrides(args)
-        if flags:
-            config = SearchConfig.from_dict({"parallel": flags}, base=config)
+        return SearchConfig.from_dict({"parallel": flags}, base=config) if flags else config
+
+    try:
+        config = configure(budget)
     except ConfigError as exc:
         return fail(str(exc))
     out = args.out or Path("runs") / f"{name}-{args.budget}-seed{args.seed}"
     try:
         task = config.make_task()
+        time_budget = getattr(args, "time_budget", None)
+        if time_budget is not None or wants_time_budget({**budgets[args.budget], **overrides}):
+            config = configure(with_time_budget(budget, time_budget, config.build_task(task)))
         if not any("objectives" in d for d in (budgets[args.budget], overrides)):
             config = config.with_task_objectives(task)
         task = config.build_task(task)
-        config.check_data(task)
+        config = fit_to_data(config, task)
         search = Search(config, out, progress=not args.no_progress, task=task)
     except (ConfigError, DatasetNotFoundError, RunError) as exc:
         return fail(str(exc))

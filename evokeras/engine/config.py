@@ -410,14 +410,6 @@ class SearchConfig(Checked):
                                   f"passes evaluation.timeout ({budget.timeout:g} s)")
         return task
 
-    def check_data(self, task: Task) -> None:
-        """Raise :class:`ConfigError` (key ``evaluation``) when ``task``'s data cannot give
-        the evaluation budget's sizes (loads the data, as the first evaluation would)."""
-        budget = self.budget()
-        try:
-            task.data(train_size=budget.train_samples, val_limit=budget.val_samples, test_limit=1)
-        except (ValueError, TypeError) as exc:
-            raise ConfigError(f"config key 'evaluation': {exc}") from exc
 
 #: The sections: key -> class.
 SECTIONS: dict[str, type] = {"strategy": StrategyConfig, "evaluation": EvaluationConfig, "final": FinalConfig,

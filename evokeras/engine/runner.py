@@ -71,7 +71,7 @@ def complete(search: Search, *, progress: bool = False,
         if search.store.get_meta("finished") and (search.out_dir / "hall_of_fame.json").is_file():
             return RunOutcome("already_finished", search.out_dir)
         try:
-            result = search.run()
+            result = search._run()
             if not result.front:
                 return RunOutcome("no_front", search.out_dir, result, _no_front_reason(search))
             entries = finalize(search, result.front, progress=progress)
@@ -84,6 +84,8 @@ def complete(search: Search, *, progress: bool = False,
             if draw is not None:
                 draw(search.out_dir)
             search.store.set_meta("finished", True)
+            for callback in search.callbacks:
+                callback.on_finish(search.out_dir, entries)
         except BackendError as exc:
             return RunOutcome("backend_lost", search.out_dir, error=str(exc))
         except AllFailedError as exc:

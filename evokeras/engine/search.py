@@ -17,10 +17,15 @@ After each generation (asynchronous: every ``strategy.offspring`` results) the
 generation's statistics and a checkpoint (the front, the strategy's own state, the
 elapsed time) are committed; :meth:`Search.resume` continues from the last one.
 
+A :class:`Search` is run and finished (its final models, ``hall_of_fame.json``, the plots)
+by :func:`evokeras.search`, :func:`evokeras.specialize`, the studies and ``evokeras
+run``/``resume``, all through :func:`evokeras.engine.runner.complete`; its own loop
+(``Search._run``) leaves a run unfinished and is not public.
+
 Example:
     >>> from evokeras.engine.config import SearchConfig
     >>> cfg = SearchConfig.from_dict({"strategy": {"generations": 1, "population": 4, "offspring": 4}})
-    >>> # Search(cfg, "runs/demo").run()   # trains real networks
+    >>> # evokeras.engine.runner.complete(Search(cfg, "runs/demo"))   # trains real networks
 """
 
 from __future__ import annotations
@@ -93,13 +98,13 @@ class Search:
             that pulls ``genomes`` lazily); default: the backend the configuration's
             ``parallel`` section asks for (:func:`evokeras.engine.parallel.make_backend`),
             which the search also registers as ``toolbox.map`` and closes at the end of
-            :meth:`run`. A ``map_fn`` given here is the caller's to close.
+            the search. A ``map_fn`` given here is the caller's to close.
         progress: show a progress bar on stderr.
         task: the configured task when the caller has built it already
             (:meth:`SearchConfig.build_task`); built here otherwise.
         callbacks: :class:`~evokeras.engine.callbacks.Callback` objects whose hooks run
-            at the start, after each evaluation and generation, and at the end of
-            :meth:`run` (e.g. :class:`~evokeras.engine.callbacks.TensorBoard`).
+            at the start, after each evaluation and generation, at the end of the search
+            and when the run is finished (e.g. :class:`~evokeras.engine.callbacks.TensorBoard`).
     """
 
     def __init__(
@@ -312,7 +317,7 @@ class Search:
         return False
 
     # -- the loops ---------------------------------------------------------------------------------
-    def run(self) -> SearchResult:
+    def _run(self) -> SearchResult:
         """Run (or continue) the search until its generations or wall budget are spent."""
         gen, elapsed0 = self._restore()
         if gen >= 0:

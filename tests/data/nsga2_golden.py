@@ -34,7 +34,7 @@ def record(name: str, overrides: dict, options: dict, tmp: Path) -> dict:
     cfg = small_config(**overrides)
     fake = fake_for(cfg, **options)
     with Search(cfg, tmp / name, evaluate=fake) as search:
-        result = search.run()
+        result = search._run()
     with RunStore(tmp / name / "run.db", create=False) as store:
         rows = store._db.execute("SELECT state FROM checkpoints ORDER BY gen").fetchall()
     gens = []

@@ -48,7 +48,7 @@ def _search(out: Path, callbacks: list[Callback], **overrides: Any) -> Search:
 def test_hooks_are_called_in_order_with_what_the_store_holds(tmp_path: Path) -> None:
     rec = Recorder()
     with _search(tmp_path / "run", [rec], generations=3) as search:
-        result = search.run()
+        result = search._run()
         evaluations = [(r.key, r.status, gen) for gen, r in search.store.evaluations()]
         records = search.store.generations()
     kinds = [c[0] for c in rec.calls]
@@ -65,9 +65,9 @@ def test_hooks_are_called_in_order_with_what_the_store_holds(tmp_path: Path) -> 
 
 def test_callbacks_do_not_change_the_run(tmp_path: Path) -> None:
     with _search(tmp_path / "plain", [], generations=2) as a:
-        plain = a.run()
+        plain = a._run()
     with _search(tmp_path / "watched", [Recorder(), TensorBoard(tmp_path / "tb")], generations=2) as b:
-        watched = b.run()
+        watched = b._run()
     assert sorted(i.key for i in plain.front) == sorted(i.key for i in watched.front)
     def figures(logbook: Any) -> list[dict[str, Any]]:
         return [{k: v for k, v in r.items() if k != "elapsed"} for r in logbook]
@@ -78,13 +78,13 @@ def test_callbacks_do_not_change_the_run(tmp_path: Path) -> None:
 def test_resume_takes_callbacks_and_reports_only_new_work(tmp_path: Path) -> None:
     out = tmp_path / "run"
     with _search(out, [], generations=1) as first:
-        first.run()
+        first._run()
     rec = Recorder()
     cfg = json.loads((out / "config.json").read_text())["config"]
     cfg["strategy"]["generations"] = 2
     (out / "config.json").write_text(json.dumps({"config": cfg}))
     with Search.resume(out, callbacks=[rec], evaluate=fake_for(small_config(generations=2))) as search:
-        search.run()
+        search._run()
     assert [c[1]["gen"] for c in rec.calls if c[0] == "generation"] == [2]
     assert {c[3] for c in rec.calls if c[0] == "evaluation"} == {2}
 
@@ -102,7 +102,7 @@ def _scalars(log_dir: Path) -> dict[str, list[tuple[int, float]]]:
 def test_tensorboard_scalars_per_generation_and_evaluation(tmp_path: Path) -> None:
     pytest.importorskip("tensorboard")
     with _search(tmp_path / "run", [TensorBoard(tmp_path / "tb")], generations=2) as search:
-        result = search.run()
+        result = search._run()
         records = search.store.generations()
         ok = [r for _, r in search.store.evaluations() if r.ok and r.full]
     scalars = _scalars(tmp_path / "tb")
@@ -143,7 +143,7 @@ def test_candidate_hparams_flattens_a_genome() -> None:
 def test_export_optuna(tmp_path: Path) -> None:
     optuna = pytest.importorskip("optuna")
     with _search(tmp_path / "run", [], generations=2) as search:
-        search.run()
+        search._run()
     with RunStore(tmp_path / "run" / "run.db", readonly=True) as store:
         rows = list(store.evaluations())
     url = f"sqlite:///{tmp_path / 'run.optuna.db'}"

@@ -25,7 +25,7 @@ def test_members_above_max_val_error_never_enter_the_front(tmp_path: Path) -> No
     limit = errors[len(errors) // 2]  # about half the candidates are over it
     cfg = small_config(max_val_error=limit, generations=3)
     with Search(cfg, tmp_path / "run", evaluate=fake_for(cfg)) as search:
-        result = search.run()
+        result = search._run()
         stored = [r for _, r in search.store.evaluations() if r.ok]
     assert result.front and all(fake_for(cfg).metrics(ind)["val_error"] <= limit for ind in result.front)
     assert any(r.metrics["val_error"] > limit for r in stored)  # kept in the store, off the front

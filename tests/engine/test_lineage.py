@@ -35,7 +35,7 @@ def test_lineage_needs_weight_inheritance() -> None:
 def test_training_accumulates_along_lineages_and_into_the_final_model(tmp_path: Path) -> None:
     cfg = SearchConfig.from_dict(CONFIG)
     with Search(cfg, tmp_path / "run") as search:
-        result = search.run()
+        result = search._run()
         records = {r.key: r for _, r in search.store.evaluations()}
         children = [r for r in records.values() if r.metrics.get("parent") in records]
         assert children, "no child inherited"
@@ -61,7 +61,7 @@ def test_final_models_start_from_scratch_when_asked(tmp_path: Path) -> None:
     cfg = SearchConfig.from_dict({**CONFIG, "strategy": {**CONFIG["strategy"], "generations": 0},
                                   "final": {**CONFIG["final"], "from_search": False}})
     with Search(cfg, tmp_path / "run") as search:
-        result = search.run()
+        result = search._run()
         (entry,) = [e for e in finalize(search, result.front) if e.get("status") == "ok"]
     assert entry["final_start"] == "scratch" and "search_steps" not in entry
 
@@ -116,7 +116,7 @@ def test_cells_accumulate_training_along_lineages(tmp_path: Path) -> None:
         "space": {"max_layers": 2, "cell_units": [16, 32], "cell_max_nodes": 3, "cell_max_lag": 4},
     })
     with Search(cfg, tmp_path / "run") as search:
-        search.run()
+        search._run()
         records = {r.key: r for _, r in search.store.evaluations()}
         children = [r for r in records.values() if r.metrics.get("parent") in records]
         assert children

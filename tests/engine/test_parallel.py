@@ -181,7 +181,7 @@ def serial_run(tmp_path_factory):
     """The reference: the small search evaluated serially."""
     cfg = small_config(**CONFIG)
     search = Search(cfg, tmp_path_factory.mktemp("serial") / "run", evaluate=fake_for(cfg))
-    result = search.run()
+    result = search._run()
     search.close()
     return result, store_keys(search.out_dir)
 
@@ -551,14 +551,14 @@ def test_search_with_workers_matches_serial_and_resumes(serial_run, tmp_path) ->
 
     search.store.add_evaluation = crash_after_eight
     with pytest.raises(FakeCrash):
-        search.run()
+        search._run()
     assert all(w is None for w in search.map_fn._pool)  # closed by run()
     search.close()
     assert len(store_keys(tmp_path / "run")) == 8
 
     resumed = Search.resume(tmp_path / "run", evaluate=fake_for(cfg))
     assert isinstance(resumed.map_fn, ProcessBackend)
-    result = resumed.run()
+    result = resumed._run()
     resumed.close()
     keys = store_keys(tmp_path / "run")
     assert len(keys) == len(set(keys)) and sorted(keys) == sorted(ref_keys)
@@ -605,7 +605,7 @@ def test_dask_cluster_worker_killed_mid_run(cluster, serial_run, tmp_path) -> No
     with DaskBackend(cluster.address) as backend:
         killer = KillAfter(backend, 4, lambda: Cluster.kill(cluster.workers[0]))
         search = Search(cfg, tmp_path / "run", evaluate=fake_for(cfg, delay=0.3), map_fn=killer)
-        result = search.run()
+        result = search._run()
         search.close()
         assert killer.seen == len(ref_keys) and cluster.workers[0].poll() is not None
         assert len(backend.client.scheduler_info()["workers"]) == 1
@@ -621,12 +621,12 @@ def test_dask_scheduler_lost_then_resume(cluster, serial_run, tmp_path) -> None:
         killer = KillAfter(backend, 3, lambda: Cluster.kill(cluster.scheduler))
         search = Search(cfg, tmp_path / "run", evaluate=fake_for(cfg, delay=0.3), map_fn=killer)
         with pytest.raises(SchedulerLost, match="scheduler"):
-            search.run()
+            search._run()
         search.close()
     done = store_keys(tmp_path / "run")
     assert 3 <= len(done) < len(ref_keys)
     resumed = Search.resume(tmp_path / "run", evaluate=fake_for(cfg), map_fn=SerialBackend())
-    result = resumed.run()
+    result = resumed._run()
     resumed.close()
     keys = store_keys(tmp_path / "run")
     assert len(keys) == len(set(keys)) and sorted(keys) == sorted(ref_keys)

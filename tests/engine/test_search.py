@@ -31,7 +31,7 @@ def _run(tmp: Path, name: str, **overrides) -> tuple[SearchResult, Search]:
     cfg = small_config(**overrides)
     fake = fake_for(cfg)
     search = Search(cfg, tmp / name, evaluate=fake)
-    result = search.run()
+    result = search._run()
     search.fake = fake  # type: ignore[attr-defined]
     return result, search
 
@@ -119,7 +119,7 @@ def test_failed_candidates_are_recorded_and_never_in_the_front(tmp_path: Path) -
     cfg = small_config(generations=3)
     fake = fake_for(cfg, fail_if=KeyMod(3))
     search = Search(cfg, tmp_path / "run", evaluate=fake)
-    result = search.run()
+    result = search._run()
     evaluations = [r for _, r in search.store.evaluations()]
     failed = [r for r in evaluations if r.status == "failed"]
     assert failed, "the predicate should fail some candidates"
@@ -185,7 +185,7 @@ def test_resume_a_finished_run_does_nothing(tmp_path: Path) -> None:
     cfg = small_config(generations=1)
     fake = fake_for(cfg)
     resumed = Search.resume(tmp_path / "done", evaluate=fake)
-    again = resumed.run()
+    again = resumed._run()
     assert fake.calls == []
     assert again.generations_done == 1
     assert _front_keys(again) == _front_keys(result)
@@ -217,7 +217,7 @@ def test_resume_after_crash_matches_uninterrupted_run(tmp_path: Path, reference,
     crashing = fake_for(cfg, crash_after=crash_after)
     search = Search(cfg, tmp_path / "crash", evaluate=crashing)
     with pytest.raises(FakeCrash):
-        search.run()
+        search._run()
     checkpoint = search.store.latest_checkpoint()
     assert (checkpoint and checkpoint["gen"]) == last_gen
     done = set(_store_rows(search.out_dir))
@@ -226,7 +226,7 @@ def test_resume_after_crash_matches_uninterrupted_run(tmp_path: Path, reference,
 
     fresh = fake_for(cfg)
     resumed = Search.resume(tmp_path / "crash", evaluate=fresh)
-    result = resumed.run()
+    result = resumed._run()
     assert not set(fresh.calls) & done, "evaluations already in the store were redone"
     assert len(fresh.calls) == len(set(fresh.calls))
     assert result.generations_done == 4 and result.stopped_by == "generations"
@@ -248,10 +248,10 @@ def test_resume_keeps_the_evaluation_counts(tmp_path: Path, reference) -> None:
     cfg = small_config()
     search = Search(cfg, tmp_path / "crash", evaluate=fake_for(cfg, crash_after=counts[0] + counts[1] + 1))
     with pytest.raises(FakeCrash):
-        search.run()
+        search._run()
     search.close()
     resumed = Search.resume(tmp_path / "crash", evaluate=fake_for(cfg))
-    resumed.run()
+    resumed._run()
     records = resumed.store.generations()
     assert sum(r["nevals"] for r in records) == resumed.store.count_evaluations()
     assert _strip(records, "elapsed") == _strip(ref_search.store.generations(), "elapsed")
@@ -265,7 +265,7 @@ from _fakes import fake_for, small_config
 from evokeras.engine.search import Search
 
 cfg = small_config()
-Search(cfg, {out!r}, evaluate=fake_for(cfg, {fake_args})).run()
+Search(cfg, {out!r}, evaluate=fake_for(cfg, {fake_args}))._run()
 print("finished")
 """
 
@@ -296,7 +296,7 @@ def _resume_and_compare(out: Path, reference) -> None:
     cfg = small_config()
     fresh = fake_for(cfg)
     resumed = Search.resume(out, evaluate=fresh)
-    result = resumed.run()
+    result = resumed._run()
     assert not set(fresh.calls) & done, "evaluations already in the store were redone"
     assert fresh.calls, "nothing was left to do"
     assert _front_keys(result) == _front_keys(ref)
@@ -344,7 +344,7 @@ def test_resume_after_hard_exit_matches_uninterrupted_run(tmp_path: Path, refere
 
 def test_resume_may_change_only_how_evaluations_run(tmp_path: Path) -> None:
     cfg = small_config()
-    Search(cfg, tmp_path / "run", evaluate=fake_for(cfg)).run()
+    Search(cfg, tmp_path / "run", evaluate=fake_for(cfg))._run()
     resumed = Search.resume(tmp_path / "run", parallel={"workers": 2, "backend": "process"}, evaluate=fake_for(cfg))
     assert (resumed.config.parallel.workers, resumed.config.parallel.backend) == (2, "process")
     assert resumed.config.seed == cfg.seed

@@ -60,7 +60,7 @@ def _steady(tmp: Path, name: str = "run", *, fake_options: dict | None = None, *
     cfg = small_config(strategy=STEADY, **overrides)
     fake = fake_for(cfg, **(fake_options or {}))
     search = Search(cfg, tmp / name, evaluate=fake)
-    return search, search.run(), fake
+    return search, search._run(), fake
 
 
 def _rows(out: Path) -> dict[str, tuple]:
@@ -134,7 +134,7 @@ def test_callbacks_run_with_either_strategy(tmp_path: Path, name: str) -> None:
     cfg = small_config(strategy={"name": name})
     counting = _Counting()
     with Search(cfg, tmp_path / name, evaluate=fake_for(cfg), callbacks=[counting]) as search:
-        search.run()
+        search._run()
         assert counting.calls["begin"] == counting.calls["end"] == 1
         assert counting.calls["evaluation"] == search.store.count_evaluations()
         assert counting.calls["generation"] == len(search.store.generations()) == cfg.strategy.generations + 1
@@ -143,7 +143,7 @@ def test_callbacks_run_with_either_strategy(tmp_path: Path, name: str) -> None:
 def test_steady_state_with_two_process_workers(tmp_path: Path) -> None:
     cfg = small_config(strategy=STEADY, parallel={"workers": 2, "backend": "process"})
     with Search(cfg, tmp_path / "p2", evaluate=fake_for(cfg, delay=0.02)) as search:
-        result = search.run()
+        result = search._run()
         assert result.stopped_by == "generations"
         assert search.told >= cfg.strategy.population + (cfg.strategy.generations - 1) * cfg.strategy.offspring
         assert result.front
@@ -156,7 +156,7 @@ from _fakes import fake_for, small_config
 from evokeras.engine.search import Search
 
 cfg = small_config(strategy={{"name": "steady_state"}})
-Search(cfg, {out!r}, evaluate=fake_for(cfg, delay=0.05)).run()
+Search(cfg, {out!r}, evaluate=fake_for(cfg, delay=0.05))._run()
 print("finished")
 """
 
@@ -194,7 +194,7 @@ def test_steady_state_resume_after_kill_9_gives_the_same_front(tmp_path: Path) -
     fresh = fake_for(cfg)
     done = set(_rows(out))
     with Search.resume(out, evaluate=fresh) as resumed:
-        result = resumed.run()
+        result = resumed._run()
     assert not set(fresh.calls) & done, "evaluations already in the store were redone"
     assert sorted(ind.key for ind in result.front) == ref_front
     assert _rows(out) == ref_rows
@@ -221,11 +221,11 @@ def test_the_worked_example_strategy_of_the_architecture_doc_runs(tmp_path: Path
         assert issubclass(cls, Strategy) and STRATEGIES[cls.name] is cls
         cfg = small_config(strategy={"name": cls.name})
         with Search(cfg, tmp_path / "random", evaluate=fake_for(cfg)) as search:
-            result = search.run()
+            result = search._run()
             assert result.stopped_by == "generations" and result.front
             assert search.store.count_evaluations() > cfg.strategy.population
         with Search.resume(tmp_path / "random", evaluate=fake_for(cfg)) as again:
-            assert again.run().front  # the strategy's state round-trips
+            assert again._run().front  # the strategy's state round-trips
     finally:
         STRATEGIES.pop(cls.name, None)
 

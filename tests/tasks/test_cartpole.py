@@ -147,14 +147,14 @@ def _config(**kw: object) -> SearchConfig:
 
 def test_search_stops_when_solved_and_resume_keeps_it(tmp_path: Path) -> None:
     with Search(_config(), tmp_path / "run") as search:
-        result = search.run()
+        result = search._run()
         solved = search.store.get_meta("solved")
         verified = search.store.get_meta("verified")
     assert result.stopped_by == "solved" and result.generations_done < 30
     assert verified[solved]["solved"] and verified[solved]["mean_return"] >= 475
     with Search.resume(tmp_path / "run") as again:
         n = again.store.count_evaluations()
-        result2 = again.run()
+        result2 = again._run()
         assert result2.stopped_by == "solved" and again.store.count_evaluations() == n
 
 

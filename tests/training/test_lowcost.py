@@ -117,7 +117,7 @@ def test_successive_halving_search(tmp_path: Path) -> None:
         "inherit_weights": True, "multi_fidelity": {"eta": 3, "fraction": 0.25},
     })
     with Search(cfg, tmp_path / "run") as search:
-        result = search.run()
+        result = search._run()
         rows = [r for g, r in search.store.evaluations() if g == 1]
         runs = search.store.count_evaluations(1)
         from evokeras.results.plotting import _ok_points
@@ -198,7 +198,7 @@ def test_final_rung_chooses_the_front_from_longer_evaluations(tmp_path: Path) ->
         "max_val_error": 1,
     })
     with Search(cfg, tmp_path / "run") as search:
-        result = search.run()
+        result = search._run()
         rows = [r for _, r in search.store.evaluations()]
         rung = {r.key.removesuffix("@2"): r for r in rows if r.key.endswith("@2")}
         from evokeras.engine.final import finalize
@@ -218,7 +218,7 @@ def test_final_rung_chooses_the_front_from_longer_evaluations(tmp_path: Path) ->
     assert any(text.startswith("final rung (2x budget") for text in legend)
     # a resumed run reads the rung from the store: nothing is evaluated again
     with Search.resume(tmp_path / "run") as again:
-        resumed = again.run()
+        resumed = again._run()
         assert again.store.count_evaluations() == len(rows)
     assert sorted(ind.key for ind in resumed.front) == sorted(ind.key for ind in result.front)
 
@@ -235,7 +235,7 @@ def test_the_reference_architectures_always_reach_the_final_rung(tmp_path: Path)
     })
     refs = {g.key for g in cfg.build_task().reference_genomes()}
     with Search(cfg, tmp_path / "run") as search:
-        search.run()
+        search._run()
         rows = [r for _, r in search.store.evaluations()]
     ok = {r.key for r in rows if r.ok and r.full}
     rung = {r.key.removesuffix("@2") for r in rows if r.key.endswith("@2")}
