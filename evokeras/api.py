@@ -228,13 +228,15 @@ def search(task: str | Task, out: str | Path, *, time_budget: str | float | None
         else:
             data["task"] = task
             data["task_options"] = {**dict(data.get("task_options", {})), **dict(task_options or {})}
-        cfg = SearchConfig.from_dict(data)
-        made = task if isinstance(task, Task) else cfg.make_task()
-        if time_budget is not None or wants_time_budget(config or {}):
-            data = with_time_budget(data, time_budget, cfg.build_task(made))
+        made = task if isinstance(task, Task) else SearchConfig.from_dict(data).make_task()
+
+        def configured(data: Mapping[str, Any]) -> SearchConfig:  # without objectives, the task's
             cfg = SearchConfig.from_dict(data)
-        if "objectives" not in data:
-            cfg = cfg.with_task_objectives(made)
+            return cfg if "objectives" in data else cfg.with_task_objectives(made)
+
+        cfg = configured(data)
+        if time_budget is not None or wants_time_budget(config or {}):
+            cfg = configured(with_time_budget(data, time_budget, cfg.build_task(made)))
         built = cfg.build_task(made)
         cfg = fit_to_data(cfg, built)
         search_run = Search(cfg, out, progress=progress, task=built, callbacks=callbacks)

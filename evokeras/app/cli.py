@@ -6,6 +6,9 @@ names), ``specialize MODEL.keras --task NAME`` (edit programs of a trained netwo
 ``--factory package.module:function`` (repeatable) trusts an importable task factory: a
 run directory whose task is one is resumed or plotted only when the user names the
 factory here (nothing read from a run directory imports code).
+
+``evokeras --help``, each command's ``--help`` and ``--version`` import neither Keras nor
+a backend (the package imports Keras only to build, train or load a model).
 """
 
 from __future__ import annotations
@@ -18,9 +21,10 @@ import sqlite3
 import sys
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 from evokeras._io import MAX_CONFIG_BYTES, UnreadableFile, read_json
-from evokeras._meta import __version__
+from evokeras._meta import __version__, optional_dependency
 from evokeras.api import specialize
 from evokeras.app.specialization import SPECIALIZE_ERRORS, specialize_failed
 from evokeras.app.study import (
@@ -31,6 +35,7 @@ from evokeras.app.study import (
     guarded,
     parallel_overrides,
     run_config,
+    study_command,
 )
 from evokeras.engine.config import ConfigError, overlay
 from evokeras.engine.search import RunError, Search, lock_run_dir
@@ -43,26 +48,48 @@ from evokeras.tasks import register_factory, registered_tasks
 
 __all__ = ["main"]
 
+#: The studies the ``study`` command runs: name -> ``main(argv)`` (the exit status).
+Studies = Mapping[str, Callable[[Sequence[str] | None], int]]
+
 
 def _add_factory(p: argparse.ArgumentParser) -> None:
     p.add_argument("--factory", action="append", default=[], metavar="MODULE:FUNCTION",
                    help="trust (import) this task factory, the task of the run (repeatable)")
 
 
-def main(argv: Sequence[str] | None = None, *,
-         studies: Mapping[str, Callable[[Sequence[str] | None], int]] | None = None) -> int:
+def main(argv: Sequence[str] | None = None, *, studies: Studies | None = None) -> int:
     """Run the console script on ``argv``; ``studies`` (name -> ``main(argv)``) adds the
     ``study`` command. Returns the exit status."""
     return guarded(lambda: _main(argv, studies))
 
 
-def _main(argv: Sequence[str] | None, studies: Mapping[str, Callable[[Sequence[str] | None], int]] | None) -> int:
+def _parser(studies: Studies | None) -> argparse.ArgumentParser:
+    """The console script's parser (nothing heavy is imported to build it: ``--help`` is quick);
+    each command's flags are added by its own function below."""
     p = argparse.ArgumentParser(prog="evokeras", description="evokeras: evolve Keras networks with DEAP")
     p.add_argument("--version", action="version", version=f"evokeras {__version__}")
     sub = p.add_subparsers(dest="command", required=True)
+    _add_run(sub)
+    _add_specialize(sub)
+    if studies:
+        _add_study(sub, studies)
+    _add_run_dir_commands(sub)
+    return p
+
+
+def _add_run(sub: Any) -> None:
+    """``evokeras run CONFIG.json``: the flags of a study, then the run's own."""
     rn = sub.add_parser("run", help="run a search on the task a JSON configuration names")
     rn.add_argument("config_file", type=Path, metavar="CONFIG.json")
     add_study_arguments(rn, {}, config=False)
+    rn.add_argument("--time-budget", default=None, metavar="TIME",
+                    help="the whole run's time, e.g. 15m, 90s, 2h: derives the budget from it and the data's size "
+                         "(the default when CONFIG sets no strategy, evaluation or final section: 15min)")
+    _add_factory(rn)
+
+
+def _add_specialize(sub: Any) -> None:
+    """``evokeras specialize MODEL.keras --task NAME``."""
     sp = sub.add_parser("specialize", help="specialize a trained Keras model to a classification task")
     sp.add_argument("model", type=Path, metavar="MODEL.keras", help="the trained network (a .keras file)")
     sp.add_argument("--task", required=True, help="the target task's registered name (objects, mnist, brown_genre, ...)")
@@ -72,10 +99,20 @@ def _main(argv: Sequence[str] | None, studies: Mapping[str, Callable[[Sequence[s
     add_parallel_arguments(sp)
     sp.add_argument("--no-progress", action="store_true")
     sp.add_argument("-v", "--verbose", action="store_true")
-    if studies:
-        st = sub.add_parser("study", help=f"run a shipped study: {', '.join(studies)}", add_help=False)
-        st.add_argument("name", choices=sorted(studies))
-        st.add_argument("study_args", nargs=argparse.REMAINDER, help="the study's flags (--budget, --out, ...)")
+
+
+def _add_study(sub: Any, studies: Studies) -> None:
+    """``evokeras study NAME [FLAGS]``: the flags go to the study (``--help`` too)."""
+    names = sorted(studies)
+    st = sub.add_parser("study", help=f"run a shipped study: {', '.join(studies)}",
+                        description="Run a shipped study; its own flags: evokeras study NAME --help")
+    st.add_argument("name", choices=names, metavar="NAME", help=f"one of {', '.join(names)}")
+    st.add_argument("study_args", nargs=argparse.REMAINDER, metavar="...",
+                    help="the study's flags (--budget, --out, ...)")
+
+
+def _add_run_dir_commands(sub: Any) -> None:
+    """``resume``, ``plot`` and ``report`` of a run directory."""
     r = sub.add_parser("resume", help="continue an interrupted run")
     r.add_argument("run_dir", type=Path)
     add_parallel_arguments(r)
@@ -88,12 +125,16 @@ def _main(argv: Sequence[str] | None, studies: Mapping[str, Callable[[Sequence[s
     rep.add_argument("--json", action="store_true", help="print JSON instead of a table")
     rep.add_argument("--html", action="store_true",
                      help="write DIR/report.html (one self-contained page: figures, front, members) and print its path")
-    for command in (rn, r, pl, rep):
+    for command in (r, pl, rep):
         _add_factory(command)
-    args = p.parse_args(argv)
+
+
+def _main(argv: Sequence[str] | None, studies: Studies | None) -> int:
+    args = _parser(studies).parse_args(argv)
     if args.command == "study":
         assert studies is not None
-        return studies[args.name](args.study_args)
+        with study_command(f"evokeras study {args.name}"):  # its usage line and errors say so
+            return studies[args.name](args.study_args)
     logging.basicConfig(level=logging.INFO if getattr(args, "verbose", False) else logging.WARNING, format="%(message)s")
     for spec in getattr(args, "factory", []):
         try:
@@ -150,9 +191,9 @@ def _specialize(args: argparse.Namespace) -> int:
             return fail(f"config file {exc}")
         if not isinstance(config, dict):
             return fail(f"config file {args.config}: expected a JSON object, got {type(config).__name__}")
-    try:
+    with optional_dependency():  # without a Keras backend: MissingExtraError, one line (guarded)
         import keras
-
+    try:
         structure(keras.saving.load_model(path, compile=False, safe_mode=True))
     except Exception as exc:  # noqa: BLE001 - any failure to read the file is the file's
         return fail(f"{path}: not a Keras model that can be specialized: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}")

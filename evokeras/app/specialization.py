@@ -18,7 +18,7 @@ import numpy as np
 
 from evokeras._io import atomic_path, write_json_atomic
 from evokeras.api import SpecializationError, specialize
-from evokeras.app.study import fail
+from evokeras.app.study import fail, study_prog
 from evokeras.data import DatasetNotFoundError
 from evokeras.engine.config import ConfigError, SearchConfig
 from evokeras.engine.search import RunError
@@ -183,7 +183,7 @@ def plot_candidates(run_dir: Path, baseline: Mapping[str, Any], chosen: Mapping[
 
 
 def _parser(name: str, budgets: Mapping[str, Any]) -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog=f"studies/{name}.py", description=f"evokeras specialization study: {name}")
+    p = argparse.ArgumentParser(prog=study_prog(name), description=f"evokeras specialization study: {name}")
     p.add_argument("--budget", default="smoke", help=f"one of {', '.join(budgets)} (default: smoke)")
     p.add_argument("--out", type=Path, default=None, help="study directory (default: runs/<study>-<budget>-seed<N>)")
     p.add_argument("--seed", type=int, default=0, help="the study's seed (default: 0)")

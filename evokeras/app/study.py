@@ -7,7 +7,8 @@ A study script defines its budget presets and calls :func:`run_study`::
         raise SystemExit(run_study("mnist", BUDGETS))
 
 Exit status: 0 on success, 2 on bad input (unknown budget or config key, wrong type,
-missing data set, unreadable or occupied run directory) with one message on stderr;
+missing data set, missing extra such as a Keras backend, unreadable or occupied run
+directory) with one message on stderr;
 nothing is written in that case. 3 when the evaluation backend is lost mid-run (the
 Dask scheduler went away), 4 when the disk refuses a write (full, read-only, permission
 lost), 5 when a front member's final model failed, 130 / 143 on SIGINT / SIGTERM: every
@@ -27,26 +28,49 @@ import os
 import signal
 import sys
 import threading
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
 from pathlib import Path
 from typing import Any
 
 from evokeras._io import MAX_CONFIG_BYTES, UnreadableFile, read_json
+from evokeras._meta import MissingExtraError
 from evokeras.data import DatasetNotFoundError
 from evokeras.engine.budgeting import fit_to_data, wants_time_budget, with_time_budget
 from evokeras.engine.config import ConfigError, SearchConfig, overlay
-from evokeras.engine.parallel import BACKENDS
+from evokeras.engine.parallel import BACKENDS, UnguardedMainError
 from evokeras.engine.runner import complete
 from evokeras.engine.search import Interrupted, RunError, Search
 from evokeras.results.plotting import save_plots
 from evokeras.results.report import format_report
 from evokeras.tasks import is_factory_name, register_factory
 
-__all__ = ["add_study_arguments", "finish", "guarded", "run_config", "run_study", "start_study"]
+__all__ = ["add_study_arguments", "finish", "guarded", "run_config", "run_study", "start_study", "study_command",
+           "study_prog"]
+
+#: The program name of the study being run by ``evokeras study NAME`` (:func:`study_command`).
+_command: ContextVar[str | None] = ContextVar("evokeras_study_command", default=None)
+
+
+@contextmanager
+def study_command(prog: str) -> Iterator[None]:
+    """Within it, a study's command line calls itself ``prog`` (``evokeras study NAME``)."""
+    token = _command.set(prog)
+    try:
+        yield
+    finally:
+        _command.reset(token)
+
+
+def study_prog(name: str) -> str:
+    """The program name in the usage and errors of study ``name``'s command line:
+    ``studies/NAME.py``, or what the console script set (:func:`study_command`)."""
+    return _command.get() or f"studies/{name}.py"
 
 
 def _parser(name: str, budgets: Mapping[str, Any]) -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog=f"studies/{name}.py", description=f"evokeras study: {name}")
+    p = argparse.ArgumentParser(prog=study_prog(name), description=f"evokeras study: {name}")
     add_study_arguments(p, budgets, config=True)
     return p
 
@@ -126,11 +150,13 @@ def start_study(name: str, budgets: Mapping[str, Mapping[str, Any]], args: argpa
     out = args.out or Path("runs") / f"{name}-{args.budget}-seed{args.seed}"
     try:
         task = config.make_task()
-        time_budget = getattr(args, "time_budget", None)
-        if time_budget is not None or wants_time_budget({**budgets[args.budget], **overrides}):
-            config = configure(with_time_budget(budget, time_budget, config.build_task(task)))
-        if not any("objectives" in d for d in (budgets[args.budget], overrides)):
+        own_objectives = any("objectives" in d for d in (budgets[args.budget], overrides))
+        if not own_objectives:
             config = config.with_task_objectives(task)
+        time_budget = getattr(args, "time_budget", None)
+        if time_budget is not None or all(wants_time_budget(d) for d in (budgets[args.budget], overrides)):
+            config = configure(with_time_budget(budget, time_budget, config.build_task(task)))
+            config = config if own_objectives else config.with_task_objectives(task)
         task = config.build_task(task)
         config = fit_to_data(config, task)
         search = Search(config, out, progress=not args.no_progress, task=task)
@@ -248,6 +274,16 @@ class _Signals:
 _signals: _Signals | None = None  # the handler of the entry point running in this process
 
 
+def _reported(entry: Callable[[], int]) -> int:
+    """``entry()``; a missing extra (core install: no Keras backend) or a script whose top
+    level starts a search in its worker processes is one line and exit status 2 (no run
+    directory was made, or it is kept for the fixed script)."""
+    try:
+        return entry()
+    except (MissingExtraError, UnguardedMainError) as exc:
+        return fail(str(exc))
+
+
 def guarded(entry: Callable[[], int]) -> int:
     """``entry()`` (a command-line entry point returning its exit status) with SIGINT and
     SIGTERM handled by :class:`_Signals`; a stop before any search exists prints one line
@@ -260,12 +296,12 @@ def guarded(entry: Callable[[], int]) -> int:
     ``KeyboardInterrupt`` traceback into the interpreter's shutdown."""
     global _signals
     if threading.current_thread() is not threading.main_thread():
-        return entry()
+        return _reported(entry)
     handler = _signals = _Signals()
     previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
     sys.unraisablehook = handler.unraisable
     try:
-        return entry()
+        return _reported(entry)
     except KeyboardInterrupt as exc:  # Interrupted included
         signum = getattr(exc, "signum", None) or signal.SIGINT
         print(f"stopped by {signal.Signals(signum).name}", file=sys.stderr)

@@ -199,11 +199,15 @@ def _inputs(name: str, x: Any, family: str) -> np.ndarray:
     if out.ndim != want:
         raise ValueError(f"{name}: shape {x.shape} does not fit family {family!r} "
                          "(image: (N, H, W[, C]), sequence: (N, T[, F]), vector: (N, D))")
-    bad = int(np.size(out) - np.count_nonzero(np.isfinite(out)))
-    if bad:
-        raise ValueError(f"{name}: {bad} of {np.size(out)} input values are NaN or infinite; "
-                         "replace or drop them (e.g. numpy.nan_to_num) before the search")
+    _refuse_non_finite(name, out, "input values", "replace or drop them (e.g. numpy.nan_to_num)")
     return out
+
+
+def _refuse_non_finite(name: str, values: np.ndarray, what: str, fix: str) -> None:
+    """A ``ValueError`` naming the array ``name`` and how many of its ``what`` are NaN or infinite."""
+    bad = int(np.size(values) - np.count_nonzero(np.isfinite(values)))
+    if bad:
+        raise ValueError(f"{name}: {bad} of {np.size(values)} {what} are NaN or infinite; {fix} before the search")
 
 
 def infer_family(x: np.ndarray) -> str:
@@ -217,6 +221,8 @@ def _labels(name: str, y: Any, n: int) -> np.ndarray:
         y = y[:, 0]
     if y.ndim != 1 or len(y) != n:
         raise ValueError(f"{name}: expected {n} integer labels (shape ({n},)), got shape {y.shape}")
+    if y.dtype.kind == "f":
+        _refuse_non_finite(name, y, "labels", "drop those examples")
     if y.dtype.kind not in "iub" and not (y.dtype.kind == "f" and np.all(np.mod(y, 1) == 0)):
         raise ValueError(f"{name}: expected integer class labels, got dtype {y.dtype}")
     if len(y) and y.min() < 0:
@@ -228,8 +234,7 @@ def _values(name: str, y: Any, n: int) -> np.ndarray:
     y = np.asarray(y)
     if y.dtype.kind not in "biuf" or y.ndim not in (1, 2) or len(y) != n:
         raise ValueError(f"{name}: expected {n} numbers (shape ({n},) or ({n}, k)), got {y.dtype} of shape {y.shape}")
-    if not np.all(np.isfinite(y)):
-        raise ValueError(f"{name}: targets must be finite")
+    _refuse_non_finite(name, y, "target values", "replace or drop them (e.g. numpy.nan_to_num)")
     return (y[:, None] if y.ndim == 1 else y).astype(np.float32)
 
 

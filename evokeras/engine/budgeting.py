@@ -83,7 +83,8 @@ def time_budget_config(seconds: float, task: Task) -> dict[str, Any]:
     """The budget keys (``strategy``, ``evaluation``, ``final``) of a search that should
     end within ``seconds`` on ``task``, from the size of its data.
 
-    * population and offspring 6 up to 20 minutes, 12 up to 2 hours, then 16;
+    * population and offspring 6 up to 20 minutes (4 or 5 under two minutes, so that the
+      first generation fits), 12 up to 2 hours, then 16;
     * each evaluation trains ``seconds / 60`` seconds (8 to 60), one epoch on a window
       of at most 20,000 examples (more epochs on small data, up to 50), validated on at
       most 5,000; text (a language model) trains on all its windows with an annealed
@@ -95,8 +96,9 @@ def time_budget_config(seconds: float, task: Task) -> dict[str, Any]:
 
     A task without a data split (control) gets the wall clock only."""
     usable = seconds * (1 - _MARGIN)
-    population = 6 if seconds <= 1200 else 12 if seconds <= 7200 else 16
     evaluation_seconds = min(60.0, max(8.0, seconds / 60))
+    fits = int(usable * (1 - _FINAL_SHARE) / (evaluation_seconds * _EVAL_OVERHEAD))  # first generation in the search's time
+    population = min(6, max(4, fits)) if seconds <= 1200 else 12 if seconds <= 7200 else 16
     generation = population * evaluation_seconds * _EVAL_OVERHEAD
     wall = max(evaluation_seconds, usable * (1 - _FINAL_SHARE) - 0.75 * generation)
     sizes = data_sizes(task)

@@ -19,7 +19,8 @@ is written, and :func:`config_schema` is the same declaration as JSON Schema
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping
+import difflib
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -340,7 +341,10 @@ class SearchConfig(Checked):
         try:
             return type(task.space).from_dict(self.space, base=task.space)
         except (TypeError, ValueError) as exc:
-            raise ConfigError(f"config key 'space': {exc}") from exc
+            names = [f.name for f in dataclasses.fields(task.space)] if dataclasses.is_dataclass(task.space) else []
+            typo = next((str(k) for k in self.space if k not in names), None) if names else None
+            hint = _did_you_mean(typo, names) if typo is not None and repr(typo) in str(exc) else ""
+            raise ConfigError(f"config key 'space': {exc}{hint}") from exc
 
     def make_task(self) -> Task:
         """The task that ``task`` and ``task_options`` name, as its factory builds it (no
@@ -351,8 +355,10 @@ class SearchConfig(Checked):
         except DataChangedError as exc:
             raise ConfigError(str(exc)) from exc
         except (TypeError, ValueError, OSError) as exc:
-            key = "task_options" if self.task_options and self.task in registered_tasks() else "task"
-            raise ConfigError(f"config key {key!r}: {exc}") from exc
+            known = registered_tasks()
+            key = "task_options" if self.task_options and self.task in known else "task"
+            hint = _did_you_mean(self.task, known) if isinstance(self.task, str) and self.task not in known else ""
+            raise ConfigError(f"config key {key!r}: {exc}{hint}") from exc
 
     def with_task_objectives(self, task: Task) -> SearchConfig:
         """This configuration with ``task``'s default objectives (for a configuration that
@@ -376,7 +382,7 @@ class SearchConfig(Checked):
         if unknown:
             raise ConfigError(
                 f"config key 'objectives': {unknown[0]!r} is not measured by task {self.task!r} "
-                f"(measured: {list(task.measures)})"
+                f"(measured: {list(task.measures)}){_did_you_mean(unknown[0], task.measures)}"
             )
         if self.max_val_error is not None and task.error_measure not in task.measures:
             raise ConfigError(f"config key 'max_val_error': task {self.task!r} reports no validation error "
@@ -409,6 +415,12 @@ class SearchConfig(Checked):
                 raise ConfigError(f"config key 'evaluation.final_rung.factor': {factor:g} x {budget.seconds:g} s of training "
                                   f"passes evaluation.timeout ({budget.timeout:g} s)")
         return task
+
+
+def _did_you_mean(word: Any, choices: Iterable[str]) -> str:
+    """``"; did you mean 'X'?"`` for the choice closest to ``word`` (a typo), else ``""``."""
+    close = difflib.get_close_matches(str(word), list(choices), n=1, cutoff=0.75)
+    return f"; did you mean {close[0]!r}?" if close else ""
 
 
 #: The sections: key -> class.

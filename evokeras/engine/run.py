@@ -34,8 +34,9 @@ from evokeras._meta import __version__
 from evokeras.engine.config import ConfigError, SearchConfig, load_stored
 from evokeras.engine.store import RunStore, StoreError, is_number
 from evokeras.genomes.keyed import is_int
+from evokeras.tasks.arrays import recorded_task_options, task_options_to_record
 
-__all__ = ["Run", "RunError", "lock_run_dir", "read_checkpoint", "versions", "write_logbook_csv"]
+__all__ = ["Run", "RunError", "RunLock", "lock_run_dir", "read_checkpoint", "versions", "write_logbook_csv"]
 
 
 class RunError(RuntimeError):
@@ -56,25 +57,80 @@ def versions() -> dict[str, str]:
     return out
 
 
-def lock_run_dir(out_dir: Path, *, create: bool = False) -> Any:
-    """Take ``out_dir/.lock`` (``flock``, exclusive): the open file, held until it is
-    closed. A search holds it while it lives; ``evokeras plot`` while it draws. Raises
-    :class:`RunError` when another process holds it or the directory is unusable
-    (``create``: make the directory first)."""
+def lock_run_dir(out_dir: Path, *, create: bool = False) -> RunLock:
+    """Take ``out_dir/.lock`` (``flock``, exclusive): a :class:`RunLock`, held until it is
+    closed. A search holds it while it lives; ``evokeras plot`` and ``report --html``
+    while they read. A ``.lock`` this call made is removed again when it is closed, so
+    that reading a run leaves its directory as it was found. Raises :class:`RunError`
+    when another process holds it or the directory is unusable (``create``: make the
+    directory first)."""
     import fcntl
 
     try:
         if create:
             out_dir.mkdir(parents=True, exist_ok=True)
-        handle = open(out_dir / ".lock", "w")  # noqa: SIM115 - held until closed
+        for _ in range(100):  # a holder that removes the file as we open it: open it again
+            path = Path(os.path.abspath(out_dir)) / ".lock"
+            try:
+                fd, made = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644), True
+            except FileExistsError:
+                try:
+                    fd, made = os.open(path, os.O_WRONLY), False
+                except FileNotFoundError:
+                    continue
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                os.close(fd)
+                raise RunError(f"{out_dir} is in use by another evokeras process") from None
+            if _same_file(fd, path):
+                return RunLock(path, fd, made)
+            os.close(fd)  # locked a .lock that its holder removed meanwhile
     except OSError as exc:
         raise RunError(f"cannot use {out_dir} as a run directory: {exc}") from exc
+    raise RunError(f"cannot use {out_dir} as a run directory: its .lock keeps being replaced")
+
+
+def _same_file(fd: int, path: Path) -> bool:
     try:
-        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        handle.close()
-        raise RunError(f"{out_dir} is in use by another evokeras process") from None
-    return handle
+        here, there = os.fstat(fd), os.stat(path)
+    except FileNotFoundError:
+        return False
+    return (here.st_dev, here.st_ino) == (there.st_dev, there.st_ino)
+
+
+class RunLock:
+    """A held ``DIR/.lock`` (:func:`lock_run_dir`); :meth:`close` releases it and removes
+    the file if this lock made it (removed while still held: whoever opened it meanwhile
+    finds, once it has the lock, that the path is no longer its file, and opens again)."""
+
+    def __init__(self, path: Path, fd: int, made: bool) -> None:
+        self.path, self._fd, self.made = path, fd, made
+
+    @property
+    def closed(self) -> bool:
+        return self._fd is None
+
+    def fileno(self) -> int:
+        if self._fd is None:
+            raise ValueError("the run lock is released")
+        return self._fd
+
+    def close(self) -> None:
+        fd, self._fd = self._fd, None
+        if fd is None:
+            return
+        try:
+            if self.made and _same_file(fd, self.path):
+                self.path.unlink(missing_ok=True)
+        finally:
+            os.close(fd)
+
+    def __del__(self) -> None:  # as an open file is closed when dropped (a Search never closed)
+        try:
+            self.close()
+        except (OSError, TypeError, AttributeError):  # at interpreter exit
+            pass
 
 
 def _items_ok(items: Any) -> bool:
@@ -138,7 +194,9 @@ class Run:
         """A new run in ``out_dir`` (created): ``run.db`` and ``config.json`` -- the
         configuration with the task's :meth:`~evokeras.tasks.base.Task.recipe`, so that
         a new process rebuilds the same task (data in memory is written to the run
-        directory first). On failure nothing it made is left behind."""
+        directory first, and recorded relative to it:
+        :func:`~evokeras.tasks.arrays.task_options_to_record`). On failure nothing it
+        made is left behind."""
         out_dir = Path(out_dir)
         if (out_dir / "run.db").exists():
             raise RunError(f"{out_dir} already holds a run: use `evokeras resume {out_dir}`")
@@ -152,7 +210,9 @@ class Run:
                 config.check()
             store = RunStore(out_dir / "run.db")
             store.set_meta("objectives", config.objectives)
-            write_json_atomic(out_dir / "config.json", {"config": config.to_dict(), "versions": versions()})
+            stored = dataclasses.replace(config, task_options=task_options_to_record(config.task, config.task_options,
+                                                                                       out_dir))
+            write_json_atomic(out_dir / "config.json", {"config": stored.to_dict(), "versions": versions()})
         except BaseException as exc:  # a signal included: no half-made run is left behind
             try:
                 if store is not None:
@@ -169,7 +229,9 @@ class Run:
 
     @staticmethod
     def read_config(out_dir: str | Path) -> SearchConfig:
-        """The configuration stored in ``out_dir`` (migrated; never where to evaluate)."""
+        """The configuration stored in ``out_dir`` (migrated; never where to evaluate),
+        its task's data file found in ``out_dir`` wherever the directory has moved
+        (:func:`~evokeras.tasks.arrays.recorded_task_options`)."""
         out_dir = Path(out_dir)
         cfg_path = out_dir / "config.json"
         if not (out_dir / "run.db").is_file() or not cfg_path.is_file():
@@ -178,9 +240,11 @@ class Run:
             stored = read_json(cfg_path, max_bytes=MAX_CONFIG_BYTES)
             if not isinstance(stored, dict) or not isinstance(stored.get("config"), dict):
                 raise ConfigError("expected {\"config\": {...}, ...}")
-            return load_stored(stored["config"])
+            config = load_stored(stored["config"])
         except (UnreadableFile, ConfigError) as exc:
             raise RunError(f"cannot read {cfg_path}: {exc}") from exc
+        options = recorded_task_options(config.task, config.task_options, out_dir)  # the data beside it
+        return config if options is config.task_options else dataclasses.replace(config, task_options=options)
 
     @classmethod
     def open(cls, out_dir: str | Path, config: SearchConfig) -> Run:

@@ -51,7 +51,7 @@ from evokeras.engine.loops import (
     generation_record,
     generational,
 )
-from evokeras.engine.parallel import Backend, BackendError, make_backend
+from evokeras.engine.parallel import Backend, BackendError, make_backend, require_keras_backend
 from evokeras.engine.run import Run, RunError, lock_run_dir
 from evokeras.engine.store import StoreError
 from evokeras.engine.strategies import STRATEGIES, Standing
@@ -120,6 +120,8 @@ class Search:
         _resuming: bool = False,
     ) -> None:
         config.check()
+        if evaluate is None:  # the built-in evaluator trains Keras models: refused before any task or run directory
+            require_keras_backend()
         self.config = config
         self.callbacks: tuple[Callback, ...] = tuple(callbacks)
         self.out_dir = Path(out_dir)

@@ -62,7 +62,8 @@ class RunStore:
         path: the database file (``DIR/run.db``).
         create: create the file if missing; otherwise a missing file raises
             :class:`StoreError`.
-        readonly: open an existing store for reading only (``plot``, ``report``).
+        readonly: open an existing store for reading only (``plot``, ``report``): the
+            run directory is left as it was found (:func:`_readonly_uri`).
     """
 
     def __init__(self, path: str | Path, *, create: bool = True, readonly: bool = False) -> None:
@@ -71,7 +72,7 @@ class RunStore:
             raise StoreError(f"no run store at {self.path}")
         try:
             if readonly:
-                self._db = sqlite3.connect(f"{self.path.resolve().as_uri()}?mode=ro", uri=True, timeout=30.0)
+                self._db = sqlite3.connect(_readonly_uri(self.path), uri=True, timeout=30.0)
             else:
                 self._db = sqlite3.connect(self.path, timeout=30.0, isolation_level=None)
             if not create or readonly:
@@ -239,6 +240,26 @@ class RunStore:
         checks and migrates it)."""
         row = self._db.execute("SELECT gen, state FROM checkpoints ORDER BY gen DESC LIMIT 1").fetchone()
         return self._json(row[1], f"checkpoint of generation {row[0]}", dict) if row else None
+
+
+def _readonly_uri(path: Path) -> str:
+    """The URI that opens ``path`` for reading and writes nothing beside it.
+
+    SQLite opens a WAL database read-only (``mode=ro``) only with its ``-wal`` and
+    ``-shm`` files, which it creates when missing and, read-only, cannot remove again.
+    So where they are missing -- no connection is open, nothing is waiting in a
+    write-ahead log -- the file is opened ``immutable`` (no lock, no file created).
+    Otherwise (a run that is writing; a run killed with transactions still in its log)
+    the existing files are used and kept: a process writing the store meanwhile is not
+    disturbed. (A writer that starts after an immutable open writes to its own log;
+    only its checkpoint, after 1000 pages or when it closes, could change the pages
+    read.)"""
+    wal, shm = (path.with_name(path.name + suffix) for suffix in ("-wal", "-shm"))
+    try:
+        logged = wal.stat().st_size > 0 or shm.exists()
+    except FileNotFoundError:
+        logged = False
+    return f"{path.resolve().as_uri()}?mode=ro" + ("" if logged else "&immutable=1")
 
 
 def is_number(value: Any) -> bool:

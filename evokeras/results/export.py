@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from evokeras._meta import optional_dependency
+from evokeras.engine.parallel import quiet_loggers
 from evokeras.engine.store import RunStore
 
 __all__ = ["export_optuna"]
@@ -38,6 +39,9 @@ def export_optuna(run_dir: str | Path, storage: Any = None, *, study_name: str |
     Returns:
         The ``optuna.Study``: one trial per evaluation, in the order they finished.
 
+    Optuna's own INFO lines stay off stderr unless logging asks for INFO (e.g.
+    ``logging.basicConfig(level=logging.INFO)``).
+
     Example:
         >>> # study = export_optuna("runs/mnist-default-seed0", "sqlite:///mnist.optuna.db")
         >>> # study.best_trials   # the Pareto front, as Optuna sees it
@@ -45,7 +49,14 @@ def export_optuna(run_dir: str | Path, storage: Any = None, *, study_name: str |
     with optional_dependency():
         import optuna
 
-    run_dir = Path(run_dir)
+    loud_again = quiet_loggers("optuna")  # no "A new study created" line unless logging asks for INFO
+    try:
+        return _export(optuna, Path(run_dir), storage, study_name)
+    finally:
+        loud_again()
+
+
+def _export(optuna: Any, run_dir: Path, storage: Any, study_name: str | None) -> Any:
     with RunStore(run_dir / "run.db", readonly=True) as store:
         objectives: dict[str, float] = store.get_meta("objectives") or {}
         max_val_error = store.get_meta("max_val_error")

@@ -33,6 +33,7 @@ from evokeras._io import MAX_CONFIG_BYTES, UnreadableFile, atomic_path, read_jso
 from evokeras.engine.store import RunStore
 from evokeras.results.report import read_front
 from evokeras.tasks import Task, make_task
+from evokeras.tasks.arrays import recorded_task_options
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +42,7 @@ __all__ = [
     "LOG_SPREAD",
     "SHORT_KEY",
     "display_values",
+    "figure_points",
     "hypervolume",
     "hypervolume_by_generation",
     "new_figure",
@@ -340,6 +342,21 @@ def plot_lineages(store: RunStore) -> Any | None:
     return fig
 
 
+def figure_points(store: RunStore) -> dict[str, int]:
+    """How much each figure of the run would show: ``generations`` (the points of each
+    line of :func:`plot_stats`), ``candidates`` (the points of :func:`plot_pareto`),
+    ``front`` (the distinct members of the run's front: with one, the normalised
+    hypervolume is 1 by construction), ``hypervolume`` (the points of
+    :func:`plot_hypervolume`) and ``lineages`` (the points of :func:`plot_lineages`)."""
+    _, points, names, keys = _ok_points(store)
+    allowed = _allowed(store, points, names)
+    on_front = np.flatnonzero(allowed)[nondominated((points * -np.sign(_weights(store, names)))[allowed])]
+    lineages = sum(1 for _, r in store.evaluations() if r.ok and r.full and "lineage_seconds" in r.metrics)
+    return {"generations": len(store.generations()), "candidates": len(points),
+            "front": len({keys[i] for i in on_front}), "hypervolume": len(hypervolume_by_generation(store)[0]),
+            "lineages": lineages}
+
+
 def plot_hypervolume(store: RunStore) -> Any:
     """Normalised hypervolume of the cumulative front per generation, its reference point
     stated under the axes."""
@@ -393,7 +410,8 @@ def save_plots(run_dir: str | Path, task: Task | None = None) -> list[Path]:
                     or not isinstance(config.get("task_options") or {}, dict):
                 raise UnreadableFile(f"{run_dir / 'config.json'}: expected {{\"config\": {{\"task\": NAME, ...}}}}")
             try:
-                task = make_task(config["task"], **(config.get("task_options") or {}))
+                options = recorded_task_options(config["task"], config.get("task_options") or {}, run_dir)
+                task = make_task(config["task"], **options)
             except (TypeError, ValueError, OSError) as exc:
                 # (an importable factory not trusted in this process, a data file that changed)
                 log.warning("no figures of task %r: %s", config["task"], exc)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Any
 
@@ -10,7 +11,7 @@ from evokeras.engine.run import read_checkpoint
 from evokeras.engine.store import RunStore
 from evokeras.genomes.keyed import key_of
 
-__all__ = ["check_front", "format_report", "front_table", "read_front", "report_title"]
+__all__ = ["check_front", "format_figure", "format_report", "front_table", "read_front", "report_title"]
 
 
 def read_front(run_dir: str | Path) -> dict[str, Any]:
@@ -92,14 +93,41 @@ def _program_steps(program: dict[str, Any]) -> int:
     return len(program.get("drop", [])) + len(program.get("squeeze", {})) + 2 + (1 if program.get("finetune") else 0)
 
 
-def _cell(name: str, value: Any) -> str:
-    """One figure as the report shows it: times (stored in seconds) in microseconds per
-    sample, flags as yes/no, a missing one as ``-``."""
+def format_figure(name: str, value: Any) -> str:
+    """One figure of a member with its unit, as the reports show it: errors and
+    accuracies (fractions) as percentages, times (stored in seconds: ``exec_time`` per
+    sample, ``*_seconds``) in us, ms, s, min or h, parameters and FLOPs in k, M or G,
+    other numbers (losses, bits per character, perplexity, returns) plain; flags as
+    yes/no, a missing one as ``-``, text as it is."""
     if isinstance(value, bool):
         return "yes" if value else "no"
+    if isinstance(value, str):
+        return value
     if not isinstance(value, int | float):
         return "-"
-    return f"{value * 1e6:.2f} us" if name.endswith("exec_time") else f"{value:.4g}"
+    if not math.isfinite(value):
+        return str(value)
+    if name.endswith(("_error", "accuracy")):
+        return f"{value * 100:.2f} %"
+    if name.endswith(("exec_time", "seconds")):
+        return _duration(float(value))
+    if name.endswith(("params", "flops")):
+        return _count(value)
+    return str(value) if isinstance(value, int) else f"{value:.4g}"
+
+
+def _duration(seconds: float) -> str:
+    for limit, factor, unit in ((1e-3, 1e6, "us"), (1.0, 1e3, "ms"), (600.0, 1.0, "s"), (3 * 3600.0, 1 / 60, "min")):
+        if abs(seconds) < limit:
+            return f"{seconds * factor:.2f} {unit}"
+    return f"{seconds / 3600:.2f} h"
+
+
+def _count(n: float) -> str:
+    for factor, unit in ((1e9, "G"), (1e6, "M"), (1e3, "k")):
+        if abs(n) >= factor:
+            return f"{n / factor:.{1 if factor == 1e3 else 2}f} {unit}"
+    return f"{n:g}"
 
 
 def front_table(data: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
@@ -117,9 +145,9 @@ def front_table(data: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
         metrics = m.get("metrics", {})
         g = m["genome"]
         row = [m["key"], str(len(g["layers"]) if "layers" in g else _program_steps(g))]
-        row += ["-" if m["objectives"].get(n) is None else _cell(n, m["objectives"][n]) for n in names]
-        row += [str(metrics.get("params", ""))] * len(extra)
-        row += [_cell(k, m.get(k)) for k in tests]
+        row += [format_figure(n, m["objectives"].get(n)) for n in names]
+        row += [format_figure("params", metrics.get("params"))] * len(extra)
+        row += [format_figure(k, m.get(k)) for k in tests]
         rows.append(row)
     return cols, rows
 

@@ -14,9 +14,12 @@ validation or test arrays a seeded random part of the training data stands in
 (``image`` for ``(N, H, W[, C])``, ``vector`` for ``(N, D)``; ``family="sequence"`` for
 ``(N, T[, F])``).
 
-A run directory rebuilds the task from its configuration: the file's absolute path and
-sha256 (arrays from memory are first written to ``DIR/data.npz``); a file that changed
-since is refused (:class:`evokeras.data.DataChangedError`).
+A run directory rebuilds the task from its configuration: the file's path and sha256
+(arrays from memory are first written to ``DIR/data.npz``); a file that changed since is
+refused (:class:`evokeras.data.DataChangedError`). The run directory records a file
+inside it relative to itself (:func:`task_options_to_record`), so that a moved run
+directory keeps its data (:func:`recorded_task_options` reads it back); a file elsewhere
+is recorded absolute.
 
 Example:
     >>> import numpy as np
@@ -49,7 +52,45 @@ from evokeras.genomes.space import SearchSpace
 from evokeras.tasks.base import Classification, SupervisedTask
 from evokeras.tasks.image import half_chance_error, reference_genomes
 
-__all__ = ["ArrayClassification", "ArrayRegression"]
+__all__ = ["DATA_FILE_TASKS", "ArrayClassification", "ArrayRegression", "recorded_task_options",
+           "task_options_to_record"]
+
+#: The registered tasks whose recipe records a data file (task option ``path``), relative
+#: to the run directory where it lies in it (``DIR/data.npz``, ``DIR/data.txt``).
+DATA_FILE_TASKS = ("arrays", "arrays_regression", "text")
+
+
+def task_options_to_record(task: str, options: dict[str, Any], run_dir: str | Path) -> dict[str, Any]:
+    """``options`` as the run directory ``run_dir`` records them (``config.json``): the
+    data file of a :data:`DATA_FILE_TASKS` task relative to ``run_dir`` where it lies in
+    it (the directory can move), else as it is (absolute)."""
+    path = options.get("path")
+    if task not in DATA_FILE_TASKS or not isinstance(path, str) or not Path(path).is_absolute():
+        return options
+    try:
+        return {**options, "path": Path(path).relative_to(Path(run_dir).resolve()).as_posix()}
+    except ValueError:
+        return options
+
+
+def recorded_task_options(task: str, options: dict[str, Any], run_dir: str | Path) -> dict[str, Any]:
+    """The ``task_options`` a run directory recorded (``config.json``), with the data
+    file of a :data:`DATA_FILE_TASKS` task found again: a relative path is relative to
+    ``run_dir``; an absolute one (recorded up to 0.13) that no longer exists, in a run
+    directory since moved, is the run directory's own file of that name when it has one
+    (its sha256 is checked when the task is built)."""
+    path = options.get("path")
+    if task not in DATA_FILE_TASKS or not isinstance(path, str) or not path:
+        return options
+    run_dir = Path(run_dir)
+    recorded = Path(path)
+    if not recorded.is_absolute():
+        found = run_dir / recorded
+    elif not recorded.exists() and (run_dir / recorded.name).is_file():
+        found = run_dir / recorded.name
+    else:
+        return options
+    return {**options, "path": str(found.resolve())}
 
 
 class _ArrayData:

@@ -94,7 +94,7 @@ def fake_run(tmp_path_factory) -> Path:
     cfg = small_config(generations=1)
     out = tmp_path_factory.mktemp("untrusted") / "run"
     with Search(cfg, out, evaluate=fake_for(cfg)) as search:
-        result = search.run()
+        result = search._run()
         members = [{"key": ind.key, "genome": ind.to_dict(), "status": "ok", "metrics": {"params": 10},
                     "objectives": dict(zip(cfg.objectives, ind.fitness.values, strict=True)),
                     "test_accuracy": 0.5, "model": f"models/{ind.key}.keras"} for ind in result.front]

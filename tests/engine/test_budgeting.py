@@ -89,3 +89,15 @@ def test_sample_counts_are_capped_at_what_the_data_holds(caplog: pytest.LogCaptu
     assert len(capped) == 3 and any("evaluation.val_samples=2000" in m for m in capped)
     small = SearchConfig.from_dict({"task": "arrays", "evaluation": {"train_samples": 100, "val_samples": 10}})
     assert fit_to_data(small, task) == small  # nothing to cap: unchanged
+
+
+def test_a_study_budget_beyond_a_built_in_data_set_is_capped(caplog: pytest.LogCaptureFixture) -> None:
+    """MNIST's 55,000 training images: a budget asking for 60,000 trains on all of them."""
+    pytest.importorskip("pureml")
+    cfg = SearchConfig.from_dict({"task": "mnist", "evaluation": {"train_samples": 60_000, "val_samples": 500}})
+    task = cfg.build_task(cfg.make_task())
+    with caplog.at_level(logging.INFO, logger="evokeras.engine.budgeting"):
+        fitted = fit_to_data(cfg, task)
+    assert fitted.evaluation.train_samples == 55_000 and fitted.evaluation.val_samples == 500
+    assert [r.getMessage() for r in caplog.records] == [
+        "evaluation.train_samples=60000 capped to the 55000 examples available"]

@@ -84,7 +84,7 @@ def run_dir(tmp_path_factory) -> Path:
     cfg = small_config(generations=3)
     out = tmp_path_factory.mktemp("plots") / "run"
     search = Search(cfg, out, evaluate=fake_for(cfg))
-    search.run()
+    search._run()
     search.close()
     return out
 

@@ -34,7 +34,9 @@ Backends (one module each; :mod:`~evokeras.engine.parallel.base` has the contrac
   rather than ``ProcessPoolExecutor``, which can tell neither which task killed a worker
   nor kill one hung worker, and gives every worker the same environment.) As with any
   ``spawn``, workers import the main script as a module: guard its entry point with
-  ``if __name__ == "__main__":`` and leave ``import keras`` out of its top level.
+  ``if __name__ == "__main__":`` and leave ``import keras`` out of its top level (a
+  script whose top level starts the search gets one :class:`UnguardedMainError`, not a
+  search started again in every worker).
 * :class:`DaskBackend` (:mod:`~evokeras.engine.parallel.dask`) -- Dask distributed: an
   embedded ``LocalCluster`` or an existing scheduler (``address="tcp://HOST:PORT"``).
   The scheduler re-runs the task of a worker that dies on another worker. If the
@@ -68,7 +70,9 @@ from evokeras.engine.parallel.base import (
     BackendError,
     SchedulerLost,
     SerialBackend,
+    UnguardedMainError,
     failure_result,
+    refuse_while_bootstrapping,
     serial_map,
 )
 from evokeras.engine.parallel.dask import REFUSED_SECONDS, DaskBackend
@@ -77,6 +81,8 @@ from evokeras.engine.parallel.environment import (
     detect_gpus,
     gpu_worker_env,
     hard_timeout,
+    quiet_loggers,
+    require_keras_backend,
     worker_env,
 )
 from evokeras.engine.parallel.process import ProcessBackend
@@ -90,12 +96,15 @@ __all__ = [
     "ProcessBackend",
     "SchedulerLost",
     "SerialBackend",
+    "UnguardedMainError",
     "cpu_count",
     "detect_gpus",
     "failure_result",
     "gpu_worker_env",
     "hard_timeout",
     "make_backend",
+    "quiet_loggers",
+    "require_keras_backend",
     "serial_map",
     "worker_env",
 ]
@@ -122,9 +131,13 @@ def make_backend(
     configuration the hard time limit defaults to :func:`hard_timeout` of its
     ``evaluation.timeout``.
 
+    In a worker process still importing its parent's main script (one without
+    ``if __name__ == "__main__":``) no backend is made: see :func:`refuse_while_bootstrapping`.
+
     >>> make_backend(workers=1)
     SerialBackend()
     """
+    refuse_while_bootstrapping()
     if config is not None:
         section = config.parallel
         backend = backend or section.backend

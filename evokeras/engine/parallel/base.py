@@ -10,12 +10,15 @@ lost to a timeout or to dying workers turns into is decided here, once: the
 from __future__ import annotations
 
 import collections
+import multiprocessing
+import sys
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 from evokeras.training.protocol import EvaluateFunction
 
-__all__ = ["Backend", "BackendError", "Feed", "SchedulerLost", "SerialBackend", "failure_result", "serial_map"]
+__all__ = ["UNGUARDED_MAIN_EXIT", "WORKER_NAME", "Backend", "BackendError", "Feed", "SchedulerLost", "SerialBackend",
+           "UnguardedMainError", "failure_result", "refuse_while_bootstrapping", "serial_map", "unguarded_main"]
 
 
 class BackendError(RuntimeError):
@@ -24,6 +27,42 @@ class BackendError(RuntimeError):
 
 class SchedulerLost(BackendError):
     """The Dask scheduler went away; results received before it are kept."""
+
+
+class UnguardedMainError(RuntimeError):
+    """A worker process started by importing the main script, and the script's top level
+    started a search again there: the script lacks ``if __name__ == "__main__":``."""
+
+
+#: The name of the process backend's workers: ``evokeras-worker-SLOT``.
+WORKER_NAME = "evokeras-worker-{}"
+#: The exit status of a worker that stopped because importing the main script started a
+#: search (:func:`refuse_while_bootstrapping`); its parent raises :class:`UnguardedMainError`.
+UNGUARDED_MAIN_EXIT = 87
+
+
+def unguarded_main() -> UnguardedMainError:
+    """The error of a main script whose top level starts a search in every worker process."""
+    main = sys.modules.get("__mp_main__") or sys.modules.get("__main__")  # (a child: the script it imports)
+    script = getattr(main, "__file__", None) or "the main script"
+    return UnguardedMainError(
+        f"the worker processes started the search again while importing {script}: put the code that starts "
+        "the search under `if __name__ == \"__main__\":` (worker processes start by importing the main "
+        "script), then run it again: the run directory is kept")
+
+
+def refuse_while_bootstrapping() -> None:
+    """Refuse to start a search in a ``spawn``/``forkserver`` child that is still importing
+    its parent's main script (a script without ``if __name__ == "__main__":``): a process
+    backend's worker exits at once with :data:`UNGUARDED_MAIN_EXIT`, so that its parent
+    says why, once; any other process raises :class:`UnguardedMainError`. Python's own
+    check for starting a process there reads the same flag."""
+    process = multiprocessing.current_process()
+    if not getattr(process, "_inheriting", False):
+        return
+    if process.name.startswith(WORKER_NAME.format("")):
+        raise SystemExit(UNGUARDED_MAIN_EXIT)
+    raise unguarded_main()
 
 
 #: ``on_fail(index, item, status, error)``: the result of a task lost to a timeout or to

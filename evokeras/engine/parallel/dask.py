@@ -28,6 +28,7 @@ from evokeras.engine.parallel.environment import (
     gpu_worker_env,
     keras_backend,
     pool_shape,
+    quiet_loggers,
     worker_env,
 )
 
@@ -144,6 +145,10 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
+def _nothing() -> None:
+    pass
+
+
 def _noop(x: Any) -> Any:
     return x
 
@@ -247,6 +252,7 @@ class DaskBackend(Backend):
         self._cluster: Any = None
         self._fn: Any = None
         self._token = ""
+        self._loud_again: Callable[[], None] = _nothing  # gives distributed's loggers their levels back
 
     def __repr__(self) -> str:
         where = self.address or (f"local cluster: workers={self.workers}, threads_per_worker="
@@ -269,6 +275,8 @@ class DaskBackend(Backend):
                 from distributed import Client
         except MissingExtraError as exc:
             raise BackendError(str(exc)) from exc
+        self._loud_again()
+        self._loud_again = quiet_loggers("distributed")  # no INFO lines unless logging asks for them
         if self.address is None:
             self._cluster = self._local_cluster()
             self._client = Client(self._cluster, set_as_default=False)
@@ -431,7 +439,13 @@ class DaskBackend(Backend):
             except Exception as exc:
                 log.debug("closing the dask client: %s", exc)
         if cluster is not None:
+            # (a worker slow to exit is killed: nothing to warn about once the run is done)
+            loud_nanny = quiet_loggers("distributed.nanny", level=logging.ERROR)
             try:
                 cluster.close(timeout=30)
             except Exception as exc:
                 log.debug("closing the LocalCluster: %s", exc)
+            finally:
+                loud_nanny()
+        self._loud_again()
+        self._loud_again = _nothing

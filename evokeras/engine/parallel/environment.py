@@ -3,18 +3,27 @@
 Shared by the process and Dask backends: :func:`cpu_count`, :func:`detect_gpus`,
 :func:`worker_env` (Keras backend and thread counts, set before Keras is imported in a
 worker), :func:`gpu_worker_env` (a worker pinned to one GPU), :func:`hard_timeout` (the
-backend's wall limit around an evaluation's own limit) and the pool's shape.
+backend's wall limit around an evaluation's own limit) and the pool's shape; and what
+the process itself needs: :func:`require_keras_backend` (the Keras backend is
+installed, checked before a search makes its run directory) and :func:`quiet_loggers`
+(a library's INFO lines kept off stderr unless logging asks for them).
 """
 
 from __future__ import annotations
 
+import importlib.util
+import json
 import logging
 import os
 import subprocess
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
 
-__all__ = ["cpu_count", "detect_gpus", "gpu_worker_env", "hard_timeout", "worker_env"]
+from evokeras._meta import MissingExtraError, optional_dependency
+
+__all__ = ["cpu_count", "detect_gpus", "gpu_worker_env", "hard_timeout", "quiet_loggers", "require_keras_backend",
+           "worker_env"]
 
 log = logging.getLogger(__name__)
 
@@ -42,14 +51,53 @@ def pool_shape(
 
 
 def keras_backend() -> str | None:
-    """The Keras backend of this process, if it is known without importing Keras."""
+    """The Keras backend of this process, if it is known without importing Keras: that of
+    the Keras imported here, else ``KERAS_BACKEND``, else Keras's ``keras.json``."""
     keras = sys.modules.get("keras")
     if keras is not None:
         try:
             return str(keras.backend.backend())
         except Exception:  # a half-imported keras: fall back to the environment
             pass
-    return os.environ.get("KERAS_BACKEND")
+    return os.environ.get("KERAS_BACKEND") or _keras_json_backend()
+
+
+def _keras_json_backend() -> str | None:
+    """The ``backend`` of Keras's configuration file (``$KERAS_HOME/keras.json``, else
+    ``~/.keras/keras.json``, as Keras finds it), if there is one."""
+    home = os.environ.get("KERAS_HOME")
+    if home is None:
+        base = os.path.expanduser("~")
+        home = os.path.join(base if os.access(base, os.W_OK) else "/tmp", ".keras")
+    try:
+        backend = json.loads((Path(home) / "keras.json").read_text()).get("backend")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return backend if isinstance(backend, str) and backend else None
+
+
+#: The module that each Keras backend needs (``None``: nothing beyond Keras).
+_BACKEND_MODULES = {"tensorflow": "tensorflow", "jax": "jax", "torch": "torch", "openvino": "openvino", "numpy": None}
+
+
+def require_keras_backend() -> None:
+    """Raise :class:`evokeras.MissingExtraError`, naming the extra to install, when the
+    Keras backend this process would use (:func:`keras_backend`; Keras's default,
+    TensorFlow) is not installed. Looked up without importing it: a search checks it
+    before it makes its run directory."""
+    module = _BACKEND_MODULES.get(keras_backend() or "tensorflow")
+    if module is None or module in sys.modules:
+        return
+    try:
+        found = importlib.util.find_spec(module) is not None
+    except (ImportError, ValueError):
+        found = False
+    if not found:
+        try:
+            with optional_dependency():
+                raise ModuleNotFoundError(f"No module named {module!r}", name=module)
+        except MissingExtraError as exc:
+            raise exc.with_traceback(None) from None  # one message, naming the extra
 
 
 def apply_env(env: Mapping[str, str]) -> None:
@@ -172,3 +220,29 @@ def hard_timeout(seconds: float) -> float:
     that hang beyond it (with room for a fresh worker's Keras import and data loading).
     """
     return float(seconds) + max(60.0, 0.25 * float(seconds))
+
+
+def quiet_loggers(*names: str, level: int = logging.WARNING) -> Callable[[], None]:
+    """Keep a library's INFO lines (Dask's ``distributed``, ``optuna``) off stderr while
+    evokeras uses it: each named logger that lets INFO through gets ``level``, unless
+    logging asks for INFO -- the root logger at INFO or below (``evokeras -v``, the
+    user's ``logging.basicConfig(level=logging.INFO)``) or a level below INFO that the
+    user gave the logger itself. Returns the function that gives each logger changed its
+    level back (unless someone changed it since)."""
+    if logging.getLogger().getEffectiveLevel() <= logging.INFO:
+        return lambda: None
+    changed: dict[logging.Logger, int] = {}
+    for name in names:
+        logger = logging.getLogger(name)
+        if logging.NOTSET < logger.level < logging.INFO or logger.getEffectiveLevel() >= level:
+            continue  # the user's DEBUG, or quiet already
+        changed[logger] = logger.level
+        logger.setLevel(level)
+
+    def restore() -> None:
+        for logger, old in changed.items():
+            if logger.level == level:
+                logger.setLevel(old)
+        changed.clear()
+
+    return restore

@@ -19,7 +19,15 @@ from multiprocessing import connection as mp_connection
 from multiprocessing import get_context
 from typing import Any
 
-from evokeras.engine.parallel.base import Backend, BackendError, Feed, OnFail
+from evokeras.engine.parallel.base import (
+    UNGUARDED_MAIN_EXIT,
+    WORKER_NAME,
+    Backend,
+    BackendError,
+    Feed,
+    OnFail,
+    unguarded_main,
+)
 from evokeras.engine.parallel.environment import (
     detect_gpus,
     gpu_worker_env,
@@ -58,7 +66,7 @@ class _Worker:
     def __init__(self, ctx: Any, slot: int, env: Mapping[str, str]) -> None:
         self.slot = slot
         self.conn, child = ctx.Pipe()
-        self.proc = ctx.Process(target=worker_main, args=(child, dict(env)), name=f"evokeras-worker-{slot}", daemon=True)
+        self.proc = ctx.Process(target=worker_main, args=(child, dict(env)), name=WORKER_NAME.format(slot), daemon=True)
         self.proc.start()
         child.close()
         self.token: str | None = None
@@ -315,6 +323,8 @@ class ProcessBackend(Backend):
         code = w.proc.exitcode
         self._replace(w)
         if not w.ready:  # it died starting up: not the task's fault
+            if code == UNGUARDED_MAIN_EXIT:  # importing the main script started a search there
+                raise unguarded_main()
             self._startup_failed(run, f"die while starting (exit code {code}); see their messages above")
             run.feed.again(task.index, task.item)
             return
