@@ -149,6 +149,11 @@ def from_gym(env_id: str, **options: Any) -> GymControl:
 _RECORDED = (ArrayClassification, ArrayRegression, GymControl, TextLanguageModel)
 
 
+def _on_terminal() -> bool:
+    """Whether stderr is a terminal (a progress bar's default; ``False`` without stderr)."""
+    return bool(getattr(sys.stderr, "isatty", lambda: False)())
+
+
 def _complete(search_run: Search, out: Path, progress: bool, error: type[SearchError]) -> dict[str, Any]:
     """Complete a search (:func:`~evokeras.engine.runner.complete`), draw its plots, and
     return its hall of fame; ``error`` when it ends without a front."""
@@ -160,6 +165,28 @@ def _complete(search_run: Search, out: Path, progress: bool, error: type[SearchE
     if outcome.status in ("io_error", "incomplete"):
         raise error(f"the search in {out} is not finished: {outcome.error} (continue it with `evokeras resume {out}`)")
     return read_front(out)
+
+
+def _new_search(task: str | Task, out: Path, data: dict[str, Any], task_options: Mapping[str, Any] | None,
+                time_budget: str | float | None | bool, *, progress: bool, callbacks: Sequence[Callback]) -> Search:
+    """A new :class:`Search` of ``task`` into ``out`` with the config keys ``data`` over
+    the keys ``time_budget`` derives (``None``: the default time budget; ``False``: none)."""
+    if isinstance(task, Task):
+        data["task"] = task.name
+    else:
+        data["task"] = task
+        data["task_options"] = {**dict(data.get("task_options", {})), **dict(task_options or {})}
+    made = task if isinstance(task, Task) else SearchConfig.from_dict(data).make_task()
+
+    def configured(data: Mapping[str, Any]) -> SearchConfig:  # without objectives, the task's
+        cfg = SearchConfig.from_dict(data)
+        return cfg if "objectives" in data else cfg.with_task_objectives(made)
+
+    cfg = configured(data)
+    if time_budget is not False:
+        cfg = configured(with_time_budget(data, time_budget, cfg.build_task(made)))
+    built = cfg.build_task(made)
+    return Search(fit_to_data(cfg, built), out, progress=progress, task=built, callbacks=callbacks)
 
 
 def search(task: str | Task, out: str | Path, *, time_budget: str | float | None = None,
@@ -212,7 +239,7 @@ def search(task: str | Task, out: str | Path, *, time_budget: str | float | None
         >>> # print(run.front[0].get("test_error"), run.models[0])
     """
     out = Path(out)
-    progress = sys.stderr.isatty() if progress is None else progress
+    progress = _on_terminal() if progress is None else progress
     if isinstance(task, str) and is_factory_name(task):
         register_factory(task)  # the caller names it: importing it is theirs to trust
     parallel = {} if workers is None else {"workers": int(workers)}
@@ -220,26 +247,15 @@ def search(task: str | Task, out: str | Path, *, time_budget: str | float | None
         # the run's record rebuilds the built-in tasks of data (a changed file is refused);
         # any other task object is used as given
         given = task if isinstance(task, Task) and type(task) not in _RECORDED else None
+        if time_budget is not None or config:
+            log.warning("%s holds a run: it continues with its stored configuration (time_budget and config "
+                        "are not applied; a new run directory starts a new search)", out)
         search_run = Search.resume(out, parallel=parallel, progress=progress, task=given, callbacks=callbacks)
     else:
         data: dict[str, Any] = overlay({"seed": seed, **dict(config or {})}, {"parallel": parallel})
-        if isinstance(task, Task):
-            data["task"] = task.name
-        else:
-            data["task"] = task
-            data["task_options"] = {**dict(data.get("task_options", {})), **dict(task_options or {})}
-        made = task if isinstance(task, Task) else SearchConfig.from_dict(data).make_task()
-
-        def configured(data: Mapping[str, Any]) -> SearchConfig:  # without objectives, the task's
-            cfg = SearchConfig.from_dict(data)
-            return cfg if "objectives" in data else cfg.with_task_objectives(made)
-
-        cfg = configured(data)
-        if time_budget is not None or wants_time_budget(config or {}):
-            cfg = configured(with_time_budget(data, time_budget, cfg.build_task(made)))
-        built = cfg.build_task(made)
-        cfg = fit_to_data(cfg, built)
-        search_run = Search(cfg, out, progress=progress, task=built, callbacks=callbacks)
+        timed = time_budget is not None or wants_time_budget(config or {})
+        search_run = _new_search(task, out, data, task_options, time_budget if timed else False,
+                                 progress=progress, callbacks=callbacks)
     return SearchRun(out, _complete(search_run, out, progress, SearchError))
 
 
@@ -289,7 +305,7 @@ def specialize(base_model: Any, task: str, out: str | Path, *, config: Mapping[s
     """
 
     out = Path(out)
-    progress = sys.stderr.isatty() if progress is None else progress
+    progress = _on_terminal() if progress is None else progress
     if (out / "run.db").is_file():
         search = Search.resume(out, progress=progress, callbacks=callbacks)
     else:

@@ -46,7 +46,8 @@ SCRIPT = textwrap.dedent(f"""
 
 
 def test_a_time_budget_alone_runs_on_small_and_large_data(tmp_path: Path) -> None:
-    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTEST_CURRENT_TEST")}
+    env = {k: v for k, v in os.environ.items() if k != "PYTEST_CURRENT_TEST"}  # no fixture, no conftest
+    env["PYTHONPATH"] = os.pathsep.join([str(Path(__file__).resolve().parent.parent), env.get("PYTHONPATH", "")])
     env.setdefault("KERAS_BACKEND", "tensorflow")
     proc = subprocess.run([sys.executable, "-c", SCRIPT], cwd=tmp_path, env=env, capture_output=True, text=True,
                           timeout=8 * BUDGET_SECONDS)

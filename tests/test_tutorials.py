@@ -100,7 +100,7 @@ def test_every_python_block_compiles() -> None:
 
 
 def test_no_tutorial_calls_the_private_search_loop() -> None:
-    """``Search.run()`` is private (``Search._run``) since 0.13: runs end with ``evokeras.search``."""
+    """``Search.run()`` is private (``Search._run``) since 0.14: runs end with ``evokeras.search``."""
     for page in TUTORIALS.glob("*.md"):
         for code in blocks(page):
             assert not re.search(r"\bsearch\.run\(|\bSearch\([^)]*\)\.run\(", code), page.name

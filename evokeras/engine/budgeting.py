@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 from evokeras.engine.config import SearchConfig, migrate, overlay
 from evokeras.engine.fields import ConfigError
+from evokeras.tasks import SupervisedTask
 from evokeras.tasks.language import LanguageModel
 
 if TYPE_CHECKING:
@@ -68,13 +69,16 @@ def parse_time_budget(value: str | float | int) -> float:
 
 
 def data_sizes(task: Task) -> tuple[int, int] | None:
-    """``(training, validation)`` examples (windows, for text) of ``task``'s data;
-    ``None`` for a task without a data split (control)."""
+    """``(training, validation)`` examples (windows, for text) of ``task``'s data, loaded
+    as the first evaluation loads it; ``None`` for a task without a train/validation split
+    (control). Data that cannot be loaded raises :class:`ConfigError`."""
     try:
         split = task.data(test_limit=1)
     except NotImplementedError:
         return None
-    if split is None:
+    except (ValueError, TypeError) as exc:
+        raise ConfigError(f"config key 'task': its data: {exc}") from exc
+    if not (hasattr(split, "x_train") and hasattr(split, "x_val")):
         return None
     return len(split.x_train), len(split.x_val)
 
@@ -94,15 +98,16 @@ def time_budget_config(seconds: float, task: Task) -> dict[str, Any]:
       hour, then 4) continue from their search weights on all the training data for the
       remaining 22%.
 
-    A task without a data split (control) gets the wall clock only."""
+    A task that is not a :class:`~evokeras.tasks.SupervisedTask` with a data split
+    (control, your own task that trains its own way) gets the wall clock only."""
     usable = seconds * (1 - _MARGIN)
     evaluation_seconds = min(60.0, max(8.0, seconds / 60))
     fits = int(usable * (1 - _FINAL_SHARE) / (evaluation_seconds * _EVAL_OVERHEAD))  # first generation in the search's time
     population = min(6, max(4, fits)) if seconds <= 1200 else 12 if seconds <= 7200 else 16
     generation = population * evaluation_seconds * _EVAL_OVERHEAD
     wall = max(evaluation_seconds, usable * (1 - _FINAL_SHARE) - 0.75 * generation)
-    sizes = data_sizes(task)
-    if sizes is None:
+    sizes = data_sizes(task) if isinstance(task, SupervisedTask) else None
+    if sizes is None:  # control, or a task that trains its own way: the wall clock only
         return {"strategy": {"wall_seconds": round(usable), "generations": 10_000}}
     n_train, n_val = sizes
     members = 1 if seconds <= 1200 else 2 if seconds <= 3600 else 4
@@ -131,28 +136,23 @@ def wants_time_budget(config: Mapping[str, Any]) -> bool:
 
 
 def fit_to_data(config: SearchConfig, task: Task) -> SearchConfig:
-    """``config`` with every sample count (``evaluation.train_samples``,
-    ``evaluation.val_samples``, ``final.train_samples``) capped at what ``task``'s data
-    holds, one logged line per capped key; then the data is loaded as the first
-    evaluation loads it (a failure raises :class:`ConfigError` naming the key)."""
+    """``config`` with every sample count capped at what ``task``'s data holds, one
+    logged line per capped key: ``evaluation.train_samples`` at the training examples,
+    ``evaluation.val_samples`` at the validation examples, ``final.train_samples`` at
+    both (a final model trains on training + validation). Loads the data as the first
+    evaluation does, so data that cannot be loaded raises :class:`ConfigError` before
+    anything is written."""
     sizes = data_sizes(task)
     if sizes is None:
         return config
     capped: dict[str, dict[str, int]] = {}
     for section, key, available in (("evaluation", "train_samples", sizes[0]), ("evaluation", "val_samples", sizes[1]),
-                                    ("final", "train_samples", sizes[0])):
+                                    ("final", "train_samples", sizes[0] + sizes[1])):
         value = getattr(getattr(config, section), key)
         if value is not None and value > available:
             log.info("%s.%s=%d capped to the %d examples available", section, key, value, available)
             capped.setdefault(section, {})[key] = available
-    if capped:
-        config = SearchConfig.from_dict(capped, base=config)
-    budget = config.budget()
-    try:
-        task.data(train_size=budget.train_samples, val_limit=budget.val_samples, test_limit=1)
-    except (ValueError, TypeError) as exc:
-        raise ConfigError(f"config key 'evaluation.train_samples'/'evaluation.val_samples': {exc}") from exc
-    return config
+    return SearchConfig.from_dict(capped, base=config) if capped else config
 
 
 def with_time_budget(data: Mapping[str, Any], time_budget: str | float | None, task: Task) -> dict[str, Any]:

@@ -29,7 +29,6 @@ Example:
 from __future__ import annotations
 
 import json
-import logging
 import os
 import time
 import weakref
@@ -39,6 +38,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from evokeras._meta import __version__, optional_dependency
+from evokeras.engine.parallel import quiet_loggers
 from evokeras.training.records import EvalResult
 
 if TYPE_CHECKING:
@@ -218,17 +218,14 @@ def _import_mlflow() -> Any:
 @contextmanager
 def _quiet() -> Iterator[None]:
     """MLflow without its INFO lines on stderr (the tables it creates in a new database)
-    and the run links it prints on stdout for a tracking server; ``DEBUG`` logging on the
-    ``mlflow`` logger keeps everything."""
-    logger = logging.getLogger("mlflow")
-    level, env = logger.level, os.environ.get("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT")
-    if logger.getEffectiveLevel() > logging.DEBUG:
-        logger.setLevel(logging.WARNING)
+    and the run links it prints on stdout for a tracking server, unless logging asks for
+    INFO (:func:`~evokeras.engine.parallel.quiet_loggers`)."""
+    restore, env = quiet_loggers("mlflow"), os.environ.get("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT")
     os.environ["MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT"] = "true"
     try:
         yield
     finally:
-        logger.setLevel(level)
+        restore()
         if env is None:
             os.environ.pop("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", None)
         else:

@@ -83,9 +83,9 @@ def complete(search: Search, *, progress: bool = False,
                                   f"{first.get('error', 'no model file')})")
             if draw is not None:
                 draw(search.out_dir)
-            search.store.set_meta("finished", True)
-            for callback in search.callbacks:
+            for callback in search.callbacks:  # before "finished": a failing hook runs again on the next call
                 callback.on_finish(search.out_dir, entries)
+            search.store.set_meta("finished", True)
         except BackendError as exc:
             return RunOutcome("backend_lost", search.out_dir, error=str(exc))
         except AllFailedError as exc:

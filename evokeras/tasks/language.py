@@ -223,8 +223,9 @@ class TextLanguageModel(LanguageModel):
     corpora's options (:func:`evokeras.data.files.text_split`: vocabulary, contiguous
     split; windows, embedding and search space as :class:`LanguageModel`).
 
-    A run directory rebuilds the task from the file's absolute path and sha256 (a string
-    is first written to ``DIR/data.txt``); a file that changed since is refused
+    A run directory rebuilds the task from the file's path and sha256 (absolute; a
+    string is first written to ``DIR/data.txt``, recorded relative to the run directory,
+    which may then move); a file that changed since is refused
     (:class:`evokeras.data.DataChangedError`).
 
     Args:

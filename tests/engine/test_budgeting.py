@@ -57,6 +57,17 @@ def test_the_derived_budget_fits_the_time_and_the_data(n: int, seconds: float) -
         assert e["epochs"] > 1 and e["patience"] > 0
 
 
+def test_data_that_cannot_be_loaded_is_a_config_error() -> None:
+    class Broken(type(_vectors(50))):  # type: ignore[misc]
+        def data(self, **limits: int | None) -> None:
+            raise ValueError("no rows")
+
+    task = _vectors(50)
+    task.__class__ = Broken
+    with pytest.raises(ConfigError, match="'task': its data: no rows"):
+        fit_to_data(SearchConfig.from_dict({"task": "arrays"}), task)
+
+
 def test_a_control_task_gets_the_wall_clock_only() -> None:
     derived = time_budget_config(600, evokeras.from_gym("CartPole-v1"))
     assert set(derived) == {"strategy"} and 0 < derived["strategy"]["wall_seconds"] < 600
@@ -84,7 +95,7 @@ def test_sample_counts_are_capped_at_what_the_data_holds(caplog: pytest.LogCaptu
     with caplog.at_level(logging.INFO, logger="evokeras.engine.budgeting"):
         fitted = fit_to_data(cfg, task)
     assert fitted.evaluation.train_samples == n_train and fitted.evaluation.val_samples == n_val
-    assert fitted.final.train_samples == n_train
+    assert fitted.final.train_samples == n_train + n_val  # a final model trains on both
     capped = [r.getMessage() for r in caplog.records if "capped" in r.getMessage()]
     assert len(capped) == 3 and any("evaluation.val_samples=2000" in m for m in capped)
     small = SearchConfig.from_dict({"task": "arrays", "evaluation": {"train_samples": 100, "val_samples": 10}})

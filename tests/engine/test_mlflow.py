@@ -35,8 +35,8 @@ def uri(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
 
 
 def _run(search: Search) -> Any:
-    """The search's own loop (``_run``; ``run`` before it was made private)."""
-    return (search._run if hasattr(search, "_run") else search.run)()
+    """The search's own loop (``_run``: the run is finished by ``runner.complete``)."""
+    return search._run()
 
 
 def _search(out: Path, callbacks: list[Any], **overrides: Any) -> Search:
