@@ -232,6 +232,15 @@ def _quiet() -> Iterator[None]:
             os.environ["MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT"] = env
 
 
+def _absolute_sqlite(uri: str | None) -> str | None:
+    """``sqlite:///relative.db`` with the path made absolute (``sqlite:////abs/relative.db``);
+    any other URI unchanged."""
+    prefix = "sqlite:///"
+    if uri is None or not uri.startswith(prefix) or uri.startswith(prefix + "/") or uri == prefix + ":memory:":
+        return uri
+    return prefix + str(Path(uri[len(prefix):]).resolve())
+
+
 def _end_left_run(client: Any, run_id: str, state: dict[str, str]) -> None:
     """End a run that :meth:`MLflow.close` did not end (at exit): ``FINISHED`` when its
     search ended, ``KILLED`` otherwise; errors are ignored (the store may be gone)."""
@@ -265,13 +274,14 @@ class MLflow(Callback):
     interpreter's exit, which end it ``FINISHED`` when the search itself ended and
     ``KILLED`` when it stopped on an error. A resumed search logs on to the same MLflow
     run (its id is kept in the run store's meta :data:`MLFLOW_META`). MLflow's own log
-    lines and run links are kept quiet (``DEBUG`` on the ``mlflow`` logger shows them).
+    lines and run links are kept quiet (INFO logging shows them).
     Needs the extra ``mlflow`` (``pip install 'evokeras[mlflow]'``), then
     ``mlflow ui --backend-store-uri sqlite:///mlflow.db`` (or a tracking server).
 
     Args:
-        tracking_uri: where to log (``sqlite:///mlflow.db``, ``http://host:5000``);
-            default MLflow's (``MLFLOW_TRACKING_URI`` or ``mlflow.db`` in the working
+        tracking_uri: where to log (``sqlite:///mlflow.db``, ``http://host:5000``); a
+            relative SQLite path is taken from the working directory now, so a search
+            resumed from elsewhere logs to the same database; default MLflow's (``MLFLOW_TRACKING_URI`` or ``mlflow.db`` in the working
             directory, with the artifacts under ``mlruns/``).
         experiment: the MLflow experiment's name.
         run_name: the MLflow run's name; default the run directory's name.
@@ -285,7 +295,7 @@ class MLflow(Callback):
 
     def __init__(self, tracking_uri: str | None = None, *, experiment: str = "evokeras",
                  run_name: str | None = None, nested_candidates: bool = True) -> None:
-        self.tracking_uri = tracking_uri
+        self.tracking_uri = _absolute_sqlite(tracking_uri)
         self.experiment = experiment
         self.run_name = run_name
         self.nested_candidates = nested_candidates

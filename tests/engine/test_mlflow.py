@@ -169,3 +169,11 @@ def test_missing_mlflow_names_the_extra(tmp_path: Path, monkeypatch: pytest.Monk
 def test_flat_params() -> None:
     assert flat_params({"a": {"b": 1, "c": {"d": None}}, "e": [1, 2], "f": "x" * 7000, "g": True}) == {
         "a.b": "1", "a.c.d": "null", "e": "[1, 2]", "f": "x" * 6000, "g": "True"}
+
+
+def test_a_relative_sqlite_uri_is_taken_from_where_the_callback_is_made(tmp_path: Path,
+                                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    assert MLflow("sqlite:///mlflow.db").tracking_uri == f"sqlite:///{tmp_path.resolve() / 'mlflow.db'}"
+    for uri in (None, "http://localhost:5000", f"sqlite:///{tmp_path}/x.db"):
+        assert MLflow(uri).tracking_uri == uri
