@@ -45,7 +45,7 @@ if TYPE_CHECKING:
     from evokeras.engine.search import Search, SearchResult
     from evokeras.engine.toolbox import Individual
 
-__all__ = ["MLFLOW_META", "Callback", "MLflow", "TensorBoard", "candidate_hparams", "flat_params"]
+__all__ = ["MLFLOW_META", "Callback", "MLflow", "TensorBoard", "candidate_hparams", "flat_params", "generation_scalars"]
 
 
 def candidate_hparams(genome: Mapping[str, Any], generation: int) -> dict[str, float | str]:
@@ -66,6 +66,18 @@ def candidate_hparams(genome: Mapping[str, Any], generation: int) -> dict[str, f
                 out[prefix + name] = float(len(value))
 
     add("", genome, 0)
+    return out
+
+
+def generation_scalars(record: Mapping[str, Any], front: Sequence[Individual]) -> dict[str, float]:
+    """What the loggers (:class:`TensorBoard`, :class:`MLflow`) write per generation:
+    ``<objective>/min``, ``/avg``, ``/max`` over the population (the logbook
+    ``record``), ``search/evaluations``, ``search/failed``, ``search/front_size`` and
+    ``search/elapsed_seconds``."""
+    out = {f"{name}/{stat}": float(stats[stat]) for name, stats in record.items()
+           if isinstance(stats, Mapping) for stat in ("min", "avg", "max")}
+    out.update({"search/evaluations": float(record["nevals"]), "search/failed": float(record["nfailed"]),
+                "search/front_size": float(len(front)), "search/elapsed_seconds": float(record["elapsed"])})
     return out
 
 
@@ -169,15 +181,8 @@ class TensorBoard(Callback):
 
     def on_generation(self, record: Mapping[str, Any], front: Sequence[Individual]) -> None:
         writer = self._open()
-        step = int(record["gen"])
-        for name, stats in record.items():
-            if isinstance(stats, Mapping):
-                for stat in ("min", "avg", "max"):
-                    writer.add_scalar(f"{name}/{stat}", float(stats[stat]), step=step)
-        writer.add_scalar("search/evaluations", float(record["nevals"]), step=step)
-        writer.add_scalar("search/failed", float(record["nfailed"]), step=step)
-        writer.add_scalar("search/front_size", float(len(front)), step=step)
-        writer.add_scalar("search/elapsed_seconds", float(record["elapsed"]), step=step)
+        for name, value in generation_scalars(record, front).items():
+            writer.add_scalar(name, value, step=int(record["gen"]))
         writer.flush()
 
     def on_search_end(self, result: SearchResult) -> None:
@@ -395,12 +400,8 @@ class MLflow(Callback):
     def on_generation(self, record: Mapping[str, Any], front: Sequence[Individual]) -> None:
         if self.run_id is None:
             return
-        metrics = {f"{name}/{stat}": float(stats[stat]) for name, stats in record.items()
-                   if isinstance(stats, Mapping) for stat in ("min", "avg", "max")}
-        metrics.update({"search/evaluations": record["nevals"], "search/failed": record["nfailed"],
-                        "search/front_size": len(front), "search/elapsed_seconds": record["elapsed"]})
         with _quiet():
-            self._log(self.run_id, metrics=metrics, step=int(record["gen"]))
+            self._log(self.run_id, metrics=generation_scalars(record, front), step=int(record["gen"]))
 
     def on_search_end(self, result: SearchResult) -> None:
         if self.run_id is None:
