@@ -35,6 +35,8 @@ log = logging.getLogger(__name__)
 
 #: The time budget of a search that names none and sets no budget section.
 DEFAULT_TIME_BUDGET = "15min"
+#: The population (and offspring) of a control task's weight ES under a time budget.
+CONTROL_POPULATION = 32
 #: The sections a time budget sets (a configuration that names one keeps its own budget).
 BUDGET_SECTIONS = ("strategy", "evaluation", "final")
 
@@ -98,8 +100,11 @@ def time_budget_config(seconds: float, task: Task) -> dict[str, Any]:
       hour, then 4) continue from their search weights on all the training data for the
       remaining 22%.
 
-    A task that is not a :class:`~evokeras.tasks.SupervisedTask` with a data split
-    (control, your own task that trains its own way) gets the wall clock only."""
+    A control task (one whose genomes carry their weights) gets strategy ``"es"``
+    (:mod:`evokeras.engine.strategies.es`) with :data:`CONTROL_POPULATION` candidates a
+    generation for the wall clock; another task that is not a
+    :class:`~evokeras.tasks.SupervisedTask` with a data split (your own task that trains
+    its own way) gets the wall clock only."""
     usable = seconds * (1 - _MARGIN)
     evaluation_seconds = min(60.0, max(8.0, seconds / 60))
     fits = int(usable * (1 - _FINAL_SHARE) / (evaluation_seconds * _EVAL_OVERHEAD))  # first generation in the search's time
@@ -107,7 +112,10 @@ def time_budget_config(seconds: float, task: Task) -> dict[str, Any]:
     generation = population * evaluation_seconds * _EVAL_OVERHEAD
     wall = max(evaluation_seconds, usable * (1 - _FINAL_SHARE) - 0.75 * generation)
     sizes = data_sizes(task) if isinstance(task, SupervisedTask) else None
-    if sizes is None:  # control, or a task that trains its own way: the wall clock only
+    if hasattr(task, "weight_vector"):  # evolved weights (control): the weight ES, until solved or the clock ends
+        return {"strategy": {"name": "es", "population": CONTROL_POPULATION, "offspring": CONTROL_POPULATION,
+                             "wall_seconds": round(usable), "generations": 10_000}}
+    if sizes is None:  # a task that trains its own way: the wall clock only
         return {"strategy": {"wall_seconds": round(usable), "generations": 10_000}}
     n_train, n_val = sizes
     members = 1 if seconds <= 1200 else 2 if seconds <= 3600 else 4

@@ -28,12 +28,13 @@ from evokeras.data.files import DataChangedError
 from evokeras.engine.fields import Checked, ConfigError, check, check_keys, schema_of
 from evokeras.engine.parallel import BACKENDS
 from evokeras.engine.strategies import STRATEGIES
+from evokeras.engine.strategies.es import ES_DEFAULTS
 from evokeras.tasks import SupervisedTask, Task, make_task, registered_tasks
 from evokeras.training.records import DEFAULT_OBJECTIVES, Budget, TrainSettings
 
 __all__ = [
     "FINAL_RUNG_DEFAULTS", "FLAT_KEYS", "LEGACY_BUDGET_KEYS", "LEGACY_RESUME_DEFAULTS", "MULTI_FIDELITY_DEFAULTS",
-    "SECTIONS", "ConfigError", "EvaluationConfig", "FinalConfig", "FinalRung", "MultiFidelity",
+    "SECTIONS", "ConfigError", "ESSettings", "EvaluationConfig", "FinalConfig", "FinalRung", "MultiFidelity",
     "ParallelConfig", "SearchConfig", "StrategyConfig", "config_schema", "load_stored", "migrate", "overlay",
 ]
 
@@ -44,6 +45,40 @@ def _probabilities(s: StrategyConfig) -> tuple[str, str] | None:
     return None
 
 
+def _es_settings_need_es(s: StrategyConfig) -> tuple[str, str] | None:
+    if s.es is not None and s.name != "es":
+        return "es", f"these settings are read by strategy 'es' only, not by {s.name!r}"
+    return None
+
+
+@dataclass(frozen=True)
+class ESSettings(Checked):
+    """The weight ES's settings (config key ``strategy.es``;
+    :mod:`evokeras.engine.strategies.es`).
+
+    Attributes:
+        sigma: the standard deviation of the antithetic weight perturbations.
+        learning_rate: Adam's step size for the mean of the weights.
+        weight_decay: the pull of the mean toward zero per step.
+        architecture_share: the share of each generation that is NSGA-II's children
+            (architecture and weights varied by the task's operators); the rest are
+            antithetic pairs around the centre.
+        flat_generations: after this many generations in a row whose returns are all the
+            same, the ES restarts from a new random genome.
+        novelty: break ties between equal returns by novelty (the task's ``behaviour``
+            metric against an archive of behaviours seen).
+    """
+
+    KEY: ClassVar[str] = "strategy.es"
+
+    sigma: float = field(default=ES_DEFAULTS["sigma"], metadata={"exclusiveMinimum": 0})
+    learning_rate: float = field(default=ES_DEFAULTS["learning_rate"], metadata={"exclusiveMinimum": 0})
+    weight_decay: float = field(default=ES_DEFAULTS["weight_decay"], metadata={"minimum": 0})
+    architecture_share: float = field(default=ES_DEFAULTS["architecture_share"], metadata={"minimum": 0, "maximum": 1})
+    flat_generations: int = field(default=ES_DEFAULTS["flat_generations"], metadata={"minimum": 1})
+    novelty: bool = ES_DEFAULTS["novelty"]
+
+
 @dataclass(frozen=True)
 class StrategyConfig(Checked):
     """How candidates are searched for (config key ``strategy``).
@@ -52,7 +87,9 @@ class StrategyConfig(Checked):
         name: the search strategy: ``"nsga2"`` (generations of NSGA-II, mu + lambda),
             ``"steady_state"`` (a new candidate whenever a worker is free), ``"lineage"``
             (NSGA-II whose children continue their parents' training; needs
-            ``evaluation.inherit_weights``: :mod:`evokeras.engine.strategies.lineage`) or one
+            ``evaluation.inherit_weights``: :mod:`evokeras.engine.strategies.lineage`),
+            ``"es"`` (OpenAI-ES on the weights genomes carry, for control tasks:
+            :mod:`evokeras.engine.strategies.es`) or one
             registered with :func:`evokeras.engine.strategies.register_strategy`.
         population: mu, the population kept.
         offspring: lambda, offspring per generation.
@@ -64,10 +101,12 @@ class StrategyConfig(Checked):
         wall_seconds: stop at the end of the generation that passes this (an asynchronous
             strategy: ask no more candidates once it passed; those in flight finish);
             ``None``: no limit.
+        es: ``None`` or the settings of strategy ``"es"`` (:class:`ESSettings`); keys not
+            given take their defaults.
     """
 
     KEY: ClassVar[str] = "strategy"
-    RULES: ClassVar[tuple] = (_probabilities,)
+    RULES: ClassVar[tuple] = (_probabilities, _es_settings_need_es)
 
     # the registry itself: a strategy registered later is a valid name too
     name: str = field(default="nsga2", metadata={"enum": STRATEGIES})
@@ -78,6 +117,7 @@ class StrategyConfig(Checked):
     mutpb: float = field(default=0.6, metadata={"minimum": 0, "maximum": 1})
     reference_architectures: bool = False
     wall_seconds: float | None = field(default=None, metadata={"exclusiveMinimum": 0})
+    es: dict[str, Any] | None = field(default=None, metadata={"shape": ESSettings})
 
 
 @dataclass(frozen=True)
@@ -387,6 +427,9 @@ class SearchConfig(Checked):
         if self.max_val_error is not None and task.error_measure not in task.measures:
             raise ConfigError(f"config key 'max_val_error': task {self.task!r} reports no validation error "
                               f"({task.error_measure or 'none declared'})")
+        if self.strategy.name == "es" and not hasattr(task, "weight_vector"):
+            raise ConfigError(f"config key 'strategy.name': 'es' evolves the weights genomes carry; task {self.task!r} "
+                              "trains its weights (use 'nsga2' or 'lineage')")
         if self.strategy.reference_architectures and not task.reference_genomes():
             raise ConfigError(f"config key 'strategy.reference_architectures': task {self.task!r} has no reference architectures")
         if self.final.augment and not (isinstance(task, SupervisedTask) and task.augment is not None):
@@ -455,7 +498,8 @@ def migrate(data: Mapping[str, Any], *, stored: bool = False) -> dict[str, Any]:
     A key given in both forms is refused (:class:`ConfigError` naming both: the one
     would silently hide the other); a legacy ``evaluation`` name gives way to today's.
     ``stored``: ``data`` is a run directory's configuration, which gets
-    :data:`LEGACY_RESUME_DEFAULTS` where it lacks those keys. Nothing is checked here but
+    :data:`LEGACY_RESUME_DEFAULTS` where it lacks those keys (and a ``gym`` task without
+    ``normalize`` in its options, from before 0.15, ``normalize: false``). Nothing is checked here but
     that ``data`` is an object; :meth:`SearchConfig.from_dict` checks the rest."""
     if not isinstance(data, Mapping):
         raise ConfigError(f"config: expected a JSON object, got {type(data).__name__}")
@@ -484,6 +528,9 @@ def migrate(data: Mapping[str, Any], *, stored: bool = False) -> dict[str, Any]:
                 out.setdefault(key, value)
             elif isinstance(out.get(key, {}), Mapping):
                 out[key] = {**value, **out.get(key, {})}
+        options = out.get("task_options")
+        if out.get("task") == "gym" and isinstance(options, Mapping) and "normalize" not in options:
+            out["task_options"] = {**options, "normalize": False}  # control runs before 0.15 read raw observations
     return out
 
 

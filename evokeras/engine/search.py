@@ -300,12 +300,13 @@ class Search:
         """Whether a front member is verified to solve the task (:meth:`Task.verify`).
 
         Members whose search metrics make them candidates (``task.is_candidate``) are
-        verified once each (``task.verify`` on episodes the search never used); the
+        verified once each, best first objective first (``task.verify`` on episodes the
+        search never used); the
         outcomes are kept in the run store's meta ``verified`` (so a resumed run neither
         repeats nor forgets them) and the first solved key in ``solved``.
         """
         done: dict[str, Any] = self.store.get_meta("verified") or {}
-        for ind in sorted(self.strategy.front, key=lambda i: i.key):
+        for ind in sorted(self.strategy.front, key=lambda i: (-i.fitness.wvalues[0], i.key)):  # most promising first
             if ind.key not in done:
                 record = self.store.get_evaluation(ind.key)
                 if record is None or not record.ok or not self.task.is_candidate(record.metrics):

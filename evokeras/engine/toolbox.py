@@ -72,18 +72,22 @@ def __getattr__(name: str) -> Any:
 class _Fit:
     """What every individual adds to its genome: a DEAP ``fitness`` and the key of the
     ``parent`` it was varied from (``None`` for a random individual; weight inheritance
-    reads it). Individuals compare and hash as their genome."""
+    reads it) and, optionally, the ``seed_key`` whose evaluation seeds it shares (common
+    random numbers: strategy ``"es"`` evaluates an antithetic pair on its centre's
+    episodes). Individuals compare and hash as their genome."""
 
     fitness: base.Fitness
     parent: str | None
+    seed_key: str | None
 
     def __deepcopy__(self, memo: dict[int, Any]) -> Any:
-        new = to_individual(self, type(self.fitness), parent=self.parent)
+        new = to_individual(self, type(self.fitness), parent=self.parent, seed_key=self.seed_key)
         new.fitness = copy.deepcopy(self.fitness, memo)
         return new
 
     def __reduce__(self) -> tuple[Any, ...]:
-        return (_rebuild_individual, (self.as_genome(), type(self.fitness), self.fitness.values, self.parent))  # type: ignore[attr-defined]
+        return (_rebuild_individual, (self.as_genome(), type(self.fitness), self.fitness.values,  # type: ignore[attr-defined]
+                                      self.parent, self.seed_key))
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(key={self.key}, size={len(self)}, fitness={self.fitness.values})"  # type: ignore[attr-defined]
@@ -102,7 +106,8 @@ class EditIndividual(_Fit, EditProgram):
 INDIVIDUAL_CLASSES: dict[type, type] = {Genome: Individual, EditProgram: EditIndividual}
 
 
-def to_individual(genome: Any, fitness_cls: type[base.Fitness], *, parent: str | None = None) -> Any:
+def to_individual(genome: Any, fitness_cls: type[base.Fitness], *, parent: str | None = None,
+                  seed_key: str | None = None) -> Any:
     """Wrap ``genome`` (a :class:`Genome` or :class:`~evokeras.genomes.edits.EditProgram`) as an
     individual with an invalid (empty) fitness."""
     plain = genome.as_genome()
@@ -110,12 +115,13 @@ def to_individual(genome: Any, fitness_cls: type[base.Fitness], *, parent: str |
     ind = cls(**{f.name: getattr(plain, f.name) for f in dataclasses.fields(plain)})
     ind.fitness = fitness_cls()
     ind.parent = parent
+    ind.seed_key = seed_key
     return ind
 
 
 def _rebuild_individual(genome: Any, fitness_cls: type[base.Fitness], values: tuple[float, ...],
-                        parent: str | None = None) -> Any:
-    ind = to_individual(genome, fitness_cls, parent=parent)
+                        parent: str | None = None, seed_key: str | None = None) -> Any:
+    ind = to_individual(genome, fitness_cls, parent=parent, seed_key=seed_key)
     if values:
         ind.fitness.values = values
     return ind

@@ -129,7 +129,8 @@ class Task(ABC):
 
     def builds_keras_models(self, objectives: Sequence[str]) -> bool:
         """Whether :meth:`score` builds Keras models for these objectives (the evaluator
-        then frees the previous candidate's models first, outside its clocks)."""
+        then frees the previous candidate's models first, outside its clocks, and seeds
+        Keras; otherwise it seeds Python's and NumPy's generators and never imports Keras)."""
         return True
 
     def scaled_budget(self, budget: Budget, fraction: float) -> Budget:

@@ -25,9 +25,12 @@ class CartPole(GymControl):
             activation genes with NumPy-evaluable activations, 0-4 layers).
         sigma: standard deviation of the Gaussian weight mutation.
         arch_rate: probability that a mutation also changes the architecture.
+        normalize: scale observations (:class:`GymControl`); off by default here, as
+            CartPole's observations need no scaling and its runs before 0.15 read them raw.
     """
 
     name = "cartpole"
 
-    def __init__(self, *, space: SearchSpace | None = None, sigma: float = 0.2, arch_rate: float = 0.3) -> None:
-        super().__init__("CartPole-v1", space=space, sigma=sigma, arch_rate=arch_rate)
+    def __init__(self, *, space: SearchSpace | None = None, sigma: float = 0.2, arch_rate: float = 0.3,
+                 normalize: bool = False) -> None:
+        super().__init__("CartPole-v1", space=space, sigma=sigma, arch_rate=arch_rate, normalize=normalize)

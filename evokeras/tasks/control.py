@@ -45,6 +45,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import os
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -62,12 +63,15 @@ from evokeras.training.records import derive_seed
 from evokeras.variation import weights as W
 from evokeras.variation.network import crossover, mutate, random_genome
 
-__all__ = ["TEST_SEED_BASE", "VERIFY_SEED_BASE", "ActionMap", "GymControl", "rollout"]
+__all__ = ["TEST_SEED_BASE", "VERIFY_SEED_BASE", "ActionMap", "GymControl", "check_policy", "episodes_of",
+           "observation_scale", "rollout"]
 
 #: Seeds of search episodes are below this; verification seeds are at or above it.
 VERIFY_SEED_BASE = 2**30
 #: Seeds of the final test episodes are at or above this (and below 2**31).
 TEST_SEED_BASE = 3 * 2**29
+#: The seed of the random-action episodes that scale observations (in no other range).
+PROBE_SEED = 2**31
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -131,6 +135,13 @@ def rollout(policy: Any, episodes: int, seed: int, *, env_id: str = "CartPole-v1
 
     Returns the return of each episode and the number of environment steps taken.
     """
+    returns, steps, _ = episodes_of(policy, episodes, seed, env_id=env_id, act=act)
+    return returns, steps
+
+
+def episodes_of(policy: Any, episodes: int, seed: int, *, env_id: str = "CartPole-v1",
+                act: ActionMap | None = None) -> tuple[np.ndarray, int, np.ndarray]:
+    """:func:`rollout`, also returning each episode's last observation ``[n, d]``."""
     with optional_dependency():
         import gymnasium as gym
 
@@ -138,18 +149,73 @@ def rollout(policy: Any, episodes: int, seed: int, *, env_id: str = "CartPole-v1
     env = gym.make_vec(env_id, num_envs=int(episodes), vectorization_mode=None)
     try:
         obs, _ = env.reset(seed=int(seed))
+        obs = np.asarray(obs, dtype=np.float32).reshape(episodes, -1)
         done = np.zeros(episodes, dtype=bool)
         returns = np.zeros(episodes, dtype=np.float64)
+        last = obs.copy()
         steps = 0
         while not done.all():
-            actions = act(policy(np.asarray(obs, dtype=np.float32).reshape(episodes, -1)))
+            actions = act(policy(obs))
             obs, reward, terminated, truncated, _ = env.step(actions)
+            obs = np.asarray(obs, dtype=np.float32).reshape(episodes, -1)
             returns += np.where(done, 0.0, np.asarray(reward, dtype=np.float64))
             steps += int((~done).sum())
+            last[~done] = obs[~done]
             done |= np.asarray(terminated) | np.asarray(truncated)
     finally:
         env.close()
-    return returns, steps
+    return returns, steps, last
+
+
+def check_policy(policy: Any, seed: int, *, env_id: str, act: ActionMap, threshold: float | None,
+                 episodes: int = 100, chunk: int = 25, early: bool = True) -> dict[str, Any]:
+    """gymnasium's criterion: whether the mean return of ``episodes`` consecutive episodes
+    (seeds ``seed``, ``seed + 1``, ...) reaches ``threshold``.
+
+    The episodes run ``chunk`` at a time; with ``early``, a policy whose mean so far is
+    more than two standard errors below the threshold is turned down there (not solved,
+    ``episodes`` says how many ran): a policy that would pass is turned down at one look
+    with a chance of about 2%, and a lucky search return costs a quarter of a check. A
+    policy is only ever declared solved on all ``episodes``."""
+    returns: list[float] = []
+    steps = 0
+    while len(returns) < episodes:
+        n = min(chunk, episodes - len(returns))
+        got, used = rollout(policy, n, seed + len(returns), env_id=env_id, act=act)
+        returns += got.tolist()
+        steps += used
+        done = np.asarray(returns)
+        if early and threshold is not None and len(returns) < episodes:
+            margin = 2.0 * done.std(ddof=1) / math.sqrt(len(done)) if len(done) > 1 else 0.0
+            if done.mean() + margin < threshold:
+                break
+    mean = float(np.mean(returns))
+    return {"mean_return": mean, "solved": threshold is not None and len(returns) == episodes and mean >= threshold,
+            "episodes": len(returns), "steps": steps, "seed": int(seed)}
+
+
+def observation_scale(env_id: str, episodes: int = 10, seed: int = PROBE_SEED) -> tuple[np.ndarray, np.ndarray]:
+    """The mean and standard deviation of each observation component over ``episodes``
+    episodes of uniformly random actions (seeded; standard deviations below 1e-3 count as 1)."""
+    with optional_dependency():
+        import gymnasium as gym
+
+    env = gym.make(env_id)
+    seen = []
+    try:
+        env.action_space.seed(int(seed))
+        for i in range(int(episodes)):
+            obs, _ = env.reset(seed=int(seed) + i)
+            done = False
+            while not done:
+                seen.append(np.asarray(obs, dtype=np.float64).ravel())
+                obs, _, terminated, truncated, _ = env.step(env.action_space.sample())
+                done = terminated or truncated
+    finally:
+        env.close()
+    data = np.stack(seen)
+    std = data.std(axis=0)
+    return data.mean(axis=0), np.where(std < 1e-3, 1.0, std)
 
 
 class GymControl(NetworkTask):
@@ -164,6 +230,11 @@ class GymControl(NetworkTask):
             with NumPy-evaluable activations, 0-4 layers).
         sigma: standard deviation of the Gaussian weight mutation.
         arch_rate: probability that a mutation also changes the architecture.
+        normalize: the policy reads observations standardised by the mean and standard
+            deviation of 10 episodes of random actions (:func:`observation_scale`; a fixed
+            ``Normalization`` layer in front of the Keras model). Observations whose scales
+            differ by orders of magnitude (MountainCar's velocity is 100 times smaller than its
+            position) otherwise leave a random policy blind to the small ones.
     """
 
     name = ""  # the environment id unless a subclass names itself
@@ -175,7 +246,8 @@ class GymControl(NetworkTask):
     verify_episodes = 100
 
     def __init__(self, env_id: str = "CartPole-v1", *, threshold: float | None = None,
-                 space: SearchSpace | None = None, sigma: float = 0.2, arch_rate: float = 0.3) -> None:
+                 space: SearchSpace | None = None, sigma: float = 0.2, arch_rate: float = 0.3,
+                 normalize: bool = True) -> None:
         with optional_dependency():
             import gymnasium as gym
         from gymnasium import spaces
@@ -216,6 +288,10 @@ class GymControl(NetworkTask):
         super().__init__(space=space)
         self.sigma = float(sigma)
         self.arch_rate = float(arch_rate)
+        if not isinstance(normalize, bool):
+            raise ValueError(f"normalize: expected true or false, got {normalize!r}")
+        self.normalize = normalize
+        self.obs_mean, self.obs_std = observation_scale(env_id) if normalize else (None, None)
 
     def recipe(self, out_dir: Path) -> dict[str, Any] | None:
         """``{"task": "gym", "task_options": {env_id, threshold, sigma, arch_rate}}``; ``None``
@@ -223,7 +299,8 @@ class GymControl(NetworkTask):
         if type(self) is not GymControl:
             return None
         return {"task": "gym", "task_options": {"env_id": self.env_id, "threshold": self.user_threshold,
-                                                "sigma": self.sigma, "arch_rate": self.arch_rate}}
+                                                "sigma": self.sigma, "arch_rate": self.arch_rate,
+                                                "normalize": self.normalize}}
 
     def _bind(self, space: SearchSpace) -> SearchSpace:
         """Only genes with a NumPy forward pass (the weights evolve outside Keras)."""
@@ -238,6 +315,14 @@ class GymControl(NetworkTask):
         return super()._bind(space)
 
     # -- model -----------------------------------------------------------------------
+    def stem(self, inputs: Any) -> Any:
+        """The observation scaling (``normalize``), else the identity."""
+        if self.obs_mean is None:
+            return inputs
+        import keras
+
+        return keras.layers.Normalization(mean=self.obs_mean, variance=np.square(self.obs_std), name="scale")(inputs)
+
     def head(self, x: Any) -> Any:
         import keras
 
@@ -277,15 +362,33 @@ class GymControl(NetworkTask):
     def _dims(self) -> tuple[int, int]:
         return int(self.input_shape[0]), int(self.n_outputs)
 
+    def weight_vector(self, genome: Genome) -> np.ndarray:
+        """The genome's evolved weights as one vector (what strategy ``"es"`` perturbs)."""
+        return W.flat_weights(genome, *self._dims)
+
+    def with_weight_vector(self, genome: Genome, vector: np.ndarray) -> Genome:
+        """``genome`` carrying ``vector`` (:meth:`weight_vector`'s layout) as its weights."""
+        return W.with_flat_weights(genome, vector, *self._dims)
+
     # -- evaluation ------------------------------------------------------------------
     def policy(self, genome: Genome) -> Any:
         """The NumPy policy ``obs[n, d] -> outputs[n, k]`` of ``genome``."""
         params = W.params_of(genome, *self._dims)
-        return lambda obs: W.forward(genome, obs, *self._dims, params=params)
+        if self.obs_mean is None:
+            return lambda obs: W.forward(genome, obs, *self._dims, params=params)
+        mean, std = self.obs_mean.astype(np.float32), self.obs_std.astype(np.float32)
+        return lambda obs: W.forward(genome, (obs - mean) / std, *self._dims, params=params)
 
     def rollout(self, genome: Genome, episodes: int, seed: int) -> tuple[np.ndarray, int]:
         """:func:`rollout` of ``genome``'s policy on this task's environment."""
         return rollout(self.policy(genome), episodes, seed, env_id=self.env_id, act=self.act)
+
+    def behaviour(self, last: np.ndarray) -> list[float]:
+        """What novelty compares: the mean last observation of the episodes (scaled as
+        the policy reads it)."""
+        if self.obs_mean is not None:
+            last = (last - self.obs_mean) / self.obs_std
+        return [round(float(v), 6) for v in np.asarray(last, dtype=np.float64).mean(axis=0)]
 
     def scaled_budget(self, budget: Any, fraction: float) -> Any:
         """A lower fidelity is fewer episodes."""
@@ -300,16 +403,22 @@ class GymControl(NetworkTask):
         return derive_seed(seed, key) % VERIFY_SEED_BASE
 
     def score(self, genome: Genome, ctx: ScoreContext) -> dict[str, Any]:
-        """Mean return over ``ctx.budget.episodes`` episodes; size, FLOPs, and (when an
-        objective) the Keras model's inference time."""
+        """Mean return over ``ctx.budget.episodes`` episodes (seeded by ``ctx.seed_key`` where
+        set, else by the genome's key); size, FLOPs, the
+        :meth:`behaviour`, the cost of an environment step with the policy's forward pass
+        (``step_us``, microseconds), and (when an objective) the Keras model's inference time."""
         analysis = self.space.analyze(genome)
         metrics: dict[str, Any] = {"params": int(analysis.params), "flops": int(analysis.flops)}
         ctx.note(**metrics)
+        start = time.perf_counter()
         with ctx.timed("fit"):
-            returns, steps = self.rollout(genome, ctx.budget.episodes, self.episode_seed(ctx.run_seed, genome.key))
+            returns, steps, last = episodes_of(self.policy(genome), ctx.budget.episodes,
+                                               self.episode_seed(ctx.run_seed, ctx.seed_key or genome.key),
+                                               env_id=self.env_id, act=self.act)
         metrics.update(
             {"return": float(returns.mean()), "return_min": float(returns.min()),
-             "episodes": int(len(returns)), "steps": steps}
+             "episodes": int(len(returns)), "steps": steps,
+             "step_us": 1e6 * (time.perf_counter() - start) / max(1, steps), "behaviour": self.behaviour(last)}
         )
         if "exec_time" in ctx.objectives:
             with ctx.timed("timing"):
@@ -331,7 +440,8 @@ class GymControl(NetworkTask):
         return self.threshold is not None and float(metrics.get("return", -np.inf)) >= self.threshold
 
     def verify(self, genome: Genome, seed: int) -> dict[str, Any]:
-        """gymnasium's criterion on unseen seeds: mean return over 100 consecutive episodes."""
+        """gymnasium's criterion on unseen seeds: mean return over 100 consecutive episodes
+        (:func:`check_policy`: a hopeless candidate is turned down after 25, 50 or 75)."""
 
         vseed = VERIFY_SEED_BASE + derive_seed(seed, "verify:" + genome.key) % (TEST_SEED_BASE - VERIFY_SEED_BASE)
         return self._hundred(genome, vseed)
@@ -340,13 +450,12 @@ class GymControl(NetworkTask):
         """The final test: 100 more episodes from a seed range neither search nor
         verification uses."""
 
-        return self._hundred(genome, TEST_SEED_BASE + derive_seed(seed, "test:" + genome.key) % (2**31 - TEST_SEED_BASE))
+        return self._hundred(genome, TEST_SEED_BASE + derive_seed(seed, "test:" + genome.key) % (2**31 - TEST_SEED_BASE),
+                             early=False)
 
-    def _hundred(self, genome: Genome, vseed: int) -> dict[str, Any]:
-        returns, steps = self.rollout(genome, self.verify_episodes, vseed)
-        mean = float(returns.mean())
-        return {"mean_return": mean, "solved": self.threshold is not None and mean >= self.threshold,
-                "episodes": int(len(returns)), "steps": steps, "seed": vseed}
+    def _hundred(self, genome: Genome, vseed: int, *, early: bool = True) -> dict[str, Any]:
+        return check_policy(self.policy(genome), vseed, env_id=self.env_id, act=self.act, threshold=self.threshold,
+                            episodes=self.verify_episodes, early=early)
 
     def final_model(self, genome: Genome, final: FinalContext, path: Any) -> dict[str, Any]:
         """Test the member on 100 episodes of the test seed range and save its Keras model."""

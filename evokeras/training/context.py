@@ -37,6 +37,9 @@ class ScoreContext:
         run_seed: the run's seed (e.g. to derive episode seeds the whole run shares).
         objectives: the names of the run's objectives.
         parent: the key of the genome's parent (weight inheritance), or ``None``.
+        seed_key: the key whose episode seeds this evaluation shares (common random
+            numbers: an antithetic pair of strategy ``"es"`` and its centre), or ``None``:
+            the genome's own key.
         fast: train with the fast path where the task allows it (:class:`TrainSettings`).
         fidelity: the fraction of the full budget (1.0, or less while screening).
         start: ``time.perf_counter()`` when the candidate's work began, after the previous
@@ -51,6 +54,7 @@ class ScoreContext:
     objectives: tuple[str, ...]
     data_fn: Callable[[], Any]
     parent: str | None = None
+    seed_key: str | None = None
     weights: WeightCache | None = None
     fast: bool = False
     fidelity: float = 1.0

@@ -30,6 +30,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Protocol
 
+import numpy as np
+
 from evokeras.training.context import ScoreContext
 from evokeras.training.inheritance import WeightCache
 from evokeras.training.protocol import EvaluateFunction
@@ -216,29 +218,35 @@ class Evaluator(EvaluateFunction):
         return self._data
 
     def __call__(self, genome: Any) -> EvalResult:
-        import keras
-
         start = time.perf_counter()
         parent = getattr(genome, "parent", None)  # set by the search on children (Individual)
+        seed_key = getattr(genome, "seed_key", None)
         genome = genome.as_genome()
         try:
             self.task.space.check(genome)
         except ValueError as exc:
             return self.failure(genome, "failed", f"invalid genome: {exc}")
-        if self.task.builds_keras_models(self.objective_names):
-            keras.utils.clear_session(free_memory=True)
-        _configure_backend(self.settings.deterministic)
+        uses_keras = self.task.builds_keras_models(self.objective_names)
         seed = derive_seed(self.seed, genome.key)
-        seed_keras(seed)
+        if uses_keras:
+            import keras
+
+            keras.utils.clear_session(free_memory=True)
+            _configure_backend(self.settings.deterministic)
+            seed_keras(seed)
+        else:  # no model to build (control rollouts): Keras is not even imported
+            random.seed(seed)
+            np.random.seed(seed % 2**32)
         try:
             self.data()  # a missing data set is the run's error, not the candidate's
         except BaseException:
-            release_keras_seed()
+            if uses_keras:
+                release_keras_seed()
             raise
         # the budget's clocks start now: freeing the previous models' memory and loading
         # the data are not this candidate's training time (they count in ``total``)
         ctx = ScoreContext(budget=self.budget, seed=seed, run_seed=self.seed, objectives=self.objective_names,
-                           data_fn=self.data, parent=parent, weights=self.weights, start=time.perf_counter(),
+                           data_fn=self.data, parent=parent, seed_key=seed_key, weights=self.weights, start=time.perf_counter(),
                            fast=self.settings.fast, fidelity=self.fidelity)
         metrics: dict[str, Any] = {"fidelity": self.fidelity}
         try:
@@ -256,8 +264,11 @@ class Evaluator(EvaluateFunction):
             log.warning("candidate %s %s: %s", genome.key, status, exc)
             return self.failure(genome, status, f"{type(exc).__name__}: {exc}"[:2000], metrics=metrics, times=times)
         finally:
-            keras.utils.clear_session(free_memory=False)  # the next evaluation frees memory first
-            release_keras_seed()
+            if uses_keras:
+                import keras
+
+                keras.utils.clear_session(free_memory=False)  # the next evaluation frees memory first
+                release_keras_seed()
         times = {**ctx.times, "total": time.perf_counter() - start}
         missing = [name for name in self.objectives if name not in metrics]
         if missing:

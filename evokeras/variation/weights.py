@@ -42,6 +42,7 @@ __all__ = [
     "FORWARD_KINDS",
     "decode_weights",
     "encode_weights",
+    "flat_weights",
     "forward",
     "inherit",
     "init_weights",
@@ -49,6 +50,7 @@ __all__ = [
     "params_of",
     "perturb",
     "set_model_weights",
+    "with_flat_weights",
     "with_params",
 ]
 
@@ -144,6 +146,31 @@ def params_of(genome: Genome, input_dim: int, n_outputs: int) -> Params:
 def with_params(genome: Genome, params: Mapping[str, list[np.ndarray]]) -> Genome:
     """``genome`` carrying ``params`` as its weights."""
     return genome.replace(weights={name: encode_weights(arrays) for name, arrays in params.items()})
+
+
+def flat_weights(genome: Genome, input_dim: int, n_outputs: int) -> np.ndarray:
+    """All of the genome's weights as one float64 vector, in :func:`layout` order (what an
+    evolution strategy perturbs: :mod:`evokeras.variation.es`)."""
+    arrays = [a for _, values in params_of(genome, input_dim, n_outputs).items() for a in values]
+    return np.concatenate([a.ravel() for a in arrays]).astype(np.float64) if arrays else np.zeros(0)
+
+
+def with_flat_weights(genome: Genome, vector: np.ndarray, input_dim: int, n_outputs: int) -> Genome:
+    """``genome`` carrying ``vector`` (:func:`flat_weights`'s order) as its weights."""
+    vector = np.asarray(vector, dtype=np.float64).ravel()
+    shapes = layout(genome, input_dim, n_outputs)
+    need = sum(int(np.prod(shape)) for _, layer in shapes for shape in layer)
+    if vector.size != need:
+        raise GenomeError(f"genome.weights: {vector.size} values, the architecture needs {need}")
+    params: Params = {}
+    pos = 0
+    for name, layer in shapes:
+        params[name] = []
+        for shape in layer:
+            size = int(np.prod(shape))
+            params[name].append(vector[pos : pos + size].astype(np.float32).reshape(shape))
+            pos += size
+    return with_params(genome, params)
 
 
 def _fresh(shape: tuple[int, ...], rng: np.random.Generator) -> np.ndarray:

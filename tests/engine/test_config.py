@@ -184,7 +184,7 @@ def test_unknown_keys_of_a_section(section: str) -> None:
 
 def test_unknown_keys_elsewhere() -> None:
     _raises({"populaton": 4}, "unknown config key 'populaton' (known: budget_name, evaluation, final, max_val_error,")
-    _raises({"strategy": {"populaton": 4}}, "unknown config key 'strategy.populaton' (known: cxpb, generations,")
+    _raises({"strategy": {"populaton": 4}}, "unknown config key 'strategy.populaton' (known: cxpb, es, generations,")
     _raises({"evaluation": {"multi_fidelity": {"speed": 2}}},
             "unknown config key 'evaluation.multi_fidelity.speed' (known: eta, fraction)")
     _raises({"final_rung": {"speed": 2}}, "unknown config key 'evaluation.final_rung.speed' (known: candidates, factor)")
@@ -314,7 +314,8 @@ def test_schema_structure() -> None:
     strategy = schema["properties"]["strategy"]["properties"]
     assert strategy["population"] == {"type": "integer", "minimum": 2, "default": 8,
                                       "description": "mu, the population kept."}
-    assert strategy["name"]["enum"] == ["nsga2", "steady_state", "lineage"]
+    assert strategy["name"]["enum"] == ["nsga2", "steady_state", "lineage", "es"]
+    assert strategy["es"]["properties"]["sigma"]["default"] == 0.1
     assert schema["properties"]["parallel"]["properties"]["backend"]["enum"][-1] is None
     assert schema["properties"]["evaluation"]["properties"]["multi_fidelity"]["type"] == ["object", "null"]
 

@@ -8,14 +8,16 @@ search strategy") walks through writing one.
 from __future__ import annotations
 
 from evokeras.engine.strategies.base import Standing, Strategy, Told
+from evokeras.engine.strategies.es import WeightES
 from evokeras.engine.strategies.lineage import Lineage
 from evokeras.engine.strategies.nsga2 import NSGA2
 from evokeras.engine.strategies.steady_state import SteadyState
 
-__all__ = ["NSGA2", "Lineage", "STRATEGIES", "Standing", "SteadyState", "Strategy", "Told", "register_strategy"]
+__all__ = ["NSGA2", "Lineage", "STRATEGIES", "Standing", "SteadyState", "Strategy", "Told", "WeightES", "register_strategy"]
 
 #: ``strategy.name`` -> strategy class
-STRATEGIES: dict[str, type[Strategy]] = {NSGA2.name: NSGA2, SteadyState.name: SteadyState, Lineage.name: Lineage}
+STRATEGIES: dict[str, type[Strategy]] = {NSGA2.name: NSGA2, SteadyState.name: SteadyState, Lineage.name: Lineage,
+                                      WeightES.name: WeightES}
 
 
 def register_strategy(cls: type[Strategy]) -> type[Strategy]:
