@@ -134,9 +134,30 @@ def test_evaluator_measures_return_and_size(task: CartPole) -> None:
 def test_verify_uses_unseen_seeds(task: CartPole, rng: np.random.Generator) -> None:
     g = _skip_genome(rng)
     check = task.verify(g, seed=0)
-    assert check["seed"] >= VERIFY_SEED_BASE and check["episodes"] == 100
+    assert check["seed"] >= VERIFY_SEED_BASE and check["episodes"] in (25, 50, 75, 100)
     assert task.episode_seed(0, g.key) < VERIFY_SEED_BASE
-    assert check["solved"] == (check["mean_return"] >= 475)
+    assert check["solved"] == (check["episodes"] == 100 and check["mean_return"] >= 475)
+
+
+def test_a_hopeless_policy_is_turned_down_early_and_a_good_one_checked_whole() -> None:
+    from evokeras.tasks.control import ActionMap, check_policy
+
+    def left(obs: np.ndarray) -> np.ndarray:  # always push left: falls within ~10 steps
+        return np.tile([1.0, 0.0], (len(obs), 1))
+
+    def balance(obs: np.ndarray) -> np.ndarray:  # push towards the pole's lean: keeps it up
+        push = obs[:, 2] + obs[:, 3] > 0
+        return np.stack([~push, push], axis=1).astype(np.float32)
+
+    act = ActionMap(True)
+    bad = check_policy(left, 1000, env_id="CartPole-v1", act=act, threshold=475)
+    assert bad["episodes"] == 25 and not bad["solved"]
+    good = check_policy(balance, 1000, env_id="CartPole-v1", act=act, threshold=475)
+    assert good["episodes"] == 100 and good["solved"] and good["mean_return"] >= 475
+    whole = check_policy(left, 1000, env_id="CartPole-v1", act=act, threshold=475, early=False)
+    assert whole["episodes"] == 100 and not whole["solved"]
+    first = check_policy(left, 1000, env_id="CartPole-v1", act=act, threshold=None, episodes=25)
+    assert first["mean_return"] == bad["mean_return"]  # chunks run the same episodes as one batch
 
 
 def _config(**kw: object) -> SearchConfig:
