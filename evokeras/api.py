@@ -141,7 +141,8 @@ def from_text(text: str | Path | None = None, *, path: str | Path | None = None,
 def from_gym(env_id: str, **options: Any) -> GymControl:
     """A control task on the gymnasium environment ``env_id`` (:class:`~evokeras.tasks.control.GymControl`):
     ``options``: ``threshold`` (default: the environment's reward threshold), ``space``,
-    ``sigma``, ``arch_rate``."""
+    ``sigma``, ``arch_rate``, ``normalize`` (default ``True``: the policy reads standardised
+    observations)."""
     return GymControl(env_id, **options)
 
 
