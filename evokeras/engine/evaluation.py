@@ -50,6 +50,12 @@ class Evaluations:
         callbacks: their ``on_evaluation(record, generation)`` runs after each commit.
         meter: told each result the backend returns (:meth:`~evokeras.engine.loops.Progress.arrived`).
         stop: checked before each commit (:class:`~evokeras.engine.loops.StopRequest`).
+
+    Attributes:
+        halt: ``None``, or called with each full-budget result once committed; when it
+            returns ``True`` (the search verified that result solves the task), no further
+            candidate is pulled -- those in flight finish -- and :meth:`batch` returns the
+            results it has.
     """
 
     def __init__(self, store: RunStore, evaluate: EvaluateFunction, map_fn: MapFn, standing: Standing, *,
@@ -61,6 +67,8 @@ class Evaluations:
         self.callbacks = callbacks
         self.meter = meter
         self.stop = stop
+        self.halt: Callable[[EvalResult], bool] | None = None
+        self.halted = False
         self._fidelity: dict[float, EvaluateFunction] = {}
 
     def cached(self, key: str) -> EvalResult | None:
@@ -84,6 +92,8 @@ class Evaluations:
 
         def pull() -> Iterator[Individual]:
             for ind in individuals:
+                if self.halted:
+                    return
                 pending.add(ind.key)
                 yield ind
 
@@ -94,12 +104,15 @@ class Evaluations:
             pending.discard(result.key)
             self.commit(result, gen() if callable(gen) else gen, suffix)
             self.meter.arrived(result, suffix)
+            if self.halt is not None and not suffix and not self.halted:
+                self.halted = self.halt(result)
             yield result
         if pending:
             raise RuntimeError(f"map backend returned no result for {sorted(pending)}")
 
     def batch(self, individuals: Sequence[Individual], gen: int) -> dict[str, EvalResult]:
-        """The results of ``individuals`` by key: from the store where the run has them, else evaluated."""
+        """The results of ``individuals`` by key: from the store where the run has them, else
+        evaluated (after a :attr:`halt`, only those that were)."""
         out: dict[str, EvalResult] = {}
         todo = []
         for ind in individuals:
@@ -112,7 +125,7 @@ class Evaluations:
                 out[ind.key] = None  # type: ignore[assignment]
                 todo.append(ind)
         out.update({r.key: r for r in self.stream(todo, gen)})
-        return out
+        return {key: result for key, result in out.items() if result is not None}
 
     def at_fidelity(self, fraction: float, individuals: Sequence[Individual], gen: int) -> dict[str, EvalResult]:
         """Results of ``individuals`` with ``fraction`` of the budget, by plain key: from

@@ -149,6 +149,7 @@ def generational(search: Search, gen: int, clock: Callable[[], float]) -> tuple[
         batch = strategy.ask(s.population if gen == 0 else s.offspring)
         search.meter.describe(len(batch), f"gen {gen}")
         results = search.policy.evaluate(search.evals, batch, gen)
+        batch = [ind for ind in batch if ind.key in results]  # all, unless a solution ended the generation
         for ind in batch:
             ind.fitness.values = results[ind.key].objectives
         if gen == 0:

@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import logging
 import time
+import weakref
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -41,7 +42,7 @@ from deap import tools
 
 from evokeras.engine.callbacks import Callback
 from evokeras.engine.config import ConfigError, SearchConfig
-from evokeras.engine.evaluation import Evaluations, FinalRung, make_policy
+from evokeras.engine.evaluation import Evaluations, FinalRung, Plain, make_policy
 from evokeras.engine.loops import (
     AllFailedError,
     Interrupted,
@@ -193,6 +194,9 @@ class Search:
         self.evals = Evaluations(self.store, self.evaluate, self.map_fn, self.standing, callbacks=self.callbacks,
                                  meter=self.meter, stop=self.stop)
         self.policy = make_policy(cfg.evaluation.multi_fidelity, self.toolbox.select, self.weights)
+        if isinstance(self.policy, Plain) and not self.strategy.asynchronous:  # a solution ends its generation
+            me = weakref.ref(self)  # no cycle: a search dropped unclosed is freed (its lock too) at once
+            self.evals.halt = lambda result: verify_candidate(me(), result)  # type: ignore[arg-type]
 
     # -- the run directory -------------------------------------------------------------------
     def close(self) -> None:
@@ -297,27 +301,19 @@ class Search:
         self.strategy.progress = min(1.0, spent)
 
     def solved(self) -> bool:
-        """Whether a front member is verified to solve the task (:meth:`Task.verify`).
+        """Whether a candidate is verified to solve the task (:meth:`Task.verify`): one
+        verified as it arrived (:func:`verify_candidate`), or a front member.
 
-        Members whose search metrics make them candidates (``task.is_candidate``) are
-        verified once each, best first objective first (``task.verify`` on episodes the
-        search never used); the
-        outcomes are kept in the run store's meta ``verified`` (so a resumed run neither
-        repeats nor forgets them) and the first solved key in ``solved``.
+        Front members whose search metrics make them candidates (``task.is_candidate``)
+        are verified once each, best first objective first (``task.verify`` on episodes
+        the search never used); the outcomes are kept in the run store's meta
+        ``verified`` (so a resumed run neither repeats nor forgets them) and the first
+        solved key in ``solved``.
         """
-        done: dict[str, Any] = self.store.get_meta("verified") or {}
-        for ind in sorted(self.strategy.front, key=lambda i: (-i.fitness.wvalues[0], i.key)):  # most promising first
-            if ind.key not in done:
-                record = self.store.get_evaluation(ind.key)
-                if record is None or not record.ok or not self.task.is_candidate(record.metrics):
-                    continue
-                done[ind.key] = self.task.verify(ind.as_genome(), self.config.seed)
-                self.store.set_meta("verified", done)
-                log.info("verified %s: %s", ind.key, done[ind.key])
-            if done[ind.key]["solved"]:
-                self.store.set_meta("solved", ind.key)
-                return True
-        return False
+        if self.store.get_meta("solved"):
+            return True
+        return any(verify_candidate(self, self.store.get_evaluation(ind.key), ind.as_genome())
+                   for ind in sorted(self.strategy.front, key=lambda i: (-i.fitness.wvalues[0], i.key)))
 
     # -- the loops ---------------------------------------------------------------------------------
     def _run(self) -> SearchResult:
@@ -383,6 +379,24 @@ class Search:
             log.warning("final rung: no candidate ended ok; the final models come from the search's front")
             return None
         return front
+
+
+def verify_candidate(search: Search, record: EvalResult | None, genome: Any = None) -> bool:
+    """Verify ``record``'s candidate once, if its search metrics make it one
+    (``task.is_candidate``); ``True`` when it is solved (the run store's meta ``solved``
+    names it). The outcome joins the meta ``verified``."""
+    if record is None or not record.ok or not search.task.is_candidate(record.metrics):
+        return False
+    done: dict[str, Any] = search.store.get_meta("verified") or {}
+    if record.key not in done:
+        genome = genome if genome is not None else search.task.genome_from_dict(record.genome)
+        done[record.key] = search.task.verify(genome, search.config.seed)
+        search.store.set_meta("verified", done)
+        log.info("verified %s: %s", record.key, done[record.key])
+    if done[record.key]["solved"]:
+        search.store.set_meta("solved", record.key)
+        return True
+    return False
 
 
 def _logbook(records: list[dict[str, Any]]) -> tools.Logbook:

@@ -182,3 +182,16 @@ def test_a_time_budget_gives_control_the_weight_es(pendulum: GymControl) -> None
     assert keys["strategy"]["name"] == "es" and keys["strategy"]["wall_seconds"] < 300
     assert Genome  # the task's genomes carry their weights: the ES has a vector to move
     assert pendulum.weight_vector(make_toolbox(pendulum, seed=0).individual().as_genome()).ndim == 1
+
+
+def test_a_solution_ends_its_generation_and_the_run(tmp_path: Path) -> None:
+    cfg = _config("CartPole-v1", population=32, offspring=32, generations=20)
+    with Search(cfg, tmp_path / "run") as search:
+        result = search._run()
+        keys = [r.key for _, r in search.store.evaluations()]
+        solved = search.store.get_meta("solved")
+        verified = search.store.get_meta("verified")
+    assert result.stopped_by == "solved" and verified[solved]["solved"] and verified[solved]["episodes"] == 100
+    assert keys[-1] == solved  # verified as it arrived: nothing of its generation was asked after it
+    with Search.resume(tmp_path / "run") as again:
+        assert again._run().stopped_by == "solved" and again.store.count_evaluations() == len(keys)
