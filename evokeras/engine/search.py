@@ -196,7 +196,7 @@ class Search:
         self.policy = make_policy(cfg.evaluation.multi_fidelity, self.toolbox.select, self.weights)
         if isinstance(self.policy, Plain) and not self.strategy.asynchronous:  # a solution ends its generation
             me = weakref.ref(self)  # no cycle: a search dropped unclosed is freed (its lock too) at once
-            self.evals.halt = lambda result: verify_candidate(me(), result)  # type: ignore[arg-type]
+            self.evals.halt = lambda result: verify_candidate(me(), result, arriving=True)  # type: ignore[arg-type]
 
     # -- the run directory -------------------------------------------------------------------
     def close(self) -> None:
@@ -381,14 +381,22 @@ class Search:
         return front
 
 
-def verify_candidate(search: Search, record: EvalResult | None, genome: Any = None) -> bool:
+def verify_candidate(search: Search, record: EvalResult | None, genome: Any = None, *, arriving: bool = False) -> bool:
     """Verify ``record``'s candidate once, if its search metrics make it one
     (``task.is_candidate``); ``True`` when it is solved (the run store's meta ``solved``
-    names it). The outcome joins the meta ``verified``."""
+    names it). The outcome joins the meta ``verified``. ``arriving``: a result as it
+    arrives, verified only if its first objective is better than that of every candidate
+    verified before (a generation's many candidates at the threshold are left to the
+    check of its front at its end)."""
     if record is None or not record.ok or not search.task.is_candidate(record.metrics):
         return False
     done: dict[str, Any] = search.store.get_meta("verified") or {}
     if record.key not in done:
+        if arriving and done:
+            value = search.weights[0] * record.objectives[0]
+            tried = (search.store.get_evaluation(key) for key in done)
+            if any(r is not None and search.weights[0] * r.objectives[0] >= value for r in tried):
+                return False
         genome = genome if genome is not None else search.task.genome_from_dict(record.genome)
         done[record.key] = search.task.verify(genome, search.config.seed)
         search.store.set_meta("verified", done)
