@@ -385,9 +385,9 @@ def verify_candidate(search: Search, record: EvalResult | None, genome: Any = No
     """Verify ``record``'s candidate once, if its search metrics make it one
     (``task.is_candidate``); ``True`` when it is solved (the run store's meta ``solved``
     names it). The outcome joins the meta ``verified``. ``arriving``: a result as it
-    arrives, verified only if its first objective is better than that of every candidate
-    verified before (a generation's many candidates at the threshold are left to the
-    check of its front at its end)."""
+    arrives, verified only if no candidate verified before had a better first objective
+    (a generation's many candidates just over the threshold are left to the check of its
+    front at its end; a capped return, as CartPole's 500, is verified each time)."""
     if record is None or not record.ok or not search.task.is_candidate(record.metrics):
         return False
     done: dict[str, Any] = search.store.get_meta("verified") or {}
@@ -395,7 +395,7 @@ def verify_candidate(search: Search, record: EvalResult | None, genome: Any = No
         if arriving and done:
             value = search.weights[0] * record.objectives[0]
             tried = (search.store.get_evaluation(key) for key in done)
-            if any(r is not None and search.weights[0] * r.objectives[0] >= value for r in tried):
+            if any(r is not None and search.weights[0] * r.objectives[0] > value for r in tried):
                 return False
         genome = genome if genome is not None else search.task.genome_from_dict(record.genome)
         done[record.key] = search.task.verify(genome, search.config.seed)
