@@ -7,8 +7,11 @@ wall time (``ENVS``):
 
 * **evokeras** -- what a user gets: ``evokeras.search(evokeras.from_gym(ENV), out,
   time_budget=WALL)`` (the time budget's control configuration: strategy ``"es"``, weight
-  ES around NSGA-II, observations scaled); the search stops once a front member is
-  verified solved.
+  ES around NSGA-II, observations scaled; its search loop gets 85% of ``WALL``, the
+  margin a time budget keeps for the final models); the search stops once a candidate
+  is verified solved (checked as it arrives when it returns more than every candidate
+  verified before, and at each generation's end for the front). Its seconds include
+  ``from_gym``'s set-up (the observation scale), which the anchors do outside their clock.
 * **CMA-ES** (``cma``, Hansen's pycma) on the flat weight vector of a fixed MLP (one
   hidden layer of 16 ``tanh`` units), ``x0 = 0``, ``sigma0 = 0.5``, pycma's default
   population, fitness the mean return of 5 episodes.
@@ -293,7 +296,8 @@ def run_evokeras(env_id: str, threshold: float, wall: float, seed: int) -> dict[
                                    "total_seconds": setup + loop, "total_episodes": episodes,
                                    "setup_seconds": setup, "strategy": search.config.strategy.name,
                                    "population": search.config.strategy.population,
-                                   "step_us": statistics.median(r.metrics["step_us"] for r in records if "step_us" in r.metrics)}
+                                   "step_us": statistics.median([r.metrics["step_us"] for r in records
+                                                                 if "step_us" in r.metrics] or [float("nan")])}
             if solved_key is not None:
                 from evokeras.genomes.network import Genome
 
@@ -366,6 +370,10 @@ def main(argv: list[str] | None = None) -> int:
             if proc.poll() is not None:
                 del running[core]
                 print(f"done {job}: rc {proc.returncode}", flush=True)
+                out = args.work / f"{job[0]}-{job[1]}-{job[2]}.json"
+                if proc.returncode != 0 and not out.exists():  # a crashed run counts as not solved
+                    out.write_text(json.dumps({"env": job[0], "method": job[1], "seed": job[2], "solved": False,
+                                               "error": f"exit status {proc.returncode}"}))
     result: dict[str, Any] = {}
     for env_id in args.envs:
         threshold, wall = ENVS[env_id]

@@ -289,6 +289,9 @@ def _lineage_needs_inheritance(c: SearchConfig) -> tuple[str, str] | None:
 
 
 def _halving_needs_generations(c: SearchConfig) -> tuple[str, str] | None:
+    if c.evaluation.multi_fidelity is not None and c.strategy.name == "es":
+        return ("evaluation.multi_fidelity", "strategy 'es' shapes every antithetic pair by its full return; "
+                "successive halving would prune half of each pair (use no multi_fidelity)")
     if c.evaluation.multi_fidelity is not None and STRATEGIES[c.strategy.name].asynchronous:
         return ("evaluation.multi_fidelity", f"successive halving ranks a generation; strategy "
                 f"{c.strategy.name!r} asks for one candidate at a time (use 'nsga2' or no multi_fidelity)")

@@ -52,10 +52,10 @@ class Evaluations:
         stop: checked before each commit (:class:`~evokeras.engine.loops.StopRequest`).
 
     Attributes:
-        halt: ``None``, or called with each full-budget result once committed; when it
-            returns ``True`` (the search verified that result solves the task), no further
-            candidate is pulled -- those in flight finish -- and :meth:`batch` returns the
-            results it has.
+        halt: ``None``, or called with each result of a :meth:`batch` once committed; when
+            it returns ``True`` (the search verified that result solves the task), no
+            further candidate of that batch is pulled -- those in flight finish -- and
+            :meth:`batch` returns the results it has.
     """
 
     def __init__(self, store: RunStore, evaluate: EvaluateFunction, map_fn: MapFn, standing: Standing, *,
@@ -68,7 +68,6 @@ class Evaluations:
         self.meter = meter
         self.stop = stop
         self.halt: Callable[[EvalResult], bool] | None = None
-        self.halted = False
         self._fidelity: dict[float, EvaluateFunction] = {}
 
     def cached(self, key: str) -> EvalResult | None:
@@ -84,15 +83,18 @@ class Evaluations:
             callback.on_evaluation(stored, gen)
 
     def stream(self, individuals: Iterable[Individual], gen: int | Callable[[], int], *,
-               evaluate: EvaluateFunction | None = None, suffix: str = "") -> Iterator[EvalResult]:
+               evaluate: EvaluateFunction | None = None, suffix: str = "",
+               halt: Callable[[EvalResult], bool] | None = None) -> Iterator[EvalResult]:
         """Evaluate ``individuals`` (pulled lazily, distinct keys) on the backend,
         committing each result as it arrives under ``key + suffix`` in generation
-        ``gen`` (or ``gen()`` at commit time), and yield the results (plain keys)."""
+        ``gen`` (or ``gen()`` at commit time), and yield the results (plain keys); once
+        ``halt(result)`` is true, pull no more."""
         pending: set[str] = set()
+        halted = False
 
         def pull() -> Iterator[Individual]:
             for ind in individuals:
-                if self.halted:
+                if halted:
                     return
                 pending.add(ind.key)
                 yield ind
@@ -104,8 +106,8 @@ class Evaluations:
             pending.discard(result.key)
             self.commit(result, gen() if callable(gen) else gen, suffix)
             self.meter.arrived(result, suffix)
-            if self.halt is not None and not suffix and not self.halted:
-                self.halted = self.halt(result)
+            if halt is not None and not halted:
+                halted = halt(result)
             yield result
         if pending:
             raise RuntimeError(f"map backend returned no result for {sorted(pending)}")
@@ -124,7 +126,7 @@ class Evaluations:
             else:
                 out[ind.key] = None  # type: ignore[assignment]
                 todo.append(ind)
-        out.update({r.key: r for r in self.stream(todo, gen)})
+        out.update({r.key: r for r in self.stream(todo, gen, halt=self.halt)})
         return {key: result for key, result in out.items() if result is not None}
 
     def at_fidelity(self, fraction: float, individuals: Sequence[Individual], gen: int) -> dict[str, EvalResult]:

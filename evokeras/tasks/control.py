@@ -174,9 +174,11 @@ def check_policy(policy: Any, seed: int, *, env_id: str, act: ActionMap, thresho
 
     The episodes run ``chunk`` at a time; with ``early``, a policy whose mean so far is
     more than two standard errors below the threshold is turned down there (not solved,
-    ``episodes`` says how many ran): a policy that would pass is turned down at one look
-    with a chance of about 2%, and a lucky search return costs a quarter of a check. A
-    policy is only ever declared solved on all ``episodes``."""
+    ``episodes`` says how many ran), so a lucky search return costs a quarter of a check.
+    A policy whose true mean is exactly the threshold is turned down at one look with a
+    chance of about 2% (normal approximation; more for skewed returns), about 5% over the
+    three looks; one above it, less. A policy is only ever declared solved on all
+    ``episodes``."""
     returns: list[float] = []
     steps = 0
     while len(returns) < episodes:
@@ -192,6 +194,20 @@ def check_policy(policy: Any, seed: int, *, env_id: str, act: ActionMap, thresho
     mean = float(np.mean(returns))
     return {"mean_return": mean, "solved": threshold is not None and len(returns) == episodes and mean >= threshold,
             "episodes": len(returns), "steps": steps, "seed": int(seed)}
+
+
+def _checked_scale(scale: Any, dim: int) -> tuple[np.ndarray, np.ndarray]:
+    """``scale`` as ``(mean, std)`` arrays of ``dim`` finite numbers (positive standard
+    deviations); :class:`ValueError` naming ``scale`` otherwise."""
+    try:
+        mean, std = (np.asarray(part, dtype=np.float64) for part in scale)
+    except (TypeError, ValueError):
+        raise ValueError(f"scale: expected [mean, std], two lists of {dim} numbers, got {scale!r}") from None
+    if mean.shape != (dim,) or std.shape != (dim,) or not (np.all(np.isfinite(mean)) and np.all(np.isfinite(std))):
+        raise ValueError(f"scale: expected [mean, std], two lists of {dim} finite numbers, got {scale!r}")
+    if np.any(std <= 0):
+        raise ValueError("scale: standard deviations must be > 0")
+    return mean, std
 
 
 def observation_scale(env_id: str, episodes: int = 10, seed: int = PROBE_SEED) -> tuple[np.ndarray, np.ndarray]:
@@ -235,6 +251,9 @@ class GymControl(NetworkTask):
             ``Normalization`` layer in front of the Keras model). Observations whose scales
             differ by orders of magnitude (MountainCar's velocity is 100 times smaller than its
             position) otherwise leave a random policy blind to the small ones.
+        scale: ``[mean, std]`` of the observations to use instead of measuring them (a run
+            directory records the measured ones, so a resumed run reads observations as it
+            did even where gymnasium's random episodes changed).
     """
 
     name = ""  # the environment id unless a subclass names itself
@@ -247,7 +266,7 @@ class GymControl(NetworkTask):
 
     def __init__(self, env_id: str = "CartPole-v1", *, threshold: float | None = None,
                  space: SearchSpace | None = None, sigma: float = 0.2, arch_rate: float = 0.3,
-                 normalize: bool = True) -> None:
+                 normalize: bool = True, scale: Sequence[Sequence[float]] | None = None) -> None:
         with optional_dependency():
             import gymnasium as gym
         from gymnasium import spaces
@@ -291,16 +310,22 @@ class GymControl(NetworkTask):
         if not isinstance(normalize, bool):
             raise ValueError(f"normalize: expected true or false, got {normalize!r}")
         self.normalize = normalize
-        self.obs_mean, self.obs_std = observation_scale(env_id) if normalize else (None, None)
+        self.obs_mean, self.obs_std = (_checked_scale(scale, self.input_shape[0]) if scale is not None
+                                       else observation_scale(env_id)) if normalize else (None, None)
 
     def recipe(self, out_dir: Path) -> dict[str, Any] | None:
-        """``{"task": "gym", "task_options": {env_id, threshold, sigma, arch_rate}}``; ``None``
-        for a subclass (another task: the configuration's name rebuilds it)."""
+        """``{"task": "gym", "task_options": {env_id, threshold, sigma, arch_rate, normalize,
+        scale}}``; ``None`` for a subclass (another task: the configuration's name rebuilds it)."""
         if type(self) is not GymControl:
             return None
         return {"task": "gym", "task_options": {"env_id": self.env_id, "threshold": self.user_threshold,
                                                 "sigma": self.sigma, "arch_rate": self.arch_rate,
-                                                "normalize": self.normalize}}
+                                                "normalize": self.normalize, "scale": self._scale()}}
+
+    def _scale(self) -> list[list[float]] | None:
+        if self.obs_mean is None or self.obs_std is None:
+            return None
+        return [self.obs_mean.tolist(), self.obs_std.tolist()]
 
     def _bind(self, space: SearchSpace) -> SearchSpace:
         """Only genes with a NumPy forward pass (the weights evolve outside Keras)."""
@@ -405,8 +430,9 @@ class GymControl(NetworkTask):
     def score(self, genome: Genome, ctx: ScoreContext) -> dict[str, Any]:
         """Mean return over ``ctx.budget.episodes`` episodes (seeded by ``ctx.seed_key`` where
         set, else by the genome's key); size, FLOPs, the
-        :meth:`behaviour`, the cost of an environment step with the policy's forward pass
-        (``step_us``, microseconds), and (when an objective) the Keras model's inference time."""
+        :meth:`behaviour`, the rollout's seconds per environment step (``step_us``,
+        microseconds: the environments made, reset and stepped, the policy's forward
+        pass), and (when an objective) the Keras model's inference time."""
         analysis = self.space.analyze(genome)
         metrics: dict[str, Any] = {"params": int(analysis.params), "flops": int(analysis.flops)}
         ctx.note(**metrics)

@@ -57,22 +57,32 @@ def _scaled(ranks: np.ndarray) -> np.ndarray:
     return ranks / (len(ranks) - 1) - 0.5 if len(ranks) > 1 else np.zeros(len(ranks))
 
 
+def _shared(ranks: np.ndarray, *keys: np.ndarray) -> np.ndarray:
+    """``ranks`` with the entries equal on every key sharing their mean rank."""
+    groups: dict[tuple[float, ...], list[int]] = {}
+    for i, row in enumerate(zip(*keys, strict=True)):
+        groups.setdefault(tuple(row), []).append(i)
+    for members in groups.values():
+        ranks[members] = ranks[members].mean()
+    return ranks
+
+
+def _finite(values: np.ndarray) -> np.ndarray:
+    return np.nan_to_num(np.asarray(values, dtype=np.float64).ravel(), nan=-np.inf)
+
+
 def centered_ranks(values: np.ndarray) -> np.ndarray:
-    """The ranks of ``values`` (ascending; equal values share their mean rank) scaled to
-    ``[-0.5, 0.5]``; non-finite values rank lowest. One value: ``[0.0]``."""
-    v = np.nan_to_num(np.asarray(values, dtype=np.float64).ravel(), nan=-np.inf)
-    ranks = _ranks_of(np.argsort(v, kind="stable"))
-    for value in np.unique(v):  # ties share their mean rank: equal returns give no direction
-        tied = v == value
-        ranks[tied] = ranks[tied].mean()
-    return _scaled(ranks)
+    """The ranks of ``values`` (ascending; equal values share their mean rank: they give no
+    direction) scaled to ``[-0.5, 0.5]``; non-finite values rank lowest. One value: ``[0.0]``."""
+    v = _finite(values)
+    return _scaled(_shared(_ranks_of(np.argsort(v, kind="stable")), v))
 
 
 def lexicographic_ranks(primary: np.ndarray, secondary: np.ndarray) -> np.ndarray:
-    """Centred ranks by ``primary``, ties broken by ``secondary`` (both ascending = better)."""
-    p = np.nan_to_num(np.asarray(primary, dtype=np.float64).ravel(), nan=-np.inf)
-    s = np.nan_to_num(np.asarray(secondary, dtype=np.float64).ravel(), nan=-np.inf)
-    return _scaled(_ranks_of(np.lexsort((s, p))))
+    """Centred ranks by ``primary``, ties broken by ``secondary`` (both ascending = better);
+    entries equal on both share their mean rank."""
+    p, s = _finite(primary), _finite(secondary)
+    return _scaled(_shared(_ranks_of(np.lexsort((s, p))), p, s))
 
 
 def gradient(eps: np.ndarray, plus: np.ndarray, minus: np.ndarray, sigma: float) -> np.ndarray:

@@ -49,7 +49,13 @@ def test_observations_are_scaled_alike_in_numpy_and_keras(pendulum: GymControl) 
         np.testing.assert_allclose(task.policy(genome)(x), model.predict_on_batch(x), rtol=1e-4, atol=1e-4)
     raw = GymControl("MountainCarContinuous-v0", normalize=False)
     assert raw.obs_mean is None and raw.stem("x") == "x"
-    assert task.recipe(Path("."))["task_options"]["normalize"] is True
+    options = task.recipe(Path("."))["task_options"]
+    assert options["normalize"] is True and options["scale"] == [mean.tolist(), std.tolist()]
+    again = GymControl(**json.loads(json.dumps(options)))  # a resume reads the recorded scale
+    np.testing.assert_array_equal(again.obs_std, std)
+    for bad in ([[0.0], [1.0]], [[0.0, 0.0], [1.0, 0.0]], "no"):
+        with pytest.raises(ValueError, match="scale"):
+            GymControl("MountainCarContinuous-v0", scale=bad)
     with pytest.raises(ValueError, match="normalize"):
         GymControl("Pendulum-v1", normalize="yes")
 
@@ -103,9 +109,9 @@ def test_es_asks_the_centre_and_antithetic_pairs_on_its_episodes(pendulum: GymCo
     best = gen0[7]
     assert es.centre.layers == best.layers and np.allclose(es.theta, W.flat_weights(best.as_genome(), 3, 1))
     batch = es.ask(8)
-    assert best.key in es.standing.status and best.key not in {i.key for i in batch}  # evaluated: not asked again
+    assert batch[0].key == best.key  # the centre comes first (evaluated already: the store answers)
     pairs = [ind for ind in batch if ind.seed_key == best.key]  # the pairs run the centre's episodes
-    assert len(pairs) == 6 and len(batch) - len(pairs) == 2  # a quarter of 8 explores architectures
+    assert len(pairs) == 4 and len(batch) == 1 + 4 + 3  # a quarter of 8 (and the odd one) explores architectures
     for plus, minus in zip(pairs[0::2], pairs[1::2], strict=True):
         mid = (W.flat_weights(plus.as_genome(), 3, 1) + W.flat_weights(minus.as_genome(), 3, 1)) / 2
         np.testing.assert_allclose(mid, es.theta, atol=1e-5)
@@ -195,3 +201,38 @@ def test_a_solution_ends_its_generation_and_the_run(tmp_path: Path) -> None:
     assert keys[-1] == solved and len(keys) < 32  # verified as it arrived: the rest of generation 0 was not asked
     with Search.resume(tmp_path / "run") as again:
         assert again._run().stopped_by == "solved" and again.store.count_evaluations() == len(keys)
+
+
+class _Crash(Exception):
+    pass
+
+
+def test_an_es_search_interrupted_mid_generation_resumes_exactly(tmp_path: Path) -> None:
+    cfg = _config(generations=3)
+    with Search(cfg, tmp_path / "whole") as whole:
+        whole._run()
+        keys = [r.key for _, r in whole.store.evaluations()]
+    real = Evaluator(cfg.build_task(), cfg.budget(), cfg.objectives, seed=cfg.seed)
+    calls: list[str] = []
+
+    def crashing(genome):  # the third candidate of generation 2 never returns
+        if len(calls) == 8 + 8 + 2:
+            raise _Crash
+        calls.append(genome.key)
+        return real(genome)
+
+    with Search(cfg, tmp_path / "cut", evaluate=crashing) as cut, pytest.raises(_Crash):
+        cut._run()
+    with Search.resume(tmp_path / "cut") as resumed:
+        resumed._run()
+        assert [r.key for _, r in resumed.store.evaluations()] == keys
+
+
+def test_a_solution_on_arrival_then_the_final_rung(tmp_path: Path) -> None:
+    cfg = SearchConfig.from_dict({**json.loads(json.dumps(_config("CartPole-v1", seed=0, population=32,
+                                                                  offspring=32).to_dict())),
+                                  "evaluation": {"episodes": 2, "final_rung": {"candidates": 2, "factor": 2}}})
+    with Search(cfg, tmp_path / "run") as search:
+        result = search._run()
+        assert result.stopped_by == "solved"
+        assert any(r.key.endswith("@2") for _, r in search.store.evaluations())  # the rung ran after the halt

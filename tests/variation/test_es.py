@@ -26,6 +26,10 @@ def test_centered_ranks_are_shaped_and_ties_share() -> None:
 def test_lexicographic_ranks_break_ties_by_the_second_key() -> None:
     r = E.lexicographic_ranks(np.array([0.0, 0.0, 0.0, 5.0]), np.array([3.0, 1.0, 2.0, 0.0]))
     assert np.argsort(r).tolist() == [1, 2, 0, 3]
+    tied = E.lexicographic_ranks(np.array([1.0, 1.0, -np.inf, -np.inf]), np.zeros(4))
+    assert tied[0] == tied[1] > tied[2] == tied[3]  # equal on both keys: no direction between them
+    eps = np.ones((2, 3))
+    assert np.all(E.gradient(eps, tied[0::2], tied[1::2], 0.1) == 0.0)
 
 
 def test_the_antithetic_gradient_points_uphill() -> None:

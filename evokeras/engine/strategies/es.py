@@ -5,8 +5,8 @@ their weights (the control tasks).
 Each generation after the first is made of
 
 * the **centre** -- the mean of the ES, a genome of the centre's architecture carrying
-  the weight vector ``theta`` -- whenever it moved (so it is evaluated, can enter the
-  front and be verified);
+  the weight vector ``theta`` -- evaluated once it moved (so it can enter the front and
+  be verified; unmoved, its stored result is told again);
 * **antithetic pairs** ``theta +/- sigma * eps`` (:mod:`evokeras.variation.es`), each
   evaluated on the centre's episodes (common random numbers: the pair's difference is the
   policies', not the episodes'); after
@@ -75,7 +75,6 @@ class WeightES(NSGA2):
         self.archive: list[list[float]] = []
         self._pairs: list[tuple[str, str]] = []
         self._centre_key = ""
-        self._known: set[str] = set()  # keys told before (a copy of one cannot move the centre)
         self._eps = np.zeros((0, 0))
 
     # -- asking ----------------------------------------------------------------------------------
@@ -83,11 +82,9 @@ class WeightES(NSGA2):
         if not self._started:
             return self._initial(n)
         tb = self.toolbox
-        out: list[Individual] = []
-        centre = self._with(self.theta)
+        centre = self._with(self.theta)  # asked every generation (evaluated once: then from the store)
         self._centre_key = centre.key
-        if centre.key not in self.standing.status:
-            out.append(centre)
+        out: list[Individual] = [centre]
         explore = min(n - len(out), int(round(float(self.es["architecture_share"]) * n)))
         pairs = (n - len(out) - explore) // 2
         explore = n - len(out) - 2 * pairs
@@ -107,7 +104,7 @@ class WeightES(NSGA2):
     # -- telling ---------------------------------------------------------------------------------
     def tell(self, told: Told) -> None:
         first = not self._started
-        self._known.update(ind.key for ind in self.population)
+        known = {ind.key for ind in self.population}  # a copy of one of them cannot move the centre
         super().tell(told)
         value = {ind.key: self._value(ind) for ind, _ in told}
         behaviour = self._behaviours(told)
@@ -115,13 +112,14 @@ class WeightES(NSGA2):
         values = np.array(list(value.values()))
         flat = len(values) > 1 and bool(np.all(values == values[0]))
         if first:
-            self._move_to(self._best(told, value, novel))
+            best = self._best(told, value, novel)
+            self._move_to(best if np.isfinite(value[best.key]) else self._fresh(), value=value[best.key])
         else:
             self._step(value, novel)
             if self._centre_key in value:
                 self.centre_value = value[self._centre_key]
             paired = {k for pair in self._pairs for k in pair} | {self._centre_key}
-            others = [(ind, r) for ind, r in told if ind.key not in paired and ind.key not in self._known
+            others = [(ind, r) for ind, r in told if ind.key not in paired and ind.key not in known
                       and ind.layers != self.centre.layers]  # new architectures (not copies, not the centre's)
             if others:
                 best = self._best(others, value, novel)
@@ -130,7 +128,7 @@ class WeightES(NSGA2):
         self._adapt(flat)
         self.archive = (self.archive + [list(b) for b in behaviour.values()])[-ARCHIVE_SIZE:]
         log.debug("es: centre %.4g (best told %.4g), sigma %.3g, flat %d, restarts %d",
-                  self.centre_value, max(values), self.sigma, self.flat, self.restarts)
+                  self.centre_value, max(values, default=-np.inf), self.sigma, self.flat, self.restarts)
 
     def _value(self, ind: Individual) -> float:
         """The first objective, larger = better; failed candidates lowest."""
@@ -185,10 +183,13 @@ class WeightES(NSGA2):
         self.flat += 1
         self.sigma = min(base * MAX_WIDEN, self.sigma * WIDEN)
         if self.flat >= int(self.es["flat_generations"]):
-            tb = self.toolbox
-            self._move_to(to_individual(tb.task.random_genome(tb.rng, tb.space), tb.fitness_class), value=-np.inf)
+            self._move_to(self._fresh(), value=-np.inf)
             self.restarts += 1
             self.flat = 0
+
+    def _fresh(self) -> Individual:
+        tb = self.toolbox
+        return to_individual(tb.task.random_genome(tb.rng, tb.space), tb.fitness_class)
 
     def _move_to(self, ind: Individual, value: float | None = None) -> None:
         tb = self.toolbox
@@ -217,6 +218,8 @@ class WeightES(NSGA2):
             task.with_weight_vector(self.centre, self.theta)
         self.sigma = float(es["sigma"])
         self.adam = E.Adam.from_state(es["adam"])
+        if self.adam.m.size != self.theta.size:
+            raise ValueError(f"Adam's moments have {self.adam.m.size} values, theta {self.theta.size}")
         self.centre_value = -np.inf if es["centre_value"] is None else float(es["centre_value"])
         self.flat, self.restarts = int(es["flat"]), int(es["restarts"])
         self.archive = [list(map(float, b)) for b in es["archive"]]
