@@ -38,8 +38,8 @@ from typing import Any
 
 import numpy as np
 
-from evokeras.engine.strategies.nsga2 import NSGA2
 from evokeras.engine.strategies.base import Told
+from evokeras.engine.strategies.nsga2 import NSGA2
 from evokeras.engine.toolbox import Individual, to_individual
 from evokeras.variation import es as E
 
