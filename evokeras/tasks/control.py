@@ -13,13 +13,22 @@ Any environment id of gymnasium's registry works whose observation space is a ``
   ``action = low + (tanh(output) + 1) / 2 * (high - low)`` (``tanh(output)`` itself
   where a bound is infinite).
 
+The policy reads observations standardised by the mean and standard deviation of 10
+random-action episodes (``normalize``, :func:`observation_scale`; a fixed ``Normalization``
+layer in the Keras model), so that a component 100 times smaller than another (MountainCar's
+velocity) still moves a random policy. The search strategy made for these tasks is
+``"es"`` (:mod:`evokeras.engine.strategies.es`): OpenAI-ES on the weights
+(:meth:`GymControl.weight_vector`), with novelty (the ``behaviour`` metric) when returns are
+flat.
+
 Fitness is the mean return of ``Budget.episodes`` real episodes, run at once in a
 vectorised environment (``gymnasium.make_vec``: the environment's own vector entry point
 where it has one, as CartPole, else ``SyncVectorEnv``); the policy's forward pass is one
 NumPy call for all episodes per step. The NumPy forward pass computes what the decoded
 Keras model computes; the Keras model is what is saved and timed.
 
-"Solved": mean return >= ``threshold`` over 100 consecutive episodes, the threshold being
+"Solved": mean return >= ``threshold`` over 100 consecutive episodes (:func:`check_policy`:
+25 at a time, a hopeless policy turned down early), the threshold being
 the user's or the environment's ``spec.reward_threshold`` (none: the search never stops
 early). Seeds: a candidate's episodes are seeded from the run seed and its key, in
 ``[0, 2**30)``; :meth:`GymControl.verify` runs 100 episodes from ``[2**30, 3 * 2**29)``,
@@ -320,12 +329,9 @@ class GymControl(NetworkTask):
             return None
         return {"task": "gym", "task_options": {"env_id": self.env_id, "threshold": self.user_threshold,
                                                 "sigma": self.sigma, "arch_rate": self.arch_rate,
-                                                "normalize": self.normalize, "scale": self._scale()}}
-
-    def _scale(self) -> list[list[float]] | None:
-        if self.obs_mean is None or self.obs_std is None:
-            return None
-        return [self.obs_mean.tolist(), self.obs_std.tolist()]
+                                                "normalize": self.normalize,
+                                                "scale": None if self.obs_std is None else
+                                                [self.obs_mean.tolist(), self.obs_std.tolist()]}}
 
     def _bind(self, space: SearchSpace) -> SearchSpace:
         """Only genes with a NumPy forward pass (the weights evolve outside Keras)."""
