@@ -384,9 +384,7 @@ def main(argv: list[str] | None = None) -> int:
                     if (p := args.work / f"{env_id}-{method}-{s}.json").exists()]
             entry[method] = _summary(runs)
         result[env_id] = entry
-    previous = _common.RESULTS_DIR / "control.json"
-    merged = json.loads(previous.read_text()) if previous.exists() else {}
-    merged.update(result)
+    merged = {**_common.read_result("control"), **result}
     merged["machine"] = _common.machine_info()
     merged["episodes_per_candidate"] = EPISODES
     path = _common.write_result("control", merged)

@@ -158,19 +158,13 @@ def flat_weights(genome: Genome, input_dim: int, n_outputs: int) -> np.ndarray:
 def with_flat_weights(genome: Genome, vector: np.ndarray, input_dim: int, n_outputs: int) -> Genome:
     """``genome`` carrying ``vector`` (:func:`flat_weights`'s order) as its weights."""
     vector = np.asarray(vector, dtype=np.float64).ravel()
-    shapes = layout(genome, input_dim, n_outputs)
-    need = sum(int(np.prod(shape)) for _, layer in shapes for shape in layer)
-    if vector.size != need:
-        raise GenomeError(f"genome.weights: {vector.size} values, the architecture needs {need}")
-    params: Params = {}
-    pos = 0
-    for name, layer in shapes:
-        params[name] = []
-        for shape in layer:
-            size = int(np.prod(shape))
-            params[name].append(vector[pos : pos + size].astype(np.float32).reshape(shape))
-            pos += size
-    return with_params(genome, params)
+    layers = layout(genome, input_dim, n_outputs)
+    ends = np.cumsum([sum(int(np.prod(shape)) for shape in shapes) for _, shapes in layers])  # the head's last
+    if vector.size != int(ends[-1]):
+        raise GenomeError(f"genome.weights: {vector.size} values, the architecture needs {int(ends[-1])}")
+    starts = [0, *ends[:-1]]  # a layer's blob is its arrays concatenated: its slice of the vector
+    return genome.replace(weights={name: encode_weights([vector[a:b]])
+                                   for (name, _), a, b in zip(layers, starts, ends, strict=True)})
 
 
 def _fresh(shape: tuple[int, ...], rng: np.random.Generator) -> np.ndarray:
