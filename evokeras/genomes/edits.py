@@ -16,6 +16,11 @@ for another task. Applied (by :func:`evokeras.nets.surgery.apply_program`) in th
    residual *stream* (named by the layer or projection block that starts it) removes the
    same channels from every tensor added into it: the producer's output and the last
    layer of every identity-shortcut block the stream passes through;
+   **downsample** after a full-resolution unit (one whose output has the input's
+   spatial size or length, :meth:`BaseStructure.downsample_points`): a 2x2 max pool
+   (sequences: a pool of 2 steps) is inserted there, so every later layer runs on a
+   quarter (half) of the positions -- a stride the base did not have, where its cost
+   sits in full-resolution layers;
 3. **cut** the network after unit ``cut`` and **pool** its output into a feature vector
    (``avg``/``max``/``flatten`` for feature maps, ``last``/``mean`` for sequences);
 4. attach a **new head** (a softmax Dense) whose weights are **fitted** on the cut
@@ -204,6 +209,29 @@ class BaseStructure:
                 out[u.name] = blocks
         return out
 
+    def downsample_points(self, program: EditProgram) -> list[str]:
+        """Units after which the program may downsample: kept units before its cut whose
+        output is a feature map or sequence at the base's input resolution (spatial size or
+        length), when no kept weighted layer after them reads a flattened map (whose input
+        weights are per position)."""
+        chain = self.chain(program)
+        first = self.units[0]  # token ids have no channel axis
+        full = first.in_shape if len(first.in_shape) < len(first.out_shape) else first.in_shape[:-1]
+        out = []
+        for i, u in enumerate(chain[:-1]):
+            if u.rank < 3 or u.out_shape[:-1] != full or any(d is not None and d < 2 for d in full):
+                continue
+            flattened = False
+            for v in chain[i + 1:]:
+                if v.role == "pass" and len(v.out_shape) == 1 and len(v.in_shape) > 1 \
+                        and None not in v.in_shape and v.out_shape[0] == int(np.prod(v.in_shape)):
+                    flattened = True
+                elif flattened and (v.role == "weighted" or v.kind == "block"):
+                    break
+            else:
+                out.append(u.name)
+        return out
+
     def droppable(self, program: EditProgram) -> list[str]:
         """Units the program may drop: shape-preserving units before its cut."""
         end = self.index(program.cut)
@@ -234,11 +262,12 @@ class EditProgram(Keyed):
     freeze: str = ""
     learning_rate: float = 1e-3
     importance: str = "weight_norm"
+    downsample: str = ""
 
     def __post_init__(self) -> None:
         if self.importance not in IMPORTANCE:
             raise GenomeError(f"edit program: importance must be one of {list(IMPORTANCE)}, got {self.importance!r}")
-        for name in ("cut", "pool", "head", "freeze"):
+        for name in ("cut", "pool", "head", "freeze", "downsample"):
             if not isinstance(getattr(self, name), str):
                 raise GenomeError(f"edit program: {name} must be a string, got {getattr(self, name)!r}")
         for name, kind in (("alpha", float), ("learning_rate", float), ("finetune", int)):
@@ -283,6 +312,7 @@ class EditProgram(Keyed):
         out = [f"drop {d}" for d in self.drop]
         by = f" by {self.importance}" if self.importance != "weight_norm" else ""
         out += [f"squeeze {n} to {k:g}{by}" for n, k in self.squeeze]
+        out += [f"downsample 2x after {self.downsample}"] if self.downsample else []
         out.append(f"cut after {self.cut}, {self.pool} pool")
         out.append(f"fit new head: {self.head} (alpha {self.alpha:g})")
         if self.finetune:
@@ -298,8 +328,11 @@ class EditProgram(Keyed):
         d["squeeze"] = {k: v for k, v in self.squeeze}
         d["drop"] = list(self.drop)
         d["program"] = "edit"
-        if self.importance == "weight_norm":  # the first criterion: programs (and keys) of older runs
+        # the fields' first values: the programs (and keys) of older runs
+        if self.importance == "weight_norm":
             del d["importance"]
+        if not self.downsample:
+            del d["downsample"]
         return d
 
     @classmethod
@@ -409,6 +442,9 @@ class EditSpace:
                 raise ValueError(f"squeeze: {name!r} cannot be squeezed (squeezable: {sorted(squeezable)})")
             if not 0 < keep < 1 or max(1, int(round(keep * squeezable[name]))) >= squeezable[name]:
                 raise ValueError(f"squeeze: keep {keep} of {name!r} ({squeezable[name]} units) keeps nothing or all")
+        if program.downsample and program.downsample not in base.downsample_points(program):
+            raise ValueError(f"downsample: {program.downsample!r} is not a full-resolution unit before the cut "
+                             f"({base.downsample_points(program)})")
         if program.head not in self.heads:
             raise ValueError(f"head: {program.head!r} not in {self.heads}")
         if not program.alpha > 0:

@@ -16,6 +16,7 @@ weights are the base's trained weights, sliced where units were squeezed:
   statistics and scales, the next layer's input kernel rows, and after a ``Flatten``
   the rows of every position's kept channels;
 * a dropped unit is skipped (it preserves shapes);
+* a downsample inserts a 2x2 (sequences: 2-step) max pool, ``same`` padding, after its unit;
 * a residual stream (:meth:`~evokeras.genomes.edits.BaseStructure.streams`) is squeezed
   as one: its producer (a layer, or a projection block's two branches) and the last
   weighted layer of every identity-shortcut block that adds into it keep the same
@@ -331,6 +332,17 @@ def _stream_kept(kept_units: list[tuple[int, _Unit]], streams: dict[str, list[st
     return out
 
 
+def _downsampled(x: Any, name: str, after: str) -> Any:
+    """``x``, max-pooled by 2 along its spatial axes (``same`` padding) when unit ``name``
+    is the program's downsample point ``after``."""
+    import keras
+
+    if name != after:
+        return x
+    pool = keras.layers.MaxPooling2D if len(x.shape) == 4 else keras.layers.MaxPooling1D
+    return pool(2, padding="same", name="specialized_downsample")(x)
+
+
 def apply_program(model: Any, program: EditProgram, scores: Any = None) -> Any:
     """The body ``program`` makes of ``model``: a new functional Keras model from the
     base's input to the pooled features at the cut (a vector per sample), built from
@@ -373,6 +385,7 @@ def apply_program(model: Any, program: EditProgram, scores: Any = None) -> Any:
             kept_out = forced[unit.name] if unit.name in forced else (
                 out_units(layer, bn) if _role(layer) == "weighted" else None)
             x, kept = _apply_layer(layer, x, kept, kept_out, trainable)
+            x = _downsampled(x, unit.name, program.downsample)
             continue
         stream = forced.get(unit.name)
         if kept is not None and unit.shortcut == [] and (stream is None or not np.array_equal(stream, kept)):
@@ -394,6 +407,7 @@ def apply_program(model: Any, program: EditProgram, scores: Any = None) -> Any:
             raise SurgeryError(f"block {unit.name!r}: its branches end with different channels")
         x = _clone(unit.add)([s, h])
         kept = hk
+        x = _downsampled(x, unit.name, program.downsample)
     rank = len(x.shape)
     pools = {"avg": keras.layers.GlobalAveragePooling2D, "max": keras.layers.GlobalMaxPooling2D,
              "flatten": keras.layers.Flatten, "mean": keras.layers.GlobalAveragePooling1D, "last": layers.LastStep}

@@ -1,5 +1,5 @@
 """Variation operators of edit programs (:class:`~evokeras.genomes.edits.EditProgram`):
-repair, random programs, ten mutations and crossover, pure functions of an explicit
+repair, random programs, eleven mutations and crossover, pure functions of an explicit
 ``numpy.random.Generator``; :func:`evokeras.make_toolbox` registers them for a
 specialization task like the architecture operators.
 """
@@ -36,6 +36,7 @@ def repair_program(program: EditProgram, space: EditSpace) -> EditProgram:
             keep = float(_draw.nearest(keep, space.keep))
             if 1 <= int(round(keep * squeezable[name])) < squeezable[name]:
                 squeeze[name] = keep
+    downsample = program.downsample if program.downsample in base.downsample_points(program) else ""
     pools = space.pools(cut)
     pool = program.pool if program.pool in pools else pools[0]
     head = program.head if program.head in space.heads else space.heads[0]
@@ -48,7 +49,7 @@ def repair_program(program: EditProgram, space: EditSpace) -> EditProgram:
     importance = (program.importance if program.importance in space.importance else space.importance[0]) \
         if squeeze else "weight_norm"
     return program.replace(squeeze=squeeze, pool=pool, head=head, alpha=alpha, finetune=finetune,
-                           freeze=freeze, learning_rate=lr, importance=importance)
+                           freeze=freeze, learning_rate=lr, importance=importance, downsample=downsample)
 
 
 def random_program(rng: np.random.Generator, space: EditSpace) -> EditProgram:
@@ -65,6 +66,8 @@ def random_program(rng: np.random.Generator, space: EditSpace) -> EditProgram:
         program = _drop(program, rng, space) or program
     for _ in range(int(rng.integers(space.init_squeezes + 1))):
         program = _squeeze(program, rng, space) or program
+    if rng.random() < 0.5:
+        program = _downsample(program, rng, space) or program
     if program.finetune:
         program = _freeze(program, rng, space) or program
     return repair_program(program, space)
@@ -78,29 +81,51 @@ def reference_programs(space: EditSpace) -> list[EditProgram]:
     """Width-multiplier programs, a specialization's reference architectures (what
     ``strategy.reference_architectures`` starts generation 0 from): the base cut after its deepest
     feature map or sequence (the last cut point whose output is not a vector; the last
-    cut point when there is none), each pool there but ``flatten``, every layer before
-    the cut squeezed to each of :data:`REFERENCE_WIDTHS` (the nearest keep fraction of the
-    space) by the space's first criterion, a ``logistic`` head, and the longest
-    fine-tuning the space allows at its middle learning rate -- the programs MobileNet's
-    width multiplier would make, and the ones a short search rarely assembles gene by
-    gene. Repaired, without duplicates, in that order (widest first)."""
+    cut point when there is none), every layer before the cut squeezed to each of
+    :data:`REFERENCE_WIDTHS` (the nearest keep fraction of the space) by the space's first
+    criterion, with and without a downsample after the first full-resolution weighted
+    layer (and the per-channel layers after it) (:meth:`~evokeras.genomes.edits.BaseStructure.downsample_points`),
+    a ``logistic`` head and the longest fine-tuning the space allows -- the programs
+    MobileNet's width multiplier and an early stride would make, and the ones a short
+    search rarely assembles gene by gene.
+
+    In this order (generation 0 takes the first ``strategy.population``): the widest
+    program at each of the space's learning rates (the fine-tuning rate swept first: the
+    best rate differs between bases and decides what fine-tuning recovers), then each
+    width, with and without the downsample, at the middle rate and the first pool but
+    ``flatten``, then the same with the other pools. Repaired, without duplicates."""
     base = space.base
     spatial = [c for c in base.cut_points if base.unit(c).rank >= 3]
     cut = spatial[-1] if spatial else base.cut_points[-1]
     rates = sorted(space.learning_rates)
+    pools = [p for p in space.pools(cut) if p != "flatten"] or list(space.pools(cut))
+    plain = EditProgram(cut=cut, pool=pools[0], head="logistic" if "logistic" in space.heads else space.heads[0],
+                        alpha=float(_draw.nearest(1e-2, space.alphas)), finetune=max(space.finetune),
+                        learning_rate=rates[len(rates) // 2], importance=space.importance[0])
+    # the first weighted layer at full resolution and the per-channel layers after it
+    chain, points = base.chain(plain), set(base.downsample_points(plain))
+    start = next((i for i, u in enumerate(chain) if u.role == "weighted" and u.name in points), None)
+    early = ""
+    if start is not None:
+        early = chain[start].name
+        for u in chain[start + 1:]:
+            if u.role != "pass" or u.name not in points:
+                break
+            early = u.name
+    candidates = [plain.replace(learning_rate=r) for r in rates]
+    for pool in pools:
+        for width in REFERENCE_WIDTHS:
+            for downsample in ("", early) if early else ("",):
+                program = plain.replace(pool=pool, downsample=downsample)
+                if width < 1:
+                    keep = float(_draw.nearest(width, space.keep))
+                    program = program.replace(squeeze={name: keep for name in base.squeezable(program)})
+                candidates.append(program)
     out: list[EditProgram] = []
-    for width in REFERENCE_WIDTHS:
-        for pool in (p for p in space.pools(cut) if p != "flatten"):
-            program = EditProgram(
-                cut=cut, pool=pool, head="logistic" if "logistic" in space.heads else space.heads[0],
-                alpha=float(_draw.nearest(1e-2, space.alphas)), finetune=max(space.finetune),
-                learning_rate=rates[len(rates) // 2], importance=space.importance[0])
-            if width < 1:
-                keep = float(_draw.nearest(width, space.keep))
-                program = program.replace(squeeze={name: keep for name in base.squeezable(program)})
-            program = repair_program(program, space)
-            if program not in out:
-                out.append(program)
+    for program in candidates:
+        program = repair_program(program, space)
+        if program not in out:
+            out.append(program)
     return out
 
 
@@ -139,6 +164,12 @@ def _importance(p: EditProgram, rng: np.random.Generator, space: EditSpace) -> E
     """Squeeze by another importance criterion."""
     options = [c for c in space.importance if c != p.importance]
     return p.replace(importance=_draw.pick(rng, options)) if p.squeeze and options else None
+
+
+def _downsample(p: EditProgram, rng: np.random.Generator, space: EditSpace) -> EditProgram | None:
+    """Downsample after another full-resolution unit, or not at all."""
+    options = [n for n in ["", *space.base.downsample_points(p)] if n != p.downsample]
+    return p.replace(downsample=_draw.pick(rng, options)) if options else None
 
 
 def _cut(p: EditProgram, rng: np.random.Generator, space: EditSpace) -> EditProgram | None:
@@ -194,6 +225,7 @@ EDIT_MUTATIONS = {
     "finetune": (_finetune, 1.0),
     "freeze": (_freeze, 0.5),
     "importance": (_importance, 0.5),
+    "downsample": (_downsample, 1.0),
 }
 
 
@@ -214,8 +246,9 @@ def crossover_programs(a: EditProgram, b: EditProgram, rng: np.random.Generator,
     """Uniform crossover: each gene group (cut and pool; each layer's squeeze; each
     unit's drop; head; fine-tuning) comes from either parent; both children repaired."""
     groups: list[Sequence[str]] = [("cut", "pool"), ("head", "alpha"), ("finetune", "freeze", "learning_rate"),
-                                   ("importance",)]
-    ca, cb = {**a.to_dict(), "importance": a.importance}, {**b.to_dict(), "importance": b.importance}
+                                   ("importance",), ("downsample",)]
+    ca = {**a.to_dict(), "importance": a.importance, "downsample": a.downsample}
+    cb = {**b.to_dict(), "importance": b.importance, "downsample": b.downsample}
     for group in groups:
         if rng.random() < 0.5:
             for name in group:
