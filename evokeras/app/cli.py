@@ -23,7 +23,7 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from evokeras._io import MAX_CONFIG_BYTES, UnreadableFile, read_json
+from evokeras._io import MAX_CONFIG_BYTES, UnreadableFile, read_json, write_json_atomic
 from evokeras._meta import __version__, optional_dependency
 from evokeras.api import specialize
 from evokeras.app.specialization import SPECIALIZE_ERRORS, specialize_failed
@@ -96,6 +96,9 @@ def _add_specialize(sub: Any) -> None:
     sp.add_argument("--config", type=Path, default=None, help="JSON file of config keys (strategy, evaluation, space, ...)")
     sp.add_argument("--out", type=Path, default=None, help="run directory (default: runs/specialize-<task>-seed<N>)")
     sp.add_argument("--seed", type=int, default=0, help="the run's seed (default: 0)")
+    sp.add_argument("--compare-pruning", action="store_true",
+                    help="afterwards, prune the base (new head) to 50%%, 25%% and 12.5%% of its MACs, fine-tune each as "
+                         "long as a front member's final model and compare (minutes more; writes pruning.json)")
     add_parallel_arguments(sp)
     sp.add_argument("--no-progress", action="store_true")
     sp.add_argument("-v", "--verbose", action="store_true")
@@ -206,6 +209,13 @@ def _specialize(args: argparse.Namespace) -> int:
     except SPECIALIZE_ERRORS as exc:
         return specialize_failed(exc)
     print(format_report(out))
+    if args.compare_pruning:
+        from evokeras.app.comparison import compare_pruning, format_table
+
+        print("structured pruning (L1, uniform) + fine-tuning of the base, against the front:", file=sys.stderr)
+        result = compare_pruning(out, log=lambda line: print(line, file=sys.stderr))
+        write_json_atomic(out / "pruning.json", result)
+        print(format_table(result))
     print(f"run directory: {out}", file=sys.stderr)
     return 0
 

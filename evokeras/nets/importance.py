@@ -21,7 +21,8 @@ its absolute contribution, summed over the tensors of a residual stream first.
   same), ``sum(p * dL/dp) = sum(a * dL/da)``; for an LSTM unit the sum runs over its
   four gates' parameters. The sum is kept signed per batch, so a stream's contributions
   add before the absolute value is taken. The loss is the cross-entropy of the target
-  labels through ``model`` (a classifier producing logits).
+  labels through ``model`` (a classifier producing logits, or probabilities when it ends
+  in a softmax).
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ import numpy as np
 
 from evokeras.nets.surgery import weighted_layers
 
-__all__ = ["unit_scores"]
+__all__ = ["outputs_probabilities", "unit_scores"]
 
 _FOLLOW = {"BatchNormalization", "Activation", "ReLU", "LeakyReLU", "ELU"}
 
@@ -82,6 +83,12 @@ def _activation(model: Any, pairs: list[tuple[Any, Any]], x: np.ndarray, batches
     return {name: np.stack(r) for name, r in rows.items()}
 
 
+def outputs_probabilities(model: Any) -> bool:
+    """Whether ``model`` ends in a softmax (its outputs are probabilities, not logits)."""
+    last = model.layers[-1]
+    return type(last).__name__ == "Softmax" or last.get_config().get("activation") == "softmax"
+
+
 def _gradients(model: Any, x: np.ndarray, y: np.ndarray) -> dict[int, np.ndarray]:
     """``{id(variable): dL/dvariable}`` for every variable of ``model`` (trainable or
     not), ``L`` the summed cross-entropy of ``y`` on ``model``'s logits (inference mode)."""
@@ -95,6 +102,7 @@ def _backend_gradients(model: Any, x: np.ndarray, y: np.ndarray) -> dict[int, np
     import keras
 
     backend = keras.backend.backend()
+    from_logits = not outputs_probabilities(model)
     if backend == "tensorflow":
         import tensorflow as tf
 
@@ -103,7 +111,7 @@ def _backend_gradients(model: Any, x: np.ndarray, y: np.ndarray) -> dict[int, np
             for v in variables:
                 tape.watch(v.value)
             logits = model(x, training=False)
-            loss = tf.reduce_sum(keras.losses.sparse_categorical_crossentropy(y, logits, from_logits=True))
+            loss = tf.reduce_sum(keras.losses.sparse_categorical_crossentropy(y, logits, from_logits=from_logits))
         # an embedding's gradient is sparse (IndexedSlices): made dense
         grads = [None if g is None else tf.convert_to_tensor(g)
                  for g in tape.gradient(loss, [v.value for v in variables])]
@@ -123,7 +131,7 @@ def _backend_gradients(model: Any, x: np.ndarray, y: np.ndarray) -> dict[int, np
             for i, value in zip(real, real_values, strict=True):
                 ntv[i] = value
             logits, _ = model.stateless_call(tv, ntv, x, training=False)
-            return jnp.sum(keras.losses.sparse_categorical_crossentropy(y, logits, from_logits=True))
+            return jnp.sum(keras.losses.sparse_categorical_crossentropy(y, logits, from_logits=from_logits))
 
         gt, gn = jax.grad(loss, argnums=(0, 1))([v.value for v in trainable], [frozen[i].value for i in real])
         grads = {id(v): np.asarray(g, dtype=np.float64) for v, g in zip(trainable, gt, strict=True)}

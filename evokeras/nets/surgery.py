@@ -39,14 +39,15 @@ from evokeras.genomes.edits import BaseStructure, EditProgram, UnitInfo
 from evokeras.nets import layers
 from evokeras.nets.morph import kernel_importance
 
-__all__ = ["SurgeryError", "apply_program", "count_flops", "importance", "kernel_importance", "structure", "weighted_layers"]
+__all__ = ["SurgeryError", "apply_program", "count_flops", "importance", "kernel_importance", "squeeze_scores", "structure",
+           "weighted_layers"]
 
 _WEIGHTED = {"Conv1D", "Conv2D", "Dense", "LSTM", "Embedding"}
 _PASS = {
     "BatchNormalization", "Activation", "ReLU", "LeakyReLU", "ELU", "Dropout", "SpatialDropout1D",
     "SpatialDropout2D", "GaussianNoise", "MaxPooling1D", "MaxPooling2D", "AveragePooling1D",
     "AveragePooling2D", "GlobalAveragePooling1D", "GlobalAveragePooling2D", "GlobalMaxPooling1D",
-    "GlobalMaxPooling2D", "Flatten",
+    "GlobalMaxPooling2D", "Flatten", "LastStep",
 }
 _WIDTH_KEY = {"Conv1D": "filters", "Conv2D": "filters", "Dense": "units", "LSTM": "units", "Embedding": "output_dim"}
 
@@ -209,11 +210,15 @@ def _width(layer: Any) -> int:
     return int(layer.get_config()[_WIDTH_KEY[type(layer).__name__]])
 
 
+def _score(parts: list[np.ndarray]) -> np.ndarray:
+    """A unit's importance: the mean over rows of ``|sum of its contributions|`` (one part
+    per tensor; several for a residual stream)."""
+    return np.abs(np.sum(parts, axis=0)).mean(axis=0)
+
+
 def _select(parts: list[np.ndarray], keep: float) -> np.ndarray:
-    """The units to keep: the ``keep`` fraction of largest importance, where a unit's
-    importance is the mean over rows of ``|sum of its contributions|`` (one part per
-    tensor; several for a residual stream)."""
-    score = np.abs(np.sum(parts, axis=0)).mean(axis=0)
+    """The units to keep: the ``keep`` fraction of largest :func:`_score`."""
+    score = _score(parts)
     n = max(1, int(round(keep * score.shape[-1])))
     return np.sort(np.argsort(-score, kind="stable")[:n])
 
@@ -304,6 +309,25 @@ def _last_weighted(layers: list[Any]) -> int:
     return max((j for j, layer in enumerate(layers) if _role(layer) == "weighted"), default=-1)
 
 
+def _stream_parts(unit: _Unit, by_name: dict[str, _Unit], chain: list[_Unit], streams: dict[str, list[str]],
+                  scores: Any) -> list[np.ndarray]:
+    """The contributions of every tensor of the residual stream ``unit`` starts (a layer or
+    a projection block) or of a block: the producer's and each identity block's last
+    weighted layer, broadcast to the same rows."""
+    parts = []
+    if unit.kind == "layer":
+        parts.append(_contribution(unit.layers[0], _unit_bn(chain, chain.index(unit)), scores))
+    for member in [unit] * (unit.kind == "block") + [by_name[b] for b in streams.get(unit.name, [])]:
+        branches = [member.layers, member.shortcut] if member is unit else [member.layers]
+        for branch in branches:
+            j = _last_weighted(branch)
+            if j < 0:
+                raise SurgeryError(f"squeeze: a branch of block {member.name!r} has no weighted layer")
+            parts.append(_contribution(branch[j], _next_bn(branch, j), scores))
+    rows = max(p.shape[0] for p in parts)
+    return [np.broadcast_to(p, (rows, p.shape[1])) for p in parts]
+
+
 def _stream_kept(kept_units: list[tuple[int, _Unit]], streams: dict[str, list[str]],
                  squeeze: dict[str, float], scores: Any) -> dict[str, np.ndarray]:
     """``{unit name: kept channels}`` of the squeezed residual streams: the producer's
@@ -315,20 +339,36 @@ def _stream_kept(kept_units: list[tuple[int, _Unit]], streams: dict[str, list[st
         unit = by_name.get(name)
         if unit is None or not (unit.kind == "block" or name in streams):
             continue
-        parts = []
-        if unit.kind == "layer":
-            parts.append(_contribution(unit.layers[0], _unit_bn(chain, chain.index(unit)), scores))
-        for member in [unit] * (unit.kind == "block") + [by_name[b] for b in streams.get(name, [])]:
-            branches = [member.layers, member.shortcut] if member is unit else [member.layers]
-            for branch in branches:
-                j = _last_weighted(branch)
-                if j < 0:
-                    raise SurgeryError(f"squeeze: a branch of block {member.name!r} has no weighted layer")
-                parts.append(_contribution(branch[j], _next_bn(branch, j), scores))
-        rows = max(p.shape[0] for p in parts)
-        kept = _select([np.broadcast_to(p, (rows, p.shape[1])) for p in parts], keep)
+        kept = _select(_stream_parts(unit, by_name, chain, streams, scores), keep)
         for member_name in [name, *streams.get(name, [])]:
             out[member_name] = kept
+    return out
+
+
+def squeeze_scores(model: Any, program: EditProgram, scores: Any = None) -> dict[str, np.ndarray]:
+    """``{name: per-unit importance}`` of everything ``program``'s chain may squeeze
+    (:meth:`~evokeras.genomes.edits.BaseStructure.squeezable`): the scores
+    :func:`apply_program` keeps the largest of (a residual stream's summed over its
+    tensors), with the data-driven ``scores`` as there."""
+    units = _parse(model)
+    names = [u.name for u in units]
+    dropped = set(program.drop)
+    kept_units = [(i, u) for i, u in enumerate(units[: names.index(program.cut) + 1]) if u.name not in dropped]
+    chain = [u for _, u in kept_units]
+    by_name = {u.name: u for u in chain}
+    base = structure(model)
+    streams = base.streams(program)
+    inner = {layer.name: (layer, _next_bn(u.layers, j)) for u in chain if u.kind == "block"
+             for j, layer in enumerate(u.layers)}
+    out = {}
+    for name in base.squeezable(program):
+        unit = by_name.get(name)
+        if unit is not None and (unit.kind == "block" or name in streams):
+            out[name] = _score(_stream_parts(unit, by_name, chain, streams, scores))
+        elif unit is not None:
+            out[name] = _score([_contribution(unit.layers[0], _unit_bn(chain, chain.index(unit)), scores)])
+        else:
+            out[name] = _score([_contribution(*inner[name], scores)])
     return out
 
 
@@ -343,9 +383,12 @@ def _downsampled(x: Any, name: str, after: str) -> Any:
     return pool(2, padding="same", name="specialized_downsample")(x)
 
 
-def apply_program(model: Any, program: EditProgram, scores: Any = None) -> Any:
+def apply_program(model: Any, program: EditProgram, scores: Any = None, *, whole: bool = False) -> Any:
     """The body ``program`` makes of ``model``: a new functional Keras model from the
-    base's input to the pooled features at the cut (a vector per sample), built from
+    base's input to the pooled features at the cut (a vector per sample) -- with
+    ``whole``, to the base's own output through all its units (the cut and pool are
+    then ignored; what the program squeezes must lie before the last weighted unit,
+    the base's head, whose outputs stay) -- built from
     fresh copies of the base's layers with its trained weights (sliced where squeezed).
     Layers of units up to ``program.freeze`` are not trainable; batch normalization layers
     never are (fine-tuning keeps them in inference mode, with the base's statistics, as
@@ -360,9 +403,12 @@ def apply_program(model: Any, program: EditProgram, scores: Any = None) -> Any:
 
     units = _parse(model)
     names = [u.name for u in units]
-    if program.cut not in names[:-1]:
+    if whole:
+        end = len(units) - 1
+    elif program.cut not in names[:-1]:
         raise SurgeryError(f"cut: {program.cut!r} is not a unit before the base's head ({names[:-1]})")
-    end = names.index(program.cut)
+    else:
+        end = names.index(program.cut)
     dropped = set(program.drop)
     squeeze = dict(program.squeeze)
     frozen_to = names.index(program.freeze) if program.freeze else -1
@@ -408,6 +454,8 @@ def apply_program(model: Any, program: EditProgram, scores: Any = None) -> Any:
         x = _clone(unit.add)([s, h])
         kept = hk
         x = _downsampled(x, unit.name, program.downsample)
+    if whole:
+        return keras.Model(inp, x, name=f"{model.name}_pruned")
     rank = len(x.shape)
     pools = {"avg": keras.layers.GlobalAveragePooling2D, "max": keras.layers.GlobalMaxPooling2D,
              "flatten": keras.layers.Flatten, "mean": keras.layers.GlobalAveragePooling1D, "last": layers.LastStep}

@@ -44,6 +44,7 @@ from evokeras.tasks.base import SupervisedTask, Task, accuracy_figures, finish_t
 from evokeras.tasks.registry import make_task
 from evokeras.training.context import FinalContext, ScoreContext
 from evokeras.training.records import DEFAULT_OBJECTIVES, EVAL_BATCH, NonFiniteError
+from evokeras.training.stock import distillation_loss, predict
 from evokeras.variation.edits import (
     crossover_programs,
     mutate_program,
@@ -68,12 +69,6 @@ def _load_base(path: str) -> Any:
         _BASES.clear()
         _BASES[key] = keras.saving.load_model(path, compile=False, safe_mode=True)  # no lambda code from a file
     return _BASES[key]
-
-
-def predict(model: Any, x: np.ndarray, batch_size: int = 256) -> np.ndarray:
-    """``model``'s outputs for ``x``, batch by batch (``predict_on_batch``: no input pipeline)."""
-    return np.concatenate([np.asarray(model.predict_on_batch(x[i:i + batch_size]))
-                           for i in range(0, len(x), batch_size)])
 
 
 def fit_head(features: np.ndarray, y: np.ndarray, n_classes: int, method: str, alpha: float,
@@ -333,7 +328,7 @@ class Specialization(Task):
             loss: Any = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
             if soft is not None:
                 target = np.concatenate([np.asarray(y, np.float32)[:, None], soft.astype(np.float32)], axis=1)
-                loss = _distillation_loss(self.distill_weight, self.temperature)
+                loss = distillation_loss(self.distill_weight, self.temperature)
             trainer.compile(optimizer=keras.optimizers.Adam(self._schedule(program.learning_rate, program.finetune,
                                                                            len(x))), loss=loss)
             with timed("fit"):
@@ -383,20 +378,3 @@ class Specialization(Task):
 
     def __repr__(self) -> str:
         return f"Specialization(base={self.base_path!r}, target={self.target_name!r})"
-
-
-def _distillation_loss(weight: float, temperature: float) -> Callable[[Any, Any], Any]:
-    """The fine-tuning loss on logits ``s`` of targets ``[label, teacher logits t...]``:
-    ``(1 - weight) * CE(label, s) + weight * T^2 * CE(softmax(t / T), softmax(s / T))``."""
-    import keras
-    from keras import ops
-
-    def loss(y_true: Any, y_pred: Any) -> Any:
-        labels = ops.cast(y_true[:, 0], "int32")
-        teacher = y_true[:, 1:]
-        hard = keras.losses.sparse_categorical_crossentropy(labels, y_pred, from_logits=True)
-        soft = -ops.sum(ops.softmax(teacher / temperature, axis=-1) * ops.log_softmax(y_pred / temperature, axis=-1),
-                        axis=-1) * (temperature * temperature)
-        return (1.0 - weight) * hard + weight * soft
-
-    return loss

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 
 from evokeras.training.records import Budget, EvaluationTimeout
 
-__all__ = ["WARMUP_FRACTION", "annealed_rate", "budget_callbacks", "time_inference", "timed_schedule"]
+__all__ = ["WARMUP_FRACTION", "annealed_rate", "budget_callbacks", "distillation_loss", "predict", "time_inference",
+           "timed_schedule"]
 
 #: The share of a timed training spent warming the learning rate up (linearly from 0).
 WARMUP_FRACTION = 0.05
@@ -116,6 +118,12 @@ def timed_schedule(seconds: float, peak: float, *, steps: int | None = None, war
     return _TimedSchedule()
 
 
+def predict(model: Any, x: np.ndarray, batch_size: int = 256) -> np.ndarray:
+    """``model``'s outputs for ``x``, batch by batch (``predict_on_batch``: no input pipeline)."""
+    return np.concatenate([np.asarray(model.predict_on_batch(x[i:i + batch_size]))
+                           for i in range(0, len(x), batch_size)])
+
+
 def time_inference(model: Any, x: np.ndarray, batch_size: int = 256, repeats: int = 5) -> float:
     """Median seconds per sample of ``model.predict_on_batch`` on ``batch_size`` samples
     of ``x`` (repeated to fill the batch), over ``repeats`` timed calls after a warm-up."""
@@ -130,3 +138,24 @@ def time_inference(model: Any, x: np.ndarray, batch_size: int = 256, repeats: in
         model.predict_on_batch(batch)
         samples.append(time.perf_counter() - t0)
     return float(np.median(samples)) / len(batch)
+
+
+def distillation_loss(weight: float, temperature: float, *, from_logits: bool = True) -> Callable[[Any, Any], Any]:
+    """The knowledge-distillation loss (Hinton et al., 2015) on predictions ``s`` of
+    targets ``[label, teacher logits t...]``: ``(1 - weight) * CE(label, s) + weight * T^2 *
+    CE(softmax(t / T), softmax(s / T))``. Without ``from_logits`` the predictions are
+    probabilities and their logarithms serve as logits (the softmax of ``log(p) / T``
+    is that of ``s / T``)."""
+    import keras
+    from keras import ops
+
+    def loss(y_true: Any, y_pred: Any) -> Any:
+        labels = ops.cast(y_true[:, 0], "int32")
+        teacher = y_true[:, 1:]
+        logits = y_pred if from_logits else ops.log(ops.clip(y_pred, 1e-7, 1.0))
+        hard = keras.losses.sparse_categorical_crossentropy(labels, logits, from_logits=True)
+        soft = -ops.sum(ops.softmax(teacher / temperature, axis=-1) * ops.log_softmax(logits / temperature, axis=-1),
+                        axis=-1) * (temperature * temperature)
+        return (1.0 - weight) * hard + weight * soft
+
+    return loss

@@ -393,8 +393,23 @@ def test_cli_specialize_end_to_end_and_bad_input(tmp_path, capsys) -> None:
         assert not out.exists()
     out = tmp_path / "run"
     assert main(["specialize", str(model_path), "--task", "mnist", "--config", str(cfg), "--out", str(out),
-                 "--no-progress"]) == 0
+                 "--no-progress", "--compare-pruning"]) == 0
     printed = capsys.readouterr().out
+    # the opt-in comparison: the base pruned to three levels of its MACs, fine-tuned, timed with the front
+    pruning = json.loads((out / "pruning.json").read_text())
+    assert [r["level"] for r in pruning["levels"]] == [0.5, 0.25, 0.125]
+    # this tiny base (2 and 4 filters) cannot go down to 12.5% of its MACs: said, not raised
+    reached = [r for r in pruning["levels"] if "error" not in r]
+    assert [r["level"] for r in reached] == [0.5, 0.25] and "0.125" in pruning["levels"][2]["error"]
+    macs = [pruning["methods"][r["method"]]["macs"] for r in reached]
+    assert macs[0] > macs[1] and macs[0] <= 0.5 * pruning["source"]["macs"] and macs[1] <= 0.25 * pruning["source"]["macs"]
+    for r in reached:
+        assert 0 <= r["test_error"] <= 1 and r["exec_time"] > 0
+        assert r["dominated"] == (r["front_member"] is not None and r["front_member_test_error"] < r["test_error"])
+    assert pruning["dominates"] == all(r["dominated"] for r in reached)
+    finished = [m for m in json.loads((out / "hall_of_fame.json").read_text())["members"] if "test_error" in m]
+    assert set(pruning["members"]) == {m["key"] for m in finished}
+    assert "dominated" in printed and "not reached" in printed
     hof = json.loads((out / "hall_of_fame.json").read_text())
     member = hof["members"][0]
     assert member["genome"]["program"] == "edit" and (out / member["model"]).is_file()

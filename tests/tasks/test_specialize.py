@@ -387,7 +387,7 @@ def test_teacher_gives_cached_scores_and_soft_targets(clean_path) -> None:
 
 
 def test_distillation_loss_mixes_labels_and_softened_teacher() -> None:
-    from evokeras.tasks.specialize import _distillation_loss
+    from evokeras.training.stock import distillation_loss
 
     rng = np.random.default_rng(0)
     s, t = rng.normal(0, 2, (5, 4)), rng.normal(0, 2, (5, 4))
@@ -400,7 +400,7 @@ def test_distillation_loss_mixes_labels_and_softened_teacher() -> None:
     w, temp = 0.3, 2.0
     hard = -log_softmax(s)[np.arange(5), y]
     soft = -(np.exp(log_softmax(t / temp)) * log_softmax(s / temp)).sum(axis=1) * temp ** 2
-    got = _distillation_loss(w, temp)(np.concatenate([y[:, None], t], axis=1).astype("float32"), s.astype("float32"))
+    got = distillation_loss(w, temp)(np.concatenate([y[:, None], t], axis=1).astype("float32"), s.astype("float32"))
     np.testing.assert_allclose(np.asarray(got), (1 - w) * hard + w * soft, rtol=1e-4)
 
 
