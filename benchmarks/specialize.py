@@ -234,6 +234,265 @@ def ladder(study_dir: Path, rounds: int) -> dict[str, Any]:
     return out
 
 
+# --------------------------------------------------------------------------- #
+# Against pruning, transfer learning and distillation (issue 31)               #
+# --------------------------------------------------------------------------- #
+#: The Keras guide's fine-tuning rate of a transferred model ("a very low learning rate").
+TRANSFER_RATE = 1e-5
+#: The Keras example's distillation: weight 0.9 on the softened teacher (its alpha 0.1 on the labels), T 10.
+DISTILL = {"weight": 0.9, "temperature": 10.0}
+#: The distilled student: the plain CNN at 1/4 of the objects base's widths.
+STUDENT = {"widths": (4, 8, 16), "dense": 64}
+
+
+def _spec(model: Any) -> list[dict[str, Any]]:
+    """``model``'s layers for ``mct_prune.py`` (class, config, inputs), input to output."""
+    out = []
+    for layer in model.layers:
+        nodes = layer._inbound_nodes  # noqa: SLF001 - Keras keeps the graph on the layers
+        inbound = [t._keras_history[0].name for t in nodes[0].input_tensors] if nodes else []  # noqa: SLF001
+        out.append({"name": layer.name, "class": type(layer).__name__, "config": layer.get_config(),
+                    "inbound": [] if type(layer).__name__ == "InputLayer" else inbound})
+    return out
+
+
+def _from_weights(source: Any, weights: dict[str, Any]) -> Any:
+    """``source`` rebuilt in Keras 3 with the (pruned) ``weights`` by layer name, each
+    Conv/Dense as wide as its kernel."""
+    import keras
+
+    def clone(layer: Any) -> Any:
+        cfg = layer.get_config()
+        key = {"Conv2D": "filters", "Conv1D": "filters", "Dense": "units"}.get(type(layer).__name__)
+        if key and f"{layer.name}:0" in weights:
+            cfg[key] = int(weights[f"{layer.name}:0"].shape[-1])
+        return type(layer).from_config(cfg)
+
+    model = keras.models.clone_model(source, clone_function=clone)
+    for layer in model.layers:
+        n = sum(1 for k in weights if k.startswith(layer.name + ":"))
+        if n:
+            layer.set_weights([weights[f"{layer.name}:{i}"] for i in range(n)])
+    return model
+
+
+def _mct(source: Any, x: Any, y: Any, levels: tuple[float, ...], seconds: float, work: Path,
+         python: str) -> dict[str, Any]:
+    """MCT's pruning of ``source`` to ``levels`` of its parameters, each fine-tuned
+    ``seconds`` (``mct_prune.py`` in its own environment ``python``), rebuilt here:
+    ``{name: (model, info)}``; ``{}`` with a printed reason when MCT fails."""
+    import subprocess
+
+    import numpy as np
+
+    work.mkdir(parents=True, exist_ok=True)
+    (work / "spec.json").write_text(json.dumps(_spec(source), default=str))
+    np.savez(work / "weights.npz", **{f"{layer.name}:{i}": w for layer in source.layers
+                                      for i, w in enumerate(layer.get_weights())})
+    np.savez(work / "data.npz", x=x, y=y)
+    (work / "job.json").write_text(json.dumps({"levels": list(levels), "seconds": seconds}))
+    proc = subprocess.run([python, str(Path(__file__).with_name("mct_prune.py")), str(work)],
+                          capture_output=True, text=True, timeout=3600)
+    if proc.returncode != 0:
+        print(f"  MCT failed: {proc.stderr.strip().splitlines()[-1] if proc.stderr.strip() else proc.returncode}")
+        return {}
+    info = json.loads((work / "mct_prune.json").read_text())
+    out = {}
+    for level in levels:
+        if "error" in info["levels"][f"{level:g}"]:
+            print(f"  MCT {level:g}: {info['levels'][f'{level:g}']['error']}")
+            continue
+        weights = dict(np.load(work / f"mct_{level:g}.npz"))
+        out[f"MCT {level:g}"] = (_from_weights(source, weights), {**info["levels"][f"{level:g}"], "mct": info["mct"],
+                                                                 "tensorflow": info["tensorflow"]})
+    return out
+
+
+def _timed_fit(model: Any, x: Any, y: Any, seconds: float, **fit: Any) -> float:
+    """Fit ``model`` (compiled) for ``seconds`` of wall time (after its first batch); the seconds spent."""
+    import keras
+
+    class Stop(keras.callbacks.Callback):
+        start: float | None = None
+
+        def on_train_batch_end(self, batch: int, logs: Any = None) -> None:
+            if self.start is None:
+                self.start = time.perf_counter()
+            elif time.perf_counter() - self.start > seconds:
+                self.model.stop_training = True
+
+    t0 = time.perf_counter()
+    model.fit(x, y, batch_size=64, epochs=fit.pop("epochs", 10_000), verbose=0,
+              callbacks=[Stop(), *fit.pop("callbacks", [])], **fit)
+    return time.perf_counter() - t0
+
+
+def _student(task: Any, x: Any, y: Any, data: Any, teacher: Any, seconds: float) -> tuple[Any, dict[str, Any]]:
+    """The Keras example's knowledge distillation: a small plain CNN trained from scratch
+    on the teacher's softened outputs (:data:`DISTILL`), Adam 1e-3, early stopping on the
+    validation loss (patience 3), at most ``seconds``."""
+    import keras
+    import numpy as np
+
+    from evokeras.nets import zoo
+    from evokeras.training.stock import distillation_loss, predict
+
+    def targets(xs: Any, ys: Any) -> Any:
+        logits = np.log(np.clip(predict(teacher, xs), 1e-7, 1.0))
+        return np.concatenate([np.asarray(ys, np.float32)[:, None], logits.astype(np.float32)], axis=1)
+
+    student = zoo.plain_cnn(task.input_shape, task.n_outputs, activation=None, **STUDENT)
+    student.compile(keras.optimizers.Adam(1e-3), distillation_loss(DISTILL["weight"], DISTILL["temperature"]))
+    stop = keras.callbacks.EarlyStopping(monitor="val_loss", patience=3, restore_best_weights=True)
+    spent = _timed_fit(student, x, targets(x, y), seconds, epochs=30, callbacks=[stop],
+                       validation_data=(data.x_val, targets(data.x_val, data.y_val)))
+    model = keras.Model(student.input, keras.layers.Activation("softmax")(student.output))
+    model.compile(loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    return model, {"train_seconds": spent, **STUDENT, **DISTILL}
+
+
+def vs_pruning(study_dir: Path, rounds: int, mct_python: str | None) -> dict[str, Any]:
+    """One study's front against structured pruning + fine-tuning (evokeras.prune by MACs
+    and by parameters, MCT by parameters), the Keras guide's transfer learning, the Keras
+    example's distilled student and the study's baselines, all timed together
+    (:func:`evokeras.app.comparison.compare_pruning`)."""
+    import keras
+
+    from evokeras.app.comparison import (
+        LEVELS,
+        against_front,
+        compare_pruning,
+        run_task,
+        transfer_source,
+    )
+    from evokeras.training.pruning import prune
+
+    run = study_dir / "search"
+    task, config = run_task(run)
+    x, y, data = task.final_data(config.final.train_samples)
+    front = [m for m in json.loads((run / "hall_of_fame.json").read_text())["members"] if "test_error" in m]
+    seconds = float(sorted(float(m["final_fit_seconds"]) for m in front)[len(front) // 2])
+    summary = json.loads((study_dir / "summary.json").read_text())
+    others: dict[str, tuple[Any, float]] = {}
+    info: dict[str, Any] = {}
+
+    def add(name: str, model: Any, extra: dict[str, Any] | None = None) -> None:
+        error = 1.0 - float(model.evaluate(data.x_test, data.y_test, batch_size=512, verbose=0,
+                                           return_dict=True)["accuracy"])
+        others[name] = (model, error)
+        info[name] = extra or {}
+        print(f"  {name}: test error {error:.4f}", flush=True)
+
+    for label in ("baseline", "baseline_large"):
+        if (study_dir / f"{label}.keras").is_file():
+            others[label] = (keras.saving.load_model(study_dir / f"{label}.keras"), summary[label]["test_error"])
+    source = transfer_source(task, x, y)
+    for level in LEVELS:
+        keras.utils.set_random_seed(0)
+        pruned = prune(source, level, resource="params", data=(x, y), seconds=seconds)
+        add(f"prune l1 uniform params {level:g}", pruned, pruned.pruning)
+    if mct_python:
+        for name, (model, extra) in _mct(source, x, y, LEVELS, seconds, study_dir / "mct", mct_python).items():
+            add(name, model, extra)
+    transfer = transfer_source(task, x, y)
+    transfer.compile(keras.optimizers.Adam(TRANSFER_RATE), "sparse_categorical_crossentropy", metrics=["accuracy"])
+    add("transfer", transfer, {"learning_rate": TRANSFER_RATE, "train_seconds": _timed_fit(transfer, x, y, seconds)})
+    wall = summary["wall_seconds"]
+    keras.utils.set_random_seed(0)
+    student, extra = _student(task, x, y, data, transfer, (wall.get("search") or 0) + wall.get("final_models", 0))
+    add("distilled student", student, extra)
+    result = compare_pruning(run, resource="macs", seconds=seconds, rounds=rounds, others=others,
+                             log=lambda line: print(line, flush=True))
+    members = result["members"]
+    points = [(r["level"], r["method"]) for r in result["levels"] if "error" not in r]
+    points += [(lv, f"prune l1 uniform params {lv:g}") for lv in LEVELS]
+    points += [(lv, f"MCT {lv:g}") for lv in LEVELS if f"MCT {lv:g}" in result["methods"]]
+    levels = [against_front(members, method, result["methods"][method], level) for level, method in points]
+    for name, extra in info.items():
+        result["methods"][name]["details"] = extra
+    mct_file = study_dir / "mct" / "mct_prune.json"
+    mct = json.loads(mct_file.read_text()) if mct_python and mct_file.is_file() else None
+    return {"levels": levels, "dominates": all(r["dominated"] for r in levels), "finetune_seconds": seconds,
+            "comparison": result, "headline": _headline(result, summary), "mct": mct}
+
+
+def _headline(result: dict[str, Any], summary: dict[str, Any]) -> dict[str, Any]:
+    """The front member closest to the seed's headline against the larger baseline (the
+    baseline when the study has no larger one): the largest smallest share of the three
+    targets (speed, size, error reduction) it reaches."""
+    label = "baseline_large" if "baseline_large" in result["methods"] else "baseline"
+    ref = result["methods"][label]
+
+    def figures(m: dict[str, Any]) -> dict[str, float]:
+        return {"speedup": ref["exec_time"] / m["exec_time"], "size_ratio": ref["params"] / m["params"],
+                "error_reduction": (ref["test_error"] - m["test_error"]) / ref["test_error"]}
+
+    goals = {"speedup": 8.0, "size_ratio": 17.0, "error_reduction": 0.13}
+    key = max(result["members"], key=lambda k: min(figures(result["members"][k])[g] / v for g, v in goals.items()))
+    out = figures(result["members"][key])
+    return {**out, "member": key, "against": label, "met": all(out[g] >= v for g, v in goals.items())}
+
+
+def _vs_pruning_medians(per_seed: list[dict[str, Any]]) -> dict[str, Any]:
+    """Per (method, level), the medians over seeds of the pruned model's and its front
+    member's figures; ``dominates`` when every median point is dominated."""
+    import numpy as np
+
+    rows: dict[tuple[float, str], list[dict[str, Any]]] = {}
+    for r in per_seed:
+        for row in r["levels"]:
+            rows.setdefault((row["level"], row["method"]), []).append(row)
+    levels = []
+    for (level, method), group in rows.items():
+        row: dict[str, Any] = {"level": level, "method": method, "seeds": len(group)}
+        for k in ("test_error", "exec_time", "front_member_test_error", "front_member_exec_time"):
+            values = [g[k] for g in group if g[k] is not None]
+            row[k] = float(np.median(values)) if values else None
+        row["dominated"] = row["front_member_test_error"] is not None and \
+            row["front_member_test_error"] < row["test_error"] and row["front_member_exec_time"] <= row["exec_time"]
+        levels.append(row)
+    return {"levels": levels, "dominates": all(r["dominated"] for r in levels),
+            "finetune_seconds": float(np.median([r["finetune_seconds"] for r in per_seed]))}
+
+
+def _plot_vs_pruning(name: str, r: dict[str, Any], path: Path) -> None:
+    """Test error against measured inference time of every model of one seed's comparison."""
+    from evokeras.results.plotting import new_figure
+
+    c = r["comparison"]
+    fig = new_figure(figsize=(7.5, 5))
+    ax = fig.add_subplot(1, 1, 1)
+    members = sorted(c["members"].values(), key=lambda m: m["exec_time"])
+    ax.plot([1e6 * m["exec_time"] for m in members], [m["test_error"] for m in members], "o-", color="tab:blue",
+            label="evokeras front (final models)")
+    styles = {"prune l1 uniform 0": ("s", "tab:orange", "evokeras.prune, L1 uniform, MACs levels"),
+              "prune l1 uniform params": ("^", "tab:olive", "evokeras.prune, L1 uniform, params levels"),
+              "MCT": ("v", "tab:purple", "MCT structured pruning, params levels"),
+              "transfer": ("P", "tab:green", "transfer learning (Keras guide)"),
+              "distilled student": ("X", "tab:brown", "distilled student (Keras example)"),
+              "baseline_large": ("*", "darkred", "larger baseline, from scratch"),
+              "baseline": ("*", "tab:red", "baseline, from scratch")}
+    seen = set()
+    for method, m in c["methods"].items():
+        prefix = next(p for p in [*styles, method] if method.startswith(p))
+        marker, color, label = styles.get(prefix, ("o", "0.5", method))
+        ax.scatter([1e6 * m["exec_time"]], [m["test_error"]], marker=marker, color=color, s=70,
+                   label=None if label in seen else label, zorder=5)
+        seen.add(label)
+        if method.startswith(("prune", "MCT")):
+            ax.annotate(method.rsplit(" ", 1)[-1], (1e6 * m["exec_time"], m["test_error"]), fontsize=7,
+                        xytext=(4, 4), textcoords="offset points")
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("inference time per sample (us, log scale)")
+    ax.set_ylabel("test error (log scale)")
+    ax.grid(True, alpha=0.3)
+    ax.legend(fontsize=7)
+    ax.set_title(f"{name}: specialization vs pruning, transfer and distillation", fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+
+
 def _median(per_seed: list[dict[str, Any]]) -> dict[str, Any]:
     """The per-seed results with the headline figures replaced by their medians."""
     import numpy as np
@@ -256,21 +515,23 @@ def main(argv: list[str] | None = None) -> int:
                    help="study directories, one per seed")
     p.add_argument("--resnet", type=Path, nargs="+", default=[Path("runs/specialize_resnet-default")])
     p.add_argument("--lstm", type=Path, nargs="+", default=[Path("runs/specialize_lstm-default")])
-    p.add_argument("--only", choices=("objects", "resnet", "lstm", "ladder"), action="append",
+    p.add_argument("--only", choices=("objects", "resnet", "lstm", "ladder", "vs_pruning"), action="append",
                    help="measure only these studies, or the ladder (repeatable); the file's other keys are kept")
     p.add_argument("--result", default="specialize", help="write benchmarks/results/RESULT.json")
     p.add_argument("--rounds", type=int, default=7, help="timing rounds per model (alternating)")
     p.add_argument("--ladder", type=Path, default=None, metavar="DIR",
                    help="also build the LADDER programs on this objects study's base (key objects_ladder)")
+    p.add_argument("--mct-python", default="/tmp/mct/bin/python",
+                   help="the Python of MCT's environment (see mct_prune.py); '' to leave MCT out")
     args = p.parse_args(argv)
-    parts = args.only or ["objects", "resnet", "lstm"] + (["ladder"] if args.ladder is not None else [])
+    parts = args.only or ["objects", "resnet", "lstm", "vs_pruning"] + (["ladder"] if args.ladder is not None else [])
     if "ladder" in parts and (args.ladder is None or not (args.ladder / "summary.json").is_file()):
         print(f"error: --ladder {args.ladder}/summary.json not found (--only ladder needs --ladder DIR)",
               file=sys.stderr)
         return 2
     # a partial run (--only) keeps what the file holds for the other parts
     result: dict[str, Any] = _common.read_result(args.result) if args.only else {}
-    for name in (n for n in parts if n != "ladder"):
+    for name in (n for n in parts if n not in ("ladder", "vs_pruning")):
         dirs = getattr(args, name)
         for study_dir in dirs:
             if not (study_dir / "summary.json").is_file():
@@ -299,6 +560,35 @@ def main(argv: list[str] | None = None) -> int:
                   f"(median of {rec['candidates']} fine-tuned candidates)")
     if "ladder" in parts:
         result["objects_ladder"] = ladder(args.ladder, args.rounds)
+    if "vs_pruning" in parts:
+        mct_python = args.mct_python if args.mct_python and Path(args.mct_python).is_file() else None
+        result["vs_pruning"] = {}
+        for name in ("objects", "resnet"):
+            per_seed = []
+            for study_dir in (d for d in getattr(args, name) if (d / "summary.json").is_file()):
+                print(f"{name} vs pruning: {study_dir}", flush=True)
+                r = vs_pruning(study_dir, args.rounds, mct_python)
+                r["seed"] = json.loads((study_dir / "summary.json").read_text()).get("seed")
+                per_seed.append(r)
+            if not per_seed:
+                continue
+            _plot_vs_pruning(name, per_seed[0], _common.RESULTS_DIR / f"specialize_{name}_vs_pruning.png")
+            result["vs_pruning"][name] = {**_vs_pruning_medians(per_seed), "seeds": [r["seed"] for r in per_seed],
+                                          "per_seed": per_seed, "mct": mct_python is not None}
+            if name == "objects":
+                import numpy as np
+
+                heads = [r["headline"] for r in per_seed]
+                result["headline"] = {k: float(np.median([h[k] for h in heads]))
+                                      for k in ("speedup", "size_ratio", "error_reduction")}
+                result["headline"].update(against=heads[0]["against"], per_seed=heads,
+                                          met=all(result["headline"][k] >= v for k, v in
+                                                  (("speedup", 8.0), ("size_ratio", 17.0), ("error_reduction", 0.13))))
+            for row in result["vs_pruning"][name]["levels"]:
+                member = "none as fast" if row["front_member_test_error"] is None else \
+                    f"{row['front_member_test_error']:.4f} at {1e6 * row['front_member_exec_time']:.1f} us"
+                print(f"  {row['method']}: {row['test_error']:.4f} at {1e6 * row['exec_time']:.1f} us; "
+                      f"front: {member}; dominated: {row['dominated']}")
     result["targets"] = TARGETS
     result["machine"] = _common.machine_info()
     path = _common.write_result(args.result, result)

@@ -9,6 +9,7 @@ Public API::
     from evokeras import CellGenome, NodeGene, draw_cell             # evolved recurrent cells
     from evokeras.nets.layers import SkipStepCell                   # their Keras cell
     from evokeras import specialize, EditProgram, EditSpace          # specialization of trained networks
+    from evokeras import prune                                       # structured pruning of a Keras 3 model
     from evokeras import search, from_arrays, from_text, from_gym    # search on your own task
 
 Layers, from bottom to top (docs/architecture.md): ``genomes`` (plain data), ``variation``
@@ -59,12 +60,15 @@ if TYPE_CHECKING:
     from evokeras.engine.toolbox import EditIndividual, Individual, make_toolbox
     from evokeras.results.export import export_optuna
     from evokeras.tasks import Task, make_task, register_task
+    from evokeras.training.pruning import PruningError, prune
 
 #: Names whose modules import Keras, loaded on first use: ``import evokeras`` (and the
 #: genomes and operators) stays Keras-free for users of the DEAP operators alone.
 _LAZY = {
     "decode": "evokeras.api",
     "specialize": "evokeras.api",
+    "prune": "evokeras.training.pruning",
+    "PruningError": "evokeras.training.pruning",
     "search": "evokeras.api",
     "SearchError": "evokeras.api",
     "SearchRun": "evokeras.api",
@@ -113,6 +117,7 @@ __all__ = [
     "MLflow",
     "MissingExtraError",
     "NodeGene",
+    "PruningError",
     "Search",
     "SearchConfig",
     "SearchError",
@@ -133,6 +138,7 @@ __all__ = [
     "default_space",
     "make_task",
     "make_toolbox",
+    "prune",
     "register_task",
     "search",
     "specialize",

@@ -31,7 +31,7 @@ from evokeras.tasks.specialize import Specialization
 from evokeras.training.pruning import PruningError, prune
 from evokeras.training.stock import time_inference
 
-__all__ = ["LEVELS", "compare_pruning", "format_table", "run_task", "transfer_source"]
+__all__ = ["LEVELS", "against_front", "compare_pruning", "format_table", "run_task", "transfer_source"]
 
 #: The resource levels pruned to (shares of the source's resource).
 LEVELS = (0.5, 0.25, 0.125)
@@ -119,16 +119,23 @@ def compare_pruning(run_dir: str | Path, *, levels: tuple[float, ...] = LEVELS, 
         if level in unreachable:
             out["levels"].append({"level": level, "method": name, "error": unreachable[level]})
             continue
-        point = out["methods"][name]
-        faster = [(k, m) for k, m in members.items() if m["exec_time"] <= point["exec_time"]]
-        key, member = min(faster, key=lambda km: km[1]["test_error"]) if faster else (None, None)
-        out["levels"].append({"level": level, "method": name, "test_error": point["test_error"],
-                              "exec_time": point["exec_time"], "front_member": key,
-                              "front_member_test_error": None if member is None else member["test_error"],
-                              "front_member_exec_time": None if member is None else member["exec_time"],
-                              "dominated": member is not None and member["test_error"] < point["test_error"]})
+        out["levels"].append(against_front(members, name, out["methods"][name], level))
     out["dominates"] = all(r["dominated"] for r in out["levels"] if "error" not in r)
     return out
+
+
+def against_front(members: Mapping[str, Mapping[str, Any]], method: str, point: Mapping[str, Any],
+                  level: float) -> dict[str, Any]:
+    """A pruned model ``point`` (``test_error``, ``exec_time``) of ``method`` at ``level``
+    against the front ``members`` (``{key: figures}``): the most accurate member at least
+    as fast (``front_member``, ``None`` if none is) and whether it is more accurate
+    (``dominated``)."""
+    faster = [(k, m) for k, m in members.items() if m["exec_time"] <= point["exec_time"]]
+    key, member = min(faster, key=lambda km: km[1]["test_error"]) if faster else (None, None)
+    return {"level": level, "method": method, "test_error": point["test_error"], "exec_time": point["exec_time"],
+            "front_member": key, "front_member_test_error": None if member is None else member["test_error"],
+            "front_member_exec_time": None if member is None else member["exec_time"],
+            "dominated": member is not None and member["test_error"] < point["test_error"]}
 
 
 def format_table(result: Mapping[str, Any]) -> str:

@@ -41,7 +41,13 @@ import numpy as np
 
 from evokeras.genomes.edits import EditProgram
 from evokeras.nets.importance import outputs_probabilities, unit_scores
-from evokeras.nets.surgery import SurgeryError, apply_program, count_flops, squeeze_scores, structure
+from evokeras.nets.surgery import (
+    SurgeryError,
+    apply_program,
+    count_flops,
+    squeeze_scores,
+    structure,
+)
 from evokeras.training.stock import distillation_loss, predict, time_inference, timed_schedule
 
 __all__ = ["CRITERIA", "MIN_KEEP", "RATIOS", "RESOURCES", "PruningError", "prune", "resource_of"]

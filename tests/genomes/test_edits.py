@@ -400,6 +400,8 @@ def test_each_mutation_changes_only_its_genes(spaces) -> None:
         c = mutate_program(base, rng, space, weights={**zero, "cut": 1.0})
         assert c.cut != base.cut
         space.check(c)
+        c = mutate_program(base, rng, space, weights={**zero, "downsample": 1.0})
+        assert c.downsample in space.base.downsample_points(base) and c.replace(downsample="") == base
 
 
 def test_space_from_dict(spaces) -> None:
@@ -442,7 +444,34 @@ def test_reference_programs_are_width_multipliers(spaces, family) -> None:
         if p.squeeze:
             assert len({k for _, k in p.squeeze}) == 1
             assert set(dict(p.squeeze)) == set(base.squeezable(p)) and p.importance == space.importance[0]
+    # the fine-tuning rate is swept first: the widest program at each of the space's rates
+    assert [p.learning_rate for p in programs[:3]] == sorted(space.learning_rates)
+    assert all(not p.squeeze and not p.downsample for p in programs[:3])
+    assert all(p.learning_rate == sorted(space.learning_rates)[1] for p in programs[3:])
+    # an early downsample after the first full-resolution weighted layer (and its per-channel layers)
+    early = {"cnn": "stage1_conv1", "resnet": "stem_relu", "lstm": "embedding"}[family]
+    assert {p.downsample for p in programs} == {"", early}
     narrow = EditSpace.from_dict({"keep": [0.75], "finetune": [0, 2], "heads": ["ridge"]}, base=space)
     for p in reference_programs(narrow):
         narrow.check(p)
         assert p.finetune == 2 and p.head == "ridge" and all(k == 0.75 for _, k in p.squeeze)
+
+
+def test_downsample_gene(structures, spaces) -> None:
+    """Points at the input's resolution before the cut, none where a flattened map feeds a
+    weighted layer; the gene is validated, repaired, and left out of old programs' keys."""
+    cnn, space = structures["cnn"], spaces["cnn"]
+    deep = EditProgram(cut="stage2_pool")
+    assert cnn.downsample_points(deep) == ["stage1_conv1", "stage1_conv2"]
+    assert cnn.downsample_points(EditProgram(cut="fc", pool="none")) == []  # fc reads the flattened map
+    assert cnn.downsample_points(EditProgram(cut="flatten", pool="none")) == ["stage1_conv1", "stage1_conv2"]
+    assert structures["lstm"].downsample_points(EditProgram(cut="lstm2", pool="last")) == ["embedding", "lstm1"]
+    program = EditProgram(cut="stage2_pool", downsample="stage1_conv1")
+    assert program.to_dict()["downsample"] == "stage1_conv1" and "downsample 2x after stage1_conv1" in program.steps()
+    assert "downsample" not in deep.to_dict() and EditProgram.from_dict(program.to_dict()) == program
+    assert program.key != deep.key
+    with pytest.raises(ValueError, match="downsample"):
+        space.check(EditProgram(cut="stage2_pool", downsample="stage2_conv1"))
+    assert repair_program(EditProgram(cut="fc", pool="none", downsample="stage1_conv1"), space).downsample == ""
+    with pytest.raises(GenomeError, match="downsample"):
+        EditProgram(cut="fc", downsample=3)  # type: ignore[arg-type]

@@ -531,3 +531,37 @@ def test_taylor_equals_activation_times_gradient() -> None:
     want = np.array([(loss(np.where(np.arange(4) == c, 1 + eps, 1.0)) - loss(np.where(np.arange(4) == c, 1 - eps, 1.0)))
                      / (2 * eps) for c in range(4)])
     np.testing.assert_allclose(got, want, rtol=2e-2, atol=1e-3)
+
+
+# --------------------------------------------------------------------------- #
+# Downsample and the whole model                                               #
+# --------------------------------------------------------------------------- #
+def test_downsample_equals_base_with_a_pool_inserted(res, small_images) -> None:
+    """A downsample after the stem is the base's own layers with a 2x2 max pool (same
+    padding) between the stem and the first block."""
+    s = structure(res)
+    program = EditProgram(cut="s2b2_relu", pool="avg", downsample="stem_relu")
+    assert "stem_relu" in s.downsample_points(program) and "s2b1_relu" not in s.downsample_points(program)
+    ref = _copy(res)  # its layers are called again below: a twin keeps the fixture unshared
+    inp = keras.Input((12, 12, 1))
+    x = ref.get_layer("stem_relu")(ref.get_layer("stem_bn")(ref.get_layer("stem_conv")(inp)))
+    x = keras.layers.MaxPooling2D(2, padding="same")(x)
+    for block in ("s1b1", "s1b2", "s2b1", "s2b2"):
+        h = ref.get_layer(f"{block}_bn1")(ref.get_layer(f"{block}_conv1")(x))
+        h = ref.get_layer(f"{block}_bn2")(ref.get_layer(f"{block}_conv2")(ref.get_layer(f"{block}_relu1")(h)))
+        short = ref.get_layer(f"{block}_proj_bn")(ref.get_layer(f"{block}_proj")(x)) if block == "s2b1" else x
+        x = ref.get_layer(f"{block}_relu")(ref.get_layer(f"{block}_add")([short, h]))
+    want = np.asarray(keras.Model(inp, keras.layers.GlobalAveragePooling2D()(x)).predict_on_batch(small_images))
+    body = apply_program(res, program)
+    np.testing.assert_allclose(np.asarray(body.predict_on_batch(small_images)), want, atol=ATOL)
+    assert count_flops(body) < 0.4 * count_flops(apply_program(res, program.replace(downsample="")))
+
+
+def test_whole_program_keeps_the_head_and_squeezes_before_it(cnn, images) -> None:
+    """``whole=True``: the base's own output through its head (no cut, no pool); an
+    identity program reproduces the base, a squeezed one keeps the head's outputs."""
+    np.testing.assert_allclose(np.asarray(apply_program(cnn, EditProgram(cut="fc"), whole=True).predict_on_batch(images)),
+                               np.asarray(cnn.predict_on_batch(images)), atol=ATOL)
+    squeezed = apply_program(cnn, EditProgram(cut="fc", squeeze={"stage1_conv1": 0.5, "fc": 0.5}), whole=True)
+    assert squeezed.output.shape[-1] == 2 and squeezed.get_layer("fc").units == 4
+    assert squeezed.get_layer("stage1_conv1").filters == 2
