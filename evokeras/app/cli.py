@@ -26,6 +26,7 @@ from typing import Any
 from evokeras._io import MAX_CONFIG_BYTES, UnreadableFile, read_json, write_json_atomic
 from evokeras._meta import __version__, optional_dependency
 from evokeras.api import specialize
+from evokeras.app.comparison import compare_pruning, format_table
 from evokeras.app.specialization import SPECIALIZE_ERRORS, specialize_failed
 from evokeras.app.study import (
     add_parallel_arguments,
@@ -210,8 +211,6 @@ def _specialize(args: argparse.Namespace) -> int:
         return specialize_failed(exc)
     print(format_report(out))
     if args.compare_pruning:
-        from evokeras.app.comparison import compare_pruning, format_table
-
         print("structured pruning (L1, uniform) + fine-tuning of the base, against the front:", file=sys.stderr)
         result = compare_pruning(out, log=lambda line: print(line, file=sys.stderr))
         write_json_atomic(out / "pruning.json", result)

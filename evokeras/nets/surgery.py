@@ -385,10 +385,8 @@ def _downsampled(x: Any, name: str, after: str) -> Any:
 
 def apply_program(model: Any, program: EditProgram, scores: Any = None, *, whole: bool = False) -> Any:
     """The body ``program`` makes of ``model``: a new functional Keras model from the
-    base's input to the pooled features at the cut (a vector per sample) -- with
-    ``whole``, to the base's own output through all its units (the cut and pool are
-    then ignored; what the program squeezes must lie before the last weighted unit,
-    the base's head, whose outputs stay) -- built from
+    base's input to the pooled features at the cut (a vector per sample; ``whole``: to
+    the base's own output through all its units, the head's outputs kept) -- built from
     fresh copies of the base's layers with its trained weights (sliced where squeezed).
     Layers of units up to ``program.freeze`` are not trainable; batch normalization layers
     never are (fine-tuning keeps them in inference mode, with the base's statistics, as

@@ -137,6 +137,27 @@ def _shares(scores: dict[str, np.ndarray], ratios: str, level: float) -> dict[st
     return out
 
 
+def _bisect(build: Any, importance: dict[str, np.ndarray], ratios: str, target: float, tolerance: float) -> Any:
+    """The built model of the largest shares whose resource share meets ``target`` (the
+    smallest shares' when none does): bisection on the level -- a larger uniform share, a
+    lower global threshold, keeps more."""
+    if ratios == "uniform":
+        lo, hi = 0.0, 1.0  # a level of 0 keeps one unit per layer
+    else:
+        lo, hi = max(float((s / max(float(s.mean()), 1e-12)).max()) for s in importance.values()) + 1.0, 0.0
+    best = build(lo)
+    if best[2] > target:
+        return best
+    while abs(hi - lo) > tolerance * (1.0 if ratios == "uniform" else max(abs(lo), 1.0)):
+        mid = (lo + hi) / 2.0
+        trial = build(mid)
+        if trial[2] <= target:
+            lo, best = mid, trial
+        else:
+            hi = mid
+    return best
+
+
 def prune(model: Any, target: float, *, resource: str = "params", criterion: str = "l1",
           ratios: str = "uniform", data: Any = None, epochs: int = 0, seconds: float | None = None,
           learning_rate: float = 1e-3, distill: float = 0.0, temperature: float = 4.0, batch_size: int = 64,
@@ -202,21 +223,9 @@ def prune(model: Any, target: float, *, resource: str = "params", criterion: str
         pruned = apply_program(model, program.replace(squeeze=shares), scores, whole=True)
         return pruned, shares, resource_of(pruned, resource, sample, batch_size=batch_size) / full
 
-    # bisection on the level: a larger uniform share (a lower global threshold) keeps more
-    if ratios == "uniform":
-        lo, hi = 0.0, 1.0  # lo: meets the target (a level of 0 keeps one unit per layer)
-    else:
-        lo, hi = max(float((s / max(float(s.mean()), 1e-12)).max()) for s in importance.values()) + 1.0, 0.0
-    best = build(lo)
+    best = _bisect(build, importance, ratios, target, tolerance)
     if best[2] > target:
         raise PruningError(f"target: {resource} can go down to {best[2]:.3g} of the original's, not {target:g}")
-    while abs(hi - lo) > tolerance * (1.0 if ratios == "uniform" else max(abs(lo), 1.0)):
-        mid = (lo + hi) / 2.0
-        trial = build(mid)
-        if trial[2] <= target:
-            lo, best = mid, trial
-        else:
-            hi = mid
     pruned, shares, achieved = best
     info: dict[str, Any] = {"resource": resource, "target": float(target), "achieved": float(achieved),
                             "criterion": criterion, "ratios": ratios, "shares": shares,
