@@ -355,9 +355,11 @@ def vs_pruning(study_dir: Path, rounds: int, mct_python: str | None) -> dict[str
     """One study's front against structured pruning + fine-tuning (evokeras.prune by MACs
     and by parameters, MCT by parameters), the Keras guide's transfer learning, the Keras
     example's distilled student and the study's baselines, all timed together
-    (:func:`evokeras.app.comparison.compare_pruning`)."""
+    (:func:`evokeras.app.comparison.compare_pruning`); kept in ``STUDY/vs_pruning.json``
+    and read from there on later calls."""
     import keras
 
+    from evokeras._io import write_json_atomic
     from evokeras.app.comparison import (
         LEVELS,
         against_front,
@@ -367,6 +369,9 @@ def vs_pruning(study_dir: Path, rounds: int, mct_python: str | None) -> dict[str
     )
     from evokeras.training.pruning import prune
 
+    cached = study_dir / "vs_pruning.json"
+    if cached.is_file():  # each study's comparison once (it trains and times for minutes)
+        return json.loads(cached.read_text())
     run = study_dir / "search"
     task, config = run_task(run)
     x, y, data = task.final_data(config.final.train_samples)
@@ -412,8 +417,10 @@ def vs_pruning(study_dir: Path, rounds: int, mct_python: str | None) -> dict[str
         result["methods"][name]["details"] = extra
     mct_file = study_dir / "mct" / "mct_prune.json"
     mct = json.loads(mct_file.read_text()) if mct_python and mct_file.is_file() else None
-    return {"levels": levels, "dominates": all(r["dominated"] for r in levels), "finetune_seconds": seconds,
-            "comparison": result, "headline": _headline(result, summary), "mct": mct}
+    out = {"levels": levels, "dominates": all(r["dominated"] for r in levels), "finetune_seconds": seconds,
+           "comparison": result, "headline": _headline(result, summary), "mct": mct}
+    write_json_atomic(cached, out)
+    return out
 
 
 def _headline(result: dict[str, Any], summary: dict[str, Any]) -> dict[str, Any]:
