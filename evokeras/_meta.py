@@ -25,7 +25,7 @@ from contextlib import contextmanager
 
 __all__ = ["BACKEND_MODULES", "EXTRA_OF", "MissingExtraError", "RenamedPackage", "__version__", "optional_dependency", "quiet_backend_import", "quiet_backends"]
 
-__version__ = "0.15.0"
+__version__ = "0.16.0"
 
 #: The extra that provides each optional top-level module.
 EXTRA_OF: dict[str, str] = {

@@ -160,6 +160,17 @@ def test_deap_operators_example(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
     assert len(front) >= 1 and capsys.readouterr().out.startswith(front[0].key)
 
 
+def test_specialization_prune_example(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    pytest.importorskip("keras")
+    monkeypatch.chdir(tmp_path)
+    code = blocks("specialization.md")[1]
+    namespace: dict[str, Any] = {"__name__": "__tutorial__"}
+    exec(compile(code, "specialization.md python block 2", "exec"), namespace)
+    small, model = namespace["small"], namespace["model"]
+    assert small.pruning["macs"][1] <= 0.25 * small.pruning["macs"][0]
+    assert small.count_params() < model.count_params() and (tmp_path / "small.keras").is_file()
+
+
 def test_custom_task_example(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from evokeras.engine.config import SearchConfig
     from evokeras.tasks import registry
