@@ -223,8 +223,9 @@ class BaseStructure:
                 continue
             flattened = False
             for v in chain[i + 1:]:
+                sizes = [d for d in v.in_shape if d is not None]
                 if v.role == "pass" and len(v.out_shape) == 1 and len(v.in_shape) > 1 \
-                        and None not in v.in_shape and v.out_shape[0] == int(np.prod(v.in_shape)):
+                        and len(sizes) == len(v.in_shape) and v.out_shape[0] == int(np.prod(sizes)):
                     flattened = True
                 elif flattened and (v.role == "weighted" or v.kind == "block"):
                     break

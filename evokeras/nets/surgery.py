@@ -258,6 +258,24 @@ def _clone(layer: Any, **changes: Any) -> Any:
     return type(layer).from_config(cfg)
 
 
+def _built_with(layer: Any, x: Any, weights: list[np.ndarray]) -> Any:
+    """``layer(x)`` with ``weights``: built with constant initializers (a random one is
+    compiled per shape on JAX, a second or more each, for values overwritten at once), the
+    layer's own initializers put back for its config."""
+    import keras
+
+    owner = getattr(layer, "cell", layer)  # a recurrent layer's initializers are its cell's
+    keys = [k for k in vars(owner) if k.endswith("_initializer") and getattr(owner, k) is not None]
+    own = {k: getattr(owner, k) for k in keys}
+    for k in keys:
+        setattr(owner, k, keras.initializers.Zeros())
+    y = layer(x)
+    for k, value in own.items():
+        setattr(owner, k, value)
+    layer.set_weights(weights)
+    return y
+
+
 def _apply_layer(layer: Any, x: Any, kept: np.ndarray | None, kept_out: np.ndarray | None,
                  trainable: bool) -> tuple[Any, np.ndarray | None]:
     """Call a copy of ``layer`` on ``x`` whose input channels ``kept`` survive (``None``:
@@ -286,9 +304,10 @@ def _apply_layer(layer: Any, x: Any, kept: np.ndarray | None, kept_out: np.ndarr
             raise SurgeryError(f"layer {layer.name!r} ({cls}) cannot read a squeezed input")
         new = _clone(layer)
         out_kept = None
-    y = new(x)
     if weights:
-        new.set_weights(weights)
+        y = _built_with(new, x, weights)
+    else:
+        y = new(x)
     # batch norm stays in inference mode (its trained statistics) also when fine-tuning
     new.trainable = trainable and cls != "BatchNormalization"
     return y, out_kept

@@ -218,10 +218,15 @@ def prune(model: Any, target: float, *, resource: str = "params", criterion: str
     sample = x[:batch_size] if x is not None else None
     full = resource_of(model, resource, sample, batch_size=batch_size)
 
+    built: dict[tuple[tuple[str, float], ...], tuple[Any, dict[str, float], float]] = {}
+
     def build(level: float) -> tuple[Any, dict[str, float], float]:
         shares = _shares(importance, ratios, level)
-        pruned = apply_program(model, program.replace(squeeze=shares), scores, whole=True)
-        return pruned, shares, resource_of(pruned, resource, sample, batch_size=batch_size) / full
+        key = tuple(sorted(shares.items()))  # levels that round to the same units build once
+        if key not in built:
+            pruned = apply_program(model, program.replace(squeeze=shares), scores, whole=True)
+            built[key] = pruned, shares, resource_of(pruned, resource, sample, batch_size=batch_size) / full
+        return built[key]
 
     best = _bisect(build, importance, ratios, target, tolerance)
     if best[2] > target:

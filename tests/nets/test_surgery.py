@@ -565,3 +565,8 @@ def test_whole_program_keeps_the_head_and_squeezes_before_it(cnn, images) -> Non
     squeezed = apply_program(cnn, EditProgram(cut="fc", squeeze={"stage1_conv1": 0.5, "fc": 0.5}), whole=True)
     assert squeezed.output.shape[-1] == 2 and squeezed.get_layer("fc").units == 4
     assert squeezed.get_layer("stage1_conv1").filters == 2
+    # built with constant initializers (fast on JAX), configured with the base's own
+    for name in ("stage1_conv1", "fc"):
+        want = cnn.get_layer(name).get_config()
+        got = squeezed.get_layer(name).get_config()
+        assert got["kernel_initializer"] == want["kernel_initializer"] and got["bias_initializer"] == want["bias_initializer"]
