@@ -335,11 +335,10 @@ def _student(task: Any, x: Any, y: Any, data: Any, teacher: Any, seconds: float)
     import numpy as np
 
     from evokeras.nets import zoo
-    from evokeras.training.stock import distillation_loss, predict
+    from evokeras.training.stock import distillation_loss, distillation_targets, predict
 
     def targets(xs: Any, ys: Any) -> Any:
-        logits = np.log(np.clip(predict(teacher, xs), 1e-7, 1.0))
-        return np.concatenate([np.asarray(ys, np.float32)[:, None], logits.astype(np.float32)], axis=1)
+        return distillation_targets(ys, np.log(np.clip(predict(teacher, xs), 1e-7, 1.0)))
 
     student = zoo.plain_cnn(task.input_shape, task.n_outputs, activation=None, **STUDENT)
     student.compile(keras.optimizers.Adam(1e-3), distillation_loss(DISTILL["weight"], DISTILL["temperature"]))
@@ -358,6 +357,7 @@ def vs_pruning(study_dir: Path, rounds: int, mct_python: str | None) -> dict[str
     (:func:`evokeras.app.comparison.compare_pruning`); kept in ``STUDY/vs_pruning.json``
     and read from there on later calls."""
     import keras
+    import numpy as np
 
     from evokeras._io import write_json_atomic
     from evokeras.app.comparison import (
@@ -367,7 +367,7 @@ def vs_pruning(study_dir: Path, rounds: int, mct_python: str | None) -> dict[str
         run_task,
         transfer_source,
     )
-    from evokeras.training.pruning import prune
+    from evokeras.training.pruning import UnreachableTarget, prune
 
     cached = study_dir / "vs_pruning.json"
     if cached.is_file():  # each study's comparison once (it trains and times for minutes)
@@ -376,7 +376,7 @@ def vs_pruning(study_dir: Path, rounds: int, mct_python: str | None) -> dict[str
     task, config = run_task(run)
     x, y, data = task.final_data(config.final.train_samples)
     front = [m for m in json.loads((run / "hall_of_fame.json").read_text())["members"] if "test_error" in m]
-    seconds = float(sorted(float(m["final_fit_seconds"]) for m in front)[len(front) // 2])
+    seconds = float(np.median([float(m["final_fit_seconds"]) for m in front]))
     summary = json.loads((study_dir / "summary.json").read_text())
     others: dict[str, tuple[Any, float]] = {}
     info: dict[str, Any] = {}
@@ -394,7 +394,11 @@ def vs_pruning(study_dir: Path, rounds: int, mct_python: str | None) -> dict[str
     source = transfer_source(task, x, y)
     for level in LEVELS:
         keras.utils.set_random_seed(0)
-        pruned = prune(source, level, resource="params", data=(x, y), seconds=seconds)
+        try:
+            pruned = prune(source, level, resource="params", data=(x, y), seconds=seconds)
+        except UnreachableTarget as exc:
+            print(f"  prune l1 uniform params {level:g}: {exc}")
+            continue
         add(f"prune l1 uniform params {level:g}", pruned, pruned.pruning)
     if mct_python:
         for name, (model, extra) in _mct(source, x, y, LEVELS, seconds, study_dir / "mct", mct_python).items():
@@ -410,14 +414,14 @@ def vs_pruning(study_dir: Path, rounds: int, mct_python: str | None) -> dict[str
                              log=lambda line: print(line, flush=True))
     members = result["members"]
     points = [(r["level"], r["method"]) for r in result["levels"] if "error" not in r]
-    points += [(lv, f"prune l1 uniform params {lv:g}") for lv in LEVELS]
+    points += [(lv, f"prune l1 uniform params {lv:g}") for lv in LEVELS if f"prune l1 uniform params {lv:g}" in result["methods"]]
     points += [(lv, f"MCT {lv:g}") for lv in LEVELS if f"MCT {lv:g}" in result["methods"]]
     levels = [against_front(members, method, result["methods"][method], level) for level, method in points]
     for name, extra in info.items():
         result["methods"][name]["details"] = extra
     mct_file = study_dir / "mct" / "mct_prune.json"
     mct = json.loads(mct_file.read_text()) if mct_python and mct_file.is_file() else None
-    out = {"levels": levels, "dominates": all(r["dominated"] for r in levels), "finetune_seconds": seconds,
+    out = {"levels": levels, "dominates": bool(levels) and all(r["dominated"] for r in levels), "finetune_seconds": seconds,
            "comparison": result, "headline": _headline(result, summary), "mct": mct}
     write_json_atomic(cached, out)
     return out
@@ -441,8 +445,10 @@ def _headline(result: dict[str, Any], summary: dict[str, Any]) -> dict[str, Any]
 
 
 def _vs_pruning_medians(per_seed: list[dict[str, Any]]) -> dict[str, Any]:
-    """Per (method, level), the medians over seeds of the pruned model's and its front
-    member's figures; ``dominates`` when every median point is dominated."""
+    """Per (method, level): the medians over seeds of the pruned model's and its front
+    member's figures, and in how many seeds a front member dominated it
+    (``dominated_seeds`` of ``seeds``; a seed without a member as fast counts as not
+    dominated); ``dominated`` when it was in every seed."""
     import numpy as np
 
     rows: dict[tuple[float, str], list[dict[str, Any]]] = {}
@@ -451,14 +457,14 @@ def _vs_pruning_medians(per_seed: list[dict[str, Any]]) -> dict[str, Any]:
             rows.setdefault((row["level"], row["method"]), []).append(row)
     levels = []
     for (level, method), group in rows.items():
-        row: dict[str, Any] = {"level": level, "method": method, "seeds": len(group)}
+        row: dict[str, Any] = {"level": level, "method": method, "seeds": len(group),
+                               "dominated_seeds": sum(bool(g["dominated"]) for g in group)}
         for k in ("test_error", "exec_time", "front_member_test_error", "front_member_exec_time"):
             values = [g[k] for g in group if g[k] is not None]
             row[k] = float(np.median(values)) if values else None
-        row["dominated"] = row["front_member_test_error"] is not None and \
-            row["front_member_test_error"] < row["test_error"] and row["front_member_exec_time"] <= row["exec_time"]
+        row["dominated"] = row["dominated_seeds"] == len(group)
         levels.append(row)
-    return {"levels": levels, "dominates": all(r["dominated"] for r in levels),
+    return {"levels": levels, "dominates": bool(levels) and all(r["dominated"] for r in levels),
             "finetune_seconds": float(np.median([r["finetune_seconds"] for r in per_seed]))}
 
 
@@ -581,7 +587,7 @@ def main(argv: list[str] | None = None) -> int:
                 continue
             _plot_vs_pruning(name, per_seed[0], _common.RESULTS_DIR / f"specialize_{name}_vs_pruning.png")
             result["vs_pruning"][name] = {**_vs_pruning_medians(per_seed), "seeds": [r["seed"] for r in per_seed],
-                                          "per_seed": per_seed, "mct": mct_python is not None}
+                                          "per_seed": per_seed, "mct": [r.get("mct") is not None for r in per_seed]}
             if name == "objects":
                 import numpy as np
 

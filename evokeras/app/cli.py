@@ -212,7 +212,11 @@ def _specialize(args: argparse.Namespace) -> int:
     print(format_report(out))
     if args.compare_pruning:
         print("structured pruning (L1, uniform) + fine-tuning of the base, against the front:", file=sys.stderr)
-        result = compare_pruning(out, log=lambda line: print(line, file=sys.stderr))
+        try:
+            result = compare_pruning(out, log=lambda line: print(line, file=sys.stderr))
+        except ValueError as exc:  # no finished front member to compare
+            print(f"error: {exc}", file=sys.stderr)
+            return 1
         write_json_atomic(out / "pruning.json", result)
         print(format_table(result))
     print(f"run directory: {out}", file=sys.stderr)

@@ -28,7 +28,7 @@ from evokeras.genomes.edits import EditProgram
 from evokeras.nets.surgery import count_flops
 from evokeras.results.report import read_front
 from evokeras.tasks.specialize import Specialization
-from evokeras.training.pruning import PruningError, prune
+from evokeras.training.pruning import UnreachableTarget, prune
 from evokeras.training.stock import time_inference
 
 __all__ = ["LEVELS", "against_front", "compare_pruning", "format_table", "run_task", "transfer_source"]
@@ -78,6 +78,8 @@ def compare_pruning(run_dir: str | Path, *, levels: tuple[float, ...] = LEVELS, 
         raise ValueError(f"{run_dir}: the run has no finished front member to compare")
     if seconds is None:
         seconds = float(np.median([float(m.get("final_fit_seconds", 0.0)) for m in front]))
+        if seconds <= 0:
+            raise ValueError(f"{run_dir}: its front members record no fitting seconds: give seconds=")
     models: dict[str, Any] = {f"member {m['key']}": keras.saving.load_model(run_dir / m["model"]) for m in front}
     errors = {f"member {m['key']}": float(m["test_error"]) for m in front}
     t0 = time.perf_counter()
@@ -91,7 +93,7 @@ def compare_pruning(run_dir: str | Path, *, levels: tuple[float, ...] = LEVELS, 
         try:
             pruned = prune(source, level, resource=resource, criterion=criterion, ratios=ratios, data=(x, y),
                            seconds=seconds)
-        except PruningError as exc:  # a level below what one unit per layer costs
+        except UnreachableTarget as exc:  # a level below what one unit per layer costs
             unreachable[level] = str(exc)
             log(f"  {name}: {exc}")
             continue
@@ -120,7 +122,8 @@ def compare_pruning(run_dir: str | Path, *, levels: tuple[float, ...] = LEVELS, 
             out["levels"].append({"level": level, "method": name, "error": unreachable[level]})
             continue
         out["levels"].append(against_front(members, name, out["methods"][name], level))
-    out["dominates"] = all(r["dominated"] for r in out["levels"] if "error" not in r)
+    reached = [r for r in out["levels"] if "error" not in r]
+    out["dominates"] = bool(reached) and all(r["dominated"] for r in reached)
     return out
 
 

@@ -421,6 +421,8 @@ def apply_program(model: Any, program: EditProgram, scores: Any = None, *, whole
     units = _parse(model)
     names = [u.name for u in units]
     if whole:
+        if program.downsample:  # a head reading a flattened map keeps its input weights per position
+            raise SurgeryError("downsample: not in a whole model (only up to a cut, before a new head)")
         end = len(units) - 1
     elif program.cut not in names[:-1]:
         raise SurgeryError(f"cut: {program.cut!r} is not a unit before the base's head ({names[:-1]})")

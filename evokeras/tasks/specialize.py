@@ -44,7 +44,7 @@ from evokeras.tasks.base import SupervisedTask, Task, accuracy_figures, finish_t
 from evokeras.tasks.registry import make_task
 from evokeras.training.context import FinalContext, ScoreContext
 from evokeras.training.records import DEFAULT_OBJECTIVES, EVAL_BATCH, NonFiniteError
-from evokeras.training.stock import distillation_loss, predict
+from evokeras.training.stock import distillation_loss, distillation_targets, predict, warmup_cosine
 from evokeras.variation.edits import (
     crossover_programs,
     mutate_program,
@@ -276,13 +276,7 @@ class Specialization(Task):
 
     def _schedule(self, learning_rate: float, epochs: int, n: int) -> Any:
         """Linear warm-up over the first tenth of the steps, then cosine decay to 0."""
-        import keras
-
-        steps = max(1, epochs * math.ceil(n / self.finetune_batch))
-        warm = max(1, steps // 10) if steps > 1 else 0
-        return keras.optimizers.schedules.CosineDecay(0.0 if warm else learning_rate, max(1, steps - warm),
-                                                      warmup_target=learning_rate if warm else None,
-                                                      warmup_steps=warm)
+        return warmup_cosine(learning_rate, epochs * math.ceil(n / self.finetune_batch))
 
     def build(self, program: EditProgram, x: np.ndarray, y: np.ndarray, *, callbacks: list[Any] | None = None,
               timed: Callable[[str], AbstractContextManager[None]] | None = None,
@@ -327,7 +321,7 @@ class Specialization(Task):
             target: Any = y
             loss: Any = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
             if soft is not None:
-                target = np.concatenate([np.asarray(y, np.float32)[:, None], soft.astype(np.float32)], axis=1)
+                target = distillation_targets(y, soft)
                 loss = distillation_loss(self.distill_weight, self.temperature)
             trainer.compile(optimizer=keras.optimizers.Adam(self._schedule(program.learning_rate, program.finetune,
                                                                            len(x))), loss=loss)

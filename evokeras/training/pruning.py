@@ -48,9 +48,16 @@ from evokeras.nets.surgery import (
     squeeze_scores,
     structure,
 )
-from evokeras.training.stock import distillation_loss, predict, time_inference, timed_schedule
+from evokeras.training.stock import (
+    distillation_loss,
+    distillation_targets,
+    predict,
+    time_inference,
+    timed_schedule,
+    warmup_cosine,
+)
 
-__all__ = ["CRITERIA", "MIN_KEEP", "RATIOS", "RESOURCES", "PruningError", "prune", "resource_of"]
+__all__ = ["CRITERIA", "MIN_KEEP", "RATIOS", "RESOURCES", "PruningError", "UnreachableTarget", "prune", "resource_of"]
 
 log = logging.getLogger(__name__)
 
@@ -68,6 +75,10 @@ class PruningError(ValueError):
     """Bad arguments, or a model :func:`prune` cannot edit (the message says which)."""
 
 
+class UnreachableTarget(PruningError):
+    """The target is below what the model costs with one unit left in every prunable layer."""
+
+
 def resource_of(model: Any, resource: str, x: np.ndarray | None = None, *, batch_size: int = 64,
                 repeats: int = 5) -> float:
     """``model``'s ``resource``: parameters, multiply-accumulates per sample, or seconds
@@ -82,7 +93,7 @@ def resource_of(model: Any, resource: str, x: np.ndarray | None = None, *, batch
 
 
 def _check(target: float, resource: str, criterion: str, ratios: str, data: Any, epochs: int,
-           seconds: float | None, distill: float) -> tuple[np.ndarray | None, np.ndarray | None]:
+           seconds: float | None, distill: float, tolerance: float) -> tuple[np.ndarray | None, np.ndarray | None]:
     if isinstance(target, bool) or not isinstance(target, int | float) or not 0 < target < 1:
         raise PruningError(f"target: the share of the resource to keep, in (0, 1), got {target!r}")
     for name, value, allowed in (("resource", resource, RESOURCES), ("criterion", criterion, tuple(CRITERIA)),
@@ -95,6 +106,8 @@ def _check(target: float, resource: str, criterion: str, ratios: str, data: Any,
         raise PruningError(f"seconds: a number > 0, got {seconds!r}")
     if not 0 <= distill <= 1:
         raise PruningError(f"distill: a weight in [0, 1], got {distill!r}")
+    if not 0 < tolerance < 1:
+        raise PruningError(f"tolerance: a number in (0, 1), got {tolerance!r}")
     if data is None:
         if criterion != "l1" or resource == "latency" or epochs or seconds:
             need = [w for w, on in (("criterion " + repr(criterion), criterion != "l1"),
@@ -109,6 +122,10 @@ def _check(target: float, resource: str, criterion: str, ratios: str, data: Any,
     x, y = np.asarray(x), np.asarray(y)
     if len(x) != len(y) or not len(x):
         raise PruningError(f"data: x and y need the same, non-zero number of samples ({len(x)} and {len(y)})")
+    if (epochs or seconds or criterion == "taylor") and not np.issubdtype(y.dtype, np.integer):
+        raise PruningError(f"data: y must be integer class labels (fine-tuning and 'taylor' use them), got {y.dtype}")
+    if distill and y.ndim != 1:
+        raise PruningError(f"distill: needs one integer label per sample, got labels of shape {y.shape}")
     return x, y
 
 
@@ -116,7 +133,7 @@ def _head_index(units: Any) -> int:
     """The base's head: its last weighted unit."""
     weighted = [i for i, u in enumerate(units) if u.role == "weighted"]
     if not weighted or weighted[-1] == 0:
-        raise PruningError("the model has no weighted layer before its output layer to prune")
+        raise PruningError("model: it has no weighted layer before its output layer to prune")
     return weighted[-1]
 
 
@@ -184,7 +201,8 @@ def prune(model: Any, target: float, *, resource: str = "params", criterion: str
         distill: the weight of the original model's softened outputs in the fine-tuning
             loss (0: labels only); ``temperature`` softens them.
         batch_size: of fine-tuning and timing.
-        tolerance: the bisection stops when the shares are this close.
+        tolerance: the bisection stops when the uniform share (``global``: the threshold,
+            relative to its size) is known this closely, in (0, 1).
 
     Returns:
         A new functional Keras model of standard layers with the kept trained weights
@@ -193,27 +211,30 @@ def prune(model: Any, target: float, *, resource: str = "params", criterion: str
         resource before and after, the fine-tuning seconds. Save it with ``model.save``.
 
     Raises:
-        PruningError: bad arguments, or a model graph the surgery cannot edit, or a
-            target no pruning reaches.
+        PruningError: bad arguments, or a model graph the surgery cannot edit;
+            :class:`UnreachableTarget` for a target no pruning reaches.
     """
     import keras
 
-    x, y = _check(target, resource, criterion, ratios, data, epochs, seconds, distill)
+    x, y = _check(target, resource, criterion, ratios, data, epochs, seconds, distill, tolerance)
     if isinstance(model, str | os.PathLike):
         model = keras.saving.load_model(model, compile=False, safe_mode=True)
     try:
         base = structure(model)
     except SurgeryError as exc:
-        raise PruningError(str(exc)) from exc
+        raise PruningError(f"model: {exc}") from exc
     head = _head_index(base.units)
     program = EditProgram(cut=base.units[head - 1].name)
     scores = None
     if CRITERIA[criterion] != "weight_norm":
         n = min(len(x), importance_samples)  # type: ignore[arg-type]
         scores = unit_scores(model, CRITERIA[criterion], x[:n], y[:n])  # type: ignore[index]
-    importance = squeeze_scores(model, program, scores)
+    try:
+        importance = squeeze_scores(model, program, scores)
+    except SurgeryError as exc:
+        raise PruningError(f"model: {exc}") from exc
     if not importance:
-        raise PruningError("the model has no layer whose units can be pruned")
+        raise PruningError("model: it has no layer whose units can be pruned")
     program = program.replace(importance=CRITERIA[criterion])
     sample = x[:batch_size] if x is not None else None
     full = resource_of(model, resource, sample, batch_size=batch_size)
@@ -224,13 +245,16 @@ def prune(model: Any, target: float, *, resource: str = "params", criterion: str
         shares = _shares(importance, ratios, level)
         key = tuple(sorted(shares.items()))  # levels that round to the same units build once
         if key not in built:
-            pruned = apply_program(model, program.replace(squeeze=shares), scores, whole=True)
+            try:
+                pruned = apply_program(model, program.replace(squeeze=shares), scores, whole=True)
+            except SurgeryError as exc:
+                raise PruningError(f"model: {exc}") from exc
             built[key] = pruned, shares, resource_of(pruned, resource, sample, batch_size=batch_size) / full
         return built[key]
 
     best = _bisect(build, importance, ratios, target, tolerance)
     if best[2] > target:
-        raise PruningError(f"target: {resource} can go down to {best[2]:.3g} of the original's, not {target:g}")
+        raise UnreachableTarget(f"target: {resource} can go down to {best[2]:.3g} of the original's, not {target:g}")
     pruned, shares, achieved = best
     info: dict[str, Any] = {"resource": resource, "target": float(target), "achieved": float(achieved),
                             "criterion": criterion, "ratios": ratios, "shares": shares,
@@ -255,10 +279,10 @@ def _finetune(pruned: Any, original: Any, x: np.ndarray, y: np.ndarray, *, epoch
     target: Any = y
     loss: Any = label_loss
     if distill > 0:
-        teacher = predict(original, x).astype(np.float32)
+        teacher = predict(original, x)
         if probabilities:
             teacher = np.log(np.clip(teacher, 1e-7, 1.0))
-        target = np.concatenate([np.asarray(y, np.float32).reshape(len(y), 1), teacher.reshape(len(y), -1)], axis=1)
+        target = distillation_targets(y, teacher)
         loss = distillation_loss(distill, temperature, from_logits=not probabilities)
     steps = math.ceil(len(x) / batch_size)
     callbacks = []
@@ -266,10 +290,7 @@ def _finetune(pruned: Any, original: Any, x: np.ndarray, y: np.ndarray, *, epoch
         rate: Any = learning_rate
         callbacks.append(timed_schedule(float(seconds), learning_rate, steps=epochs * steps if epochs else None))
     else:
-        total = max(1, epochs * steps)
-        warm = max(1, total // 10) if total > 1 else 0
-        rate = keras.optimizers.schedules.CosineDecay(0.0 if warm else learning_rate, max(1, total - warm),
-                                                      warmup_target=learning_rate if warm else None, warmup_steps=warm)
+        rate = warmup_cosine(learning_rate, epochs * steps)
     pruned.compile(optimizer=keras.optimizers.Adam(rate), loss=loss)
     t0 = time.perf_counter()
     pruned.fit(x, target, batch_size=batch_size, epochs=epochs or 10_000, verbose=0,

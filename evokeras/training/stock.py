@@ -11,8 +11,8 @@ import numpy as np
 
 from evokeras.training.records import Budget, EvaluationTimeout
 
-__all__ = ["WARMUP_FRACTION", "annealed_rate", "budget_callbacks", "distillation_loss", "predict", "time_inference",
-           "timed_schedule"]
+__all__ = ["WARMUP_FRACTION", "annealed_rate", "budget_callbacks", "distillation_loss", "distillation_targets", "predict",
+           "time_inference", "timed_schedule", "warmup_cosine"]
 
 #: The share of a timed training spent warming the learning rate up (linearly from 0).
 WARMUP_FRACTION = 0.05
@@ -159,3 +159,20 @@ def distillation_loss(weight: float, temperature: float, *, from_logits: bool = 
         return (1.0 - weight) * hard + weight * soft
 
     return loss
+
+
+def distillation_targets(labels: np.ndarray, teacher_logits: np.ndarray) -> np.ndarray:
+    """The targets :func:`distillation_loss` reads: ``[label, teacher logits...]`` per sample."""
+    return np.concatenate([np.asarray(labels, np.float32).reshape(len(labels), 1),
+                           np.asarray(teacher_logits, np.float32).reshape(len(labels), -1)], axis=1)
+
+
+def warmup_cosine(learning_rate: float, steps: int) -> Any:
+    """A Keras schedule over ``steps``: a linear warm-up over the first tenth, then a
+    cosine decay to 0."""
+    import keras
+
+    steps = max(1, steps)
+    warm = max(1, steps // 10) if steps > 1 else 0
+    return keras.optimizers.schedules.CosineDecay(0.0 if warm else learning_rate, max(1, steps - warm),
+                                                  warmup_target=learning_rate if warm else None, warmup_steps=warm)

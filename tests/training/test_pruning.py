@@ -8,8 +8,9 @@ import pytest
 
 keras = pytest.importorskip("keras")
 
+from evokeras.genomes.edits import EditProgram  # noqa: E402
 from evokeras.nets import zoo  # noqa: E402
-from evokeras.nets.surgery import count_flops  # noqa: E402
+from evokeras.nets.surgery import apply_program, count_flops  # noqa: E402
 from evokeras.training.pruning import MIN_KEEP, PruningError, prune  # noqa: E402
 
 
@@ -25,11 +26,16 @@ def test_uniform_params_target_is_met_by_the_widest_shares(images) -> None:
     model = zoo.plain_cnn((16, 16, 1), 2, widths=(8, 16), dense=32)
     pruned = prune(model, 0.3)
     assert pruned.count_params() <= 0.3 * model.count_params()
-    shares = set(pruned.pruning["shares"].values())
-    assert len({round(s, 1) for s in shares}) == 1  # one share everywhere (up to rounding)
-    # one unit more in every layer would pass the target: the bisection kept as much as it could
-    wider = prune(model, 0.4)
-    assert wider.count_params() > pruned.count_params()
+    shares = pruned.pruning["shares"]
+    assert len({round(s, 1) for s in shares.values()}) == 1  # one share everywhere (up to rounding)
+    # the next uniform level (one unit more where rounding gives one) passes the target:
+    # the bisection kept as much as it could
+    widths = {"stage1_conv1": 8, "stage1_conv2": 8, "stage2_conv1": 16, "stage2_conv2": 16, "fc": 32}
+    level = max(round(share * widths[n]) / widths[n] for n, share in shares.items())
+    nxt = min(lv for lv in (k / w for w in widths.values() for k in range(1, w + 1)) if lv > level + 1e-9)
+    wider = {n: max(1, round(nxt * w)) / w for n, w in widths.items()}
+    over = apply_program(model, EditProgram(cut="fc", squeeze={n: v for n, v in wider.items() if v < 1}), whole=True)
+    assert over.count_params() > 0.3 * model.count_params()
     assert pruned.output.shape[-1] == 2
     out = np.asarray(pruned.predict_on_batch(images[0][:4]))
     assert out.shape == (4, 2) and np.allclose(out.sum(axis=1), 1, atol=1e-5)
@@ -105,8 +111,18 @@ def test_latency_target_and_distilled_fine_tuning_by_seconds() -> None:
     ({"target": 0.5, "epochs": 2}, "data"),
     ({"target": 0.5, "ratios": "layerwise"}, "ratios"),
     ({"target": 1e-4}, "target"),
+    ({"target": 0.5, "tolerance": 0}, "tolerance"),
 ])
 def test_bad_arguments_raise_one_pruning_error_naming_them(kwargs, named) -> None:
     model = zoo.plain_cnn((16, 16, 1), 2, widths=(4, 8), dense=8)
     with pytest.raises(PruningError, match=named):
         prune(model, **kwargs)
+
+
+def test_labels_are_checked_before_anything_runs(images) -> None:
+    model = zoo.plain_cnn((16, 16, 1), 2, widths=(4, 8), dense=8)
+    x, y = images
+    with pytest.raises(PruningError, match="integer class labels"):
+        prune(model, 0.5, data=(x, np.eye(2)[y]), epochs=1)
+    with pytest.raises(PruningError, match="one integer label per sample"):
+        prune(model, 0.5, data=(x, np.stack([y, y], axis=1)), epochs=1, distill=0.5)
