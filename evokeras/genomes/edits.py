@@ -213,7 +213,7 @@ class BaseStructure:
         """Units after which the program may downsample: kept units before its cut whose
         output is a feature map or sequence at the base's input resolution (spatial size or
         length), when no kept weighted layer after them reads a flattened map (whose input
-        weights are per position)."""
+        weights are per position) and no map after them is down to one position."""
         chain = self.chain(program)
         first = self.units[0]  # token ids have no channel axis
         full = first.in_shape if len(first.in_shape) < len(first.out_shape) else first.in_shape[:-1]
@@ -223,6 +223,8 @@ class BaseStructure:
                 continue
             flattened = False
             for v in chain[i + 1:]:
+                if v.rank >= 3 and any(d is not None and d < 2 for d in v.out_shape[:-1]):
+                    break  # a map the base brings down to one position would vanish when halved
                 sizes = [d for d in v.in_shape if d is not None]
                 if v.role == "pass" and len(v.out_shape) == 1 and len(v.in_shape) > 1 \
                         and len(sizes) == len(v.in_shape) and v.out_shape[0] == int(np.prod(sizes)):
