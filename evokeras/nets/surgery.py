@@ -402,6 +402,17 @@ def _downsampled(x: Any, name: str, after: str) -> Any:
     return pool(2, padding="same", name="specialized_downsample")(x)
 
 
+def _last_unit(names: list[str], program: EditProgram, whole: bool) -> int:
+    """The index of the last unit :func:`apply_program` keeps."""
+    if whole:
+        if program.downsample:  # a head reading a flattened map keeps its input weights per position
+            raise SurgeryError("downsample: not in a whole model (only up to a cut, before a new head)")
+        return len(names) - 1
+    if program.cut not in names[:-1]:
+        raise SurgeryError(f"cut: {program.cut!r} is not a unit before the base's head ({names[:-1]})")
+    return names.index(program.cut)
+
+
 def apply_program(model: Any, program: EditProgram, scores: Any = None, *, whole: bool = False) -> Any:
     """The body ``program`` makes of ``model``: a new functional Keras model from the
     base's input to the pooled features at the cut (a vector per sample; ``whole``: to
@@ -420,14 +431,7 @@ def apply_program(model: Any, program: EditProgram, scores: Any = None, *, whole
 
     units = _parse(model)
     names = [u.name for u in units]
-    if whole:
-        if program.downsample:  # a head reading a flattened map keeps its input weights per position
-            raise SurgeryError("downsample: not in a whole model (only up to a cut, before a new head)")
-        end = len(units) - 1
-    elif program.cut not in names[:-1]:
-        raise SurgeryError(f"cut: {program.cut!r} is not a unit before the base's head ({names[:-1]})")
-    else:
-        end = names.index(program.cut)
+    end = _last_unit(names, program, whole)
     dropped = set(program.drop)
     squeeze = dict(program.squeeze)
     frozen_to = names.index(program.freeze) if program.freeze else -1

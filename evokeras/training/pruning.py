@@ -137,6 +137,26 @@ def _head_index(units: Any) -> int:
     return weighted[-1]
 
 
+def _importance(model: Any, criterion: str, x: np.ndarray | None, y: np.ndarray | None,
+                samples: int) -> tuple[EditProgram, Any, dict[str, np.ndarray]]:
+    """The squeeze program of ``model`` up to its head (no shares yet), the data-driven
+    unit scores of ``criterion`` (``None`` for ``l1``) and each prunable layer's unit
+    importance (:func:`~evokeras.nets.surgery.squeeze_scores`)."""
+    try:
+        base = structure(model)
+        program = EditProgram(cut=base.units[_head_index(base.units) - 1].name, importance=CRITERIA[criterion])
+        scores = None
+        if CRITERIA[criterion] != "weight_norm":
+            n = min(len(x), samples)  # type: ignore[arg-type]
+            scores = unit_scores(model, CRITERIA[criterion], x[:n], y[:n])  # type: ignore[index]
+        importance = squeeze_scores(model, program, scores)
+    except SurgeryError as exc:
+        raise PruningError(f"model: {exc}") from exc
+    if not importance:
+        raise PruningError("model: it has no layer whose units can be pruned")
+    return program, scores, importance
+
+
 def _shares(scores: dict[str, np.ndarray], ratios: str, level: float) -> dict[str, float]:
     """Per squeezable layer, the share of units to keep at ``level``: the level itself
     (``uniform``), or the share whose mean-normalised importance is at least ``level``
@@ -219,23 +239,7 @@ def prune(model: Any, target: float, *, resource: str = "params", criterion: str
     x, y = _check(target, resource, criterion, ratios, data, epochs, seconds, distill, tolerance)
     if isinstance(model, str | os.PathLike):
         model = keras.saving.load_model(model, compile=False, safe_mode=True)
-    try:
-        base = structure(model)
-    except SurgeryError as exc:
-        raise PruningError(f"model: {exc}") from exc
-    head = _head_index(base.units)
-    program = EditProgram(cut=base.units[head - 1].name)
-    scores = None
-    if CRITERIA[criterion] != "weight_norm":
-        n = min(len(x), importance_samples)  # type: ignore[arg-type]
-        scores = unit_scores(model, CRITERIA[criterion], x[:n], y[:n])  # type: ignore[index]
-    try:
-        importance = squeeze_scores(model, program, scores)
-    except SurgeryError as exc:
-        raise PruningError(f"model: {exc}") from exc
-    if not importance:
-        raise PruningError("model: it has no layer whose units can be pruned")
-    program = program.replace(importance=CRITERIA[criterion])
+    program, scores, importance = _importance(model, criterion, x, y, importance_samples)
     sample = x[:batch_size] if x is not None else None
     full = resource_of(model, resource, sample, batch_size=batch_size)
 
