@@ -143,7 +143,10 @@ class Specialization(Task):
         finetune_batch: batch size of fine-tuning.
         space: an :class:`~evokeras.genomes.edits.EditSpace` instead of the default one.
         distill_weight: weight of the teacher's soft targets in the fine-tuning loss
-            (0: labels only; 1: teacher only).
+            (0, the default since 0.16: labels only; 1: teacher only). The teacher is
+            the base with a head fitted and ``teacher_epochs`` of fine-tuning: on the
+            objects study it has more error than the members, and distilling from it at
+            0.5 doubled the best member's test error (8.9% against 4.4% on labels alone).
         temperature: softening temperature of distillation.
         teacher_epochs: epochs the teacher is fine-tuned before it gives soft targets
             (0: the base with its fitted head).
@@ -157,7 +160,7 @@ class Specialization(Task):
 
     def __init__(self, base: str | os.PathLike[str], target: str = "objects", *,
                  target_options: dict[str, Any] | None = None, finetune_batch: int = 64,
-                 space: EditSpace | None = None, distill_weight: float = 0.5, temperature: float = 4.0,
+                 space: EditSpace | None = None, distill_weight: float = 0.0, temperature: float = 4.0,
                  teacher_epochs: int = 1, importance_samples: int = 512) -> None:
         checks = (("distill_weight", distill_weight, float, lambda v: 0 <= v <= 1, "a number in [0, 1]"),
                   ("temperature", temperature, float, lambda v: v > 0, "a number > 0"),
@@ -237,7 +240,8 @@ class Specialization(Task):
         :class:`NonFiniteError` when the base's features or the teacher are not finite."""
         digest = hashlib.sha256(np.ascontiguousarray(x[: min(len(x), 256)]).tobytes()).hexdigest()[:16]
         key = json.dumps([self.base_path, os.path.getmtime(self.base_path), self.target_name, len(x), digest,
-                          self.teacher_epochs, self.importance_samples, list(self.space.importance)],
+                          self.teacher_epochs if self.distill_weight > 0 else 0, self.importance_samples,
+                          list(self.space.importance)],
                          sort_keys=True, default=str)
         if key not in _TEACHERS:
             # a few training sets at once: the search's, its low-fidelity prefix, the final models'
@@ -265,7 +269,7 @@ class Specialization(Task):
         head.set_weights([w, b])
         n = min(len(x), self.importance_samples)
         scores = {c: unit_scores(model, c, x[:n], y[:n]) for c in self.space.importance if c != "weight_norm"}
-        if self.teacher_epochs:
+        if self.teacher_epochs and self.distill_weight > 0:  # its soft targets are only for distillation
             model.compile(optimizer=keras.optimizers.Adam(self._schedule(1e-3, self.teacher_epochs, len(x))),
                           loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
             model.fit(x, y, batch_size=self.finetune_batch, epochs=self.teacher_epochs, verbose=0)
