@@ -8,8 +8,8 @@ Usage::
 
     python benchmarks/specialize_distill.py RUN_DIR KEY1,KEY2 OUT.json
 
-Measured (issue 31, objects study seed 0, ``runs/spec31/objects-seed0/search``, one run
-each, pinned to one core): ``benchmarks/results/specialize_distill.json``.
+Measured (issue 31, the objects and resnet studies' seed 0, ``runs/spec31/*-seed0/search``,
+one run each, pinned to one core): ``benchmarks/results/specialize_distill.json``.
 """
 import json
 import sys
