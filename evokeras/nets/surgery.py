@@ -157,6 +157,12 @@ def structure(model: Any) -> BaseStructure:
     return BaseStructure(tuple(_info(u) for u in _parse(model)))
 
 
+def _kept(units: list[_Unit], end: int, program: EditProgram) -> list[tuple[int, _Unit]]:
+    """``(index, unit)`` of the units up to ``units[end]`` that ``program`` does not drop."""
+    dropped = set(program.drop)
+    return [(i, u) for i, u in enumerate(units[: end + 1]) if u.name not in dropped]
+
+
 # --------------------------------------------------------------------------- #
 # Importance and slicing                                                       #
 # --------------------------------------------------------------------------- #
@@ -370,12 +376,9 @@ def squeeze_scores(model: Any, program: EditProgram, scores: Any = None) -> dict
     :func:`apply_program` keeps the largest of (a residual stream's summed over its
     tensors), with the data-driven ``scores`` as there."""
     units = _parse(model)
-    names = [u.name for u in units]
-    dropped = set(program.drop)
-    kept_units = [(i, u) for i, u in enumerate(units[: names.index(program.cut) + 1]) if u.name not in dropped]
-    chain = [u for _, u in kept_units]
+    chain = [u for _, u in _kept(units, [u.name for u in units].index(program.cut), program)]
     by_name = {u.name: u for u in chain}
-    base = structure(model)
+    base = BaseStructure(tuple(_info(u) for u in units))
     streams = base.streams(program)
     inner = {layer.name: (layer, _next_bn(u.layers, j)) for u in chain if u.kind == "block"
              for j, layer in enumerate(u.layers)}
@@ -431,13 +434,11 @@ def apply_program(model: Any, program: EditProgram, scores: Any = None, *, whole
 
     units = _parse(model)
     names = [u.name for u in units]
-    end = _last_unit(names, program, whole)
-    dropped = set(program.drop)
     squeeze = dict(program.squeeze)
     frozen_to = names.index(program.freeze) if program.freeze else -1
-    kept_units = [(i, u) for i, u in enumerate(units[: end + 1]) if u.name not in dropped]
+    kept_units = _kept(units, _last_unit(names, program, whole), program)
     chain = [u for _, u in kept_units]
-    streams = structure(model).streams(program)
+    streams = BaseStructure(tuple(_info(u) for u in units)).streams(program)
     forced = _stream_kept(kept_units, streams, squeeze, scores)
 
     def out_units(layer: Any, bn: Any) -> np.ndarray | None:

@@ -159,29 +159,28 @@ def _importance(model: Any, criterion: str, x: np.ndarray | None, y: np.ndarray 
 
 def _shares(scores: dict[str, np.ndarray], ratios: str, level: float) -> dict[str, float]:
     """Per squeezable layer, the share of units to keep at ``level``: the level itself
-    (``uniform``), or the share whose mean-normalised importance is at least ``level``
-    (``global``; at least :data:`MIN_KEEP`)."""
+    (``uniform``), or the share whose mean-normalised importance ``scores`` is at least
+    ``level`` (``global``; at least :data:`MIN_KEEP`)."""
     out = {}
     for name, score in scores.items():
         width = len(score)
         if ratios == "uniform":
             n = max(1, int(round(level * width)))
         else:
-            normalised = score / max(float(score.mean()), 1e-12)
-            n = max(int(math.ceil(MIN_KEEP * width)), int((normalised >= level).sum()), 1)
+            n = max(int(math.ceil(MIN_KEEP * width)), int((score >= level).sum()), 1)
         if n < width:
             out[name] = n / width
     return out
 
 
-def _bisect(build: Any, importance: dict[str, np.ndarray], ratios: str, target: float, tolerance: float) -> Any:
+def _bisect(build: Any, normalised: dict[str, np.ndarray], ratios: str, target: float, tolerance: float) -> Any:
     """The built model of the largest shares whose resource share meets ``target`` (the
     smallest shares' when none does): bisection on the level -- a larger uniform share, a
-    lower global threshold, keeps more."""
+    lower global threshold on the ``normalised`` importance, keeps more."""
     if ratios == "uniform":
         lo, hi = 0.0, 1.0  # a level of 0 keeps one unit per layer
     else:
-        lo, hi = max(float((s / max(float(s.mean()), 1e-12)).max()) for s in importance.values()) + 1.0, 0.0
+        lo, hi = max(float(s.max()) for s in normalised.values()) + 1.0, 0.0
     best = build(lo)
     if best[2] > target:
         return best
@@ -240,13 +239,15 @@ def prune(model: Any, target: float, *, resource: str = "params", criterion: str
     if isinstance(model, str | os.PathLike):
         model = keras.saving.load_model(model, compile=False, safe_mode=True)
     program, scores, importance = _importance(model, criterion, x, y, importance_samples)
+    # each layer's importance over its mean: one scale for a global threshold
+    normalised = {name: s / max(float(s.mean()), 1e-12) for name, s in importance.items()}
     sample = x[:batch_size] if x is not None else None
     full = resource_of(model, resource, sample, batch_size=batch_size)
 
     built: dict[tuple[tuple[str, float], ...], tuple[Any, dict[str, float], float]] = {}
 
     def build(level: float) -> tuple[Any, dict[str, float], float]:
-        shares = _shares(importance, ratios, level)
+        shares = _shares(normalised, ratios, level)
         key = tuple(sorted(shares.items()))  # levels that round to the same units build once
         if key not in built:
             try:
@@ -256,7 +257,7 @@ def prune(model: Any, target: float, *, resource: str = "params", criterion: str
             built[key] = pruned, shares, resource_of(pruned, resource, sample, batch_size=batch_size) / full
         return built[key]
 
-    best = _bisect(build, importance, ratios, target, tolerance)
+    best = _bisect(build, normalised, ratios, target, tolerance)
     if best[2] > target:
         raise UnreachableTarget(f"target: {resource} can go down to {best[2]:.3g} of the original's, not {target:g}")
     pruned, shares, achieved = best
