@@ -356,58 +356,54 @@ def _student(task: Any, x: Any, y: Any, teacher: Any, seconds: float) -> tuple[A
     return model, {"train_seconds": spent, "teacher": "baseline", **STUDENT, **DISTILL}
 
 
-def vs_pruning(study_dir: Path, rounds: int, mct_python: str | None) -> dict[str, Any]:
-    """One study's front against structured pruning + fine-tuning (evokeras.prune by MACs
-    and by parameters, MCT by parameters), the Keras guide's transfer learning, the Keras
-    example's distilled student and the study's baselines, all timed together
-    (:func:`evokeras.app.comparison.compare_pruning`); kept in ``STUDY/vs_pruning.json``
-    and read from there on later calls."""
-    import keras
-    import numpy as np
+def _methods(study_dir: Path, seconds: float,
+             mct_python: str | None) -> tuple[dict[str, tuple[Any, float]], dict[str, Any], dict[str, Any]]:
+    """The models the front is set against, trained on the study's base: evokeras.prune
+    (L1, uniform) to :data:`LEVELS` of the MACs and of the parameters, MCT to the same
+    shares of the parameters, the Keras guide's transfer learning and the Keras example's
+    distilled student -- each fine-tuned ``seconds`` (the student: the study's search and
+    final-model seconds). They depend on the base alone, so they are trained once per base
+    and kept beside the study directories, in ``methods-<digest of base.keras>/``, for
+    every seed's study of that base: ``({name: (model, test error)}, {name: details},
+    {"finetune_seconds": the seconds they had, "mct": MCT's own report or None})``."""
+    import hashlib
 
-    from evokeras._io import write_json_atomic
-    from evokeras.app.comparison import (
-        LEVELS,
-        against_front,
-        compare_pruning,
-        run_task,
-        transfer_source,
-    )
+    import keras
+
+    from evokeras._io import atomic_path, write_json_atomic
+    from evokeras.app.comparison import LEVELS, run_task, transfer_source
     from evokeras.training.pruning import UnreachableTarget, prune
 
-    cached = study_dir / "vs_pruning.json"
-    if cached.is_file():  # each study's comparison once (it trains and times for minutes)
-        return json.loads(cached.read_text())
-    run = study_dir / "search"
-    task, config = run_task(run)
+    digest = hashlib.sha256((study_dir / "base.keras").read_bytes()).hexdigest()[:12]
+    cache = study_dir.parent / f"methods-{digest}"
+    if (cache / "methods.json").is_file():
+        kept = json.loads((cache / "methods.json").read_text())
+        models = {name: (keras.saving.load_model(cache / m["file"]), m["test_error"]) for name, m in kept["methods"].items()}
+        return models, {name: m["details"] for name, m in kept["methods"].items()}, kept["meta"]
+    task, config = run_task(study_dir / "search")
     x, y, data = task.final_data(config.final.train_samples)
-    front = [m for m in json.loads((run / "hall_of_fame.json").read_text())["members"] if "test_error" in m]
-    seconds = float(np.median([float(m["final_fit_seconds"]) for m in front]))
     summary = json.loads((study_dir / "summary.json").read_text())
-    others: dict[str, tuple[Any, float]] = {}
+    models: dict[str, tuple[Any, float]] = {}
     info: dict[str, Any] = {}
 
     def add(name: str, model: Any, extra: dict[str, Any] | None = None) -> None:
         error = 1.0 - float(model.evaluate(data.x_test, data.y_test, batch_size=512, verbose=0,
                                            return_dict=True)["accuracy"])
-        others[name] = (model, error)
-        info[name] = extra or {}
+        models[name], info[name] = (model, error), extra or {}
         print(f"  {name}: test error {error:.4f}", flush=True)
 
-    for label in ("baseline", "baseline_large"):
-        if (study_dir / f"{label}.keras").is_file():
-            others[label] = (keras.saving.load_model(study_dir / f"{label}.keras"), summary[label]["test_error"])
     source = transfer_source(task, x, y)
-    for level in LEVELS:
-        keras.utils.set_random_seed(0)
-        try:
-            pruned = prune(source, level, resource="params", data=(x, y), seconds=seconds)
-        except UnreachableTarget as exc:
-            print(f"  prune l1 uniform params {level:g}: {exc}")
-            continue
-        add(f"prune l1 uniform params {level:g}", pruned, pruned.pruning)
+    for resource, suffix in (("macs", ""), ("params", "params ")):
+        for level in LEVELS:
+            keras.utils.set_random_seed(0)
+            try:
+                pruned = prune(source, level, resource=resource, data=(x, y), seconds=seconds)
+            except UnreachableTarget as exc:
+                print(f"  prune l1 uniform {suffix}{level:g}: {exc}")
+                continue
+            add(f"prune l1 uniform {suffix}{level:g}", pruned, pruned.pruning)
     if mct_python:
-        for name, (model, extra) in _mct(source, x, y, LEVELS, seconds, study_dir / "mct", mct_python).items():
+        for name, (model, extra) in _mct(source, x, y, LEVELS, seconds, cache / "mct", mct_python).items():
             add(name, model, extra)
     transfer = transfer_source(task, x, y)
     transfer.compile(keras.optimizers.Adam(TRANSFER_RATE), "sparse_categorical_crossentropy", metrics=["accuracy"])
@@ -415,21 +411,53 @@ def vs_pruning(study_dir: Path, rounds: int, mct_python: str | None) -> dict[str
     wall = summary["wall_seconds"]
     keras.utils.set_random_seed(0)
     # the teacher: the best network the user has for the task, the from-scratch baseline
-    student, extra = _student(task, x, y, others["baseline"][0], (wall.get("search") or 0) + wall.get("final_models", 0))
+    teacher = keras.saving.load_model(study_dir / "baseline.keras")
+    student, extra = _student(task, x, y, teacher, (wall.get("search") or 0) + wall.get("final_models", 0))
     add("distilled student", student, extra)
-    result = compare_pruning(run, resource="macs", seconds=seconds, rounds=rounds, others=others,
+    kept = {}
+    for n, (name, (model, error)) in enumerate(models.items()):
+        with atomic_path(cache / f"method{n}.keras") as tmp:
+            model.save(tmp)
+        kept[name] = {"file": f"method{n}.keras", "test_error": error, "details": info[name]}
+    mct_file = cache / "mct" / "mct_prune.json"
+    meta = {"finetune_seconds": seconds,
+            "mct": json.loads(mct_file.read_text()) if mct_python and mct_file.is_file() else None}
+    write_json_atomic(cache / "methods.json", {"base": str(study_dir / "base.keras"), "meta": meta, "methods": kept})
+    return models, info, meta
+
+
+def vs_pruning(study_dir: Path, rounds: int, mct_python: str | None) -> dict[str, Any]:
+    """One study's front against the models of :func:`_methods` and the study's baselines,
+    all timed together (:func:`evokeras.app.comparison.compare_pruning`); kept in
+    ``STUDY/vs_pruning.json`` and read from there on later calls."""
+    import keras
+    import numpy as np
+
+    from evokeras._io import write_json_atomic
+    from evokeras.app.comparison import LEVELS, against_front, compare_pruning
+
+    cached = study_dir / "vs_pruning.json"
+    if cached.is_file():  # each study's comparison once (it trains and times for minutes)
+        return json.loads(cached.read_text())
+    run = study_dir / "search"
+    front = [m for m in json.loads((run / "hall_of_fame.json").read_text())["members"] if "test_error" in m]
+    own_seconds = float(np.median([float(m["final_fit_seconds"]) for m in front]))
+    summary = json.loads((study_dir / "summary.json").read_text())
+    others, info, meta = _methods(study_dir, own_seconds, mct_python)
+    for label in ("baseline", "baseline_large"):
+        if (study_dir / f"{label}.keras").is_file():
+            others[label] = (keras.saving.load_model(study_dir / f"{label}.keras"), summary[label]["test_error"])
+    result = compare_pruning(run, levels=(), seconds=meta["finetune_seconds"], rounds=rounds, others=others,
                              log=lambda line: print(line, flush=True))
     members = result["members"]
-    points = [(r["level"], r["method"]) for r in result["levels"] if "error" not in r]
-    points += [(lv, f"prune l1 uniform params {lv:g}") for lv in LEVELS if f"prune l1 uniform params {lv:g}" in result["methods"]]
-    points += [(lv, f"MCT {lv:g}") for lv in LEVELS if f"MCT {lv:g}" in result["methods"]]
-    levels = [against_front(members, method, result["methods"][method], level) for level, method in points]
+    levels = [against_front(members, f"{prefix}{lv:g}", result["methods"][f"{prefix}{lv:g}"], lv)
+              for prefix in ("prune l1 uniform ", "prune l1 uniform params ", "MCT ") for lv in LEVELS
+              if f"{prefix}{lv:g}" in result["methods"]]
     for name, extra in info.items():
         result["methods"][name]["details"] = extra
-    mct_file = study_dir / "mct" / "mct_prune.json"
-    mct = json.loads(mct_file.read_text()) if mct_python and mct_file.is_file() else None
-    out = {"levels": levels, "dominates": bool(levels) and all(r["dominated"] for r in levels), "finetune_seconds": seconds,
-           "comparison": result, "headline": _headline(result, summary), "mct": mct}
+    out = {"levels": levels, "dominates": bool(levels) and all(r["dominated"] for r in levels),
+           "finetune_seconds": meta["finetune_seconds"], "front_finetune_seconds": own_seconds,
+           "comparison": result, "headline": _headline(result, summary), "mct": meta["mct"]}
     write_json_atomic(cached, out)
     return out
 
