@@ -42,16 +42,25 @@ size_ratio >= 17, relative_error_reduction >= 0.13.
 
 Usage::
 
-    for s in 0 1 2; do python studies/specialize_objects.py --budget default --seed $s \\
-        --out runs/specialize_objects-default-seed$s; done
-    python studies/specialize_resnet.py --budget default --out runs/specialize_resnet-default
-    python studies/specialize_lstm.py --budget default --out runs/specialize_lstm-default
-    python benchmarks/specialize.py --objects runs/specialize_objects-default-seed{0,1,2} \\
-        --resnet runs/specialize_resnet-default --lstm runs/specialize_lstm-default
+    for study in objects resnet; do
+        python studies/specialize_$study.py --budget default --seed 0 --out runs/$study-seed0
+        for s in 1 2; do  # three searches of one trained base: seeds 1 and 2 reuse seed 0's
+            mkdir -p runs/$study-seed$s && cp runs/$study-seed0/base{,line}.* runs/$study-seed$s/
+            python studies/specialize_$study.py --budget default --seed $s --out runs/$study-seed$s
+        done
+    done
+    for s in 0 1 2; do python studies/specialize_lstm.py --budget default --seed $s --out runs/lstm-seed$s; done
+    python benchmarks/specialize.py --objects runs/objects-seed{0,1,2} --resnet runs/resnet-seed{0,1,2} \\
+        --lstm runs/lstm-seed{0,1,2}
+
+The objects and resnet seeds share one trained base and its baselines (what varies for
+a user who specializes the network they have is the search), so the models the fronts
+are set against (``vs_pruning``) are trained once per base and re-timed with each seed's
+front (:func:`_methods`).
 
 ``--ladder DIR`` (an objects study directory) adds ``objects_ladder``: what the edit space
 reaches without a search -- hand-written programs from the whole convolution stack down to
-one convolution (:data:`LADDER`), each fine-tuned and distilled as a final model, with their
+one convolution (:data:`LADDER`), each fine-tuned as a final model, with their
 errors, speed and size against that study's baseline.
 
 ``--only objects`` measures one study (``--only ladder`` the ladder alone), keeping the
@@ -192,9 +201,9 @@ LADDER_FINETUNE = {"head": "logistic", "alpha": 1e-2, "finetune": 8, "learning_r
 def ladder(study_dir: Path, rounds: int) -> dict[str, Any]:
     """What the edit space can reach on the objects base, without a search: each
     :data:`LADDER` program (with :data:`LADDER_FINETUNE`) built as a final model of the
-    study (head fitted and fine-tuned, distilled, on its final training examples), its
-    validation and test error, and its speed and size against the study's baseline
-    (timed alternately, as :func:`measure` does)."""
+    study (head fitted and fine-tuned -- distilled where the study sets ``distill_weight``
+    -- on its final training examples), its validation and test error, and its speed and
+    size against the study's baseline (timed alternately, as :func:`measure` does)."""
     import keras
     import numpy as np
 
