@@ -154,7 +154,12 @@ def structure(model: Any) -> BaseStructure:
     """The :class:`~evokeras.genomes.edits.BaseStructure` of a trained ``model`` (its units, what
     each allows). Raises :class:`SurgeryError` for graphs other than chains of layers and
     residual blocks."""
-    return BaseStructure(tuple(_info(u) for u in _parse(model)))
+    return _structure(_parse(model))
+
+
+def _structure(units: list[_Unit]) -> BaseStructure:
+    """The :class:`~evokeras.genomes.edits.BaseStructure` of the parsed ``units``."""
+    return BaseStructure(tuple(_info(u) for u in units))
 
 
 def _kept(units: list[_Unit], end: int, program: EditProgram) -> list[tuple[int, _Unit]]:
@@ -378,7 +383,7 @@ def squeeze_scores(model: Any, program: EditProgram, scores: Any = None) -> dict
     units = _parse(model)
     chain = [u for _, u in _kept(units, [u.name for u in units].index(program.cut), program)]
     by_name = {u.name: u for u in chain}
-    base = BaseStructure(tuple(_info(u) for u in units))
+    base = _structure(units)
     streams = base.streams(program)
     inner = {layer.name: (layer, _next_bn(u.layers, j)) for u in chain if u.kind == "block"
              for j, layer in enumerate(u.layers)}
@@ -438,7 +443,7 @@ def apply_program(model: Any, program: EditProgram, scores: Any = None, *, whole
     frozen_to = names.index(program.freeze) if program.freeze else -1
     kept_units = _kept(units, _last_unit(names, program, whole), program)
     chain = [u for _, u in kept_units]
-    streams = BaseStructure(tuple(_info(u) for u in units)).streams(program)
+    streams = _structure(units).streams(program)
     forced = _stream_kept(kept_units, streams, squeeze, scores)
 
     def out_units(layer: Any, bn: Any) -> np.ndarray | None:
