@@ -32,7 +32,11 @@ and the same against ``baseline_large`` under ``vs_large``):
 * ``importance`` -- the squeeze criterion of the chosen member and the count of front
   members per criterion;
 * ``most_accurate``: the same figures for the front member of lowest validation error
-  (the other end of the trade-off).
+  (the other end of the trade-off);
+* ``at_speedup`` -- every front member re-timed with the baseline (:func:`at_speedup`):
+  the most accurate member at least :data:`MIN_SPEEDUP` times faster, whether it beats
+  the baseline's test error (the resnet and lstm targets), and the fastest member that
+  does (``vs_pruning`` gives the same figures from its own timing of the front).
 
 Objects with several seeds: ``per_seed`` holds each seed's figures and the top-level
 figures are their medians (``seeds`` lists them).
@@ -66,7 +70,9 @@ errors, speed and size against that study's baseline.
 ``--only objects`` measures one study (``--only ladder`` the ladder alone), keeping the
 other parts the result file holds; ``--result NAME`` writes
 ``benchmarks/results/NAME.json`` (e.g. a partial or smaller-budget run) instead of
-``specialize.json``.
+``specialize.json``. ``--append`` adds seeds: the study directories given are measured
+and the per-seed records the file holds for other seeds are kept (their directories may
+be gone), the medians taken over all.
 """
 
 from __future__ import annotations
@@ -85,6 +91,31 @@ TARGETS = {"speedup": 8.0, "size_ratio": 17.0, "relative_error_reduction": 0.13}
 #: The same targets for ``headline`` (one front member against the larger baseline).
 HEADLINE = {"speedup": TARGETS["speedup"], "size_ratio": TARGETS["size_ratio"],
             "error_reduction": TARGETS["relative_error_reduction"]}
+
+
+#: The speed-up at which resnet and lstm ask for a member more accurate than the baseline.
+MIN_SPEEDUP = 4.0
+
+
+def at_speedup(members: dict[str, dict[str, Any]], baseline: dict[str, Any],
+               min_speedup: float = MIN_SPEEDUP) -> dict[str, Any]:
+    """The front ``members`` (``{key: {"test_error", "exec_time"}}``, timed with
+    ``baseline``) at ``min_speedup``: the most accurate member at least that much faster
+    (``member``, ``None`` if none is) and whether it beats the baseline's test error
+    (``met``); and ``fastest_better``, the fastest member more accurate than the baseline
+    (how close the front comes when it is not met)."""
+    def figures(key: str | None) -> dict[str, Any] | None:
+        if key is None:
+            return None
+        m = members[key]
+        return {"member": key, "speedup": baseline["exec_time"] / m["exec_time"], "test_error": m["test_error"]}
+
+    fast = [k for k, m in members.items() if baseline["exec_time"] / m["exec_time"] >= min_speedup]
+    better = [k for k, m in members.items() if m["test_error"] < baseline["test_error"]]
+    best = figures(min(fast, key=lambda k: members[k]["test_error"])) if fast else None
+    return {"min_speedup": min_speedup, "baseline_test_error": baseline["test_error"], "at": best,
+            "met": best is not None and best["test_error"] < baseline["test_error"],
+            "fastest_better": figures(min(better, key=lambda k: members[k]["exec_time"]) if better else None)}
 
 
 def _recovery(run: Path, chosen: dict[str, Any]) -> dict[str, Any]:
@@ -129,6 +160,7 @@ def measure(study_dir: Path, rounds: int) -> dict[str, Any]:
     models = {"specialized": keras.saving.load_model(run / chosen["model"]),
               "most_accurate": keras.saving.load_model(run / accurate["model"]),
               "baseline": keras.saving.load_model(study_dir / "baseline.keras")}
+    models.update({f"member {m['key']}": keras.saving.load_model(run / m["model"]) for m in members})
     if "baseline_large" in summary:
         models["baseline_large"] = keras.saving.load_model(study_dir / "baseline_large.keras")
     times: dict[str, list[float]] = {name: [] for name in models}
@@ -153,6 +185,9 @@ def measure(study_dir: Path, rounds: int) -> dict[str, Any]:
     criteria = [p.importance if p.squeeze else "none" for p in programs]
     out["most_accurate"] = dict(ratios(retimed("most_accurate", accurate), base_line), key=accurate["key"],
                                 steps=accurate["metrics"].get("steps"))
+    out["at_speedup"] = at_speedup({m["key"]: {"test_error": m["test_error"],
+                                               "exec_time": float(np.median(times[f"member {m['key']}"]))}
+                                    for m in members}, base_line)
     out.update(
         specialized_key=chosen["key"],
         specialized_steps=chosen["metrics"].get("steps"),
@@ -290,10 +325,11 @@ def _from_weights(source: Any, weights: dict[str, Any]) -> Any:
 
 
 def _mct(source: Any, x: Any, y: Any, levels: tuple[float, ...], seconds: float, work: Path,
-         python: str) -> dict[str, Any]:
+         python: str) -> tuple[dict[str, Any], dict[str, Any] | None]:
     """MCT's pruning of ``source`` to ``levels`` of its parameters, each fine-tuned
     ``seconds`` (``mct_prune.py`` in its own environment ``python``), rebuilt here:
-    ``{name: (model, info)}``; ``{}`` with a printed reason when MCT fails."""
+    ``({name: (model, info)}, MCT's report)``; ``({}, None)`` with a printed reason when
+    MCT fails."""
     import subprocess
 
     import numpy as np
@@ -308,7 +344,7 @@ def _mct(source: Any, x: Any, y: Any, levels: tuple[float, ...], seconds: float,
                           capture_output=True, text=True, timeout=3600)
     if proc.returncode != 0:
         print(f"  MCT failed: {proc.stderr.strip().splitlines()[-1] if proc.stderr.strip() else proc.returncode}")
-        return {}
+        return {}, None
     info = json.loads((work / "mct_prune.json").read_text())
     out = {}
     for level in levels:
@@ -318,7 +354,7 @@ def _mct(source: Any, x: Any, y: Any, levels: tuple[float, ...], seconds: float,
         weights = dict(np.load(work / f"mct_{level:g}.npz"))
         out[f"MCT {level:g}"] = (_from_weights(source, weights), {**info["levels"][f"{level:g}"], "mct": info["mct"],
                                                                  "tensorflow": info["tensorflow"]})
-    return out
+    return out, info
 
 
 def _timed_fit(model: Any, x: Any, y: Any, seconds: float, **fit: Any) -> float:
@@ -411,12 +447,12 @@ def _methods(study_dir: Path, seconds: float,
                 print(f"  prune l1 uniform {suffix}{level:g}: {exc}")
                 continue
             add(f"prune l1 uniform {suffix}{level:g}", pruned, pruned.pruning)
-    if mct_python:
-        for name, (model, extra) in _mct(source, x, y, LEVELS, seconds, cache / "mct", mct_python).items():
-            add(name, model, extra)
-    transfer = transfer_source(task, x, y)
-    transfer.compile(keras.optimizers.Adam(TRANSFER_RATE), "sparse_categorical_crossentropy", metrics=["accuracy"])
-    add("transfer", transfer, {"learning_rate": TRANSFER_RATE, "train_seconds": _timed_fit(transfer, x, y, seconds)})
+    mct, mct_info = _mct(source, x, y, LEVELS, seconds, cache / "mct", mct_python) if mct_python else ({}, None)
+    for name, (model, extra) in mct.items():
+        add(name, model, extra)
+    # the source itself, last: pruning copied it and MCT has read it
+    source.compile(keras.optimizers.Adam(TRANSFER_RATE), "sparse_categorical_crossentropy", metrics=["accuracy"])
+    add("transfer", source, {"learning_rate": TRANSFER_RATE, "train_seconds": _timed_fit(source, x, y, seconds)})
     wall = summary["wall_seconds"]
     keras.utils.set_random_seed(0)
     # the teacher: the best network the user has for the task, the from-scratch baseline
@@ -428,9 +464,7 @@ def _methods(study_dir: Path, seconds: float,
         with atomic_path(cache / f"method{n}.keras") as tmp:
             model.save(tmp)
         kept[name] = {"file": f"method{n}.keras", "test_error": error, "details": info[name]}
-    mct_file = cache / "mct" / "mct_prune.json"
-    meta = {"finetune_seconds": seconds,
-            "mct": json.loads(mct_file.read_text()) if mct_python and mct_file.is_file() else None}
+    meta = {"finetune_seconds": seconds, "mct": mct_info}
     write_json_atomic(cache / "methods.json", {"base": str(study_dir / "base.keras"), "meta": meta, "methods": kept})
     return models, info, meta
 
@@ -464,7 +498,8 @@ def vs_pruning(study_dir: Path, rounds: int, mct_python: str | None) -> dict[str
               if f"{prefix}{lv:g}" in result["methods"]]
     for name, extra in info.items():
         result["methods"][name]["details"] = extra
-    out = {"levels": levels, "dominates": bool(levels) and all(r["dominated"] for r in levels),
+    result["levels"], result["dominates"] = levels, bool(levels) and all(r["dominated"] for r in levels)
+    out = {"levels": levels, "dominates": result["dominates"],
            "finetune_seconds": meta["finetune_seconds"], "front_finetune_seconds": own_seconds,
            "comparison": result, "headline": _headline(result, summary), "mct": meta["mct"]}
     write_json_atomic(cached, out)
@@ -507,8 +542,14 @@ def _vs_pruning_medians(per_seed: list[dict[str, Any]]) -> dict[str, Any]:
             row[k] = float(np.median(values)) if values else None
         row["dominated"] = row["dominated_seeds"] == len(group)
         levels.append(row)
+    fast = [at_speedup(r["comparison"]["members"], r["comparison"]["methods"]["baseline"]) for r in per_seed]
+    closest = [f["fastest_better"]["speedup"] for f in fast if f["fastest_better"] is not None]
     return {"levels": levels, "dominates": bool(levels) and all(r["dominated"] for r in levels),
-            "finetune_seconds": float(np.median([r["finetune_seconds"] for r in per_seed]))}
+            "finetune_seconds": float(np.median([r["finetune_seconds"] for r in per_seed])),
+            "at_speedup": {"min_speedup": MIN_SPEEDUP, "met_seeds": sum(f["met"] for f in fast),
+                           "met": all(f["met"] for f in fast),
+                           "fastest_better_speedup": float(np.median(closest)) if closest else None,
+                           "per_seed": fast}}
 
 
 def _plot_vs_pruning(name: str, r: dict[str, Any], path: Path) -> None:
@@ -561,8 +602,27 @@ def _median(per_seed: list[dict[str, Any]]) -> dict[str, Any]:
                 "specialized_us_per_sample", "baseline_us_per_sample"):
         out[key] = float(np.median([r[key] for r in ok]))
     out["targets_met"] = {k: bool(out[k] >= v) for k, v in TARGETS.items()}
+    fast = [r["at_speedup"] for r in ok if "at_speedup" in r]
+    closest = [f["fastest_better"]["speedup"] for f in fast if f["fastest_better"] is not None]
+    if fast:  # records measured before at_speedup existed lack it
+        out["at_speedup"] = {"min_speedup": MIN_SPEEDUP, "seeds": [r["seed"] for r in ok if "at_speedup" in r],
+                             "met_seeds": sum(f["met"] for f in fast), "met": all(f["met"] for f in fast),
+                             "fastest_better_speedup": float(np.median(closest)) if closest else None}
     out["per_seed"] = per_seed
     return out
+
+
+def _speedup_line(fast: dict[str, Any], seeds: int) -> str:
+    closest = fast["fastest_better_speedup"]
+    return (f"  a member more accurate than the baseline at >= {MIN_SPEEDUP:g}x: in {fast['met_seeds']} of {seeds} "
+            f"seeds; the fastest more accurate member: {'none' if closest is None else f'{closest:.2f}x'} (median)")
+
+
+def _merge(kept: list[dict[str, Any]], measured: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """``--append``: the per-seed records ``measured`` now, with those of ``kept`` (the
+    result file's) for the seeds not measured now, by seed."""
+    seeds = {r["seed"] for r in measured}
+    return sorted([r for r in kept if r["seed"] not in seeds] + measured, key=lambda r: r["seed"])
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -573,6 +633,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--lstm", type=Path, nargs="+", default=[Path("runs/specialize_lstm-default")])
     p.add_argument("--only", choices=("objects", "resnet", "lstm", "ladder", "vs_pruning"), action="append",
                    help="measure only these studies, or the ladder (repeatable); the file's other keys are kept")
+    p.add_argument("--append", action="store_true",
+                   help="keep the result file's per-seed records of the seeds not measured now (their study "
+                        "directories may be gone) and take the medians over all")
     p.add_argument("--result", default="specialize", help="write benchmarks/results/RESULT.json")
     p.add_argument("--rounds", type=int, default=7, help="timing rounds per model (alternating)")
     p.add_argument("--ladder", type=Path, default=None, metavar="DIR",
@@ -586,7 +649,7 @@ def main(argv: list[str] | None = None) -> int:
               file=sys.stderr)
         return 2
     # a partial run (--only) keeps what the file holds for the other parts
-    result: dict[str, Any] = _common.read_result(args.result) if args.only else {}
+    result: dict[str, Any] = _common.read_result(args.result) if args.only or args.append else {}
     for name in (n for n in parts if n not in ("ladder", "vs_pruning")):
         dirs = getattr(args, name)
         for study_dir in dirs:
@@ -599,6 +662,8 @@ def main(argv: list[str] | None = None) -> int:
             r = measure(study_dir, args.rounds)
             r["seed"] = json.loads((study_dir / "summary.json").read_text()).get("seed")
             per_seed.append(r)
+        if args.append:
+            per_seed = _merge(result.get(name, {}).get("per_seed", []), per_seed)
         result[name] = _median(per_seed)
         result[name]["seeds"] = [r["seed"] for r in per_seed]
         r = result[name]
@@ -610,6 +675,8 @@ def main(argv: list[str] | None = None) -> int:
               f"({r['specialized_params']:,} vs {r['baseline_params']:,} params), test error "
               f"{r['specialized_test_error']:.4f} vs {r['baseline_test_error']:.4f} "
               f"({100 * r['relative_error_reduction']:+.1f}% relative reduction)")
+        if "at_speedup" in r:
+            print(_speedup_line(r["at_speedup"], len(r["at_speedup"]["seeds"])))
         rec = r["recovery"]
         if rec["median_recovered_per_second"] is not None:
             print(f"  fine-tuning recovered {rec['median_recovered_per_second']:.2e} validation error per second "
@@ -618,7 +685,7 @@ def main(argv: list[str] | None = None) -> int:
         result["objects_ladder"] = ladder(args.ladder, args.rounds)
     if "vs_pruning" in parts:
         mct_python = args.mct_python if args.mct_python and Path(args.mct_python).is_file() else None
-        result["vs_pruning"] = {}
+        kept, result["vs_pruning"] = result.get("vs_pruning", {}), {}
         for name in ("objects", "resnet"):
             per_seed = []
             for study_dir in (d for d in getattr(args, name) if (d / "summary.json").is_file()):
@@ -626,6 +693,8 @@ def main(argv: list[str] | None = None) -> int:
                 r = vs_pruning(study_dir, args.rounds, mct_python)
                 r["seed"] = json.loads((study_dir / "summary.json").read_text()).get("seed")
                 per_seed.append(r)
+            if args.append:
+                per_seed = _merge(kept.get(name, {}).get("per_seed", []), per_seed)
             if not per_seed:
                 continue
             _plot_vs_pruning(name, per_seed[0], _common.RESULTS_DIR / f"specialize_{name}_vs_pruning.png")
@@ -638,6 +707,7 @@ def main(argv: list[str] | None = None) -> int:
                 result["headline"] = {k: float(np.median([h[k] for h in heads])) for k in HEADLINE}
                 result["headline"].update(against=heads[0]["against"], per_seed=heads,
                                           met=all(result["headline"][k] >= v for k, v in HEADLINE.items()))
+            print(_speedup_line(result["vs_pruning"][name]["at_speedup"], len(per_seed)))
             for row in result["vs_pruning"][name]["levels"]:
                 member = "none as fast" if row["front_member_test_error"] is None else \
                     f"{row['front_member_test_error']:.4f} at {1e6 * row['front_member_exec_time']:.1f} us"
