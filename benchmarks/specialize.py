@@ -100,10 +100,11 @@ MIN_SPEEDUP = 4.0
 def at_speedup(members: dict[str, dict[str, Any]], baseline: dict[str, Any],
                min_speedup: float = MIN_SPEEDUP) -> dict[str, Any]:
     """The front ``members`` (``{key: {"test_error", "exec_time"}}``, timed with
-    ``baseline``) at ``min_speedup``: the most accurate member at least that much faster
-    (``member``, ``None`` if none is) and whether it beats the baseline's test error
-    (``met``); and ``fastest_better``, the fastest member more accurate than the baseline
-    (how close the front comes when it is not met)."""
+    ``baseline``) at ``min_speedup``: ``at``, the most accurate member at least that much
+    faster (its ``member`` key, ``speedup``, ``test_error``; ``None`` if none is), and
+    whether it beats the baseline's test error (``met``); and ``fastest_better``, the
+    fastest member more accurate than the baseline (how close the front comes when it is
+    not met)."""
     def figures(key: str | None) -> dict[str, Any] | None:
         if key is None:
             return None
@@ -157,10 +158,9 @@ def measure(study_dir: Path, rounds: int) -> dict[str, Any]:
     hof = json.loads((run / "hall_of_fame.json").read_text())
     members = [m for m in hof["members"] if m.get("status") == "ok" and "test_error" in m]
     accurate = min(members, key=lambda m: m["metrics"]["val_error"])
-    models = {"specialized": keras.saving.load_model(run / chosen["model"]),
-              "most_accurate": keras.saving.load_model(run / accurate["model"]),
-              "baseline": keras.saving.load_model(study_dir / "baseline.keras")}
-    models.update({f"member {m['key']}": keras.saving.load_model(run / m["model"]) for m in members})
+    # every model once: the chosen and the most accurate member are front members
+    models = {"baseline": keras.saving.load_model(study_dir / "baseline.keras")}
+    models.update({m["key"]: keras.saving.load_model(run / m["model"]) for m in [chosen, *members]})
     if "baseline_large" in summary:
         models["baseline_large"] = keras.saving.load_model(study_dir / "baseline_large.keras")
     times: dict[str, list[float]] = {name: [] for name in models}
@@ -173,7 +173,7 @@ def measure(study_dir: Path, rounds: int) -> dict[str, Any]:
     def retimed(name: str, m: dict[str, Any]) -> dict[str, Any]:
         return dict(m, test_exec_time=float(np.median(times[name])), params=int(models[name].count_params()))
 
-    member = retimed("specialized", chosen)
+    member = retimed(chosen["key"], chosen)
     out = ratios(member, base_line)
     if "baseline_large" in summary:
         large = dict(summary["baseline_large"], exec_time=float(np.median(times["baseline_large"])),
@@ -183,10 +183,9 @@ def measure(study_dir: Path, rounds: int) -> dict[str, Any]:
                                train_seconds=large["train_seconds"], arch=large.get("arch"))
     programs = [EditProgram.from_dict(m["genome"]) for m in members]
     criteria = [p.importance if p.squeeze else "none" for p in programs]
-    out["most_accurate"] = dict(ratios(retimed("most_accurate", accurate), base_line), key=accurate["key"],
+    out["most_accurate"] = dict(ratios(retimed(accurate["key"], accurate), base_line), key=accurate["key"],
                                 steps=accurate["metrics"].get("steps"))
-    out["at_speedup"] = at_speedup({m["key"]: {"test_error": m["test_error"],
-                                               "exec_time": float(np.median(times[f"member {m['key']}"]))}
+    out["at_speedup"] = at_speedup({m["key"]: {"test_error": m["test_error"], "exec_time": float(np.median(times[m["key"]]))}
                                     for m in members}, base_line)
     out.update(
         specialized_key=chosen["key"],
